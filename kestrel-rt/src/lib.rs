@@ -1,0 +1,2 @@
+//! kestrel-rt: the Kestrel runtime. It loads bundles built by eqlc and never links eqlc.
+#![forbid(unsafe_code)]
