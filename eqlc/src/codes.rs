@@ -85,6 +85,7 @@ codes! {
     E0208 Error "invalid-wildcard" "a wildcard pattern that is malformed";
     E0209 Error "invalid-index" "indexing into something that is not an array";
     E0210 Error "invalid-literal" "a literal that is not a valid value of the field's type";
+    E0211 Error "no-case-insensitive-form" "`~` on a function that has no case-insensitive form";
     // Queries and sequences.
     E0301 Error "key-count" "sequence steps join on different numbers of keys";
     E0302 Error "key-type" "sequence steps join keys of incompatible types";
@@ -103,7 +104,6 @@ codes! {
     E0501 Error "io-error" "a file that cannot be read";
     E0502 Error "invalid-rule-file" "a rule file that is not valid TOML or JSON";
     E0503 Error "missing-query" "a rule file without a query";
-    E0504 Error "duplicate-rule-id" "two rules share one rule id";
     // Schemas.
     E0601 Error "invalid-schema" "a schema file that is malformed";
     // Limits.
@@ -124,7 +124,7 @@ codes! {
     W0012 Warning "match-anything" "a pattern that matches every value";
     W0013 Warning "redundant-runs" "`runs=1` repeats a step once, which does nothing";
     W0014 Warning "duplicate-operand" "the same condition appears twice in `and` or `or`";
-    W0015 Warning "case-fold-no-effect" "a case-insensitive match against text without letters";
+    W0015 Warning "duplicate-rule-id" "two rules share one rule id";
     // eqlc bugs.
     B0001 Bug "internal-error" "eqlc failed internally; this is a bug in eqlc";
 }

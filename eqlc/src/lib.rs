@@ -12,9 +12,16 @@
 #![forbid(unsafe_code)]
 
 pub mod ast;
+pub mod check;
 pub mod codes;
 pub mod diag;
 pub mod dialect;
+pub mod driver;
+pub mod functions;
 pub mod lex;
 pub mod parse;
+pub mod print;
+pub mod render;
+pub mod rules;
 pub mod source;
+pub mod tir;

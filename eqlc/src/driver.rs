@@ -1,0 +1,84 @@
+//! The passes for a whole rule, chained: locate → parse → check. Pure: the caller
+//! supplies the sources and gets back the typed rules with their diagnostics.
+
+use crate::ast;
+use crate::check::{self, Options};
+use crate::codes::Code;
+use crate::diag::Diagnostic;
+use crate::parse;
+use crate::rules::{RuleMeta, RuleSource};
+use crate::source::{SourceMap, Span};
+use crate::tir;
+use std::collections::HashMap;
+
+/// One rule after checking.
+#[derive(Debug)]
+pub struct Checked {
+    pub meta: RuleMeta,
+    pub source: RuleSource,
+    pub ast: ast::File,
+    /// The typed rule, when the query could be checked at all (it may still have errors).
+    pub rule: Option<tir::Rule>,
+    pub diags: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diags.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Parses and checks one rule.
+pub fn check_rule(source: &RuleSource, sources: &SourceMap, options: &Options) -> Checked {
+    let file = sources.get(source.file);
+    let text = file.slice(source.span);
+    let (ast, mut diags) = parse::file(text, source.span.start as usize, options.dialect);
+    let parse_failed = diags.iter().any(Diagnostic::is_error);
+    let (rule, mut check_diags) = check::rule(&ast, options);
+    if parse_failed {
+        // Names and types in a tree with syntax errors would only echo them.
+        check_diags.retain(|diag| !diag.is_error() || diag.code.as_str().starts_with("E00"));
+    }
+    diags.append(&mut check_diags);
+    if ast.query.is_none() && !parse_failed {
+        diags.push(
+            Diagnostic::new(Code::E0503, format!("rule `{}` has no query", source.meta.name))
+                .primary(Span::new(source.span.start as usize, source.span.start as usize), "expected a query here")
+                .help("write an event query such as `process where ...`, or a `sequence`"),
+        );
+    }
+    for diag in &mut diags {
+        diag.file = Some(source.file);
+    }
+    Checked { meta: source.meta.clone(), source: source.clone(), ast, rule, diags }
+}
+
+/// Checks every rule, then the rule set as a whole (duplicate rule ids).
+pub fn check_all(rule_sources: &[RuleSource], sources: &SourceMap, options: &Options) -> Vec<Checked> {
+    let mut checked: Vec<Checked> = rule_sources.iter().map(|source| check_rule(source, sources, options)).collect();
+    let mut first_by_id: HashMap<String, usize> = HashMap::new();
+    for idx in 0..checked.len() {
+        let Some(id) = checked[idx].meta.rule_id.clone() else { continue };
+        match first_by_id.get(&id) {
+            None => {
+                first_by_id.insert(id, idx);
+            }
+            Some(&first) => {
+                let first_name = sources.get(checked[first].source.file).name.clone();
+                let rule = &mut checked[idx];
+                let span = Span::new(rule.source.span.start as usize, rule.source.span.start as usize);
+                rule.diags.push(
+                    Diagnostic::new(Code::W0015, format!("rule id `{id}` is also used by `{}`", checked_name(&first_name)))
+                        .primary(span, "duplicate rule id")
+                        .note("alerts and suppressions are keyed by rule id, so the two rules cannot be told apart")
+                        .in_file(rule.source.file),
+                );
+            }
+        }
+    }
+    checked
+}
+
+fn checked_name(name: &str) -> &str {
+    name
+}
