@@ -1,1 +1,117 @@
-//! Shared helpers for the suites in it/.
+//! Shared helpers for Kestrel's data-driven suites in `it/`.
+//!
+//! Test data lives in `tests/data/<suite>/`; snapshots in `snapshots/<suite>/` at the
+//! repository root. Third-party suites are read from `../shared` at test time and are
+//! skipped, loudly, where that directory is absent.
+
+use eqlc::check::Options;
+use eqlc::diag::Diagnostic;
+use eqlc::dialect::{Dialect, EndgameCase};
+use eqlc::driver::{self, Checked};
+use eqlc::functions::Declaration;
+use eqlc::rules::{self, FileKind};
+use eqlc::source::SourceMap;
+use kestrel_bundle::schema::Schema;
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repository").to_path_buf()
+}
+
+/// `../shared` beside the repository, or `None` with a message saying what is skipped.
+pub fn shared_dir(what: &str) -> Option<PathBuf> {
+    let dir = repo_root().join("../shared");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: {what}: ../shared is not present beside the repository ({})", dir.display());
+        None
+    }
+}
+
+/// Options written at the top of a data file, as `// eqlc: key=value ...` lines:
+/// `schema=linux|dynamic`, `dialect=elasticsearch|endgame`, `case=sensitive`,
+/// `declare=name(type)->type` (no spaces).
+#[derive(Clone, Debug)]
+pub struct FileOptions {
+    pub schema: String,
+    pub dialect: Dialect,
+    pub endgame_case: EndgameCase,
+    pub declarations: Vec<Declaration>,
+}
+
+impl FileOptions {
+    pub fn parse(text: &str) -> FileOptions {
+        let mut options = FileOptions { schema: "linux".to_string(), dialect: Dialect::Elasticsearch, endgame_case: EndgameCase::Insensitive, declarations: Vec::new() };
+        for line in text.lines() {
+            let Some(settings) = line.trim().strip_prefix("// eqlc:") else { continue };
+            for setting in settings.split_whitespace() {
+                let (key, value) = setting.split_once('=').unwrap_or((setting, ""));
+                match key {
+                    "schema" => options.schema = value.to_string(),
+                    "dialect" => options.dialect = value.parse().expect("valid dialect in test header"),
+                    "case" => options.endgame_case = if value == "sensitive" { EndgameCase::Sensitive } else { EndgameCase::Insensitive },
+                    "declare" => options.declarations.push(Declaration::parse(value).expect("valid declaration in test header")),
+                    other => panic!("unknown test header setting `{other}`"),
+                }
+            }
+        }
+        options
+    }
+
+    pub fn schema(&self) -> Schema {
+        Schema::builtin(&self.schema).unwrap_or_else(|| panic!("unknown schema `{}` in test header", self.schema))
+    }
+}
+
+/// Checks every rule of one file's text, as `eqlc check` would.
+pub fn check_text(name: &str, text: &str, kind: FileKind, options: &FileOptions) -> (SourceMap, Vec<Checked>, Vec<Diagnostic>) {
+    let schema = options.schema();
+    let check_options = Options { schema: &schema, dialect: options.dialect, endgame_case: options.endgame_case, declarations: &options.declarations };
+    let mut sources = SourceMap::new();
+    let (rule_sources, load_diags) = rules::split(name, text.to_string(), kind, &mut sources);
+    let checked = driver::check_all(&rule_sources, &sources, &check_options);
+    (sources, checked, load_diags)
+}
+
+/// Reads a JSON-lines corpus file into `(line number, rule object)` pairs.
+pub fn read_jsonl(path: &Path) -> Vec<(usize, serde_json::Value)> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(idx, line)| (idx + 1, serde_json::from_str(line).unwrap_or_else(|error| panic!("{}:{}: {error}", path.display(), idx + 1))))
+        .collect()
+}
+
+/// The Elasticsearch QA TOML files contain `null` tokens, which TOML does not have.
+/// They only appear as list items (`join_keys = [null, "x"]`); this turns them into
+/// the string `"\u{0}null"` outside of strings, so the file parses.
+pub fn es_toml_nulls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.trim_start().starts_with("join_keys") || line.trim_start().starts_with("expected_event_ids") {
+            let mut in_string = false;
+            let chars: Vec<char> = line.chars().collect();
+            let mut idx = 0;
+            while idx < chars.len() {
+                let ch = chars[idx];
+                if ch == '"' {
+                    in_string = !in_string;
+                }
+                if !in_string && line[line.char_indices().nth(idx).map_or(0, |(pos, _)| pos)..].starts_with("null") {
+                    out.push_str("\"\\u0000null\"");
+                    idx += 4;
+                    continue;
+                }
+                out.push(ch);
+                idx += 1;
+            }
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -50,6 +50,7 @@ pub fn check_rule(source: &RuleSource, sources: &SourceMap, options: &Options) -
     for diag in &mut diags {
         diag.file = Some(source.file);
     }
+    diags.sort_by_key(|diag| diag.primary_span().map_or(0, |span| span.start));
     Checked { meta: source.meta.clone(), source: source.clone(), ast, rule, diags }
 }
 

@@ -104,7 +104,8 @@ impl Tok {
             Tok::Ident(name) => format!("name `{name}`"),
             Tok::EscapedIdent(name) => format!("name `` `{name}` ``"),
             Tok::Var(name) => format!("variable `${name}`"),
-            Tok::Str(..) => "a string".to_string(),
+            Tok::Str(text, _) if text.chars().count() > 24 => format!("string \"{}...\"", text.chars().take(20).collect::<String>()),
+            Tok::Str(text, _) => format!("string \"{text}\""),
             Tok::Int(value) => format!("number `{value}`"),
             Tok::Float(value) => format!("number `{value}`"),
             Tok::Duration(value, unit) => format!("`{value}{unit}`"),
@@ -718,16 +719,29 @@ impl<'a> Lexer<'a> {
                     b'%' => Tok::Percent,
                     b'~' => Tok::Tilde,
                     b'?' => Tok::Question,
+                    b'&' => {
+                        // `&&` or `&`: report it, then read it as `and` so parsing goes on.
+                        self.pos += if self.peek(1) == Some(b'&') { 2 } else { 1 };
+                        let end = self.pos;
+                        let text = self.text[start..end].to_string();
+                        self.error(Code::E0003, start, end, format!("unexpected `{text}`"), "not an EQL operator").help.push("write `and` for a conjunction".to_string());
+                        self.push(Tok::And, start);
+                        return;
+                    }
+                    b'!' => {
+                        self.pos += 1;
+                        let end = self.pos;
+                        self.error(Code::E0003, start, end, "unexpected `!`", "not an EQL operator").help.push("write `not` to negate, or `!=` for inequality".to_string());
+                        self.push(Tok::Not, start);
+                        return;
+                    }
                     _ => {
                         let ch = self.text[self.pos..].chars().next().expect("in bounds");
                         self.pos += ch.len_utf8();
                         let end = self.pos;
                         let diag = self.error(Code::E0003, start, end, format!("unexpected character `{}`", ch.escape_debug()), "not part of EQL");
-                        match ch {
-                            '&' => diag.help.push("write `and` for a conjunction".to_string()),
-                            '!' => diag.help.push("write `not` to negate, or `!=` for inequality".to_string()),
-                            '\u{201c}' | '\u{201d}' => diag.help.push("use a plain ASCII double quote `\"`".to_string()),
-                            _ => {}
+                        if matches!(ch, '\u{201c}' | '\u{201d}' | '\u{2018}' | '\u{2019}') {
+                            diag.help.push("use a plain ASCII quote `\"`".to_string());
                         }
                         return;
                     }
@@ -736,9 +750,11 @@ impl<'a> Lexer<'a> {
             }
         };
         if tok == Tok::Pipe && self.peek(1) == Some(b'|') {
+            // Report `||`, then read it as `or` so parsing goes on.
             self.pos += 2;
             let end = self.pos;
             self.error(Code::E0003, start, end, "unexpected `||`", "not an EQL operator").help.push("write `or` for a disjunction".to_string());
+            self.push(Tok::Or, start);
             return;
         }
         self.pos += len;
@@ -788,7 +804,7 @@ mod tests {
         assert_eq!(toks("x:length()", Dialect::Endgame), vec![Ident("x".into()), MethodStart("length".into()), RParen]);
         assert_eq!(toks("x:length()", Dialect::Elasticsearch), vec![Ident("x".into()), Colon, Ident("length".into()), LParen, RParen]);
         assert_eq!(toks("1e3 2.5 .5", Dialect::Elasticsearch), vec![Float(1000.0), Float(2.5), Float(0.5)]);
-        assert_eq!(toks(r#""""a\b""""#, Dialect::Elasticsearch), vec![Str("a\\b\"".into(), StrKind::Triple)]);
+        assert_eq!(toks(r#""""a\b"""""#, Dialect::Elasticsearch), vec![Str("a\\b\"".into(), StrKind::Triple)]);
         assert_eq!(toks(r#"?'a\'b\n'"#, Dialect::Endgame), vec![Str("a'b\\n".into(), StrKind::RawSingle)]);
     }
 }

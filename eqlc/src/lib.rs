@@ -21,6 +21,7 @@ pub mod functions;
 pub mod lex;
 pub mod parse;
 pub mod print;
+pub mod print_ir;
 pub mod render;
 pub mod rules;
 pub mod source;

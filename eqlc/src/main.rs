@@ -42,13 +42,13 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
-    /// Print the syntax tree of each rule (for debugging grammar questions).
-    Parse {
-        #[arg(long, default_value = "elasticsearch")]
-        dialect: Dialect,
-        /// Print the rule back as EQL instead of the tree.
-        #[arg(long)]
-        eql: bool,
+    /// Print what the compiler makes of each rule: the syntax tree, the rule printed
+    /// back as EQL, or the typed IR.
+    Dump {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, value_enum, default_value = "ast")]
+        what: Dump,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -73,6 +73,16 @@ struct Target {
     /// Declare a function the rules may call, as `name(type, ...) -> type`.
     #[arg(long = "declare", value_name = "SIGNATURE")]
     declarations: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Dump {
+    /// The syntax tree, with byte spans.
+    Ast,
+    /// The rule printed back as EQL.
+    Eql,
+    /// The typed intermediate representation.
+    Ir,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -106,7 +116,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { target, report, paths } => check(&target, &report, &paths),
         Command::Explain { code, list } => explain(code.as_deref(), list),
-        Command::Parse { dialect, eql, paths } => parse(dialect, eql, &paths),
+        Command::Dump { target, what, paths } => dump(&target, what, &paths),
         Command::Schema { schema } => match load_schema(&schema) {
             Ok(schema) => {
                 print!("{}", schema.to_toml());
@@ -241,18 +251,28 @@ fn explain(code: Option<&str>, list: bool) -> ExitCode {
     }
 }
 
-fn parse(dialect: Dialect, as_eql: bool, paths: &[PathBuf]) -> ExitCode {
+fn dump(target: &Target, what: Dump, paths: &[PathBuf]) -> ExitCode {
+    let schema = match load_schema(&target.schema) {
+        Ok(schema) => schema,
+        Err(message) => return usage_error(&message),
+    };
+    let declarations: Vec<Declaration> = target.declarations.iter().filter_map(|text| Declaration::parse(text).ok()).collect();
+    let endgame_case = if target.case_sensitive { EndgameCase::Sensitive } else { EndgameCase::Insensitive };
+    let options = Options { schema: &schema, dialect: target.dialect, endgame_case, declarations: &declarations };
     let mut sources = SourceMap::new();
     let (rule_sources, mut diags) = rules::load(paths, &mut sources);
     for source in &rule_sources {
-        let file = sources.get(source.file);
-        let (ast, mut parse_diags) = eqlc::parse::file(file.slice(source.span), source.span.start as usize, dialect);
+        let checked = driver::check_rule(source, &sources, &options);
         println!("# {}", source.meta.name);
-        println!("{}", if as_eql { print::eql(&ast) } else { print::dump(&ast) });
-        for diag in &mut parse_diags {
-            diag.file = Some(source.file);
+        match what {
+            Dump::Ast => print!("{}", print::dump(&checked.ast)),
+            Dump::Eql => println!("{}", print::eql(&checked.ast)),
+            Dump::Ir => match &checked.rule {
+                Some(rule) if !checked.has_errors() => print!("{}", eqlc::print_ir::rule(rule)),
+                _ => println!("(no IR: the rule has errors)"),
+            },
         }
-        diags.append(&mut parse_diags);
+        diags.extend(checked.diags);
     }
     eprint!("{}", render::human(&diags, &sources, std::io::stderr().is_terminal()));
     if diags.iter().any(Diagnostic::is_error) { ExitCode::from(1) } else { ExitCode::SUCCESS }

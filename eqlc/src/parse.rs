@@ -115,13 +115,13 @@ pub fn file(text: &str, base: usize, dialect: Dialect) -> (ast::File, Vec<Diagno
     let token_stream = tokens.iter().map(|token| Ok::<_, std::convert::Infallible>((token.span.start as usize, token.tok.clone(), token.span.end as usize)));
     let result = parser.parse(&mut state, token_stream);
     for recovery in std::mem::take(&mut state.recovered) {
-        diags.push(syntax_error(recovery.error, end));
+        diags.push(syntax_error(recovery.error, end, &tokens));
     }
     diags.append(&mut state.diags);
     let file = match result {
         Ok(file) => file,
         Err(error) => {
-            diags.push(syntax_error(error, end));
+            diags.push(syntax_error(error, end, &tokens));
             ast::File { definitions: Vec::new(), query: Some(ast::PipedQuery { query: ast::Query::Error(whole), pipes: Vec::new(), span: whole }), span: whole }
         }
     };
@@ -139,10 +139,10 @@ pub fn expression(text: &str, dialect: Dialect) -> (Option<Expr>, Vec<Diagnostic
     (expr, diags)
 }
 
-fn syntax_error(error: ParseError<usize, Tok, std::convert::Infallible>, end: usize) -> Diagnostic {
+fn syntax_error(error: ParseError<usize, Tok, std::convert::Infallible>, end: usize, tokens: &[lex::Token]) -> Diagnostic {
     match error {
-        ParseError::UnrecognizedToken { token: (start, tok, stop), expected } => unexpected(&tok, Span::new(start, stop), &expected),
-        ParseError::ExtraToken { token: (start, tok, stop) } => unexpected(&tok, Span::new(start, stop), &[]),
+        ParseError::UnrecognizedToken { token: (start, tok, stop), expected } => unexpected(&tok, Span::new(start, stop), &expected, tokens),
+        ParseError::ExtraToken { token: (start, tok, stop) } => unexpected(&tok, Span::new(start, stop), &[], tokens),
         ParseError::UnrecognizedEof { location, expected } => {
             let span = Span::new(location, location.max(end));
             let mut diag = Diagnostic::new(Code::E0002, "unexpected end of query").primary(Span::new(span.start as usize, span.start as usize), "the query ends here");
@@ -163,9 +163,23 @@ fn syntax_error(error: ParseError<usize, Tok, std::convert::Infallible>, end: us
     }
 }
 
-fn unexpected(tok: &Tok, span: Span, expected: &[String]) -> Diagnostic {
-    let wants_name = expected.iter().any(|name| name == "\"name\"");
-    if tok.is_keyword() && wants_name {
+/// The tokens just before and after the one at `span`.
+fn neighbours(tokens: &[lex::Token], span: Span) -> (Option<&Tok>, Option<&Tok>) {
+    match tokens.iter().position(|token| token.span == span) {
+        Some(idx) => (idx.checked_sub(1).map(|before| &tokens[before].tok), tokens.get(idx + 1).map(|token| &token.tok)),
+        None => (None, None),
+    }
+}
+
+fn unexpected(tok: &Tok, span: Span, expected: &[String], tokens: &[lex::Token]) -> Diagnostic {
+    let (before, after) = neighbours(tokens, span);
+    let wants = |name: &str| expected.iter().any(|item| item.trim_matches('"') == name);
+    // `sequence == 1`: a keyword used as a field name.
+    let used_as_name = matches!(
+        after,
+        Some(Tok::Dot | Tok::EqEq | Tok::Eq | Tok::NotEq | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::Colon | Tok::In | Tok::InCi | Tok::Like | Tok::LikeCi | Tok::Regex | Tok::RegexCi)
+    );
+    if tok.is_keyword() && wants("name") && used_as_name {
         let word = tok.text().unwrap_or("keyword");
         return Diagnostic::new(Code::E0008, format!("`{word}` is a keyword and cannot be used as a name"))
             .primary(span, "keyword used as a name")
@@ -175,41 +189,82 @@ fn unexpected(tok: &Tok, span: Span, expected: &[String]) -> Diagnostic {
     if let Some(list) = expected_list(expected) {
         diag = diag.note(format!("expected {list}"));
     }
+    let starts_value = matches!(tok, Tok::Str(..) | Tok::Int(_) | Tok::Float(_) | Tok::Ident(_) | Tok::EscapedIdent(_) | Tok::Null | Tok::True | Tok::False);
+    if let Some(Tok::Str(text, _)) = before
+        && matches!(tok, Tok::Ident(_) | Tok::Str(..))
+        && (text.contains(" and ") || text.contains(" or ") || text.contains("=="))
+    {
+        return diag.help("the string before this seems to hold part of the query: is a closing `\"` missing?");
+    }
     match tok {
-        Tok::Eq if expected.iter().any(|name| name == "\"==\"") => diag.help("write `==` to compare"),
-        Tok::Str(..) if expected.iter().any(|name| name == "\"where\"") => diag.help("a category name and `where` come before the condition"),
-        Tok::LBracket | Tok::MissingOpen if !expected.is_empty() && !expected.iter().any(|name| name == "\"[\"") => {
-            diag.help("steps in brackets belong to `sequence`, `join` or `sample`")
-        }
+        Tok::Eq if wants("==") => diag.help("write `==` to compare"),
+        Tok::Str(..) if wants("where") => diag.help("a category name and `where` come before the condition"),
+        Tok::LBracket | Tok::MissingOpen if !expected.is_empty() && !wants("[") => diag.help("steps in brackets belong to `sequence`, `join` or `sample`"),
+        _ if starts_value && wants(",") => diag.help("add a `,` between the items of the list"),
+        _ if starts_value && wants("and") => diag.help("join conditions with `and` or `or`"),
         _ => diag,
     }
 }
 
 /// Renders lalrpop's expected-terminal list for people; `None` when it says nothing useful.
 fn expected_list(expected: &[String]) -> Option<String> {
-    let mut names: Vec<String> = expected
-        .iter()
-        .map(|raw| {
-            let inner = raw.trim_matches('"');
-            match inner {
-                "name" | "escaped name" | "variable" | "string" | "integer" | "decimal" | "duration" | "index" => format!("a {inner}"),
-                "method" => "a method call".to_string(),
-                other => format!("`{}`", other.replace("\\\"", "\"")),
-            }
-        })
-        .collect();
+    let plain: Vec<&str> = expected.iter().map(|raw| raw.trim_matches('"')).collect();
+    let mut names: Vec<String> = Vec::new();
+    // An expression can start with any of these; say "an expression" once instead.
+    let expression_starts = ["name", "string", "integer", "decimal", "escaped name", "variable", "null", "true", "false", "(", "-", "+", "?", "not"];
+    let is_expression = ["name", "string", "integer"].iter().all(|start| plain.contains(start));
+    if is_expression {
+        names.push("an expression".to_string());
+    }
+    for item in &plain {
+        if is_expression && expression_starts.contains(item) {
+            continue;
+        }
+        names.push(match *item {
+            "name" | "string" | "duration" | "variable" | "method" => format!("a {item}"),
+            "escaped name" | "integer" | "index" => format!("an {item}"),
+            "decimal" => "a decimal number".to_string(),
+            other => format!("`{}`", other.replace("\\\"", "\"")),
+        });
+    }
     names.sort();
     names.dedup();
     if names.is_empty() {
         return None;
     }
-    if names.len() > 12 {
-        let shown = names[..10].join(", ");
-        return Some(format!("one of {shown}, or {} more", names.len() - 10));
+    if names.len() > 10 {
+        let shown = names[..8].join(", ");
+        return Some(format!("one of {shown}, or {} more", names.len() - 8));
     }
     if names.len() == 1 {
         return Some(names.remove(0));
     }
     let last = names.pop().expect("two or more");
     Some(format!("one of {}, or {last}", names.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_input_is_rejected_not_parsed() {
+        let huge = format!("any where x in ({})", vec!["1"; MAX_LIST_ITEMS + 1].join(", "));
+        let (_, diags) = file(&huge, 0, Dialect::Elasticsearch);
+        assert!(diags.iter().any(|diag| diag.code == Code::E0902), "{diags:?}");
+        let giant = "a".repeat(MAX_QUERY_BYTES + 1);
+        let (parsed, diags) = file(&giant, 0, Dialect::Elasticsearch);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].code, Code::E0902);
+        assert!(matches!(parsed.query.unwrap().query, ast::Query::Error(_)));
+    }
+
+    #[test]
+    fn long_and_chains_stay_shallow() {
+        let text = format!("any where {}", vec!["a == 1"; 5000].join(" and "));
+        let (parsed, diags) = file(&text, 0, Dialect::Elasticsearch);
+        assert!(diags.is_empty(), "{diags:?}");
+        let ast::Query::Event(event) = parsed.query.unwrap().query else { panic!("event query") };
+        assert!(event.condition.depth <= 3);
+    }
 }

@@ -123,6 +123,8 @@ pub struct Rule {
     pub query: Query,
     pub pipes: Vec<Pipe>,
     pub exprs: Vec<Expr>,
+    /// Names of the declared functions, indexed by `Func::Declared`.
+    pub declared: Vec<String>,
 }
 
 impl Rule {

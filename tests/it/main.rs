@@ -1,1 +1,9 @@
-fn main() {}
+//! Kestrel's integration suites, one binary. Each module is one suite; the data it
+//! reads lives in `tests/data/<suite>/` and its snapshots in `snapshots/<suite>/`.
+
+mod architecture;
+mod conformance;
+mod corpus;
+mod fuzz;
+mod roundtrip;
+mod snapshots;

@@ -106,7 +106,7 @@ impl<'a> Checker<'a> {
                 self.report(
                     Diagnostic::new(Code::E0201, format!("`{}` needs numbers, found {}", op.text(), ty.name()))
                         .primary(side.span, format!("this is a {}", ty.name()))
-                        .secondary(span, "in this arithmetic"),
+                        .help("arithmetic works on long and double values; `number(x)` converts a string"),
                 );
                 return self.error_expr(span);
             }
@@ -199,13 +199,21 @@ impl<'a> Checker<'a> {
             return self.error_expr(span);
         }
         let ordering = !matches!(op, CompareOp::Eq | CompareOp::NotEq);
-        let ok = compatible(lhs_ty.scalar, rhs_ty.scalar) && !(ordering && (lhs_ty.scalar == Scalar::Bool || rhs_ty.scalar == Scalar::Bool));
-        if !ok {
+        if ordering && (lhs_ty.scalar == Scalar::Bool || rhs_ty.scalar == Scalar::Bool) {
+            let side = if lhs_ty.scalar == Scalar::Bool { lhs } else { rhs };
             self.report(
-                Diagnostic::new(Code::E0201, format!("cannot compare {} with {}", lhs_ty.name(), rhs_ty.name()))
-                    .primary(span, format!("`{}` between mismatched types", op.text()))
+                Diagnostic::new(Code::E0201, format!("booleans have no order; `{}` cannot compare them", op.text()))
+                    .primary(side.span, "this is a boolean")
+                    .help("compare booleans with `==` or `!=`"),
+            );
+            return self.error_expr(span);
+        }
+        if !compatible(lhs_ty.scalar, rhs_ty.scalar) {
+            self.report(
+                Diagnostic::new(Code::E0201, format!("`{}` cannot compare a {} with a {}", op.text(), lhs_ty.name(), rhs_ty.name()))
+                    .primary(rhs.span, format!("this is a {}", rhs_ty.name()))
                     .secondary(lhs.span, format!("this is a {}", lhs_ty.name()))
-                    .secondary(rhs.span, format!("this is a {}", rhs_ty.name())),
+                    .help("compare values of the same type; `string(x)` and `number(x)` convert"),
             );
             return self.error_expr(span);
         }

@@ -36,7 +36,11 @@ impl<'a> Checker<'a> {
                 ExprKind::Or(items) => self.tautologies(items),
                 _ => {}
             }
-            if let Some(value) = self.fold(id, 0)
+            // Report the smallest constant part: an `and` that is false because one operand
+            // is false says so through that operand.
+            let partial = matches!(&kind, ExprKind::And(items) | ExprKind::Or(items) if items.iter().any(|item| self.fold(*item, 0).is_none()));
+            if !partial
+                && let Some(value) = self.fold(id, 0)
                 && !matches!(self.node(id).kind, ExprKind::Literal(_))
             {
                 let span = self.node(id).span;

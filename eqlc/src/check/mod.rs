@@ -45,7 +45,8 @@ pub fn rule(file: &ast::File, options: &Options) -> (Option<tir::Rule>, Vec<Diag
         return (None, checker.diags);
     };
     let pipes = checker.pipes(&piped.pipes, &query);
-    let rule = tir::Rule { query, pipes, exprs: checker.arena.into_exprs() };
+    let declared = options.declarations.iter().map(|declaration| declaration.name.clone()).collect();
+    let rule = tir::Rule { query, pipes, exprs: checker.arena.into_exprs(), declared };
     (Some(rule), checker.diags)
 }
 
@@ -65,6 +66,8 @@ struct Scope {
     aliases: Vec<(String, usize, Span)>,
     /// Aliases of the current and later steps, to explain a forward reference.
     later_aliases: Vec<(String, Span)>,
+    /// Aliases of the query that cannot be used here (`until`, shared `by` keys).
+    hidden_aliases: Vec<(String, Span)>,
     /// In a pipe after a sequence of this many events: `events[i].x` and plain fields
     /// (meaning the first event) are allowed.
     pipe_events: Option<usize>,

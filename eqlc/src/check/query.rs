@@ -159,8 +159,6 @@ impl<'a> Checker<'a> {
                 self.unknown_param(param, if kind == MultiKind::Sequence { &["maxspan"] } else { &[] }, kind.keyword());
             }
         }
-        let shared_keys: Vec<ExprId> = header.by.map(|(keys, _)| keys.iter().map(|key| self.expr(key)).collect()).unwrap_or_default();
-
         // Aliases are visible from the step after their own.
         let aliases: Vec<(String, Span)> = multi
             .steps
@@ -171,8 +169,11 @@ impl<'a> Checker<'a> {
                 _ => None,
             })
             .collect();
+        self.scope.hidden_aliases = aliases.clone();
+        let shared_keys: Vec<ExprId> = header.by.map(|(keys, _)| keys.iter().map(|key| self.expr(key)).collect()).unwrap_or_default();
+        self.scope.hidden_aliases.clear();
         self.scope.aliases.clear();
-        self.scope.later_aliases = aliases;
+        self.scope.later_aliases = aliases.clone();
 
         let mut steps: Vec<tir::Step> = Vec::new();
         let mut key_sources: Vec<(Span, usize)> = Vec::new();
@@ -183,6 +184,8 @@ impl<'a> Checker<'a> {
             for param in &clauses.params {
                 if param.name.text == "runs" && kind == MultiKind::Sequence {
                     runs = self.runs(param);
+                } else if param.name.text == "runs" {
+                    self.invalid_clause(param.span, "`runs`", &step_context);
                 } else {
                     self.unknown_param(param, if kind == MultiKind::Sequence { &["runs"] } else { &[] }, &step_context);
                 }
@@ -218,9 +221,13 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        let until = multi.until.as_ref().map(|until| self.until_step(kind, until, &shared_keys, &mut key_sources));
-        self.scope.aliases.clear();
+        let visible = std::mem::take(&mut self.scope.aliases);
         self.scope.later_aliases.clear();
+        self.scope.hidden_aliases = aliases;
+        let until = multi.until.as_ref().map(|until| self.until_step(kind, until, &shared_keys, &mut key_sources));
+        self.scope.hidden_aliases.clear();
+        // Pipes after the query may read any step through its alias.
+        self.scope.aliases = visible;
 
         self.key_rules(&steps, until.as_ref(), &key_sources);
         let positives = steps.iter().filter(|step| !step.missing).count();
@@ -272,9 +279,7 @@ impl<'a> Checker<'a> {
             }
         }
         // The until step sees no aliases: it may arrive before any step has matched.
-        let saved = std::mem::take(&mut self.scope.aliases);
         let query = self.event_query(&until.query);
-        self.scope.aliases = saved;
         let mut keys = shared_keys.to_vec();
         keys.extend(clauses.by.map(|(keys, _)| keys.iter().map(|key| self.expr(key)).collect::<Vec<_>>()).unwrap_or_default());
         key_sources.push((clauses.by.map(|(_, span)| span).unwrap_or(until.span), keys.len()));
@@ -446,6 +451,7 @@ impl<'a> Checker<'a> {
             }
         }
         self.scope.pipe_events = None;
+        self.scope.aliases.clear();
         out
     }
 

@@ -71,6 +71,16 @@ impl<'a> Checker<'a> {
                     return self.error_expr(span);
                 }
             }
+            if let Some((_, alias_span)) = self.scope.hidden_aliases.iter().find(|(alias, _)| *alias == root).cloned() {
+                self.report(
+                    Diagnostic::new(Code::E0310, format!("alias `{root}` cannot be used here"))
+                        .primary(path.root_span, "not available here")
+                        .secondary(alias_span, "the alias is defined here")
+                        .note("aliases name the events of earlier steps; `until` and the shared `by` keys see no earlier step")
+                        .help("move the condition into a later step of the sequence"),
+                );
+                return self.error_expr(span);
+            }
             if let Some(n_events) = self.scope.pipe_events
                 && root == "events"
                 && let Some(PathSegment::Index { index, span: index_span }) = path.segments.first()

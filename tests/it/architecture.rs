@@ -1,0 +1,90 @@
+//! Architecture invariants, written as absences (see ARCHITECTURE.md) and checked here.
+
+use eqlc::codes::Code;
+use std::path::Path;
+use tests::repo_root;
+
+/// The runtime never links the compiler or its front-end machinery.
+#[test]
+fn runtime_does_not_depend_on_the_compiler() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = std::process::Command::new(cargo)
+        .args(["tree", "-p", "kestrel-rt", "--edges", "normal,build", "--prefix", "none", "--format", "{p}"])
+        .current_dir(repo_root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let crates: Vec<&str> = tree.lines().filter_map(|line| line.split_whitespace().next()).collect();
+    for forbidden in ["eqlc", "lalrpop", "lalrpop-util", "codespan-reporting", "wasm-encoder"] {
+        assert!(!crates.contains(&forbidden), "kestrel-rt depends on {forbidden}:\n{tree}");
+    }
+    assert!(crates.contains(&"kestrel-bundle"), "kestrel-rt should depend on the contract crate");
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() && name != "target" && !name.starts_with('.') {
+            rust_files(&path, out);
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Files stay small enough to read in one sitting.
+#[test]
+fn source_files_stay_under_a_thousand_lines() {
+    let mut files = Vec::new();
+    for krate in ["eqlc", "kestrel-bundle", "kestrel-rt", "tests", "xtask"] {
+        rust_files(&repo_root().join(krate), &mut files);
+    }
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(path).unwrap().lines().count();
+            (lines > 1000).then(|| format!("{} has {lines} lines", path.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these files: {long:?}");
+}
+
+/// Library crates that parse untrusted input contain no `unsafe`.
+#[test]
+fn libraries_forbid_unsafe_code() {
+    for lib in ["eqlc/src/lib.rs", "kestrel-bundle/src/lib.rs", "kestrel-rt/src/lib.rs"] {
+        let text = std::fs::read_to_string(repo_root().join(lib)).unwrap();
+        assert!(text.contains("#![forbid(unsafe_code)]"), "{lib} must forbid unsafe code");
+    }
+}
+
+/// No pending snapshots are committed, and no snapshot is orphaned by a deleted case.
+#[test]
+fn snapshots_are_reviewed_and_have_cases() {
+    for suite in ["parse", "check"] {
+        let dir = repo_root().join("snapshots").join(suite);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().to_string();
+            assert!(!name.ends_with(".snap.new"), "unreviewed snapshot {suite}/{name}: run `cargo xtask bless` and review it");
+            let case = name.trim_start_matches(&format!("{suite}@")).trim_end_matches(".snap");
+            assert!(repo_root().join("tests/data").join(suite).join(case).exists(), "snapshot {suite}/{name} has no case in tests/data/{suite}/");
+        }
+    }
+}
+
+/// Every code has its page in docs/errors, and every page belongs to a code.
+#[test]
+fn every_code_has_an_explanation_page() {
+    for code in Code::ALL {
+        let page = code.explanation();
+        assert!(page.starts_with(&format!("# {}: {}", code.as_str(), code.slug())), "docs/errors/{}.md must start with `# {}: {}`", code, code, code.slug());
+        assert!(page.lines().count() > 5, "docs/errors/{code}.md is too short to explain anything");
+    }
+    for entry in std::fs::read_dir(repo_root().join("docs/errors")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        let code = name.trim_end_matches(".md");
+        assert!(Code::parse(code).is_some(), "docs/errors/{name} documents no code");
+    }
+}

@@ -1,0 +1,79 @@
+//! Elastic's published rules (../shared/corpus, test input only): every one parses and
+//! checks against `--schema dynamic`, and the Linux ones against `--schema linux`, except
+//! rules written for data the Kestrel sensor does not produce.
+
+use eqlc::diag::Diagnostic;
+use eqlc::rules::FileKind;
+use tests::{check_text, read_jsonl, shared_dir, FileOptions};
+
+/// Field prefixes of data sources other than an endpoint sensor (auditd, Kubernetes
+/// audit logs, network capture and proxies, IDS alerts).
+const NON_SENSOR_PREFIXES: &[&str] = &["auditd.", "kubernetes.", "http.", "url.", "user_agent.", "flow.", "rule.", "related."];
+
+fn corpus_rules() -> Option<Vec<(String, serde_json::Value)>> {
+    let shared = shared_dir("corpus tests")?;
+    let mut rules = Vec::new();
+    for file in ["elastic-detection-rules.eql.jsonl", "elastic-protections-artifacts.eql.jsonl"] {
+        for (line, rule) in read_jsonl(&shared.join("corpus").join(file)) {
+            rules.push((format!("{file}:{line}"), rule));
+        }
+    }
+    Some(rules)
+}
+
+fn check_one(location: &str, query: &str, schema: &str) -> Vec<Diagnostic> {
+    let options = FileOptions::parse(&format!("// eqlc: schema={schema}"));
+    let (_, checked, load_diags) = check_text(location, query, FileKind::Eql, &options);
+    assert!(load_diags.is_empty());
+    checked.into_iter().flat_map(|rule| rule.diags).collect()
+}
+
+fn is_linux(rule: &serde_json::Value) -> bool {
+    rule["os"].as_array().is_some_and(|list| list.iter().any(|os| os == "linux"))
+}
+
+#[test]
+fn every_corpus_rule_checks_clean_with_the_dynamic_schema() {
+    let Some(rules) = corpus_rules() else { return };
+    assert_eq!(rules.len(), 2395, "the corpus should hold 1,081 + 1,314 rules");
+    let mut failures = Vec::new();
+    for (location, rule) in &rules {
+        let query = rule["query"].as_str().expect("every corpus rule has a query");
+        let errors: Vec<String> = check_one(location, query, "dynamic").into_iter().filter(Diagnostic::is_error).map(|diag| format!("{}: {}", diag.code, diag.message)).collect();
+        if !errors.is_empty() {
+            failures.push(format!("{location}: {errors:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} rules failed:\n{}", failures.len(), rules.len(), failures.join("\n"));
+}
+
+#[test]
+fn linux_rules_check_against_the_linux_schema() {
+    let Some(rules) = corpus_rules() else { return };
+    let linux: Vec<_> = rules.iter().filter(|(_, rule)| is_linux(rule)).collect();
+    assert_eq!(linux.len(), 683, "426 detection rules and 257 endpoint rules target Linux");
+    let mut clean = 0;
+    let mut unexplained = Vec::new();
+    let mut not_sensor = Vec::new();
+    for (location, rule) in &linux {
+        let query = rule["query"].as_str().unwrap();
+        let errors: Vec<Diagnostic> = check_one(location, query, "linux").into_iter().filter(Diagnostic::is_error).collect();
+        if errors.is_empty() {
+            clean += 1;
+            continue;
+        }
+        // Every remaining error must be an unknown field from a non-sensor data source.
+        let explained = errors.iter().all(|diag| {
+            diag.code == eqlc::codes::Code::E0101 && NON_SENSOR_PREFIXES.iter().any(|prefix| diag.message.contains(&format!("`{prefix}")))
+        });
+        let name = rule["name"].as_str().unwrap_or("?");
+        if explained {
+            not_sensor.push(format!("{location} {name}"));
+        } else {
+            unexplained.push(format!("{location} {name}: {:?}", errors.iter().map(|diag| &diag.message).collect::<Vec<_>>()));
+        }
+    }
+    eprintln!("linux rules clean against the linux schema: {clean}/{}; rules on non-sensor data: {}", linux.len(), not_sensor.len());
+    assert!(unexplained.is_empty(), "linux rules failing for reasons other than non-sensor fields:\n{}", unexplained.join("\n"));
+    assert!(clean >= 649, "only {clean} of 683 Linux rules check clean; the target is 649");
+}
