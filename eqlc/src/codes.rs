@@ -125,6 +125,7 @@ codes! {
     W0013 Warning "redundant-runs" "`runs=1` repeats a step once, which does nothing";
     W0014 Warning "duplicate-operand" "the same condition appears twice in `and` or `or`";
     W0015 Warning "duplicate-rule-id" "two rules share one rule id";
+    W0016 Warning "mixed-and-or" "`and` inside `or` without parentheses";
     // eqlc bugs.
     B0001 Bug "internal-error" "eqlc failed internally; this is a bug in eqlc";
 }

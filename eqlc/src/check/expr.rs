@@ -59,6 +59,16 @@ impl<'a> Checker<'a> {
                 self.push(ExprKind::Not(inner), Ty::of(Scalar::Bool), span)
             }
             Ast::And(items) | Ast::Or(items) => {
+                if matches!(expr.kind, Ast::Or(_))
+                    && let Some(mixed) = items.iter().find(|item| matches!(item.kind, Ast::And(_)))
+                {
+                    self.report(
+                        Diagnostic::new(Code::W0016, "`and` inside `or` without parentheses")
+                            .primary(mixed.span, "this `and` is grouped first, then `or`ed with the rest")
+                            .note("`and` binds tighter than `or`: `a and b or c` means `(a and b) or c`")
+                            .help("add parentheses to say which grouping you mean"),
+                    );
+                }
                 let ids: Vec<ExprId> = items.iter().map(|item| self.condition(item)).collect();
                 self.duplicate_operands(&ids, matches!(expr.kind, Ast::And(_)));
                 let kind = if matches!(expr.kind, Ast::And(_)) { ExprKind::And(ids) } else { ExprKind::Or(ids) };
