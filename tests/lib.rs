@@ -43,7 +43,8 @@ pub struct FileOptions {
 
 impl FileOptions {
     pub fn parse(text: &str) -> FileOptions {
-        let mut options = FileOptions { schema: "linux".to_string(), dialect: Dialect::Elasticsearch, endgame_case: EndgameCase::Insensitive, declarations: Vec::new() };
+        let mut options =
+            FileOptions { schema: "linux".to_string(), dialect: Dialect::Elasticsearch, endgame_case: EndgameCase::Insensitive, declarations: Vec::new() };
         for line in text.lines() {
             let Some(settings) = line.trim().strip_prefix("// eqlc:") else { continue };
             for setting in settings.split_whitespace() {

@@ -152,7 +152,10 @@ pub struct Param {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ParamValue {
     /// A number and a unit, as written: `30s`, `5 m`, `2.5m`.
-    Duration { value: String, unit: String },
+    Duration {
+        value: String,
+        unit: String,
+    },
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -254,19 +257,45 @@ pub enum ExprKind {
     Str(String, StrKind),
     Path(Path),
     /// `f(args)`, `f~(args)`, or the endgame method form `x:f(args)` (receiver first).
-    Call { name: Name, case_insensitive: bool, args: Vec<Expr>, method: bool },
+    Call {
+        name: Name,
+        case_insensitive: bool,
+        args: Vec<Expr>,
+        method: bool,
+    },
     Not(Box<Expr>),
     And(Vec<Expr>),
     Or(Vec<Expr>),
-    Compare { op: CompareOp, lhs: Box<Expr>, rhs: Box<Expr> },
-    Arith { op: ArithOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Compare {
+        op: CompareOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Arith {
+        op: ArithOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     Neg(Box<Expr>),
     /// `x in (a, b)`, `x not in~ (a, b)`
-    In { expr: Box<Expr>, items: Vec<Expr>, negated: bool, case_insensitive: bool },
+    In {
+        expr: Box<Expr>,
+        items: Vec<Expr>,
+        negated: bool,
+        case_insensitive: bool,
+    },
     /// `x : "a*"`, `x like~ ("a*", "b")`; `list` records whether parentheses were written.
-    Match { expr: Box<Expr>, op: MatchOp, patterns: Vec<Expr>, list: bool },
+    Match {
+        expr: Box<Expr>,
+        op: MatchOp,
+        patterns: Vec<Expr>,
+        list: bool,
+    },
     /// `descendant of [q]`, `child of [q]`, `event of [q]`
-    Lineage { relation: Name, query: Box<EventQuery> },
+    Lineage {
+        relation: Name,
+        query: Box<EventQuery>,
+    },
     /// `(expr)`, kept so that printing and spans follow the source.
     Paren(Box<Expr>),
     /// An expression the parser could not read; a diagnostic says why.

@@ -49,15 +49,7 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic with the code's default severity.
     pub fn new(code: Code, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            severity: code.severity(),
-            code,
-            message: message.into(),
-            file: None,
-            labels: Vec::new(),
-            notes: Vec::new(),
-            help: Vec::new(),
-        }
+        Diagnostic { severity: code.severity(), code, message: message.into(), file: None, labels: Vec::new(), notes: Vec::new(), help: Vec::new() }
     }
 
     pub fn primary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {

@@ -118,25 +118,48 @@ pub const BUILTINS: &[Signature] = &[
     Signature { endgame_only: true, ..sig(Func::ArrayCount, "arrayCount", &[A::Array, A::Var, A::Condition], Returns::Fixed(Scalar::Long)) },
     Signature { endgame_only: true, ..sig(Func::ArraySearch, "arraySearch", &[A::Array, A::Var, A::Condition], Returns::Fixed(Scalar::Bool)) },
     sig(Func::EndpointArraySearch, "_arraysearch", &[A::Array, A::Var, A::Condition], Returns::Fixed(Scalar::Bool)),
-    Signature { optional: 1, literal_from: Some(3), case_insensitive_form: true, ..sig(Func::Between, "between", &[A::Str, A::Str, A::Str, A::Bool], Returns::Fixed(Scalar::Str)) },
-    Signature { literal_from: Some(1), any_element: true, ..sig(Func::CidrMatch, "cidrMatch", &[A::Ip, A::Str], Returns::Fixed(Scalar::Bool)) }.with_rest(A::Str),
+    Signature {
+        optional: 1,
+        literal_from: Some(3),
+        case_insensitive_form: true,
+        ..sig(Func::Between, "between", &[A::Str, A::Str, A::Str, A::Bool], Returns::Fixed(Scalar::Str))
+    },
+    Signature { literal_from: Some(1), any_element: true, ..sig(Func::CidrMatch, "cidrMatch", &[A::Ip, A::Str], Returns::Fixed(Scalar::Bool)) }
+        .with_rest(A::Str),
     sig(Func::Concat, "concat", &[A::Any], Returns::Fixed(Scalar::Str)).with_rest(A::Any),
     sig(Func::Divide, "divide", &[A::Num, A::Num], Returns::Numeric),
     Signature { case_insensitive_form: true, any_element: true, ..sig(Func::EndsWith, "endsWith", &[A::Str, A::Str], Returns::Fixed(Scalar::Bool)) },
     Signature { optional: 1, case_insensitive_form: true, ..sig(Func::IndexOf, "indexOf", &[A::Str, A::Str, A::Int], Returns::Fixed(Scalar::Long)) },
     sig(Func::Length, "length", &[A::StrOrArray], Returns::Fixed(Scalar::Long)),
-    Signature { literal_from: Some(1), any_element: true, endgame_only: true, ..sig(Func::Match, "match", &[A::Str, A::Str], Returns::Fixed(Scalar::Bool)) }.with_rest(A::Str),
-    Signature { literal_from: Some(1), any_element: true, endgame_only: true, ..sig(Func::MatchLite, "matchLite", &[A::Str, A::Str], Returns::Fixed(Scalar::Bool)) }.with_rest(A::Str),
+    Signature { literal_from: Some(1), any_element: true, endgame_only: true, ..sig(Func::Match, "match", &[A::Str, A::Str], Returns::Fixed(Scalar::Bool)) }
+        .with_rest(A::Str),
+    Signature {
+        literal_from: Some(1),
+        any_element: true,
+        endgame_only: true,
+        ..sig(Func::MatchLite, "matchLite", &[A::Str, A::Str], Returns::Fixed(Scalar::Bool))
+    }
+    .with_rest(A::Str),
     sig(Func::Modulo, "modulo", &[A::Num, A::Num], Returns::Numeric),
     sig(Func::Multiply, "multiply", &[A::Num, A::Num], Returns::Numeric),
     Signature { optional: 1, literal_from: Some(1), ..sig(Func::Number, "number", &[A::Str, A::Int], Returns::Fixed(Scalar::Any)) },
     Signature { endgame_only: true, ..sig(Func::Safe, "safe", &[A::Any], Returns::FirstArg) },
     Signature { case_insensitive_form: true, any_element: true, ..sig(Func::StartsWith, "startsWith", &[A::Str, A::Str], Returns::Fixed(Scalar::Bool)) },
     sig(Func::String, "string", &[A::Any], Returns::Fixed(Scalar::Str)),
-    Signature { case_insensitive_form: true, any_element: true, ..sig(Func::StringContains, "stringContains", &[A::Str, A::Str], Returns::Fixed(Scalar::Bool)) },
+    Signature {
+        case_insensitive_form: true,
+        any_element: true,
+        ..sig(Func::StringContains, "stringContains", &[A::Str, A::Str], Returns::Fixed(Scalar::Bool))
+    },
     Signature { optional: 1, ..sig(Func::Substring, "substring", &[A::Str, A::Int, A::Int], Returns::Fixed(Scalar::Str)) },
     sig(Func::Subtract, "subtract", &[A::Num, A::Num], Returns::Numeric),
-    Signature { literal_from: Some(1), any_element: true, endgame_only: true, ..sig(Func::Wildcard, "wildcard", &[A::Str, A::Str], Returns::Fixed(Scalar::Bool)) }.with_rest(A::Str),
+    Signature {
+        literal_from: Some(1),
+        any_element: true,
+        endgame_only: true,
+        ..sig(Func::Wildcard, "wildcard", &[A::Str, A::Str], Returns::Fixed(Scalar::Bool))
+    }
+    .with_rest(A::Str),
 ];
 
 impl Signature {

@@ -408,8 +408,8 @@ impl<'a> Lexer<'a> {
                 Ok(value) => self.push(Tok::Int(value), start),
                 Err(_) => {
                     let end = self.pos;
-                    self.error(Code::E0007, start, end, format!("integer `{number_text}` is out of range"), "larger than 9223372036854775807")
-                        .help = vec!["write it as a decimal (`1.0e19`) if an approximate value will do".to_string()];
+                    self.error(Code::E0007, start, end, format!("integer `{number_text}` is out of range"), "larger than 9223372036854775807").help =
+                        vec!["write it as a decimal (`1.0e19`) if an approximate value will do".to_string()];
                     self.push(Tok::Int(0), start);
                 }
             }
@@ -435,9 +435,7 @@ impl<'a> Lexer<'a> {
                 self.pos += 1;
             }
         }
-        self.error(Code::E0006, start, start + 2, "unterminated block comment", "this comment is never closed")
-            .help
-            .push("close it with `*/`".to_string());
+        self.error(Code::E0006, start, start + 2, "unterminated block comment", "this comment is never closed").help.push("close it with `*/`".to_string());
     }
 
     /// `"..."`, `'...'`, and the raw `?"..."`, `?'...'` forms. Strings end at a line break.
@@ -541,12 +539,10 @@ impl<'a> Lexer<'a> {
         }
         let ch = self.text[self.pos + 1..].chars().next().expect("in bounds");
         let end = self.pos + 1 + ch.len_utf8();
-        self.error(Code::E0005, escape_start, end, format!("invalid escape sequence `\\{ch}`"), "not a valid escape")
-            .help
-            .extend([
-                "valid escapes are `\\n \\r \\t \\\\ \\\"` and `\\u{...}`".to_string(),
-                format!("for a literal backslash write `\\\\{ch}`, or use a raw string `\"\"\"...\"\"\"`"),
-            ]);
+        self.error(Code::E0005, escape_start, end, format!("invalid escape sequence `\\{ch}`"), "not a valid escape").help.extend([
+            "valid escapes are `\\n \\r \\t \\\\ \\\"` and `\\u{...}`".to_string(),
+            format!("for a literal backslash write `\\\\{ch}`, or use a raw string `\"\"\"...\"\"\"`"),
+        ]);
         value.push('\\');
         value.push(ch);
         self.pos = end;
@@ -618,9 +614,10 @@ impl<'a> Lexer<'a> {
     fn open_bracket(&mut self) {
         let start = self.pos;
         let can_index = self.glued_to_previous()
-            && self.tokens.last().is_some_and(|token| {
-                matches!(token.tok, Tok::Ident(_) | Tok::EscapedIdent(_) | Tok::Var(_) | Tok::RBracket | Tok::Index(_) | Tok::RParen)
-            });
+            && self
+                .tokens
+                .last()
+                .is_some_and(|token| matches!(token.tok, Tok::Ident(_) | Tok::EscapedIdent(_) | Tok::Var(_) | Tok::RBracket | Tok::Index(_) | Tok::RParen));
         if can_index {
             let rest = &self.bytes[self.pos + 1..];
             let mut idx = 0;
@@ -724,14 +721,18 @@ impl<'a> Lexer<'a> {
                         self.pos += if self.peek(1) == Some(b'&') { 2 } else { 1 };
                         let end = self.pos;
                         let text = self.text[start..end].to_string();
-                        self.error(Code::E0003, start, end, format!("unexpected `{text}`"), "not an EQL operator").help.push("write `and` for a conjunction".to_string());
+                        self.error(Code::E0003, start, end, format!("unexpected `{text}`"), "not an EQL operator")
+                            .help
+                            .push("write `and` for a conjunction".to_string());
                         self.push(Tok::And, start);
                         return;
                     }
                     b'!' => {
                         self.pos += 1;
                         let end = self.pos;
-                        self.error(Code::E0003, start, end, "unexpected `!`", "not an EQL operator").help.push("write `not` to negate, or `!=` for inequality".to_string());
+                        self.error(Code::E0003, start, end, "unexpected `!`", "not an EQL operator")
+                            .help
+                            .push("write `not` to negate, or `!=` for inequality".to_string());
                         self.push(Tok::Not, start);
                         return;
                     }

@@ -175,7 +175,8 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
     let checked: Vec<Checked> = match checked {
         Ok(checked) => checked,
         Err(_) => {
-            let bug = Diagnostic::new(Code::B0001, "eqlc panicked while checking these rules").note("this is a bug in eqlc; please report it with the rules that caused it");
+            let bug = Diagnostic::new(Code::B0001, "eqlc panicked while checking these rules")
+                .note("this is a bug in eqlc; please report it with the rules that caused it");
             eprint!("{}", render::human(&[bug], &sources, false));
             return ExitCode::from(2);
         }
@@ -193,7 +194,10 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
     }
     let errors = diags.iter().filter(|diag| diag.is_error()).count();
     let warnings = diags.len() - errors;
-    let failed_rules = checked.iter().filter(|rule| rule.diags.iter().any(|diag| diag.is_error() || (diag.severity == Severity::Warning && denied.contains(&diag.code)))).count();
+    let failed_rules = checked
+        .iter()
+        .filter(|rule| rule.diags.iter().any(|diag| diag.is_error() || (diag.severity == Severity::Warning && denied.contains(&diag.code))))
+        .count();
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -202,7 +206,14 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
             let color = std::io::stderr().is_terminal();
             eprint!("{}", render::human(&diags, &sources, color));
             if !report.quiet || errors > 0 {
-                eprintln!("checked {} rule{}: {} with errors, {errors} error{}, {warnings} warning{}", checked.len(), plural(checked.len()), failed_rules, plural(errors), plural(warnings));
+                eprintln!(
+                    "checked {} rule{}: {} with errors, {errors} error{}, {warnings} warning{}",
+                    checked.len(),
+                    plural(checked.len()),
+                    failed_rules,
+                    plural(errors),
+                    plural(warnings)
+                );
             }
             Ok(())
         }

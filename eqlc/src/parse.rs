@@ -44,9 +44,11 @@ impl State {
     /// Builds an expression, enforcing the depth and list-size limits.
     pub(crate) fn expr(&mut self, kind: ExprKind, span: Span) -> Expr {
         let too_long = match &kind {
-            ExprKind::Call { args: items, .. } | ExprKind::In { items, .. } | ExprKind::Match { patterns: items, .. } | ExprKind::And(items) | ExprKind::Or(items) => {
-                items.len() > MAX_LIST_ITEMS
-            }
+            ExprKind::Call { args: items, .. }
+            | ExprKind::In { items, .. }
+            | ExprKind::Match { patterns: items, .. }
+            | ExprKind::And(items)
+            | ExprKind::Or(items) => items.len() > MAX_LIST_ITEMS,
             _ => false,
         };
         if too_long {
@@ -100,13 +102,21 @@ pub fn file(text: &str, base: usize, dialect: Dialect) -> (ast::File, Vec<Diagno
     if text.len() > MAX_QUERY_BYTES {
         let diag = Diagnostic::new(Code::E0902, format!("query is {} bytes, more than the {MAX_QUERY_BYTES} eqlc accepts", text.len()))
             .primary(Span::new(base, base), "this query is too large");
-        let file = ast::File { definitions: Vec::new(), query: Some(ast::PipedQuery { query: ast::Query::Error(whole), pipes: Vec::new(), span: whole }), span: whole };
+        let file = ast::File {
+            definitions: Vec::new(),
+            query: Some(ast::PipedQuery { query: ast::Query::Error(whole), pipes: Vec::new(), span: whole }),
+            span: whole,
+        };
         return (file, vec![diag]);
     }
     let (tokens, mut diags) = lex::tokenize(text, base, dialect);
     if diags.iter().any(|diag| diag.code == Code::E0901) {
         // Too deeply nested to parse safely; the lexer already said so.
-        let file = ast::File { definitions: Vec::new(), query: Some(ast::PipedQuery { query: ast::Query::Error(whole), pipes: Vec::new(), span: whole }), span: whole };
+        let file = ast::File {
+            definitions: Vec::new(),
+            query: Some(ast::PipedQuery { query: ast::Query::Error(whole), pipes: Vec::new(), span: whole }),
+            span: whole,
+        };
         return (file, diags);
     }
     let end = base + text.len();
@@ -145,7 +155,8 @@ fn syntax_error(error: ParseError<usize, Tok, std::convert::Infallible>, end: us
         ParseError::ExtraToken { token: (start, tok, stop) } => unexpected(&tok, Span::new(start, stop), &[], tokens),
         ParseError::UnrecognizedEof { location, expected } => {
             let span = Span::new(location, location.max(end));
-            let mut diag = Diagnostic::new(Code::E0002, "unexpected end of query").primary(Span::new(span.start as usize, span.start as usize), "the query ends here");
+            let mut diag =
+                Diagnostic::new(Code::E0002, "unexpected end of query").primary(Span::new(span.start as usize, span.start as usize), "the query ends here");
             if let Some(list) = expected_list(&expected) {
                 diag = diag.note(format!("expected {list}"));
             }
@@ -156,9 +167,7 @@ fn syntax_error(error: ParseError<usize, Tok, std::convert::Infallible>, end: us
             }
             diag
         }
-        ParseError::InvalidToken { location } => {
-            Diagnostic::new(Code::E0003, "invalid token").primary(Span::new(location, location + 1), "not part of EQL")
-        }
+        ParseError::InvalidToken { location } => Diagnostic::new(Code::E0003, "invalid token").primary(Span::new(location, location + 1), "not part of EQL"),
         ParseError::User { error } => match error {},
     }
 }
@@ -177,7 +186,23 @@ fn unexpected(tok: &Tok, span: Span, expected: &[String], tokens: &[lex::Token])
     // `sequence == 1`: a keyword used as a field name.
     let used_as_name = matches!(
         after,
-        Some(Tok::Dot | Tok::EqEq | Tok::Eq | Tok::NotEq | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::Colon | Tok::In | Tok::InCi | Tok::Like | Tok::LikeCi | Tok::Regex | Tok::RegexCi)
+        Some(
+            Tok::Dot
+                | Tok::EqEq
+                | Tok::Eq
+                | Tok::NotEq
+                | Tok::Lt
+                | Tok::Le
+                | Tok::Gt
+                | Tok::Ge
+                | Tok::Colon
+                | Tok::In
+                | Tok::InCi
+                | Tok::Like
+                | Tok::LikeCi
+                | Tok::Regex
+                | Tok::RegexCi
+        )
     );
     if tok.is_keyword() && wants("name") && used_as_name {
         let word = tok.text().unwrap_or("keyword");

@@ -7,7 +7,7 @@ use crate::source::{FileId, SourceMap};
 use codespan_reporting::diagnostic as cs;
 use codespan_reporting::files::{Error as FilesError, Files};
 use codespan_reporting::term::{self, termcolor};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::ops::Range;
 
 impl<'a> Files<'a> for SourceMap {

@@ -154,9 +154,7 @@ fn toml_rule(name: &str, text: String, sources: &mut SourceMap) -> (Vec<RuleSour
         Ok(parsed) => parsed,
         Err(error) => {
             let span = error.span().map(|range| Span::new(range.start, range.end)).unwrap_or_default();
-            let diag = Diagnostic::new(Code::E0502, format!("`{name}` is not a valid TOML rule file"))
-                .primary(span, error.message().to_string())
-                .in_file(file);
+            let diag = Diagnostic::new(Code::E0502, format!("`{name}` is not a valid TOML rule file")).primary(span, error.message().to_string()).in_file(file);
             return (Vec::new(), vec![diag]);
         }
     };

@@ -317,29 +317,73 @@ pub enum ExprKind {
     /// A field of the current event.
     Field(FieldPath),
     /// A field of the event matched at an earlier sequence step (`event0.x`, `events[1].x`).
-    StepField { step: usize, path: FieldPath },
+    StepField {
+        step: usize,
+        path: FieldPath,
+    },
     /// The element bound by an enclosing array function, and a path below it.
-    Var { binding: u32, path: Vec<PathStep> },
+    Var {
+        binding: u32,
+        path: Vec<PathStep>,
+    },
     Not(ExprId),
     And(Vec<ExprId>),
     Or(Vec<ExprId>),
     /// Truthiness of a value that is not a boolean (endgame and dynamic fields).
     Truthy(ExprId),
-    IsNull { expr: ExprId, negated: bool },
-    Compare { op: CompareOp, lhs: ExprId, rhs: ExprId, case: Case },
-    Arith { op: ArithOp, lhs: ExprId, rhs: ExprId },
+    IsNull {
+        expr: ExprId,
+        negated: bool,
+    },
+    Compare {
+        op: CompareOp,
+        lhs: ExprId,
+        rhs: ExprId,
+        case: Case,
+    },
+    Arith {
+        op: ArithOp,
+        lhs: ExprId,
+        rhs: ExprId,
+    },
     Neg(ExprId),
     /// Converts a keyword to a number at run time (null if it does not parse):
     /// `user.id >= 1000` on a keyword field.
     ToNumber(ExprId),
     /// Membership in a set of literals.
-    InSet { expr: ExprId, values: Vec<Value>, case: Case, negated: bool },
-    Wildcard { expr: ExprId, patterns: Vec<Pattern>, case: Case },
-    Regex { expr: ExprId, patterns: Vec<String>, case: Case, anchor: Anchor },
-    Call { func: Func, args: Vec<ExprId>, case: Case },
+    InSet {
+        expr: ExprId,
+        values: Vec<Value>,
+        case: Case,
+        negated: bool,
+    },
+    Wildcard {
+        expr: ExprId,
+        patterns: Vec<Pattern>,
+        case: Case,
+    },
+    Regex {
+        expr: ExprId,
+        patterns: Vec<String>,
+        case: Case,
+        anchor: Anchor,
+    },
+    Call {
+        func: Func,
+        args: Vec<ExprId>,
+        case: Case,
+    },
     /// `arraySearch`, `arrayCount`, `_arraysearch`: `body` sees the element as `binding`.
-    ArrayFn { func: Func, array: ExprId, binding: u32, body: ExprId },
-    Lineage { relation: Relation, query: Box<EventQuery> },
+    ArrayFn {
+        func: Func,
+        array: ExprId,
+        binding: u32,
+        body: ExprId,
+    },
+    Lineage {
+        relation: Relation,
+        query: Box<EventQuery>,
+    },
     /// Stands in for an expression that failed to check.
     Error,
 }

@@ -29,7 +29,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-const CLEAN: &str = "sequence by process.entity_id with maxspan=5s\n  [process where event.action == \"exec\"]\n  [network where event.action == \"connection_attempted\"]\n";
+const CLEAN: &str =
+    "sequence by process.entity_id with maxspan=5s\n  [process where event.action == \"exec\"]\n  [network where event.action == \"connection_attempted\"]\n";
 const BROKEN: &str = "process where procss.name == \"bash\"\n";
 const WARNS: &str = "process where process.name in (\"a\", \"a\")\n";
 
@@ -137,7 +138,11 @@ fn directories_mix_rule_formats_and_one_bad_rule_hides_nothing() {
     write(&dir, "a/broken.eql", BROKEN);
     write(&dir, "b/rule.toml", "[rule]\nname = \"TOML rule\"\nrule_id = \"r1\"\nquery = '''\nprocess where procss.pid == 1\n'''\n");
     write(&dir, "b/not-toml.toml", "[rule\n");
-    write(&dir, "c/rules.jsonl", "{\"name\": \"j1\", \"query\": \"process where true\"}\nnot json\n{\"name\": \"j2\", \"query\": \"process where process.pid >\"}\n");
+    write(
+        &dir,
+        "c/rules.jsonl",
+        "{\"name\": \"j1\", \"query\": \"process where true\"}\nnot json\n{\"name\": \"j2\", \"query\": \"process where process.pid >\"}\n",
+    );
     write(&dir, "c/ignored.txt", "this is not a rule");
     let out = eqlc(&["check", "--format", "json", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -182,7 +187,11 @@ fn schemas_print_and_load_from_files() {
     let out = eqlc(&["check", "--schema", printed.to_str().unwrap(), rule.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "a printed schema loads back: {}", text(&out.stderr));
 
-    let custom = write(&dir, "custom.toml", "category_field = \"kind\"\ntimestamp_field = \"ts\"\ntimestamp_unit = \"ms\"\n\n[fields]\n\"kind\" = \"keyword\"\n\"ts\" = \"long\"\n\"user\" = \"keyword\"\n");
+    let custom = write(
+        &dir,
+        "custom.toml",
+        "category_field = \"kind\"\ntimestamp_field = \"ts\"\ntimestamp_unit = \"ms\"\n\n[fields]\n\"kind\" = \"keyword\"\n\"ts\" = \"long\"\n\"user\" = \"keyword\"\n",
+    );
     let user_rule = write(&dir, "user.eql", "login where user == \"root\"\n");
     let out = eqlc(&["check", "--schema", custom.to_str().unwrap(), user_rule.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -55,15 +55,8 @@ pub enum FieldType {
 
 impl FieldType {
     /// Every type, in declaration order.
-    pub const ALL: [FieldType; 7] = [
-        FieldType::Keyword,
-        FieldType::Long,
-        FieldType::Double,
-        FieldType::Ip,
-        FieldType::Boolean,
-        FieldType::Date,
-        FieldType::Version,
-    ];
+    pub const ALL: [FieldType; 7] =
+        [FieldType::Keyword, FieldType::Long, FieldType::Double, FieldType::Ip, FieldType::Boolean, FieldType::Date, FieldType::Version];
 
     /// The name used in schema files: `keyword`, `long`, `double`, `ip`, `boolean`,
     /// `date` or `version`.
@@ -86,9 +79,7 @@ impl FieldType {
     /// Schema files themselves accept only the Kestrel names (see [`FromStr`]).
     pub fn from_ecs(ecs_type: &str) -> Option<FieldType> {
         match ecs_type {
-            "keyword" | "constant_keyword" | "wildcard" | "match_only_text" | "text" => {
-                Some(FieldType::Keyword)
-            }
+            "keyword" | "constant_keyword" | "wildcard" | "match_only_text" | "text" => Some(FieldType::Keyword),
             "long" | "integer" | "short" | "byte" | "unsigned_long" => Some(FieldType::Long),
             "float" | "double" | "scaled_float" | "half_float" => Some(FieldType::Double),
             "ip" => Some(FieldType::Ip),
@@ -111,10 +102,7 @@ impl FromStr for FieldType {
 
     /// Parses one of the names returned by [`FieldType::as_str`]; nothing else.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        FieldType::ALL
-            .into_iter()
-            .find(|ty| ty.as_str() == text)
-            .ok_or_else(|| UnknownNameError::new("field type", text, type_hint(text)))
+        FieldType::ALL.into_iter().find(|ty| ty.as_str() == text).ok_or_else(|| UnknownNameError::new("field type", text, type_hint(text)))
     }
 }
 
@@ -142,14 +130,8 @@ pub enum TimestampUnit {
 
 impl TimestampUnit {
     /// Every unit, in declaration order.
-    pub const ALL: [TimestampUnit; 6] = [
-        TimestampUnit::Ns,
-        TimestampUnit::Us,
-        TimestampUnit::Ms,
-        TimestampUnit::S,
-        TimestampUnit::Filetime,
-        TimestampUnit::Rfc3339,
-    ];
+    pub const ALL: [TimestampUnit; 6] =
+        [TimestampUnit::Ns, TimestampUnit::Us, TimestampUnit::Ms, TimestampUnit::S, TimestampUnit::Filetime, TimestampUnit::Rfc3339];
 
     /// The name used in schema files: `ns`, `us`, `ms`, `s`, `filetime` or `rfc3339`.
     pub fn as_str(self) -> &'static str {
@@ -175,10 +157,7 @@ impl FromStr for TimestampUnit {
 
     /// Parses one of the names returned by [`TimestampUnit::as_str`].
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        TimestampUnit::ALL
-            .into_iter()
-            .find(|unit| unit.as_str() == text)
-            .ok_or_else(|| UnknownNameError::new("timestamp unit", text, None))
+        TimestampUnit::ALL.into_iter().find(|unit| unit.as_str() == text).ok_or_else(|| UnknownNameError::new("timestamp unit", text, None))
     }
 }
 
@@ -200,29 +179,15 @@ impl UnknownNameError {
         let expected = if what == "field type" {
             FieldType::ALL.iter().map(|ty| ty.as_str()).collect()
         } else {
-            TimestampUnit::ALL
-                .iter()
-                .map(|unit| unit.as_str())
-                .collect()
+            TimestampUnit::ALL.iter().map(|unit| unit.as_str()).collect()
         };
-        UnknownNameError {
-            what,
-            found: found.to_string(),
-            expected,
-            hint,
-        }
+        UnknownNameError { what, found: found.to_string(), expected, hint }
     }
 }
 
 impl fmt::Display for UnknownNameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown {} `{}`; expected one of {}",
-            self.what,
-            self.found,
-            self.expected.join(", ")
-        )?;
+        write!(f, "unknown {} `{}`; expected one of {}", self.what, self.found, self.expected.join(", "))?;
         if let Some(hint) = &self.hint {
             write!(f, " ({hint})")?;
         }
@@ -254,23 +219,14 @@ pub struct FieldDef {
 impl FieldDef {
     /// A produced, non-array field with no closed values and no doc.
     pub fn new(name: impl Into<String>, ty: FieldType) -> FieldDef {
-        FieldDef {
-            name: name.into(),
-            ty,
-            array: false,
-            produced: true,
-            values: None,
-            doc: None,
-        }
+        FieldDef { name: name.into(), ty, array: false, produced: true, values: None, doc: None }
     }
 
     /// Whether `value` may occur in this field according to its closed `values`
     /// (always `true` when the field has none).
     pub fn may_have_value(&self, value: &str) -> bool {
         match &self.values {
-            Some(values) => values
-                .binary_search_by(|probe| probe.as_str().cmp(value))
-                .is_ok(),
+            Some(values) => values.binary_search_by(|probe| probe.as_str().cmp(value)).is_ok(),
             None => true,
         }
     }
@@ -324,23 +280,13 @@ pub struct SchemaError {
 impl SchemaError {
     /// An error that has no location (for example from [`Schema::new`]).
     pub fn new(message: impl Into<String>) -> SchemaError {
-        SchemaError {
-            message: message.into(),
-            line: None,
-            column: None,
-            span: None,
-        }
+        SchemaError { message: message.into(), line: None, column: None, span: None }
     }
 
     /// An error located at byte range `span` of `text`.
     pub fn at(message: impl Into<String>, text: &str, span: std::ops::Range<usize>) -> SchemaError {
         let (line, column) = line_column(text, span.start);
-        SchemaError {
-            message: message.into(),
-            line: Some(line),
-            column: Some(column),
-            span: Some(span),
-        }
+        SchemaError { message: message.into(), line: Some(line), column: Some(column), span: Some(span) }
     }
 }
 
@@ -408,15 +354,7 @@ impl Schema {
         dynamic: bool,
         fields: Vec<FieldDef>,
     ) -> Result<Schema, SchemaError> {
-        Schema::build(
-            name.into(),
-            category_field.into(),
-            timestamp_field.into(),
-            timestamp_unit,
-            dynamic,
-            fields,
-        )
-        .map_err(|(_, error)| error)
+        Schema::build(name.into(), category_field.into(), timestamp_field.into(), timestamp_unit, dynamic, fields).map_err(|(_, error)| error)
     }
 
     fn build(
@@ -432,25 +370,16 @@ impl Schema {
             check_field_name(&field.name).map_err(|msg| (culprit(), SchemaError::new(msg)))?;
             if let Some(values) = &mut field.values {
                 if field.ty != FieldType::Keyword {
-                    let msg = format!(
-                        "field `{}` has type {} but `values` is only allowed on keyword fields",
-                        field.name, field.ty
-                    );
+                    let msg = format!("field `{}` has type {} but `values` is only allowed on keyword fields", field.name, field.ty);
                     return Err((culprit(), SchemaError::new(msg)));
                 }
                 if values.is_empty() {
-                    let msg = format!(
-                        "field `{}` has an empty `values` list; omit the key instead",
-                        field.name
-                    );
+                    let msg = format!("field `{}` has an empty `values` list; omit the key instead", field.name);
                     return Err((culprit(), SchemaError::new(msg)));
                 }
                 values.sort();
                 if let Some(pair) = values.windows(2).find(|pair| pair[0] == pair[1]) {
-                    let msg = format!(
-                        "field `{}` lists the value \"{}\" twice",
-                        field.name, pair[0]
-                    );
+                    let msg = format!("field `{}` lists the value \"{}\" twice", field.name, pair[0]);
                     return Err((culprit(), SchemaError::new(msg)));
                 }
             }
@@ -475,21 +404,11 @@ impl Schema {
                 .take_while(|other| other.name.starts_with(field.name.as_str()))
                 .find(|other| other.name.starts_with(&prefix));
             if let Some(child) = child {
-                let msg = format!(
-                    "field `{}` cannot be both a value and the parent of field `{}`",
-                    field.name, child.name
-                );
+                let msg = format!("field `{}` cannot be both a value and the parent of field `{}`", field.name, child.name);
                 return Err((Culprit::Field(child.name.clone()), SchemaError::new(msg)));
             }
         }
-        let schema = Schema {
-            name,
-            category_field,
-            timestamp_field,
-            timestamp_unit,
-            dynamic,
-            fields,
-        };
+        let schema = Schema { name, category_field, timestamp_field, timestamp_unit, dynamic, fields };
         schema.check_special_fields()?;
         Ok(schema)
     }
@@ -499,47 +418,27 @@ impl Schema {
         let category = self.field(&self.category_field).map(|(_, def)| def);
         match category {
             None if !self.dynamic => {
-                let msg = format!(
-                    "category_field `{}` is not a listed field (list it, or set dynamic = true)",
-                    self.category_field
-                );
+                let msg = format!("category_field `{}` is not a listed field (list it, or set dynamic = true)", self.category_field);
                 return Err((Culprit::CategoryField, SchemaError::new(msg)));
             }
             Some(def) if def.ty != FieldType::Keyword => {
-                let msg = format!(
-                    "category_field `{}` must have type keyword, not {}",
-                    def.name, def.ty
-                );
+                let msg = format!("category_field `{}` must have type keyword, not {}", def.name, def.ty);
                 return Err((Culprit::CategoryField, SchemaError::new(msg)));
             }
             _ => {}
         }
         if check_field_name(&self.category_field).is_err() {
-            let msg = format!(
-                "category_field `{}` is not a valid field name",
-                self.category_field
-            );
+            let msg = format!("category_field `{}` is not a valid field name", self.category_field);
             return Err((Culprit::CategoryField, SchemaError::new(msg)));
         }
         let timestamp = self.field(&self.timestamp_field).map(|(_, def)| def);
         match timestamp {
             None if !self.dynamic => {
-                let msg = format!(
-                    "timestamp_field `{}` is not a listed field (list it, or set dynamic = true)",
-                    self.timestamp_field
-                );
+                let msg = format!("timestamp_field `{}` is not a listed field (list it, or set dynamic = true)", self.timestamp_field);
                 return Err((Culprit::TimestampField, SchemaError::new(msg)));
             }
-            Some(def)
-                if !matches!(
-                    def.ty,
-                    FieldType::Date | FieldType::Long | FieldType::Double
-                ) =>
-            {
-                let msg = format!(
-                    "timestamp_field `{}` must have type date, long or double, not {}",
-                    def.name, def.ty
-                );
+            Some(def) if !matches!(def.ty, FieldType::Date | FieldType::Long | FieldType::Double) => {
+                let msg = format!("timestamp_field `{}` must have type date, long or double, not {}", def.name, def.ty);
                 return Err((Culprit::TimestampField, SchemaError::new(msg)));
             }
             Some(def) if def.array => {
@@ -549,10 +448,7 @@ impl Schema {
             _ => {}
         }
         if check_field_name(&self.timestamp_field).is_err() {
-            let msg = format!(
-                "timestamp_field `{}` is not a valid field name",
-                self.timestamp_field
-            );
+            let msg = format!("timestamp_field `{}` is not a valid field name", self.timestamp_field);
             return Err((Culprit::TimestampField, SchemaError::new(msg)));
         }
         Ok(())
@@ -571,9 +467,7 @@ impl Schema {
         match name {
             "linux" => {
                 static LINUX: OnceLock<Option<Schema>> = OnceLock::new();
-                LINUX
-                    .get_or_init(|| Schema::from_toml("linux", LINUX_SCHEMA_TEXT).ok())
-                    .clone()
+                LINUX.get_or_init(|| Schema::from_toml("linux", LINUX_SCHEMA_TEXT).ok()).clone()
             }
             "dynamic" => Some(Schema {
                 name: "dynamic".to_string(),
@@ -594,10 +488,7 @@ impl Schema {
 
     /// Looks a field up by its exact name.
     pub fn field(&self, name: &str) -> Option<(FieldId, &FieldDef)> {
-        let index = self
-            .fields
-            .binary_search_by(|def| def.name.as_str().cmp(name))
-            .ok()?;
+        let index = self.fields.binary_search_by(|def| def.name.as_str().cmp(name)).ok()?;
         let id = u32::try_from(index).ok()?;
         self.fields.get(index).map(|def| (FieldId(id), def))
     }
@@ -609,10 +500,7 @@ impl Schema {
 
     /// All listed fields with their ids, sorted by name.
     pub fn fields(&self) -> impl Iterator<Item = (FieldId, &FieldDef)> {
-        self.fields
-            .iter()
-            .enumerate()
-            .map(|(index, def)| (FieldId(index as u32), def))
+        self.fields.iter().enumerate().map(|(index, def)| (FieldId(index as u32), def))
     }
 
     /// All listed field names, sorted.
@@ -628,8 +516,7 @@ impl Schema {
     /// The event categories the sensor produces: the `values` of the category field, if
     /// the schema closes them. `None` means any category may occur.
     pub fn categories(&self) -> Option<&[String]> {
-        self.field(&self.category_field)
-            .and_then(|(_, def)| def.values.as_deref())
+        self.field(&self.category_field).and_then(|(_, def)| def.values.as_deref())
     }
 
     /// A 64-bit fingerprint of everything that affects compiled rules: FNV-1a 64 over
@@ -670,18 +557,9 @@ impl Schema {
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!("name = {}\n", quote(&self.name)));
-        out.push_str(&format!(
-            "category_field = {}\n",
-            quote(&self.category_field)
-        ));
-        out.push_str(&format!(
-            "timestamp_field = {}\n",
-            quote(&self.timestamp_field)
-        ));
-        out.push_str(&format!(
-            "timestamp_unit = {}\n",
-            quote(self.timestamp_unit.as_str())
-        ));
+        out.push_str(&format!("category_field = {}\n", quote(&self.category_field)));
+        out.push_str(&format!("timestamp_field = {}\n", quote(&self.timestamp_field)));
+        out.push_str(&format!("timestamp_unit = {}\n", quote(self.timestamp_unit.as_str())));
         out.push_str(&format!("dynamic = {}\n", self.dynamic));
         out.push_str("\n[fields]\n");
         for field in &self.fields {
@@ -720,27 +598,14 @@ pub fn check_field_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("field names must not be empty".to_string());
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|ch| ch.is_whitespace() || ch.is_control())
-    {
-        return Err(format!(
-            "field name {} contains the character {:?}",
-            quote(name),
-            bad
-        ));
+    if let Some(bad) = name.chars().find(|ch| ch.is_whitespace() || ch.is_control()) {
+        return Err(format!("field name {} contains the character {:?}", quote(name), bad));
     }
     if name.starts_with('.') || name.ends_with('.') {
-        return Err(format!(
-            "field name {} must not start or end with `.`",
-            quote(name)
-        ));
+        return Err(format!("field name {} must not start or end with `.`", quote(name)));
     }
     if name.contains("..") {
-        return Err(format!(
-            "field name {} has an empty segment (`..`)",
-            quote(name)
-        ));
+        return Err(format!("field name {} has an empty segment (`..`)", quote(name)));
     }
     Ok(())
 }
@@ -834,10 +699,7 @@ mod tests {
     fn field_names() {
         assert!(check_field_name("process.parent.name").is_ok());
         assert!(check_field_name("@timestamp").is_ok());
-        assert!(
-            check_field_name("kubernetes.audit.user.extra.authentication.kubernetes.io/pod-name")
-                .is_ok()
-        );
+        assert!(check_field_name("kubernetes.audit.user.extra.authentication.kubernetes.io/pod-name").is_ok());
         for bad in ["", ".a", "a.", "a..b", "a b", "a\tb"] {
             assert!(check_field_name(bad).is_err(), "{bad:?}");
         }

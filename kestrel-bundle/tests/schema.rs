@@ -39,16 +39,8 @@ fn error_of(text: &str) -> SchemaError {
 /// Asserts the error is at `line`:`column` and its message contains `needle`.
 fn assert_error(text: &str, line: usize, column: usize, needle: &str) {
     let error = error_of(text);
-    assert_eq!(
-        (error.line, error.column),
-        (Some(line), Some(column)),
-        "{error}"
-    );
-    assert!(
-        error.message.contains(needle),
-        "message {:?} lacks {needle:?}",
-        error.message
-    );
+    assert_eq!((error.line, error.column), (Some(line), Some(column)), "{error}");
+    assert!(error.message.contains(needle), "message {:?} lacks {needle:?}", error.message);
     let span = error.span.clone().expect("located errors carry a span");
     assert!(span.start <= text.len(), "span {span:?} outside the text");
 }
@@ -70,21 +62,12 @@ fn small_schema_parses() {
     let (id, args) = schema.field("process.args").expect("process.args");
     assert!(args.array && args.produced && args.ty == FieldType::Keyword);
     assert_eq!(schema.field_by_id(id), Some(args));
-    assert_eq!(
-        id.index(),
-        names
-            .iter()
-            .position(|name| *name == "process.args")
-            .unwrap()
-    );
+    assert_eq!(id.index(), names.iter().position(|name| *name == "process.args").unwrap());
 
     let (_, dll) = schema.field("dll.name").expect("dll.name");
     assert!(!dll.produced);
     assert_eq!(dll.doc.as_deref(), Some("never on Linux"));
-    assert_eq!(
-        schema.categories(),
-        Some(&["file".to_string(), "process".to_string()][..])
-    );
+    assert_eq!(schema.categories(), Some(&["file".to_string(), "process".to_string()][..]));
     assert!(schema.field("process").is_none());
     assert!(schema.field_by_id(FieldId::from_raw(11)).is_none());
     for (id, def) in schema.fields() {
@@ -104,14 +87,9 @@ fn name_defaults_to_the_given_name() {
 
 #[test]
 fn to_toml_round_trips() {
-    for schema in [
-        small(),
-        Schema::builtin("linux").unwrap(),
-        Schema::builtin("dynamic").unwrap(),
-    ] {
+    for schema in [small(), Schema::builtin("linux").unwrap(), Schema::builtin("dynamic").unwrap()] {
         let text = schema.to_toml();
-        let back =
-            Schema::from_toml("other", &text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+        let back = Schema::from_toml("other", &text).unwrap_or_else(|error| panic!("{error}\n{text}"));
         assert_eq!(back, schema);
         assert_eq!(back.to_toml(), text, "canonical output is a fixed point");
         assert_eq!(back.fingerprint(), schema.fingerprint());
@@ -123,22 +101,11 @@ fn to_toml_escapes_strings() {
     let mut field = FieldDef::new("odd.name/with\"quote", FieldType::Keyword);
     field.doc = Some("line one\nline \\ two\t\u{7f}".to_string());
     field.values = Some(vec!["b\"".to_string(), "a".to_string()]);
-    let schema = Schema::new(
-        "odd",
-        "event.category",
-        "@timestamp",
-        TimestampUnit::Rfc3339,
-        true,
-        vec![field],
-    )
-    .unwrap();
+    let schema = Schema::new("odd", "event.category", "@timestamp", TimestampUnit::Rfc3339, true, vec![field]).unwrap();
     let back = Schema::from_toml("x", &schema.to_toml()).unwrap();
     assert_eq!(back, schema);
     let (_, field) = back.field("odd.name/with\"quote").unwrap();
-    assert_eq!(
-        field.values.as_deref(),
-        Some(&["a".to_string(), "b\"".to_string()][..])
-    );
+    assert_eq!(field.values.as_deref(), Some(&["a".to_string(), "b\"".to_string()][..]));
 }
 
 #[test]
@@ -169,19 +136,9 @@ dynamic = false
 /// bundles stop loading. Change it only together with a format version bump.
 #[test]
 fn fingerprint_is_stable() {
-    assert_eq!(
-        small().fingerprint(),
-        0x8004_f365_f882_4db0,
-        "got {:#018x}",
-        small().fingerprint()
-    );
+    assert_eq!(small().fingerprint(), 0x8004_f365_f882_4db0, "got {:#018x}", small().fingerprint());
     let dynamic = Schema::builtin("dynamic").unwrap();
-    assert_eq!(
-        dynamic.fingerprint(),
-        0x4c8f_98d8_9705_3dc2,
-        "got {:#018x}",
-        dynamic.fingerprint()
-    );
+    assert_eq!(dynamic.fingerprint(), 0x4c8f_98d8_9705_3dc2, "got {:#018x}", dynamic.fingerprint());
 }
 
 #[test]
@@ -193,10 +150,7 @@ fn fingerprint_ignores_docs_and_order_but_not_content() {
         lines[start..].reverse();
         lines.join("\n")
     };
-    assert_eq!(
-        Schema::from_toml("x", &reordered).unwrap().fingerprint(),
-        base
-    );
+    assert_eq!(Schema::from_toml("x", &reordered).unwrap().fingerprint(), base);
     let no_doc = SMALL.replace(", doc = \"never on Linux\"", "");
     assert_eq!(Schema::from_toml("x", &no_doc).unwrap().fingerprint(), base);
     for changed in [
@@ -204,18 +158,11 @@ fn fingerprint_ignores_docs_and_order_but_not_content() {
         SMALL.replace("\"small\"", "\"big\""),
         SMALL.replace("produced = false", "produced = true"),
         SMALL.replace("\"file\"]", "\"file\", \"network\"]"),
-        SMALL.replace(
-            "\"process.pid\" = { type = \"long\" }",
-            "\"process.pid\" = \"long[]\"",
-        ),
+        SMALL.replace("\"process.pid\" = { type = \"long\" }", "\"process.pid\" = \"long[]\""),
         SMALL.replace("\"source.ip\" = \"ip\"", "\"source.ip\" = \"keyword\""),
         SMALL.replace("dynamic = false", "dynamic = true"),
     ] {
-        assert_ne!(
-            Schema::from_toml("x", &changed).unwrap().fingerprint(),
-            base,
-            "{changed}"
-        );
+        assert_ne!(Schema::from_toml("x", &changed).unwrap().fingerprint(), base, "{changed}");
     }
 }
 
@@ -245,26 +192,13 @@ fn builtin_linux_schema() {
         assert!(categories.iter().any(|c| c == category), "{category}");
     }
     let (_, action) = linux.field("event.action").unwrap();
-    for value in [
-        "exec",
-        "fork",
-        "end",
-        "uid_change",
-        "memfd_create",
-        "lookup_result",
-    ] {
+    for value in ["exec", "fork", "end", "uid_change", "memfd_create", "lookup_result"] {
         assert!(action.may_have_value(value), "{value}");
     }
     assert!(!action.may_have_value("exec_event"));
     let expect = |name: &str, ty: FieldType, array: bool, produced: bool| {
-        let (_, def) = linux
-            .field(name)
-            .unwrap_or_else(|| panic!("{name} missing"));
-        assert_eq!(
-            (def.ty, def.array, def.produced),
-            (ty, array, produced),
-            "{name}"
-        );
+        let (_, def) = linux.field(name).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!((def.ty, def.array, def.produced), (ty, array, produced), "{name}");
     };
     expect("@timestamp", FieldType::Date, false, true);
     expect("process.args", FieldType::Keyword, true, true);
@@ -280,32 +214,13 @@ fn builtin_linux_schema() {
     expect("event.type", FieldType::Keyword, true, true);
     expect("dns.question.name", FieldType::Keyword, false, true);
     expect("file.Ext.entropy", FieldType::Double, false, false);
-    expect(
-        "process.parent.code_signature.trusted",
-        FieldType::Boolean,
-        false,
-        false,
-    );
-    assert_eq!(
-        linux.field("host.os.type").unwrap().1.values.as_deref(),
-        Some(&["linux".to_string()][..])
-    );
-    for absent in [
-        "process.pe.imphash",
-        "process.parent.hash.sha256",
-        "dll.name",
-        "auditd.data.syscall",
-    ] {
-        assert!(
-            linux.field(absent).is_none(),
-            "{absent} should not be in the linux schema"
-        );
+    expect("process.parent.code_signature.trusted", FieldType::Boolean, false, false);
+    assert_eq!(linux.field("host.os.type").unwrap().1.values.as_deref(), Some(&["linux".to_string()][..]));
+    for absent in ["process.pe.imphash", "process.parent.hash.sha256", "dll.name", "auditd.data.syscall"] {
+        assert!(linux.field(absent).is_none(), "{absent} should not be in the linux schema");
     }
     for multi_field in ["process.command_line.text", "process.name.text"] {
-        assert!(
-            linux.field(multi_field).is_none(),
-            "{multi_field} is an ECS multi-field"
-        );
+        assert!(linux.field(multi_field).is_none(), "{multi_field} is an ECS multi-field");
     }
 }
 
@@ -313,10 +228,7 @@ fn builtin_linux_schema() {
 fn error_bad_type() {
     let text = format!("{HEADER}\"process.pid\" = \"integer\"\n");
     assert_error(&text, 4, 17, "unknown field type `integer`");
-    assert!(
-        error_of(&text).message.contains("written `long`"),
-        "hint for ECS names"
-    );
+    assert!(error_of(&text).message.contains("written `long`"), "hint for ECS names");
     let long = format!("{HEADER}\"process.pid\" = {{ type = \"int\" }}\n");
     assert_error(&long, 4, 26, "unknown field type `int`");
     let wrong = format!("{HEADER}\"process.pid\" = 3\n");
@@ -327,12 +239,7 @@ fn error_bad_type() {
 fn error_unknown_key() {
     let text = format!("{HEADER}\"process.pid\" = {{ type = \"long\", arr = true }}\n");
     assert_error(&text, 4, 34, "unknown key `arr`");
-    assert_error(
-        "name = \"x\"\ncategory = \"event.category\"\n",
-        2,
-        1,
-        "unknown key `category`",
-    );
+    assert_error("name = \"x\"\ncategory = \"event.category\"\n", 2, 1, "unknown key `category`");
     let unquoted = format!("{HEADER}process.name = \"keyword\"\n");
     let error = error_of(&unquoted);
     assert!(error.message.contains("must be quoted"), "{error}");
@@ -342,12 +249,7 @@ fn error_unknown_key() {
 #[test]
 fn error_toml_syntax() {
     assert_error("name = \"x\"\ntimestamp_unit = \n", 2, 18, "invalid TOML");
-    assert_error(
-        "[fields]\n\"a\" = \"keyword\"\n\"a\" = \"long\"\n",
-        3,
-        1,
-        "invalid TOML",
-    );
+    assert_error("[fields]\n\"a\" = \"keyword\"\n\"a\" = \"long\"\n", 3, 1, "invalid TOML");
     assert_error("name = \"unterminated\n", 1, 21, "invalid TOML");
 }
 
@@ -360,27 +262,21 @@ fn error_bad_unit() {
 
 #[test]
 fn error_semantic_checks_are_located() {
-    let values_on_long =
-        format!("{HEADER}\"process.pid\" = {{ type = \"long\", values = [\"1\"] }}\n");
+    let values_on_long = format!("{HEADER}\"process.pid\" = {{ type = \"long\", values = [\"1\"] }}\n");
     assert_error(&values_on_long, 4, 34, "only allowed on keyword fields");
-    let duplicate_value =
-        format!("{HEADER}\"event.action\" = {{ type = \"keyword\", values = [\"a\", \"a\"] }}\n");
+    let duplicate_value = format!("{HEADER}\"event.action\" = {{ type = \"keyword\", values = [\"a\", \"a\"] }}\n");
     assert_error(&duplicate_value, 4, 53, "twice");
-    let empty_values =
-        format!("{HEADER}\"event.action\" = {{ type = \"keyword\", values = [] }}\n");
+    let empty_values = format!("{HEADER}\"event.action\" = {{ type = \"keyword\", values = [] }}\n");
     assert_error(&empty_values, 4, 47, "empty");
     let no_type = format!("{HEADER}\"process.pid\" = {{ array = true }}\n");
     assert_error(&no_type, 4, 17, "has no `type`");
     let bad_name = format!("{HEADER}\"process..pid\" = \"long\"\n");
     assert_error(&bad_name, 4, 1, "empty segment");
-    let parent =
-        format!("{HEADER}\"process.parent\" = \"keyword\"\n\"process.parent.pid\" = \"long\"\n");
+    let parent = format!("{HEADER}\"process.parent\" = \"keyword\"\n\"process.parent.pid\" = \"long\"\n");
     assert_error(&parent, 5, 1, "both a value and the parent");
-    let category_type =
-        "category_field = \"cat\"\n[fields]\n\"@timestamp\" = \"date\"\n\"cat\" = \"long\"\n";
+    let category_type = "category_field = \"cat\"\n[fields]\n\"@timestamp\" = \"date\"\n\"cat\" = \"long\"\n";
     assert_error(category_type, 1, 18, "must have type keyword");
-    let missing_timestamp =
-        "timestamp_field = \"ts\"\n[fields]\n\"event.category\" = \"keyword\"\n";
+    let missing_timestamp = "timestamp_field = \"ts\"\n[fields]\n\"event.category\" = \"keyword\"\n";
     assert_error(missing_timestamp, 1, 19, "not a listed field");
     let array_conflict = format!("{HEADER}\"a\" = {{ type = \"keyword[]\", array = false }}\n");
     assert_error(&array_conflict, 4, 29, "array = false");
@@ -392,34 +288,13 @@ fn error_semantic_checks_are_located() {
 fn schema_new_validates() {
     let ts = FieldDef::new("@timestamp", FieldType::Date);
     let category = FieldDef::new("event.category", FieldType::Keyword);
-    let ok = Schema::new(
-        "x",
-        "event.category",
-        "@timestamp",
-        TimestampUnit::Ms,
-        false,
-        vec![category.clone(), ts.clone()],
-    );
+    let ok = Schema::new("x", "event.category", "@timestamp", TimestampUnit::Ms, false, vec![category.clone(), ts.clone()]);
     assert!(ok.is_ok());
-    let duplicate = Schema::new(
-        "x",
-        "event.category",
-        "@timestamp",
-        TimestampUnit::Ms,
-        false,
-        vec![category.clone(), ts.clone(), ts.clone()],
-    );
+    let duplicate = Schema::new("x", "event.category", "@timestamp", TimestampUnit::Ms, false, vec![category.clone(), ts.clone(), ts.clone()]);
     let error = duplicate.unwrap_err();
     assert!(error.message.contains("defined twice"), "{error}");
     assert_eq!(error.line, None);
-    let missing = Schema::new(
-        "x",
-        "event.category",
-        "@timestamp",
-        TimestampUnit::Ms,
-        false,
-        vec![ts],
-    );
+    let missing = Schema::new("x", "event.category", "@timestamp", TimestampUnit::Ms, false, vec![ts]);
     assert!(missing.unwrap_err().message.contains("category_field"));
 }
 
@@ -433,10 +308,7 @@ fn parse_names() {
     }
     assert!("integer".parse::<FieldType>().is_err());
     assert!("Keyword".parse::<FieldType>().is_err());
-    assert_eq!(
-        FieldType::from_ecs("match_only_text"),
-        Some(FieldType::Keyword)
-    );
+    assert_eq!(FieldType::from_ecs("match_only_text"), Some(FieldType::Keyword));
     assert_eq!(FieldType::from_ecs("unsigned_long"), Some(FieldType::Long));
     assert_eq!(FieldType::from_ecs("scaled_float"), Some(FieldType::Double));
     assert_eq!(FieldType::from_ecs("nested"), None);
@@ -459,9 +331,7 @@ fn check_no_panic(text: &str) {
 #[test]
 fn mutations_of_a_valid_file_do_not_panic() {
     let bytes = SMALL.as_bytes();
-    let inserts = [
-        "\"", "[", "]", "{", "}", "=", ",", "\n", ".", "#", "'", "\\", "é", "[]", "\u{0}",
-    ];
+    let inserts = ["\"", "[", "]", "{", "}", "=", ",", "\n", ".", "#", "'", "\\", "é", "[]", "\u{0}"];
     for index in 0..=bytes.len() {
         if !SMALL.is_char_boundary(index) {
             continue;
@@ -488,22 +358,8 @@ fn pathological_inputs_do_not_panic() {
     check_no_panic("[fields]\n\"a\" = { type = \"keyword\", values = [1, \"x\"] }\n");
     check_no_panic("[[fields]]\n");
     let many_values: Vec<String> = (0..100_000).map(|n| format!("\"v{n}\"")).collect();
-    let text = format!(
-        "{HEADER}\"big\" = {{ type = \"keyword\", values = [{}] }}\n",
-        many_values.join(",")
-    );
-    assert_eq!(
-        Schema::from_toml("x", &text)
-            .unwrap()
-            .field("big")
-            .unwrap()
-            .1
-            .values
-            .as_ref()
-            .unwrap()
-            .len(),
-        100_000
-    );
+    let text = format!("{HEADER}\"big\" = {{ type = \"keyword\", values = [{}] }}\n", many_values.join(","));
+    assert_eq!(Schema::from_toml("x", &text).unwrap().field("big").unwrap().1.values.as_ref().unwrap().len(), 100_000);
 }
 
 proptest! {

@@ -5,7 +5,7 @@
 use eqlc::diag::Diagnostic;
 use eqlc::rules::FileKind;
 use std::path::Path;
-use tests::{check_text, es_toml_nulls, shared_dir, FileOptions};
+use tests::{FileOptions, check_text, es_toml_nulls, shared_dir};
 
 fn errors_of(name: &str, query: &str, header: &str) -> Vec<String> {
     let options = FileOptions::parse(header);
@@ -54,7 +54,8 @@ fn elasticsearch_suite_queries_check_in_the_elasticsearch_dialect() {
     let dir = shared.join("conformance/elasticsearch");
     let mut total = 0;
     let mut failures = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).filter(|path| path.extension().is_some_and(|ext| ext == "toml")).collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).filter(|path| path.extension().is_some_and(|ext| ext == "toml")).collect();
     files.sort();
     for file in files {
         for (idx, query) in queries_of(&file, true).iter().enumerate() {

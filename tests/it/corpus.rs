@@ -4,7 +4,7 @@
 
 use eqlc::diag::Diagnostic;
 use eqlc::rules::FileKind;
-use tests::{check_text, read_jsonl, shared_dir, FileOptions};
+use tests::{FileOptions, check_text, read_jsonl, shared_dir};
 
 /// Field prefixes of data sources other than an endpoint sensor (auditd, Kubernetes
 /// audit logs, network capture and proxies, IDS alerts).
@@ -39,7 +39,8 @@ fn every_corpus_rule_checks_clean_with_the_dynamic_schema() {
     let mut failures = Vec::new();
     for (location, rule) in &rules {
         let query = rule["query"].as_str().expect("every corpus rule has a query");
-        let errors: Vec<String> = check_one(location, query, "dynamic").into_iter().filter(Diagnostic::is_error).map(|diag| format!("{}: {}", diag.code, diag.message)).collect();
+        let errors: Vec<String> =
+            check_one(location, query, "dynamic").into_iter().filter(Diagnostic::is_error).map(|diag| format!("{}: {}", diag.code, diag.message)).collect();
         if !errors.is_empty() {
             failures.push(format!("{location}: {errors:?}"));
         }
@@ -63,9 +64,9 @@ fn linux_rules_check_against_the_linux_schema() {
             continue;
         }
         // Every remaining error must be an unknown field from a non-sensor data source.
-        let explained = errors.iter().all(|diag| {
-            diag.code == eqlc::codes::Code::E0101 && NON_SENSOR_PREFIXES.iter().any(|prefix| diag.message.contains(&format!("`{prefix}")))
-        });
+        let explained = errors
+            .iter()
+            .all(|diag| diag.code == eqlc::codes::Code::E0101 && NON_SENSOR_PREFIXES.iter().any(|prefix| diag.message.contains(&format!("`{prefix}"))));
         let name = rule["name"].as_str().unwrap_or("?");
         if explained {
             not_sensor.push(format!("{location} {name}"));

@@ -227,18 +227,32 @@ fn expr() -> impl Strategy<Value = Expr> {
                 let op = [ArithOp::Add, ArithOp::Sub, ArithOp::Mul, ArithOp::Div, ArithOp::Mod][op];
                 ExprKind::Arith { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }
             }),
-            (inner.clone(), list.clone(), any::<bool>(), any::<bool>())
-                .prop_map(|(e, items, negated, case_insensitive)| ExprKind::In { expr: Box::new(e), items, negated, case_insensitive }),
+            (inner.clone(), list.clone(), any::<bool>(), any::<bool>()).prop_map(|(e, items, negated, case_insensitive)| ExprKind::In {
+                expr: Box::new(e),
+                items,
+                negated,
+                case_insensitive
+            }),
             (inner.clone(), strings, 0..5usize, any::<bool>()).prop_map(|(e, patterns, op, list)| {
                 let op = [MatchOp::Colon, MatchOp::Like, MatchOp::LikeCi, MatchOp::Regex, MatchOp::RegexCi][op];
                 let list = list || patterns.len() > 1;
                 ExprKind::Match { expr: Box::new(e), op, patterns, list }
             }),
-            (name(), any::<bool>(), prop::collection::vec(inner.clone(), 0..3))
-                .prop_map(|(name, case_insensitive, args)| ExprKind::Call { name: Name { text: name, span: Span::default() }, case_insensitive, args, method: false }),
-            (prop_oneof![Just("descendant"), Just("child"), Just("event")], name(), inner.clone()).prop_map(|(relation, category, condition)| ExprKind::Lineage {
-                relation: Name { text: relation.to_string(), span: Span::default() },
-                query: Box::new(EventQuery { category: Some(Category { name: category, quoted: false, span: Span::default() }), condition, span: Span::default() }),
+            (name(), any::<bool>(), prop::collection::vec(inner.clone(), 0..3)).prop_map(|(name, case_insensitive, args)| ExprKind::Call {
+                name: Name { text: name, span: Span::default() },
+                case_insensitive,
+                args,
+                method: false
+            }),
+            (prop_oneof![Just("descendant"), Just("child"), Just("event")], name(), inner.clone()).prop_map(|(relation, category, condition)| {
+                ExprKind::Lineage {
+                    relation: Name { text: relation.to_string(), span: Span::default() },
+                    query: Box::new(EventQuery {
+                        category: Some(Category { name: category, quoted: false, span: Span::default() }),
+                        condition,
+                        span: Span::default(),
+                    }),
+                }
             }),
         ]
         .prop_map(spanned)
@@ -256,7 +270,8 @@ fn event_query(bare: bool) -> impl Strategy<Value = EventQuery> {
 
 fn clause() -> impl Strategy<Value = Clause> {
     let param_value = prop_oneof![
-        (1..1000u32, prop_oneof![Just("s"), Just("m"), Just("ms"), Just("h")]).prop_map(|(value, unit)| ParamValue::Duration { value: value.to_string(), unit: unit.to_string() }),
+        (1..1000u32, prop_oneof![Just("s"), Just("m"), Just("ms"), Just("h")])
+            .prop_map(|(value, unit)| ParamValue::Duration { value: value.to_string(), unit: unit.to_string() }),
         (0..1000i64).prop_map(ParamValue::Int),
         any::<bool>().prop_map(ParamValue::Bool),
         name().prop_map(ParamValue::Name),
@@ -266,30 +281,45 @@ fn clause() -> impl Strategy<Value = Clause> {
         prop::collection::vec(expr(), 1..3).prop_map(|keys| Clause::By { keys, span: Span::default() }),
         prop::collection::vec(param, 1..3).prop_map(|params| Clause::With { params, span: Span::default() }),
         name().prop_map(|alias| Clause::As { alias: Name { text: alias, span: Span::default() }, span: Span::default() }),
-        prop::option::of(any::<bool>()).prop_map(|value| Clause::Fork { name: Name { text: "fork".into(), span: Span::default() }, value, span: Span::default() }),
+        prop::option::of(any::<bool>()).prop_map(|value| Clause::Fork {
+            name: Name { text: "fork".into(), span: Span::default() },
+            value,
+            span: Span::default()
+        }),
     ]
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    (any::<bool>(), event_query(true), prop::collection::vec(clause(), 0..3)).prop_map(|(missing, query, clauses)| Step { missing, query, clauses, span: Span::default() })
+    (any::<bool>(), event_query(true), prop::collection::vec(clause(), 0..3)).prop_map(|(missing, query, clauses)| Step {
+        missing,
+        query,
+        clauses,
+        span: Span::default(),
+    })
 }
 
 fn query(bare: bool) -> impl Strategy<Value = Query> {
-    let multi = (0..3usize, prop::collection::vec(clause(), 0..2), prop::collection::vec(step(), 1..4), prop::option::of(step())).prop_map(|(kind, header, steps, until)| {
-        Query::Multi(MultiQuery {
-            kind: [MultiKind::Sequence, MultiKind::Join, MultiKind::Sample][kind],
-            keyword_span: Span::default(),
-            header,
-            steps,
-            until: until.map(Box::new),
-            span: Span::default(),
-        })
-    });
+    let multi = (0..3usize, prop::collection::vec(clause(), 0..2), prop::collection::vec(step(), 1..4), prop::option::of(step())).prop_map(
+        |(kind, header, steps, until)| {
+            Query::Multi(MultiQuery {
+                kind: [MultiKind::Sequence, MultiKind::Join, MultiKind::Sample][kind],
+                keyword_span: Span::default(),
+                header,
+                steps,
+                until: until.map(Box::new),
+                span: Span::default(),
+            })
+        },
+    );
     prop_oneof![event_query(bare).prop_map(Query::Event), multi]
 }
 
 fn pipe() -> impl Strategy<Value = Pipe> {
-    (name(), prop::collection::vec(expr(), 0..3)).prop_map(|(name, args)| Pipe { name: Name { text: name, span: Span::default() }, args, span: Span::default() })
+    (name(), prop::collection::vec(expr(), 0..3)).prop_map(|(name, args)| Pipe {
+        name: Name { text: name, span: Span::default() },
+        args,
+        span: Span::default(),
+    })
 }
 
 fn file() -> impl Strategy<Value = File> {
@@ -302,11 +332,12 @@ fn file() -> impl Strategy<Value = File> {
         }),
         (name(), literal()).prop_map(|(name, value)| Definition::Const { name: Name { text: name, span: Span::default() }, value, span: Span::default() }),
     ];
-    prop::collection::vec(definition, 0..3).prop_flat_map(move |definitions| {
-        let bare = definitions.is_empty();
-        (Just(definitions), query(bare), prop::collection::vec(pipe(), 0..3))
-    })
-    .prop_map(|(definitions, query, pipes)| File { definitions, query: Some(PipedQuery { query, pipes, span: Span::default() }), span: Span::default() })
+    prop::collection::vec(definition, 0..3)
+        .prop_flat_map(move |definitions| {
+            let bare = definitions.is_empty();
+            (Just(definitions), query(bare), prop::collection::vec(pipe(), 0..3))
+        })
+        .prop_map(|(definitions, query, pipes)| File { definitions, query: Some(PipedQuery { query, pipes, span: Span::default() }), span: Span::default() })
 }
 
 proptest! {

@@ -76,8 +76,7 @@ pub fn run(root: &Path, check: bool) -> Result<ExitCode> {
         }
         bail!("{message}; cannot generate {OUTPUT}");
     }
-    let input_text =
-        std::fs::read_to_string(root.join(INPUT)).with_context(|| format!("reading {INPUT}"))?;
+    let input_text = std::fs::read_to_string(root.join(INPUT)).with_context(|| format!("reading {INPUT}"))?;
     let (ecs_version, ecs_fields) = read_ecs(&csv_path)?;
     let generated = generate(&input_text, &ecs_version, &ecs_fields)?;
 
@@ -108,52 +107,28 @@ pub fn run(root: &Path, check: bool) -> Result<ExitCode> {
 /// Reads the ECS CSV: the ECS version and the fields that have a Kestrel type, without
 /// multi-fields (`process.name.text` next to `process.name`).
 fn read_ecs(path: &Path) -> Result<(String, Vec<EcsField>)> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
     let headers = reader.headers()?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|header| header == name)
-            .with_context(|| format!("no `{name}` column in {}", path.display()))
-    };
-    let (version_col, field_col, type_col, normalization_col) = (
-        column("ECS_Version")?,
-        column("Field")?,
-        column("Type")?,
-        column("Normalization")?,
-    );
+    let column = |name: &str| headers.iter().position(|header| header == name).with_context(|| format!("no `{name}` column in {}", path.display()));
+    let (version_col, field_col, type_col, normalization_col) = (column("ECS_Version")?, column("Field")?, column("Type")?, column("Normalization")?);
 
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record?;
         let get = |index: usize| record.get(index).unwrap_or("").to_string();
-        rows.push((
-            get(version_col),
-            get(field_col),
-            get(type_col),
-            get(normalization_col),
-        ));
+        rows.push((get(version_col), get(field_col), get(type_col), get(normalization_col)));
     }
     let versions: HashSet<&str> = rows.iter().map(|row| row.0.as_str()).collect();
     if versions.len() != 1 {
-        bail!(
-            "expected one ECS version in {}, found {versions:?}",
-            path.display()
-        );
+        bail!("expected one ECS version in {}, found {versions:?}", path.display());
     }
     let version = rows.first().map(|row| row.0.clone()).unwrap_or_default();
     // A multi-field is a row whose parent is itself a value field (not an object).
-    let value_fields: HashSet<&str> = rows
-        .iter()
-        .filter(|row| !matches!(row.2.as_str(), "object" | "nested" | "flattened"))
-        .map(|row| row.1.as_str())
-        .collect();
+    let value_fields: HashSet<&str> =
+        rows.iter().filter(|row| !matches!(row.2.as_str(), "object" | "nested" | "flattened")).map(|row| row.1.as_str()).collect();
     let mut fields = Vec::new();
     for (_, name, ecs_type, normalization) in &rows {
-        let is_multi_field = name
-            .rsplit_once('.')
-            .is_some_and(|(parent, _)| value_fields.contains(parent));
+        let is_multi_field = name.rsplit_once('.').is_some_and(|(parent, _)| value_fields.contains(parent));
         let Some(ty) = FieldType::from_ecs(ecs_type) else {
             continue;
         };
@@ -161,11 +136,7 @@ fn read_ecs(path: &Path) -> Result<(String, Vec<EcsField>)> {
             continue;
         }
         let array = normalization.split(',').any(|item| item.trim() == "array");
-        fields.push(EcsField {
-            name: name.clone(),
-            ty,
-            array,
-        });
+        fields.push(EcsField { name: name.clone(), ty, array });
     }
     Ok((version, fields))
 }
@@ -173,11 +144,7 @@ fn read_ecs(path: &Path) -> Result<(String, Vec<EcsField>)> {
 /// Builds the text of `linux.toml`.
 fn generate(input_text: &str, ecs_version: &str, ecs_fields: &[EcsField]) -> Result<String> {
     let input: Input = toml::from_str(input_text).with_context(|| format!("parsing {INPUT}"))?;
-    let unit: TimestampUnit = input
-        .schema
-        .timestamp_unit
-        .parse()
-        .with_context(|| format!("{INPUT}: [schema]"))?;
+    let unit: TimestampUnit = input.schema.timestamp_unit.parse().with_context(|| format!("{INPUT}: [schema]"))?;
 
     let mut used_include = HashSet::new();
     let mut used_exclude = HashSet::new();
@@ -192,11 +159,7 @@ fn generate(input_text: &str, ecs_version: &str, ecs_fields: &[EcsField]) -> Res
             continue;
         }
         let produced = any_match(&input.produced.fields, &ecs.name, &mut used_produced);
-        let def = FieldDef {
-            array: ecs.array,
-            produced,
-            ..FieldDef::new(ecs.name.clone(), ecs.ty)
-        };
+        let def = FieldDef { array: ecs.array, produced, ..FieldDef::new(ecs.name.clone(), ecs.ty) };
         fields.insert(ecs.name.clone(), def);
     }
     for (section, list, used) in [
@@ -204,10 +167,7 @@ fn generate(input_text: &str, ecs_version: &str, ecs_fields: &[EcsField]) -> Res
         ("[ecs] exclude", &input.ecs.exclude, &used_exclude),
         ("[produced] fields", &input.produced.fields, &used_produced),
     ] {
-        let unused: Vec<&String> = list
-            .iter()
-            .filter(|pattern| !used.contains(*pattern))
-            .collect();
+        let unused: Vec<&String> = list.iter().filter(|pattern| !used.contains(*pattern)).collect();
         if !unused.is_empty() {
             bail!("{INPUT}: {section} patterns that match no selected ECS field: {unused:?}");
         }
@@ -217,19 +177,12 @@ fn generate(input_text: &str, ecs_version: &str, ecs_fields: &[EcsField]) -> Res
     // real parser by wrapping them in a dynamic schema.
     let mut wrapper = toml::Table::new();
     wrapper.insert("dynamic".to_string(), toml::Value::Boolean(true));
-    wrapper.insert(
-        "fields".to_string(),
-        toml::Value::Table(input.fields.clone()),
-    );
+    wrapper.insert("fields".to_string(), toml::Value::Table(input.fields.clone()));
     let wrapper_text = toml::to_string(&wrapper).context("re-serialising [fields]")?;
-    let overrides = Schema::from_toml("overrides", &wrapper_text)
-        .map_err(|error| anyhow::anyhow!("{INPUT}: [fields]: {}", error.message))?;
+    let overrides = Schema::from_toml("overrides", &wrapper_text).map_err(|error| anyhow::anyhow!("{INPUT}: [fields]: {}", error.message))?;
     // An override may add values, a doc or change `produced`, but not retype an ECS
     // field: rules are written against the ECS types.
-    let ecs_types: BTreeMap<&str, (FieldType, bool)> = ecs_fields
-        .iter()
-        .map(|ecs| (ecs.name.as_str(), (ecs.ty, ecs.array)))
-        .collect();
+    let ecs_types: BTreeMap<&str, (FieldType, bool)> = ecs_fields.iter().map(|ecs| (ecs.name.as_str(), (ecs.ty, ecs.array))).collect();
     for (_, def) in overrides.fields() {
         if let Some(&(ty, array)) = ecs_types.get(def.name.as_str())
             && (ty, array) != (def.ty, def.array)
@@ -260,13 +213,8 @@ fn generate(input_text: &str, ecs_version: &str, ecs_fields: &[EcsField]) -> Res
     let produced = schema.fields().filter(|(_, def)| def.produced).count();
     let mut out = String::new();
     out.push_str("# GENERATED FILE, DO NOT EDIT. Regenerate with `cargo xtask gen-schema`.\n");
-    out.push_str(&format!(
-        "# Inputs: ECS {ecs_version} (shared/schema/ecs_fields.csv) and {INPUT}.\n"
-    ));
-    out.push_str(&format!(
-        "# {} fields, {produced} produced by the sensor. Format: docs/schema.md.\n\n",
-        schema.field_count()
-    ));
+    out.push_str(&format!("# Inputs: ECS {ecs_version} (shared/schema/ecs_fields.csv) and {INPUT}.\n"));
+    out.push_str(&format!("# {} fields, {produced} produced by the sensor. Format: docs/schema.md.\n\n", schema.field_count()));
     out.push_str(&schema.to_toml());
     Ok(out)
 }
@@ -311,8 +259,7 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 mod tests {
     use super::*;
 
-    const CSV: &str =
-        "ECS_Version,Indexed,Field_Set,Field,Type,Level,Normalization,Example,Description
+    const CSV: &str = "ECS_Version,Indexed,Field_Set,Field,Type,Level,Normalization,Example,Description
 9.4.0,true,base,@timestamp,date,core,,x,Time.
 9.4.0,true,base,labels,object,core,,x,Labels.
 9.4.0,true,event,event.category,keyword,core,array,x,Category.
@@ -347,8 +294,7 @@ fields = ["@timestamp", "event.*", "process.name"]
     fn tiny_ecs() -> (String, Vec<EcsField>) {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("xtask-gen-schema-{}-{unique}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("xtask-gen-schema-{}-{unique}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ecs_fields.csv");
         std::fs::write(&path, CSV).unwrap();
@@ -362,17 +308,7 @@ fields = ["@timestamp", "event.*", "process.name"]
         let (version, fields) = tiny_ecs();
         assert_eq!(version, "9.4.0");
         let names: Vec<&str> = fields.iter().map(|field| field.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "@timestamp",
-                "event.category",
-                "process.name",
-                "process.pid",
-                "process.pe.imphash",
-                "dll.name"
-            ]
-        );
+        assert_eq!(names, ["@timestamp", "event.category", "process.name", "process.pid", "process.pe.imphash", "dll.name"]);
         assert!(fields[1].array && !fields[2].array);
     }
 
@@ -380,11 +316,7 @@ fields = ["@timestamp", "event.*", "process.name"]
     fn generates_a_schema() {
         let (version, fields) = tiny_ecs();
         let text = generate(INPUT_TEXT, &version, &fields).unwrap();
-        let body: String = text
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let body: String = text.lines().filter(|line| !line.starts_with('#')).collect::<Vec<_>>().join("\n");
         let expected = r#"
 name = "tiny"
 category_field = "event.category"
@@ -415,20 +347,13 @@ dynamic = false
     fn overrides_keep_ecs_types() {
         let (version, fields) = tiny_ecs();
         let retyped = INPUT_TEXT.replace("array = true, values", "values");
-        let error = generate(&retyped, &version, &fields)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("keyword[] in ECS but keyword here"),
-            "{error}"
-        );
+        let error = generate(&retyped, &version, &fields).unwrap_err().to_string();
+        assert!(error.contains("keyword[] in ECS but keyword here"), "{error}");
     }
 
     #[test]
     fn check_is_skipped_without_shared() {
-        let root = std::env::temp_dir()
-            .join(format!("xtask-no-shared-{}", std::process::id()))
-            .join("repo");
+        let root = std::env::temp_dir().join(format!("xtask-no-shared-{}", std::process::id())).join("repo");
         std::fs::create_dir_all(&root).unwrap();
         assert_eq!(run(&root, true).unwrap(), ExitCode::SUCCESS);
         assert!(run(&root, false).is_err());
@@ -441,14 +366,22 @@ dynamic = false
         assert!(!glob_match("process.name", "process.names"));
         assert!(glob_match("process.**", "process.parent.name"));
         assert!(!glob_match("process.**", "process"));
-        assert!(glob_match(
-            "process.*_leader.pid",
-            "process.entry_leader.pid"
-        ));
+        assert!(glob_match("process.*_leader.pid", "process.entry_leader.pid"));
         assert!(!glob_match("process.*.pid", "process.a.b.pid"));
         assert!(glob_match("**.pe.**", "process.parent.pe.imphash"));
         assert!(glob_match("**.pe.**", "file.pe.company"));
         assert!(!glob_match("**.pe.**", "process.pid"));
         assert!(glob_match("process.user.*", "process.user.id"));
+    }
+}
+
+#[cfg(test)]
+mod committed {
+    /// The committed `linux.toml` is what the generator makes from its inputs today.
+    #[test]
+    fn committed_linux_schema_is_up_to_date() {
+        let root = crate::repo_root();
+        let code = super::run(&root, true).expect("the generator runs");
+        assert_eq!(code, std::process::ExitCode::SUCCESS, "kestrel-bundle/schemas/linux.toml is stale: run `cargo xtask gen-schema`");
     }
 }

@@ -5,13 +5,17 @@
 //! - `gen-schema [--check]`: regenerate `kestrel-bundle/schemas/linux.toml` from ECS and
 //!   `kestrel-bundle/schemas/linux.in.toml`; with `--check`, fail if the committed file
 //!   is not what would be generated.
+//! - `bless`: run the snapshot suites, accepting every changed snapshot, then list them
+//!   for review (`git diff snapshots/`).
+//! - `bench-check [RUNS]`: time `eqlc check` over the corpus against python `eql`.
 
+mod bench;
 mod gen_schema;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask gen-schema [--check]";
+const USAGE: &str = "usage: cargo xtask gen-schema [--check] | bless | bench-check [RUNS]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +36,11 @@ fn main() -> ExitCode {
                 }
             }
             gen_schema::run(&repo_root(), check)
+        }
+        Some("bless") => bless(&repo_root()),
+        Some("bench-check") => {
+            let runs = args.get(1).and_then(|runs| runs.parse().ok()).unwrap_or(5);
+            bench::run(&repo_root(), runs)
         }
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -54,8 +63,24 @@ fn main() -> ExitCode {
 /// The workspace root: the parent of this crate's directory.
 fn repo_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or(manifest_dir)
+    manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
+}
+
+/// Runs the suites that hold snapshots with `INSTA_UPDATE=always`, then shows what changed.
+fn bless(root: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["test", "--locked", "-p", "tests", "--test", "it", "snapshots"])
+        .env("INSTA_UPDATE", "always")
+        .env_remove("CI")
+        .current_dir(root)
+        .status()?;
+    // A second run confirms the accepted snapshots now pass.
+    let status = if status.success() {
+        status
+    } else {
+        std::process::Command::new(env!("CARGO")).args(["test", "--locked", "-p", "tests", "--test", "it", "snapshots"]).current_dir(root).status()?
+    };
+    std::process::Command::new("git").args(["status", "--short", "snapshots"]).current_dir(root).status()?;
+    println!("review the changes with `git diff snapshots/` before committing");
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

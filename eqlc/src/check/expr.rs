@@ -1,10 +1,10 @@
 //! Checking expressions: operators, comparisons, string matching, calls.
 
 use super::literal::{self, RegexProblem};
-use super::{compatible, Binding, Checker};
+use super::{Binding, Checker, compatible};
 use crate::ast::{self, CompareOp as AstCompare, ExprKind as Ast, MatchOp};
 use crate::codes::Code;
-use crate::diag::{did_you_mean, Diagnostic};
+use crate::diag::{Diagnostic, did_you_mean};
 use crate::dialect::Dialect;
 use crate::functions::{self, ArgKind, Func, Returns, Signature};
 use crate::lex::StrKind;
@@ -621,7 +621,11 @@ impl<'a> Checker<'a> {
                     if let Some(Value::Str(text)) = self.literal_value(*arg_id).cloned()
                         && let Err(reason) = literal::parse_cidr(&text)
                     {
-                        self.report(Diagnostic::new(Code::E0206, format!("invalid CIDR block `{text}`")).primary(arg.span, reason).help("write a block such as `10.0.0.0/8` or `fe80::/10`"));
+                        self.report(
+                            Diagnostic::new(Code::E0206, format!("invalid CIDR block `{text}`"))
+                                .primary(arg.span, reason)
+                                .help("write a block such as `10.0.0.0/8` or `fe80::/10`"),
+                        );
                         failed = true;
                     }
                 }

@@ -214,7 +214,9 @@ impl<'a> Checker<'a> {
             (ExprKind::Wildcard { patterns: pa, case: ca, .. }, ExprKind::Wildcard { patterns: pb, case: cb, .. }) => {
                 pa == pb && ca == cb && same_children(&lhs.kind.children(), &rhs.kind.children())
             }
-            (ExprKind::IsNull { negated: na, .. }, ExprKind::IsNull { negated: nb, .. }) => na == nb && same_children(&lhs.kind.children(), &rhs.kind.children()),
+            (ExprKind::IsNull { negated: na, .. }, ExprKind::IsNull { negated: nb, .. }) => {
+                na == nb && same_children(&lhs.kind.children(), &rhs.kind.children())
+            }
             (ExprKind::Not(_), ExprKind::Not(_)) | (ExprKind::And(_), ExprKind::And(_)) | (ExprKind::Or(_), ExprKind::Or(_)) => {
                 same_children(&lhs.kind.children(), &rhs.kind.children())
             }
@@ -259,17 +261,22 @@ impl<'a> Checker<'a> {
             _ => return,
         };
         let _ = array;
-        let is_basename = (field.starts_with("process.") || field.starts_with("file.")) && field.ends_with(".name") && !field.contains(".Ext.") && !field.contains("user.") && !field.contains("group.");
+        let is_basename = (field.starts_with("process.") || field.starts_with("file."))
+            && field.ends_with(".name")
+            && !field.contains(".Ext.")
+            && !field.contains("user.")
+            && !field.contains("group.");
         if is_basename {
             for (value, span) in values.iter().zip(spans) {
                 if let Value::Str(text) = value
                     && text.contains('/')
                 {
-                    self.report(
-                        Diagnostic::new(Code::W0011, format!("`{field}` is a file name and never contains `/`"))
-                            .primary(*span, "contains `/`")
-                            .help(format!("match the path with `{}` instead", field.trim_end_matches(".name").to_string() + if field.starts_with("file.") { ".path" } else { ".executable" })),
-                    );
+                    self.report(Diagnostic::new(Code::W0011, format!("`{field}` is a file name and never contains `/`")).primary(*span, "contains `/`").help(
+                        format!(
+                            "match the path with `{}` instead",
+                            field.trim_end_matches(".name").to_string() + if field.starts_with("file.") { ".path" } else { ".executable" }
+                        ),
+                    ));
                     return;
                 }
             }
@@ -288,9 +295,12 @@ impl<'a> Checker<'a> {
             let span = spans.iter().copied().reduce(Span::to).unwrap_or_default();
             let shown: Vec<&str> = vocabulary.iter().take(24).map(String::as_str).collect();
             self.report(
-                Diagnostic::new(Code::W0010, format!("the `{}` sensor never sets `{field}` to {}", schema.name, if values.len() == 1 { "this value" } else { "any of these values" }))
-                    .primary(span, "never produced")
-                    .note(format!("`{field}` takes the values: {}{}", shown.join(", "), if vocabulary.len() > 24 { ", ..." } else { "" })),
+                Diagnostic::new(
+                    Code::W0010,
+                    format!("the `{}` sensor never sets `{field}` to {}", schema.name, if values.len() == 1 { "this value" } else { "any of these values" }),
+                )
+                .primary(span, "never produced")
+                .note(format!("`{field}` takes the values: {}{}", shown.join(", "), if vocabulary.len() > 24 { ", ..." } else { "" })),
             );
         }
     }

@@ -5,15 +5,8 @@ use crate::tir::{Pattern, WildPiece};
 use std::net::IpAddr;
 
 /// Time units `maxspan` accepts, and their length in nanoseconds.
-pub const DURATION_UNITS: &[(&str, u64)] = &[
-    ("nanos", 1),
-    ("micros", 1_000),
-    ("ms", 1_000_000),
-    ("s", 1_000_000_000),
-    ("m", 60_000_000_000),
-    ("h", 3_600_000_000_000),
-    ("d", 86_400_000_000_000),
-];
+pub const DURATION_UNITS: &[(&str, u64)] =
+    &[("nanos", 1), ("micros", 1_000), ("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000), ("d", 86_400_000_000_000)];
 
 /// Parses `maxspan` as written (`30`, `s`) into nanoseconds.
 pub fn duration_ns(value: &str, unit: &str) -> Result<u64, DurationError> {

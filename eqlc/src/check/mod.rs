@@ -11,7 +11,7 @@ mod literal;
 mod query;
 mod resolve;
 
-pub use literal::{check_regex, classify_wildcard, duration_ns, parse_cidr, wildcard_matches, DurationError, RegexProblem, DURATION_UNITS};
+pub use literal::{DURATION_UNITS, DurationError, RegexProblem, check_regex, classify_wildcard, duration_ns, parse_cidr, wildcard_matches};
 
 use crate::ast;
 use crate::codes::Code;

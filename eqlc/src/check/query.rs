@@ -1,10 +1,10 @@
 //! Checking queries: event queries, `sequence`, `join`, `sample`, and pipes.
 
 use super::literal::{self, DurationError};
-use super::{compatible, Checker};
+use super::{Checker, compatible};
 use crate::ast::{self, Clause, MultiKind, ParamValue};
 use crate::codes::Code;
-use crate::diag::{did_you_mean, Diagnostic};
+use crate::diag::{Diagnostic, did_you_mean};
 use crate::dialect::Dialect;
 use crate::source::Span;
 use crate::tir::{self, Case, Category, ExprId, ExprKind, Scalar, SequenceSemantics, Value};
@@ -103,7 +103,8 @@ impl<'a> Checker<'a> {
                 }
                 Clause::Fork { name, value, span } => {
                     if name.text != "fork" {
-                        let mut diag = Diagnostic::new(Code::E0001, format!("unexpected name `{}` after a step", name.text)).primary(name.span, "unexpected here");
+                        let mut diag =
+                            Diagnostic::new(Code::E0001, format!("unexpected name `{}` after a step", name.text)).primary(name.span, "unexpected here");
                         diag = if did_you_mean(&name.text, ["fork"]).is_some() {
                             diag.help("did you mean `fork`?")
                         } else {
@@ -203,7 +204,15 @@ impl<'a> Checker<'a> {
                 if steps.len() >= MAX_STEPS {
                     break;
                 }
-                steps.push(tir::Step { query: query.clone(), keys: keys.clone(), missing: step.missing, alias: alias.clone(), fork, source_step, span: step.span });
+                steps.push(tir::Step {
+                    query: query.clone(),
+                    keys: keys.clone(),
+                    missing: step.missing,
+                    alias: alias.clone(),
+                    fork,
+                    source_step,
+                    span: step.span,
+                });
             }
             if let Some(alias) = clauses.alias {
                 let duplicate = self.scope.aliases.iter().find(|(name, _, _)| *name == alias.text).map(|(_, _, span)| *span);
@@ -239,7 +248,9 @@ impl<'a> Checker<'a> {
                     .help("add a step, or use an event query for a single condition"),
             );
         } else if positives == 0 {
-            self.report(Diagnostic::new(Code::E0306, "a sequence needs at least one step that is not missing").primary(multi.keyword_span, "every step is `![...]`"));
+            self.report(
+                Diagnostic::new(Code::E0306, "a sequence needs at least one step that is not missing").primary(multi.keyword_span, "every step is `![...]`"),
+            );
         }
         if kind == MultiKind::Sequence && !has_maxspan {
             self.report(
@@ -318,10 +329,13 @@ impl<'a> Checker<'a> {
                     None => first = Some((scalar, span)),
                     Some((first_scalar, first_span)) if !compatible(first_scalar, scalar) => {
                         self.report(
-                            Diagnostic::new(Code::E0302, format!("join key {} is a {} here but a {} in an earlier step", position + 1, scalar.name(), first_scalar.name()))
-                                .primary(span, format!("this is a {}", scalar.name()))
-                                .secondary(first_span, format!("this is a {}", first_scalar.name()))
-                                .help("join keys at the same position must hold comparable values"),
+                            Diagnostic::new(
+                                Code::E0302,
+                                format!("join key {} is a {} here but a {} in an earlier step", position + 1, scalar.name(), first_scalar.name()),
+                            )
+                            .primary(span, format!("this is a {}", scalar.name()))
+                            .secondary(first_span, format!("this is a {}", first_scalar.name()))
+                            .help("join keys at the same position must hold comparable values"),
                         );
                         break;
                     }
@@ -380,7 +394,9 @@ impl<'a> Checker<'a> {
         match param.value {
             ParamValue::Int(runs) if (1..=MAX_RUNS).contains(&runs) => {
                 if runs == 1 {
-                    self.report(Diagnostic::new(Code::W0013, "`runs=1` does nothing").primary(param.span, "repeats the step once").help("remove `with runs=1`"));
+                    self.report(
+                        Diagnostic::new(Code::W0013, "`runs=1` does nothing").primary(param.span, "repeats the step once").help("remove `with runs=1`"),
+                    );
                 }
                 runs
             }
@@ -396,7 +412,8 @@ impl<'a> Checker<'a> {
     }
 
     fn unknown_param(&mut self, param: &ast::Param, known: &[&str], context: &str) {
-        let mut diag = Diagnostic::new(Code::E0107, format!("unknown parameter `{}` on a {context}", param.name.text)).primary(param.name.span, "unknown parameter");
+        let mut diag =
+            Diagnostic::new(Code::E0107, format!("unknown parameter `{}` on a {context}", param.name.text)).primary(param.name.span, "unknown parameter");
         diag = match (did_you_mean(&param.name.text, known.iter().copied()), known) {
             (Some(suggestion), _) => diag.help(format!("did you mean `{suggestion}`?")),
             (None, []) => diag.note(format!("a {context} takes no `with` parameters")),
@@ -407,7 +424,10 @@ impl<'a> Checker<'a> {
 
     fn missing_step_rules(&mut self, kind: MultiKind, has_maxspan: bool, step: &ast::Step) {
         if kind != MultiKind::Sequence {
-            self.report(Diagnostic::new(Code::E0306, format!("missing-event steps `![...]` cannot be used in a {}", kind.keyword())).primary(step.span, "not allowed here"));
+            self.report(
+                Diagnostic::new(Code::E0306, format!("missing-event steps `![...]` cannot be used in a {}", kind.keyword()))
+                    .primary(step.span, "not allowed here"),
+            );
         } else if !has_maxspan {
             self.report(
                 Diagnostic::new(Code::E0306, "a sequence with a missing-event step needs `maxspan`")
@@ -421,9 +441,7 @@ impl<'a> Checker<'a> {
         let Some((fork, span)) = fork else { return false };
         if self.is_es() {
             self.report(
-                Diagnostic::new(Code::E0009, "`fork` is not Elasticsearch EQL")
-                    .primary(span, "endgame-dialect clause")
-                    .help("check with `--dialect endgame`"),
+                Diagnostic::new(Code::E0009, "`fork` is not Elasticsearch EQL").primary(span, "endgame-dialect clause").help("check with `--dialect endgame`"),
             );
         }
         if source_step == 0 {
@@ -465,7 +483,9 @@ impl<'a> Checker<'a> {
                     [arg] => match arg.unparen().kind {
                         ast::ExprKind::Int(count) if count >= 0 => count as u64,
                         _ => {
-                            self.report(Diagnostic::new(Code::E0401, format!("`{name}` takes a whole number of results")).primary(arg.span, "expected a number ≥ 0"));
+                            self.report(
+                                Diagnostic::new(Code::E0401, format!("`{name}` takes a whole number of results")).primary(arg.span, "expected a number ≥ 0"),
+                            );
                             return None;
                         }
                     },

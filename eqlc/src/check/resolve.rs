@@ -4,7 +4,7 @@
 use super::Checker;
 use crate::ast::{self, PathRoot, PathSegment};
 use crate::codes::Code;
-use crate::diag::{did_you_mean, Diagnostic};
+use crate::diag::{Diagnostic, did_you_mean};
 use crate::dialect::Dialect;
 use crate::source::Span;
 use crate::tir::{Case, CompareOp, ExprId, ExprKind, FieldPath, PathStep, Scalar, Ty, Value};
@@ -174,8 +174,10 @@ impl<'a> Checker<'a> {
             return self.push(ExprKind::Field(field_path), ty, span);
         }
         // Endgame enum shorthand: `subtype.create` means `subtype == "create"`.
-        if self.options.dialect == Dialect::Endgame && rest.is_empty() && let Some((prefix, value)) = name.rsplit_once('.') {
-            if let Some((_, def)) = schema.field(prefix)
+        if self.options.dialect == Dialect::Endgame
+            && rest.is_empty()
+            && let Some((prefix, value)) = name.rsplit_once('.')
+            && let Some((_, def)) = schema.field(prefix)
                 && scalar_of(def.ty) == Scalar::Str
             {
                 let array = def.array;
@@ -184,15 +186,12 @@ impl<'a> Checker<'a> {
                 let literal = self.push(ExprKind::Literal(Value::Str(value.to_string())), Ty::of(Scalar::Str), span);
                 return self.push(ExprKind::Compare { op: CompareOp::Eq, lhs: field, rhs: literal, case: Case::Insensitive }, Ty::of(Scalar::Bool), span);
             }
-        }
         if !(schema.dynamic || path.optional) {
             let mut diag = Diagnostic::new(Code::E0101, format!("unknown field `{name}`")).primary(span, format!("not in the `{}` schema", schema.name));
             if let Some(suggestion) = did_you_mean(&name, schema.field_names()) {
                 diag = diag.help(format!("did you mean `{suggestion}`?"));
             }
-            diag = diag.note(format!(
-                "check against `--schema dynamic` to allow any field, or write `?{name}` to allow this one to be missing"
-            ));
+            diag = diag.note(format!("check against `--schema dynamic` to allow any field, or write `?{name}` to allow this one to be missing"));
             self.report(diag);
             return self.error_expr(span);
         }

@@ -11,8 +11,7 @@ use super::{Culprit, FieldDef, FieldType, Schema, SchemaError, TimestampUnit, ch
 type Key<'i> = Spanned<DeString<'i>>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
-const TOP_LEVEL_KEYS: &str =
-    "name, category_field, timestamp_field, timestamp_unit, dynamic, fields";
+const TOP_LEVEL_KEYS: &str = "name, category_field, timestamp_field, timestamp_unit, dynamic, fields";
 const FIELD_KEYS: &str = "type, array, produced, values, doc";
 
 /// Parses a whole schema file; `default_name` is used when the file has no `name`.
@@ -39,17 +38,12 @@ pub(super) fn parse_schema(default_name: &str, text: &str) -> Result<Schema, Sch
             }
             "timestamp_unit" => {
                 let unit = reader.string(key, value)?;
-                timestamp_unit = unit.parse().map_err(|error: super::UnknownNameError| {
-                    reader.error(error.to_string(), value.span())
-                })?;
+                timestamp_unit = unit.parse().map_err(|error: super::UnknownNameError| reader.error(error.to_string(), value.span()))?;
             }
             "dynamic" => dynamic = reader.boolean(key, value)?,
             "fields" => {
                 let DeValue::Table(table) = value.get_ref() else {
-                    let msg = format!(
-                        "`fields` must be a table, found {}",
-                        value.get_ref().type_str()
-                    );
+                    let msg = format!("`fields` must be a table, found {}", value.get_ref().type_str());
                     return Err(reader.error(msg, value.span()));
                 };
                 for (field_key, field_value) in in_source_order(table) {
@@ -65,15 +59,7 @@ pub(super) fn parse_schema(default_name: &str, text: &str) -> Result<Schema, Sch
         }
     }
 
-    Schema::build(
-        name,
-        category_field.0,
-        timestamp_field.0,
-        timestamp_unit,
-        dynamic,
-        fields,
-    )
-    .map_err(|(culprit, error)| {
+    Schema::build(name, category_field.0, timestamp_field.0, timestamp_unit, dynamic, fields).map_err(|(culprit, error)| {
         let span = match culprit {
             Culprit::Field(field) => field_spans.get(&field).cloned(),
             Culprit::CategoryField => category_field.1.clone(),
@@ -116,11 +102,7 @@ impl Reader<'_> {
         match value.get_ref() {
             DeValue::String(text) => Ok(text.as_ref()),
             other => {
-                let msg = format!(
-                    "`{}` must be a string, found {}",
-                    key.get_ref(),
-                    other.type_str()
-                );
+                let msg = format!("`{}` must be a string, found {}", key.get_ref(), other.type_str());
                 Err(self.error(msg, value.span()))
             }
         }
@@ -130,11 +112,7 @@ impl Reader<'_> {
         match value.get_ref() {
             DeValue::Boolean(flag) => Ok(*flag),
             other => {
-                let msg = format!(
-                    "`{}` must be true or false, found {}",
-                    key.get_ref(),
-                    other.type_str()
-                );
+                let msg = format!("`{}` must be true or false, found {}", key.get_ref(), other.type_str());
                 Err(self.error(msg, value.span()))
             }
         }
@@ -143,19 +121,14 @@ impl Reader<'_> {
     /// A type written as `"keyword"` or `"keyword[]"`.
     fn type_spec(&self, field: &str, value: &Value<'_>) -> Result<(FieldType, bool), SchemaError> {
         let DeValue::String(text) = value.get_ref() else {
-            let msg = format!(
-                "the type of field `{field}` must be a string, found {}",
-                value.get_ref().type_str()
-            );
+            let msg = format!("the type of field `{field}` must be a string, found {}", value.get_ref().type_str());
             return Err(self.error(msg, value.span()));
         };
         let (name, array) = match text.strip_suffix("[]") {
             Some(name) => (name, true),
             None => (text.as_ref(), false),
         };
-        let ty = name
-            .parse::<FieldType>()
-            .map_err(|error| self.error(format!("field `{field}`: {error}"), value.span()))?;
+        let ty = name.parse::<FieldType>().map_err(|error| self.error(format!("field `{field}`: {error}"), value.span()))?;
         Ok((ty, array))
     }
 
@@ -166,10 +139,7 @@ impl Reader<'_> {
         match value.get_ref() {
             DeValue::String(_) => {
                 let (ty, array) = self.type_spec(name, value)?;
-                Ok(FieldDef {
-                    array,
-                    ..FieldDef::new(name, ty)
-                })
+                Ok(FieldDef { array, ..FieldDef::new(name, ty) })
             }
             DeValue::Table(table) => self.long_field(name, value.span(), table),
             other => {
@@ -183,12 +153,7 @@ impl Reader<'_> {
         }
     }
 
-    fn long_field(
-        &self,
-        name: &str,
-        span: Range<usize>,
-        table: &DeTable<'_>,
-    ) -> Result<FieldDef, SchemaError> {
+    fn long_field(&self, name: &str, span: Range<usize>, table: &DeTable<'_>) -> Result<FieldDef, SchemaError> {
         let mut ty = None;
         let mut array = None;
         let mut produced = true;
@@ -202,9 +167,7 @@ impl Reader<'_> {
                 "values" => values = Some((self.values(name, value)?, key.span())),
                 "doc" => doc = Some(self.string(key, value)?.to_string()),
                 other => {
-                    let mut msg = format!(
-                        "unknown key `{other}` in field `{name}`; expected one of {FIELD_KEYS}"
-                    );
+                    let mut msg = format!("unknown key `{other}` in field `{name}`; expected one of {FIELD_KEYS}");
                     if !table.contains_key("type") {
                         msg.push_str(
                             " (field names containing dots must be quoted: \"process.name\" = ..., \
@@ -230,29 +193,17 @@ impl Reader<'_> {
         if let Some((_, values_span)) = &values
             && ty != FieldType::Keyword
         {
-            let msg = format!(
-                "field `{name}` has type {ty} but `values` is only allowed on keyword fields"
-            );
+            let msg = format!("field `{name}` has type {ty} but `values` is only allowed on keyword fields");
             return Err(self.error(msg, values_span.clone()));
         }
         let values = values.map(|(values, _)| values);
-        Ok(FieldDef {
-            name: name.to_string(),
-            ty,
-            array,
-            produced,
-            values,
-            doc,
-        })
+        Ok(FieldDef { name: name.to_string(), ty, array, produced, values, doc })
     }
 
     /// A `values` list: non-empty, strings only, no duplicates.
     fn values(&self, field: &str, value: &Value<'_>) -> Result<Vec<String>, SchemaError> {
         let DeValue::Array(items) = value.get_ref() else {
-            let msg = format!(
-                "`values` of field `{field}` must be a list of strings, found {}",
-                value.get_ref().type_str()
-            );
+            let msg = format!("`values` of field `{field}` must be a list of strings, found {}", value.get_ref().type_str());
             return Err(self.error(msg, value.span()));
         };
         if items.is_empty() {
@@ -263,10 +214,7 @@ impl Reader<'_> {
         let mut seen: HashSet<&str> = HashSet::with_capacity(items.len());
         for item in items.iter() {
             let DeValue::String(text) = item.get_ref() else {
-                let msg = format!(
-                    "`values` of field `{field}` must be strings, found {}",
-                    item.get_ref().type_str()
-                );
+                let msg = format!("`values` of field `{field}` must be strings, found {}", item.get_ref().type_str());
                 return Err(self.error(msg, item.span()));
             };
             if !seen.insert(text.as_ref()) {
