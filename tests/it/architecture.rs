@@ -88,3 +88,22 @@ fn every_code_has_an_explanation_page() {
         assert!(Code::parse(code).is_some(), "docs/errors/{name} documents no code");
     }
 }
+
+/// The typed IR never refers to the dialect: the checker decides every dialect question.
+#[test]
+fn typed_ir_does_not_know_the_dialect() {
+    for file in ["eqlc/src/tir.rs", "eqlc/src/print_ir.rs"] {
+        let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        let code: String = text.lines().filter(|line| !line.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+        assert!(!code.contains("dialect") && !code.contains("Dialect"), "{file} must not depend on the dialect");
+    }
+}
+
+/// docs/language.md documents every built-in function.
+#[test]
+fn language_reference_lists_every_function() {
+    let text = std::fs::read_to_string(repo_root().join("docs/language.md")).unwrap();
+    for signature in eqlc::functions::BUILTINS {
+        assert!(text.contains(&format!("`{}`", signature.name)), "docs/language.md does not document `{}`", signature.name);
+    }
+}

@@ -202,6 +202,11 @@ impl<'a> Checker<'a> {
             let alias = clauses.alias.map(|alias| alias.text.clone());
             for _ in 0..runs.max(1) {
                 if steps.len() >= MAX_STEPS {
+                    self.report(
+                        Diagnostic::new(Code::E0902, format!("a {} may have at most {MAX_STEPS} steps after `runs` is unrolled", kind.keyword()))
+                            .primary(step.span, "the limit is reached at this step")
+                            .help("split the rule, or lower `runs`"),
+                    );
                     break;
                 }
                 steps.push(tir::Step {
