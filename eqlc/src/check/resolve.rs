@@ -95,6 +95,14 @@ impl<'a> Checker<'a> {
                 return self.step_field(*index as usize, path, &path.segments[1..], span);
             }
         }
+        if plain_root && !path.segments.is_empty() && !path.optional && let Some(suggestion) = self.misspelt_alias(&root) {
+            self.report(
+                Diagnostic::new(Code::E0103, format!("no step is named `{root}`"))
+                    .primary(path.root_span, "unknown alias")
+                    .help(format!("did you mean `{suggestion}`?")),
+            );
+            return self.error_expr(span);
+        }
         let field = self.field(path, &root, &path.segments, span);
         // In a pipe after a sequence, plain fields read the first event.
         if self.scope.pipe_events.is_some()
@@ -104,6 +112,30 @@ impl<'a> Checker<'a> {
             return self.push(ExprKind::StepField { step: 0, path: field_path }, ty, span);
         }
         field
+    }
+
+    /// An alias of this query that `root` looks like a misspelling of, when `root` ends in
+    /// a digit as aliases do and no schema field starts with `root.` (so `event5.x` next
+    /// to `event0` is caught, and `event.action` is not).
+    fn misspelt_alias(&self, root: &str) -> Option<String> {
+        let scope = &self.scope;
+        let names: Vec<&str> = scope
+            .aliases
+            .iter()
+            .map(|(name, _, _)| name.as_str())
+            .chain(scope.later_aliases.iter().map(|(name, _)| name.as_str()))
+            .chain(scope.hidden_aliases.iter().map(|(name, _)| name.as_str()))
+            .collect();
+        // Aliases are conventionally `event0`, `event1`, ...; field roots never end in a digit.
+        let alias_like = root.ends_with(|ch: char| ch.is_ascii_digit());
+        if names.is_empty() || names.contains(&root) || !alias_like {
+            return None;
+        }
+        let prefix = format!("{root}.");
+        if self.options.schema.field_names().any(|name| name.starts_with(&prefix)) {
+            return None;
+        }
+        did_you_mean(root, names).map(str::to_string)
     }
 
     fn var(&mut self, binding: u32, element: Ty, segments: &[PathSegment], span: Span) -> ExprId {
