@@ -88,6 +88,8 @@ struct Checker<'a> {
     scope: Scope,
     /// Fields already warned about (W0007), so each is reported once.
     warned_fields: HashSet<String>,
+    /// The schema's fingerprint, computed when first needed.
+    schema_fingerprint: Option<u64>,
 }
 
 impl<'a> Checker<'a> {
@@ -104,6 +106,7 @@ impl<'a> Checker<'a> {
             next_binding: 0,
             scope: Scope::default(),
             warned_fields: HashSet::new(),
+            schema_fingerprint: None,
         }
     }
 
