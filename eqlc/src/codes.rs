@@ -64,6 +64,7 @@ codes! {
     E0008 Error "keyword-as-name" "a reserved keyword is used where a name is expected";
     E0009 Error "dialect-syntax" "syntax that the selected dialect does not have";
     E0010 Error "unterminated-name" "a backtick-escaped name is not closed";
+    E0011 Error "empty-list" "an empty list where values or patterns are expected";
     // Names.
     E0101 Error "unknown-field" "a field the schema does not define";
     E0102 Error "unknown-function" "a call to a function that does not exist";
@@ -74,6 +75,7 @@ codes! {
     E0107 Error "unknown-parameter" "a `with` parameter that does not exist";
     E0108 Error "duplicate-definition" "a macro or constant is defined twice";
     E0109 Error "unknown-relation" "a lineage relation other than `descendant`, `child` or `event`";
+    E0110 Error "recursive-macro" "a macro that expands into itself";
     // Types.
     E0201 Error "mismatched-types" "operands whose types cannot be compared or combined";
     E0202 Error "argument-type" "a function argument of the wrong type";
@@ -108,7 +110,7 @@ codes! {
     E0601 Error "invalid-schema" "a schema file that is malformed";
     // Limits.
     E0901 Error "too-deep" "a query nested deeper than eqlc allows";
-    E0902 Error "too-large" "a query, list or string larger than eqlc allows";
+    E0902 Error "too-large" "a query, list or sequence larger than eqlc allows";
     // Lints.
     W0001 Warning "wildcard-in-equals" "`==` with `*` compares a literal asterisk in the Elasticsearch dialect";
     W0002 Warning "unbounded-sequence" "a sequence without maxspan keeps partial matches forever";

@@ -57,6 +57,22 @@ pub fn check_rule(source: &RuleSource, sources: &SourceMap, options: &Options) -
 /// Checks every rule, then the rule set as a whole (duplicate rule ids).
 pub fn check_all(rule_sources: &[RuleSource], sources: &SourceMap, options: &Options) -> Vec<Checked> {
     let mut checked: Vec<Checked> = rule_sources.iter().map(|source| check_rule(source, sources, options)).collect();
+    check_rule_set(&mut checked, sources);
+    checked
+}
+
+/// A rule that could not be checked because eqlc failed (B0001).
+pub fn internal_error(source: &RuleSource) -> Checked {
+    let at = Span::new(source.span.start as usize, source.span.start as usize);
+    let diag = Diagnostic::new(Code::B0001, format!("eqlc failed while checking rule `{}`", source.meta.name))
+        .primary(at, "in this rule")
+        .note("this is a bug in eqlc, not in the rule; please report it with the rule text")
+        .in_file(source.file);
+    Checked { meta: source.meta.clone(), source: source.clone(), ast: ast::File { definitions: Vec::new(), query: None, span: at }, rule: None, diags: vec![diag] }
+}
+
+/// The checks that look at all rules together: duplicate rule ids (W0015).
+pub fn check_rule_set(checked: &mut [Checked], sources: &SourceMap) {
     let mut first_by_id: HashMap<String, usize> = HashMap::new();
     for idx in 0..checked.len() {
         let Some(id) = checked[idx].meta.rule_id.clone() else { continue };
@@ -77,7 +93,6 @@ pub fn check_all(rule_sources: &[RuleSource], sources: &SourceMap, options: &Opt
             }
         }
     }
-    checked
 }
 
 fn checked_name(name: &str) -> &str {

@@ -5,7 +5,7 @@
 //! decided by context, as the reference grammars do:
 //! - a word right after `.` is a name even if it is a keyword (`event.sequence`);
 //! - `[0]` glued to a name is an index (`args[0]`), while `by pid [q]` is a step;
-//! - `:name(` glued together is a method call in the endgame dialect (`x:length()`);
+//! - `:name(` glued together is a method call (`x:length()`, endgame syntax);
 //! - digits glued to letters are a duration (`30s`), used by `maxspan`.
 
 use crate::codes::Code;
@@ -540,7 +540,7 @@ impl<'a> Lexer<'a> {
         let ch = self.text[self.pos + 1..].chars().next().expect("in bounds");
         let end = self.pos + 1 + ch.len_utf8();
         self.error(Code::E0005, escape_start, end, format!("invalid escape sequence `\\{ch}`"), "not a valid escape").help.extend([
-            "valid escapes are `\\n \\r \\t \\\\ \\\"` and `\\u{...}`".to_string(),
+            "valid escapes are `\\n \\r \\t \\b \\f \\\\ \\\" \\'` and `\\u{...}`".to_string(),
             format!("for a literal backslash write `\\\\{ch}`, or use a raw string `\"\"\"...\"\"\"`"),
         ]);
         value.push('\\');
@@ -704,7 +704,7 @@ impl<'a> Lexer<'a> {
                     b'<' => Tok::Lt,
                     b'>' => Tok::Gt,
                     b':' => {
-                        if self.dialect == Dialect::Endgame && self.method_start() {
+                        if self.method_start() {
                             return;
                         }
                         Tok::Colon
@@ -762,7 +762,8 @@ impl<'a> Lexer<'a> {
         self.push(tok, start);
     }
 
-    /// `:name(` glued together: a method call (endgame dialect).
+    /// `:name(` glued together: a method call (endgame syntax; the checker reports it in the
+    /// Elasticsearch dialect, where `x : f()` could never be valid anyway).
     fn method_start(&mut self) -> bool {
         let start = self.pos;
         let rest = &self.bytes[self.pos + 1..];
@@ -803,7 +804,7 @@ mod tests {
         assert_eq!(toks("maxspan=30s", Dialect::Elasticsearch), vec![Ident("maxspan".into()), Eq, Duration("30".into(), "s".into())]);
         assert_eq!(toks("x like~ \"a\"", Dialect::Elasticsearch), vec![Ident("x".into()), LikeCi, Str("a".into(), StrKind::Double)]);
         assert_eq!(toks("x:length()", Dialect::Endgame), vec![Ident("x".into()), MethodStart("length".into()), RParen]);
-        assert_eq!(toks("x:length()", Dialect::Elasticsearch), vec![Ident("x".into()), Colon, Ident("length".into()), LParen, RParen]);
+        assert_eq!(toks("x : length()", Dialect::Elasticsearch), vec![Ident("x".into()), Colon, Ident("length".into()), LParen, RParen]);
         assert_eq!(toks("1e3 2.5 .5", Dialect::Elasticsearch), vec![Float(1000.0), Float(2.5), Float(0.5)]);
         assert_eq!(toks(r#""""a\b"""""#, Dialect::Elasticsearch), vec![Str("a\\b\"".into(), StrKind::Triple)]);
         assert_eq!(toks(r#"?'a\'b\n'"#, Dialect::Endgame), vec![Str("a'b\\n".into(), StrKind::RawSingle)]);

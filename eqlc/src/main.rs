@@ -117,13 +117,16 @@ fn main() -> ExitCode {
         Command::Check { target, report, paths } => check(&target, &report, &paths),
         Command::Explain { code, list } => explain(code.as_deref(), list),
         Command::Dump { target, what, paths } => dump(&target, what, &paths),
-        Command::Schema { schema } => match load_schema(&schema) {
-            Ok(schema) => {
-                print!("{}", schema.to_toml());
-                ExitCode::SUCCESS
+        Command::Schema { schema } => {
+            let mut sources = SourceMap::new();
+            match load_schema(&schema, &mut sources) {
+                Ok(schema) => {
+                    print!("{}", schema.to_toml());
+                    ExitCode::SUCCESS
+                }
+                Err(diag) => report_and_exit(&[*diag], &sources, Format::Human),
             }
-            Err(message) => usage_error(&message),
-        },
+        }
     }
 }
 
@@ -132,23 +135,52 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn load_schema(name: &str) -> Result<Schema, String> {
+/// A built-in schema by name, or a schema file. Problems are diagnostics: E0501 when the
+/// file cannot be read, E0601 (pointing into the file) when it is not a valid schema.
+fn load_schema(name: &str, sources: &mut SourceMap) -> Result<Schema, Box<Diagnostic>> {
     if let Some(schema) = Schema::builtin(name) {
         return Ok(schema);
     }
-    let path = PathBuf::from(name);
-    if !path.exists() {
-        return Err(format!("no built-in schema `{name}` and no such file; built-in schemas: {}", Schema::builtin_names().join(", ")));
+    let text = match std::fs::read_to_string(name) {
+        Ok(text) => text,
+        Err(error) => {
+            return Err(Box::new(
+                Diagnostic::new(Code::E0501, format!("cannot read schema `{name}`: {error}"))
+                    .note(format!("`--schema` takes a built-in schema ({}) or a schema file", Schema::builtin_names().join(", "))),
+            ));
+        }
+    };
+    let stem = PathBuf::from(name).file_stem().and_then(|stem| stem.to_str()).unwrap_or(name).to_string();
+    match Schema::from_toml(&stem, &text) {
+        Ok(schema) => Ok(schema),
+        Err(error) => {
+            let file = sources.add(name, text);
+            let span = error.span.clone().map(|range| eqlc::source::Span::new(range.start, range.end)).unwrap_or_default();
+            Err(Box::new(
+                Diagnostic::new(Code::E0601, format!("`{name}` is not a valid schema"))
+                    .primary(span, error.message.clone())
+                    .help("docs/schema.md describes the schema format")
+                    .in_file(file),
+            ))
+        }
     }
-    let text = std::fs::read_to_string(&path).map_err(|error| format!("cannot read schema `{name}`: {error}"))?;
-    let stem = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or(name);
-    Schema::from_toml(stem, &text).map_err(|error| format!("[{}] invalid schema {name}: {error}", Code::E0601))
+}
+
+/// Prints diagnostics that stop the run (a bad schema) and exits with 2.
+fn report_and_exit(diags: &[Diagnostic], sources: &SourceMap, format: Format) -> ExitCode {
+    match format {
+        Format::Human => eprint!("{}", render::human(diags, sources, std::io::stderr().is_terminal())),
+        Format::Json => println!("{}", serde_json::json!({ "rules": 0, "errors": diags.len(), "diagnostics": render::json(diags, sources) })),
+        Format::Sarif => println!("{}", render::sarif(diags, sources)),
+    }
+    ExitCode::from(2)
 }
 
 fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
-    let schema = match load_schema(&target.schema) {
+    let mut sources = SourceMap::new();
+    let schema = match load_schema(&target.schema, &mut sources) {
         Ok(schema) => schema,
-        Err(message) => return usage_error(&message),
+        Err(diag) => return report_and_exit(&[*diag], &sources, report.format),
     };
     let mut declarations = Vec::new();
     for text in &target.declarations {
@@ -160,7 +192,8 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
     let mut filters = Vec::new();
     for text in report.allow.iter().chain(&report.deny) {
         match Code::parse(text) {
-            Some(code) => filters.push(code),
+            Some(code) if code.severity() == Severity::Warning => filters.push(code),
+            Some(code) => return usage_error(&format!("`{code}` is an error, not a warning; only warnings can be allowed or denied")),
             None => return usage_error(&format!("unknown diagnostic code `{text}`; `eqlc explain --list` lists them")),
         }
     }
@@ -168,19 +201,17 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
     let endgame_case = if target.case_sensitive { EndgameCase::Sensitive } else { EndgameCase::Insensitive };
     let options = Options { schema: &schema, dialect: target.dialect, endgame_case, declarations: &declarations };
 
-    let mut sources = SourceMap::new();
     let (rule_sources, load_diags) = rules::load(paths, &mut sources);
     let io_failed = load_diags.iter().any(|diag| diag.code == Code::E0501);
-    let checked = std::panic::catch_unwind(|| driver::check_all(&rule_sources, &sources, &options));
-    let checked: Vec<Checked> = match checked {
-        Ok(checked) => checked,
-        Err(_) => {
-            let bug = Diagnostic::new(Code::B0001, "eqlc panicked while checking these rules")
-                .note("this is a bug in eqlc; please report it with the rules that caused it");
-            eprint!("{}", render::human(&[bug], &sources, false));
-            return ExitCode::from(2);
-        }
-    };
+    // A bug in eqlc while checking one rule is reported (B0001) and the others go on.
+    let mut checked: Vec<Checked> = rule_sources
+        .iter()
+        .map(|source| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver::check_rule(source, &sources, &options)))
+                .unwrap_or_else(|_| driver::internal_error(source))
+        })
+        .collect();
+    driver::check_rule_set(&mut checked, &sources);
 
     let mut diags: Vec<Diagnostic> = load_diags;
     for rule in &checked {
@@ -263,14 +294,14 @@ fn explain(code: Option<&str>, list: bool) -> ExitCode {
 }
 
 fn dump(target: &Target, what: Dump, paths: &[PathBuf]) -> ExitCode {
-    let schema = match load_schema(&target.schema) {
+    let mut sources = SourceMap::new();
+    let schema = match load_schema(&target.schema, &mut sources) {
         Ok(schema) => schema,
-        Err(message) => return usage_error(&message),
+        Err(diag) => return report_and_exit(&[*diag], &sources, Format::Human),
     };
     let declarations: Vec<Declaration> = target.declarations.iter().filter_map(|text| Declaration::parse(text).ok()).collect();
     let endgame_case = if target.case_sensitive { EndgameCase::Sensitive } else { EndgameCase::Insensitive };
     let options = Options { schema: &schema, dialect: target.dialect, endgame_case, declarations: &declarations };
-    let mut sources = SourceMap::new();
     let (rule_sources, mut diags) = rules::load(paths, &mut sources);
     for source in &rule_sources {
         let checked = driver::check_rule(source, &sources, &options);

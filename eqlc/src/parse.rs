@@ -54,9 +54,10 @@ impl State {
         if too_long {
             if !self.list_reported {
                 self.list_reported = true;
+                let what = if matches!(kind, ExprKind::And(_) | ExprKind::Or(_)) { "operands in one `and`/`or` chain" } else { "items in one list" };
                 self.diags.push(
-                    Diagnostic::new(Code::E0902, format!("list has more than {MAX_LIST_ITEMS} items"))
-                        .primary(span, "this list is too long")
+                    Diagnostic::new(Code::E0902, format!("more than {MAX_LIST_ITEMS} {what}"))
+                        .primary(Span::new(span.start as usize, span.start as usize), "this is too long")
                         .help("split the rule, or match the values with a pattern"),
                 );
             }
@@ -100,8 +101,9 @@ impl State {
 pub fn file(text: &str, base: usize, dialect: Dialect) -> (ast::File, Vec<Diagnostic>) {
     let whole = Span::new(base, base + text.len());
     if text.len() > MAX_QUERY_BYTES {
+        // No label: showing the source line would print the whole query.
         let diag = Diagnostic::new(Code::E0902, format!("query is {} bytes, more than the {MAX_QUERY_BYTES} eqlc accepts", text.len()))
-            .primary(Span::new(base, base), "this query is too large");
+            .help("split the rule into smaller rules");
         let file = ast::File {
             definitions: Vec::new(),
             query: Some(ast::PipedQuery { query: ast::Query::Error(whole), pipes: Vec::new(), span: whole }),
@@ -281,6 +283,7 @@ mod tests {
         let (parsed, diags) = file(&giant, 0, Dialect::Elasticsearch);
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].code, Code::E0902);
+        assert!(diags[0].labels.is_empty(), "no label, so renderers do not print a megabyte");
         assert!(matches!(parsed.query.unwrap().query, ast::Query::Error(_)));
     }
 

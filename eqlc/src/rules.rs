@@ -244,9 +244,13 @@ fn json_lines(name: &str, text: &str, sources: &mut SourceMap) -> (Vec<RuleSourc
         let rule: JsonRule = match serde_json::from_str(trimmed) {
             Ok(rule) => rule,
             Err(error) => {
+                let indent = line.len() - line.trim_start().len();
+                let at = line_start + indent + error.column().saturating_sub(1);
+                let reason = error.to_string();
+                let reason = reason.split(" at line ").next().unwrap_or(&reason).to_string();
                 diags.push(
                     Diagnostic::new(Code::E0502, format!("line {} of `{name}` is not a JSON rule", idx + 1))
-                        .primary(line_span, error.to_string())
+                        .primary(Span::new(at, (at + 1).min(line_span.end as usize)), reason)
                         .in_file(collection),
                 );
                 continue;

@@ -59,7 +59,7 @@ fn exit_codes_say_clean_broken_or_unusable() {
 
     let out = eqlc(&["check", "--schema", "no-such-schema", clean.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("built-in schemas: dynamic, linux"));
+    assert!(text(&out.stderr).contains("error[E0501]") && text(&out.stderr).contains("built-in schema (dynamic, linux)"));
 
     let out = eqlc(&["check", "--dialect", "klingon", clean.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "usage errors are exit 2");
@@ -84,6 +84,9 @@ fn warnings_can_be_allowed_or_denied() {
 
     let out = eqlc(&["check", "--allow", "W9999", path]);
     assert_eq!(out.status.code(), Some(2), "unknown codes are a usage error");
+
+    let out = eqlc(&["check", "--allow", "E0101", path]);
+    assert_eq!(out.status.code(), Some(2), "errors cannot be allowed");
 }
 
 #[test]
@@ -200,7 +203,11 @@ fn schemas_print_and_load_from_files() {
     let out = eqlc(&["check", "--schema", bad.to_str().unwrap(), user_rule.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("E0601") && stderr.contains("2:"), "schema errors name their line: {stderr}");
+    assert!(stderr.contains("error[E0601]") && stderr.contains("bad.toml:2:"), "schema errors point into the schema file: {stderr}");
+    let out = eqlc(&["check", "--format", "json", "--schema", bad.to_str().unwrap(), user_rule.to_str().unwrap()]);
+    let document: serde_json::Value = serde_json::from_slice(&out.stdout).expect("schema errors are reported in the chosen format");
+    assert_eq!(document["diagnostics"][0]["code"], "E0601");
+    assert_eq!(document["diagnostics"][0]["line"], 2);
 }
 
 #[test]

@@ -190,7 +190,7 @@ impl<'a> Checker<'a> {
                 {
                     let literal_span = self.node(id).span;
                     self.report(
-                        Diagnostic::new(Code::W0001, "`==` compares a literal `*`; it is not a wildcard here")
+                        Diagnostic::new(Code::W0001, format!("`{}` compares a literal `*`; it is not a wildcard here", op.text()))
                             .primary(literal_span, "this `*` must appear in the value as is")
                             .help("use `:` or `like` to match with wildcards, or `like~` to also ignore case"),
                     );
@@ -286,7 +286,7 @@ impl<'a> Checker<'a> {
     fn in_list(&mut self, subject: &ast::Expr, items: &[ast::Expr], negated: bool, insensitive: bool, span: Span) -> ExprId {
         let subject_id = self.expr(subject);
         if items.is_empty() {
-            self.report(Diagnostic::new(Code::E0401, "`in` needs at least one value").primary(span, "empty list"));
+            self.report(Diagnostic::new(Code::E0011, "`in` needs at least one value").primary(span, "empty list").help("a list is written `(\"a\", \"b\")`"));
             return self.error_expr(span);
         }
         let case = self.case_for(insensitive);
@@ -364,7 +364,7 @@ impl<'a> Checker<'a> {
             return self.error_expr(span);
         }
         if patterns.is_empty() {
-            self.report(Diagnostic::new(Code::E0401, format!("`{}` needs at least one pattern", op.text())).primary(span, "empty list"));
+            self.report(Diagnostic::new(Code::E0011, format!("`{}` needs at least one pattern", op.text())).primary(span, "empty list").help("a list is written `(\"a*\", \"b\")`"));
             return self.error_expr(span);
         }
         let insensitive = matches!(op, MatchOp::Colon | MatchOp::LikeCi | MatchOp::RegexCi);
@@ -503,7 +503,11 @@ impl<'a> Checker<'a> {
             return self.error_expr(span);
         };
         if self.expanding.iter().any(|active| active == &name.text) || self.expanding.len() > 32 {
-            self.report(Diagnostic::new(Code::E0108, format!("macro `{}` expands into itself", name.text)).primary(name.span, "recursive expansion"));
+            self.report(
+                Diagnostic::new(Code::E0110, format!("macro `{}` expands into itself", name.text))
+                    .primary(name.span, "recursive expansion")
+                    .note("macros are expanded where they are called, so a macro cannot call itself, directly or through another"),
+            );
             return self.error_expr(span);
         }
         if params.len() != args.len() {

@@ -32,8 +32,14 @@ impl<'a> Checker<'a> {
             }
             let kind = self.node(id).kind.clone();
             match &kind {
-                ExprKind::And(items) => self.contradictions(items),
-                ExprKind::Or(items) => self.tautologies(items),
+                ExprKind::And(items) => {
+                    self.absorbing_literal(items, false);
+                    self.contradictions(items);
+                }
+                ExprKind::Or(items) => {
+                    self.absorbing_literal(items, true);
+                    self.tautologies(items);
+                }
                 _ => {}
             }
             // Report the smallest constant part: an `and` that is false because one operand
@@ -50,6 +56,20 @@ impl<'a> Checker<'a> {
             }
             stack.extend(kind.children());
         }
+    }
+
+    /// `x and false` is never true; `x or true` is always true.
+    fn absorbing_literal(&mut self, items: &[ExprId], absorbing: bool) {
+        let Some(&literal) = items.iter().find(|item| matches!(self.node(**item).kind, ExprKind::Literal(Value::Bool(value)) if value == absorbing)) else {
+            return;
+        };
+        let span = self.node(literal).span;
+        let diag = if absorbing {
+            Diagnostic::new(Code::W0006, "`true` makes this `or` always true").primary(span, "always true")
+        } else {
+            Diagnostic::new(Code::W0005, "`false` makes this `and` never true").primary(span, "never true")
+        };
+        self.report(diag.help("remove the literal, or the whole condition"));
     }
 
     /// Folds a condition made of literals to its boolean value.

@@ -90,6 +90,8 @@ struct Checker<'a> {
     warned_fields: HashSet<String>,
     /// The schema's fingerprint, computed when first needed.
     schema_fingerprint: Option<u64>,
+    /// The sequence being checked wrote `maxspan=0` (no limit, in Elasticsearch).
+    maxspan_was_zero: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -107,6 +109,7 @@ impl<'a> Checker<'a> {
             scope: Scope::default(),
             warned_fields: HashSet::new(),
             schema_fingerprint: None,
+            maxspan_was_zero: false,
         }
     }
 
@@ -160,11 +163,11 @@ impl<'a> Checker<'a> {
     }
 
     fn definitions(&mut self, definitions: &'a [ast::Definition]) {
+        let mut first_spans: HashMap<String, Span> = HashMap::new();
         for definition in definitions {
             let name = definition.name();
-            let duplicate = self.macros.contains_key(&name.text) || self.constants.contains_key(&name.text);
-            if duplicate {
-                let first = self.macros.get(&name.text).map(|def| def.name().span);
+            if let Some(&first) = first_spans.get(&name.text) {
+                let first = Some(first);
                 let mut diag = Diagnostic::new(Code::E0108, format!("`{}` is defined more than once", name.text)).primary(name.span, "defined again here");
                 if let Some(first) = first {
                     diag = diag.secondary(first, "first defined here");
@@ -172,6 +175,7 @@ impl<'a> Checker<'a> {
                 self.report(diag.help("rename one of the definitions"));
                 continue;
             }
+            first_spans.insert(name.text.clone(), name.span);
             if self.is_es() {
                 let keyword = if matches!(definition, ast::Definition::Macro { .. }) { "macro" } else { "const" };
                 self.report(

@@ -150,6 +150,9 @@ impl<'a> Checker<'a> {
             );
         }
         let header = self.sort_clauses(&multi.header, &format!("{} header", kind.keyword()), false);
+        self.maxspan_was_zero = false;
+        // `maxspan_ns` is the window; `has_maxspan` says one was written (even if invalid,
+        // so that a bad maxspan is reported once, not again as a missing window).
         let mut maxspan_ns: Option<u64> = None;
         let mut has_maxspan = false;
         for param in &header.params {
@@ -177,6 +180,7 @@ impl<'a> Checker<'a> {
         self.scope.later_aliases = aliases.clone();
 
         let mut steps: Vec<tir::Step> = Vec::new();
+        let mut step_limit_reported = false;
         let mut key_sources: Vec<(Span, usize)> = Vec::new();
         for (source_step, step) in multi.steps.iter().enumerate() {
             let step_context = format!("{} step", kind.keyword());
@@ -192,7 +196,7 @@ impl<'a> Checker<'a> {
                 }
             }
             if step.missing {
-                self.missing_step_rules(kind, has_maxspan, step);
+                self.missing_step_rules(kind, has_maxspan && !self.maxspan_was_zero, step);
             }
             let fork = self.fork_rules(clauses.fork, source_step);
             let query = self.event_query(&step.query);
@@ -202,6 +206,10 @@ impl<'a> Checker<'a> {
             let alias = clauses.alias.map(|alias| alias.text.clone());
             for _ in 0..runs.max(1) {
                 if steps.len() >= MAX_STEPS {
+                    if step_limit_reported {
+                        break;
+                    }
+                    step_limit_reported = true;
                     self.report(
                         Diagnostic::new(Code::E0902, format!("a {} may have at most {MAX_STEPS} steps after `runs` is unrolled", kind.keyword()))
                             .primary(step.span, "the limit is reached at this step")
@@ -257,12 +265,13 @@ impl<'a> Checker<'a> {
                 Diagnostic::new(Code::E0306, "a sequence needs at least one step that is not missing").primary(multi.keyword_span, "every step is `![...]`"),
             );
         }
-        if kind == MultiKind::Sequence && !has_maxspan {
+        let zero_or_absent = !has_maxspan || self.maxspan_was_zero;
+        if kind == MultiKind::Sequence && maxspan_ns.is_none() && zero_or_absent {
             self.report(
                 Diagnostic::new(Code::W0002, "sequence without `maxspan` keeps partial matches forever")
                     .primary(multi.keyword_span, "no time limit")
                     .note("open partial matches are bounded only by the runtime's caps, which evict the oldest")
-                    .help("add `with maxspan=...` after the `by` clause, e.g. `with maxspan=1m`"),
+                    .help("add a window to the header, e.g. `sequence by process.entity_id with maxspan=1m`"),
             );
         }
         let key_case = match self.options.dialect {
@@ -368,7 +377,11 @@ impl<'a> Checker<'a> {
             }
         };
         match literal::duration_ns(&value, &unit) {
-            Ok(ns) if self.is_es() => (ns > 0).then_some(ns),
+            // Elasticsearch reads `maxspan=0` as "no limit".
+            Ok(ns) if self.is_es() => {
+                self.maxspan_was_zero = ns == 0;
+                (ns > 0).then_some(ns)
+            }
             // python truncates to whole seconds: 1500ms is 1s, 500ms is 0 (a zero-length window).
             Ok(ns) => Some(ns / 1_000_000_000 * 1_000_000_000),
             Err(DurationError::UnknownUnit) => {

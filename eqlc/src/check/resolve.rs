@@ -114,9 +114,9 @@ impl<'a> Checker<'a> {
         field
     }
 
-    /// An alias of this query that `root` looks like a misspelling of, when `root` ends in
-    /// a digit as aliases do and no schema field starts with `root.` (so `event5.x` next
-    /// to `event0` is caught, and `event.action` is not).
+    /// An alias of this query that `root` looks like a misspelling of, when no field of
+    /// the schema or of ECS starts with `root.` (so `event5.x` next to `event0` is
+    /// caught, and `event.action` is not).
     fn misspelt_alias(&self, root: &str) -> Option<String> {
         let scope = &self.scope;
         let names: Vec<&str> = scope
@@ -126,13 +126,13 @@ impl<'a> Checker<'a> {
             .chain(scope.later_aliases.iter().map(|(name, _)| name.as_str()))
             .chain(scope.hidden_aliases.iter().map(|(name, _)| name.as_str()))
             .collect();
-        // Aliases are conventionally `event0`, `event1`, ...; field roots never end in a digit.
-        let alias_like = root.ends_with(|ch: char| ch.is_ascii_digit());
-        if names.is_empty() || names.contains(&root) || !alias_like {
+        if names.is_empty() || names.contains(&root) {
             return None;
         }
+        // A root that starts real fields (`event` in `event.action`, next to an alias
+        // `event0`) is a field, in this schema or in ECS.
         let prefix = format!("{root}.");
-        if self.options.schema.field_names().any(|name| name.starts_with(&prefix)) {
+        if self.options.schema.field_names().any(|name| name.starts_with(&prefix)) || ecs_roots().contains(root) {
             return None;
         }
         did_you_mean(root, names).map(str::to_string)
@@ -268,4 +268,15 @@ fn suggest_field(name: &str, schema: &kestrel_bundle::schema::Schema, fingerprin
         table.insert(key, answer.clone());
     }
     answer
+}
+
+/// The first segments of the built-in `linux` schema's fields (ECS field sets and the
+/// Elastic Defend extensions), computed once.
+fn ecs_roots() -> &'static std::collections::HashSet<String> {
+    static ROOTS: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        kestrel_bundle::schema::Schema::builtin("linux")
+            .map(|schema| schema.field_names().filter_map(|name| name.split('.').next()).map(str::to_string).collect())
+            .unwrap_or_default()
+    })
 }
