@@ -68,7 +68,13 @@ pub fn internal_error(source: &RuleSource) -> Checked {
         .primary(at, "in this rule")
         .note("this is a bug in eqlc, not in the rule; please report it with the rule text")
         .in_file(source.file);
-    Checked { meta: source.meta.clone(), source: source.clone(), ast: ast::File { definitions: Vec::new(), query: None, span: at }, rule: None, diags: vec![diag] }
+    Checked {
+        meta: source.meta.clone(),
+        source: source.clone(),
+        ast: ast::File { definitions: Vec::new(), query: None, span: at },
+        rule: None,
+        diags: vec![diag],
+    }
 }
 
 /// The checks that look at all rules together: duplicate rule ids (W0015).

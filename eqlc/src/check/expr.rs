@@ -364,7 +364,11 @@ impl<'a> Checker<'a> {
             return self.error_expr(span);
         }
         if patterns.is_empty() {
-            self.report(Diagnostic::new(Code::E0011, format!("`{}` needs at least one pattern", op.text())).primary(span, "empty list").help("a list is written `(\"a*\", \"b\")`"));
+            self.report(
+                Diagnostic::new(Code::E0011, format!("`{}` needs at least one pattern", op.text()))
+                    .primary(span, "empty list")
+                    .help("a list is written `(\"a*\", \"b\")`"),
+            );
             return self.error_expr(span);
         }
         let insensitive = matches!(op, MatchOp::Colon | MatchOp::LikeCi | MatchOp::RegexCi);

@@ -95,7 +95,11 @@ impl<'a> Checker<'a> {
                 return self.step_field(*index as usize, path, &path.segments[1..], span);
             }
         }
-        if plain_root && !path.segments.is_empty() && !path.optional && let Some(suggestion) = self.misspelt_alias(&root) {
+        if plain_root
+            && !path.segments.is_empty()
+            && !path.optional
+            && let Some(suggestion) = self.misspelt_alias(&root)
+        {
             self.report(
                 Diagnostic::new(Code::E0103, format!("no step is named `{root}`"))
                     .primary(path.root_span, "unknown alias")
@@ -210,14 +214,14 @@ impl<'a> Checker<'a> {
             && rest.is_empty()
             && let Some((prefix, value)) = name.rsplit_once('.')
             && let Some((_, def)) = schema.field(prefix)
-                && scalar_of(def.ty) == Scalar::Str
-            {
-                let array = def.array;
-                let field_path = FieldPath { name: prefix.to_string(), rest: Vec::new(), optional: false, known: true };
-                let field = self.push(ExprKind::Field(field_path), Ty { scalar: Scalar::Str, array }, span);
-                let literal = self.push(ExprKind::Literal(Value::Str(value.to_string())), Ty::of(Scalar::Str), span);
-                return self.push(ExprKind::Compare { op: CompareOp::Eq, lhs: field, rhs: literal, case: Case::Insensitive }, Ty::of(Scalar::Bool), span);
-            }
+            && scalar_of(def.ty) == Scalar::Str
+        {
+            let array = def.array;
+            let field_path = FieldPath { name: prefix.to_string(), rest: Vec::new(), optional: false, known: true };
+            let field = self.push(ExprKind::Field(field_path), Ty { scalar: Scalar::Str, array }, span);
+            let literal = self.push(ExprKind::Literal(Value::Str(value.to_string())), Ty::of(Scalar::Str), span);
+            return self.push(ExprKind::Compare { op: CompareOp::Eq, lhs: field, rhs: literal, case: Case::Insensitive }, Ty::of(Scalar::Bool), span);
+        }
         if !(schema.dynamic || path.optional) {
             let mut diag = Diagnostic::new(Code::E0101, format!("unknown field `{name}`")).primary(span, format!("not in the `{}` schema", schema.name));
             let fingerprint = *self.schema_fingerprint.get_or_insert_with(|| schema.fingerprint());
