@@ -255,7 +255,9 @@ fn suggest_field(name: &str, schema: &kestrel_bundle::schema::Schema, fingerprin
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     const MAX_REMEMBERED: usize = 1 << 16;
-    static REMEMBERED: OnceLock<Mutex<HashMap<(u64, String), Option<String>>>> = OnceLock::new();
+    /// (schema fingerprint, unknown name) → suggestion.
+    type Remembered = HashMap<(u64, String), Option<String>>;
+    static REMEMBERED: OnceLock<Mutex<Remembered>> = OnceLock::new();
     let key = (fingerprint, name.to_string());
     let table = REMEMBERED.get_or_init(|| Mutex::new(HashMap::new()));
     if let Some(answer) = table.lock().ok().and_then(|table| table.get(&key).cloned()) {
