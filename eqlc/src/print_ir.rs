@@ -148,7 +148,7 @@ impl Printer<'_> {
                 let name = self.rule.declared.get(*index as usize).map_or("?", String::as_str);
                 format!("call {name} (declared) {} : {ty}", case_text(*case))
             }
-            ExprKind::Call { func, case, .. } => format!("call {} {} : {ty}", func_name(*func), case_text(*case)),
+            ExprKind::Call { func, case, semantics, .. } => format!("call {} {} {semantics:?} : {ty}", func_name(*func), case_text(*case)),
             ExprKind::ArrayFn { func, binding, .. } => format!("{} #{binding} : {ty}", func_name(*func)),
             ExprKind::Lineage { relation, .. } => format!("{relation:?} of"),
             ExprKind::Error => "<error>".to_string(),

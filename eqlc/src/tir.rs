@@ -368,10 +368,13 @@ pub enum ExprKind {
         case: Case,
         anchor: Anchor,
     },
+    /// A function call. `add`, `subtract`, `multiply`, `divide` and `modulo` never appear
+    /// here: the checker lowers them to [`ExprKind::Arith`].
     Call {
         func: Func,
         args: Vec<ExprId>,
         case: Case,
+        semantics: FunctionSemantics,
     },
     /// `arraySearch`, `arrayCount`, `_arraysearch`: `body` sees the element as `binding`.
     ArrayFn {
@@ -386,6 +389,16 @@ pub enum ExprKind {
     },
     /// Stands in for an expression that failed to check.
     Error,
+}
+
+/// Whose edge cases a function follows, where the reference engines disagree
+/// (`between` not finding its bounds, `stringContains` on a non-string, `indexOf` with a
+/// negative start, `number` with spaces, `cidrMatch` on a non-address).
+/// docs/semantics.md lists each difference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FunctionSemantics {
+    Elasticsearch,
+    Python,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

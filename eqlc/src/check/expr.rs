@@ -9,7 +9,7 @@ use crate::dialect::Dialect;
 use crate::functions::{self, ArgKind, Func, Returns, Signature};
 use crate::lex::StrKind;
 use crate::source::Span;
-use crate::tir::{Anchor, ArithOp, Case, CompareOp, ExprId, ExprKind, Pattern, Relation, Scalar, Ty, Value};
+use crate::tir::{Anchor, ArithOp, Case, CompareOp, ExprId, ExprKind, FunctionSemantics, Pattern, Relation, Scalar, Ty, Value};
 
 impl<'a> Checker<'a> {
     /// Checks an expression used as a condition: it must be a boolean, or (endgame, or
@@ -553,7 +553,8 @@ impl<'a> Checker<'a> {
             }
         }
         let case = self.case_for(false);
-        self.push(ExprKind::Call { func: Func::Declared(index as u32), args: arg_ids, case }, Ty::of(returns), span)
+        let semantics = self.function_semantics();
+        self.push(ExprKind::Call { func: Func::Declared(index as u32), args: arg_ids, case, semantics }, Ty::of(returns), span)
     }
 
     fn builtin_call(&mut self, signature: &'static Signature, name: &ast::Name, tilde: bool, args: &[ast::Expr], span: Span) -> ExprId {
@@ -670,7 +671,28 @@ impl<'a> Checker<'a> {
             Returns::FirstArg => self.ty(arg_ids[0]),
             Returns::Numeric => Ty::of(arg_ids.iter().fold(Scalar::Long, |acc, id| numeric_result(acc, self.ty(*id).scalar))),
         };
-        self.push(ExprKind::Call { func: signature.func, args: arg_ids, case }, returns, span)
+        // The arithmetic functions are the operators under another name.
+        let floor = self.options.dialect == Dialect::Endgame;
+        let arith = match signature.func {
+            Func::Add => Some(ArithOp::Add),
+            Func::Subtract => Some(ArithOp::Sub),
+            Func::Multiply => Some(ArithOp::Mul),
+            Func::Divide => Some(if floor { ArithOp::DivFloor } else { ArithOp::DivTrunc }),
+            Func::Modulo => Some(if floor { ArithOp::ModFloor } else { ArithOp::ModTrunc }),
+            _ => None,
+        };
+        if let Some(op) = arith {
+            return self.push(ExprKind::Arith { op, lhs: arg_ids[0], rhs: arg_ids[1] }, returns, span);
+        }
+        let semantics = self.function_semantics();
+        self.push(ExprKind::Call { func: signature.func, args: arg_ids, case, semantics }, returns, span)
+    }
+
+    fn function_semantics(&self) -> FunctionSemantics {
+        match self.options.dialect {
+            Dialect::Elasticsearch => FunctionSemantics::Elasticsearch,
+            Dialect::Endgame => FunctionSemantics::Python,
+        }
     }
 
     /// `arraySearch(array, x, cond)`, `arrayCount(...)`, `_arraysearch(array, $x, cond)`.
