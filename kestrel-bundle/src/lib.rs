@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod abi;
 pub mod schema;
 
 pub use schema::{FieldDef, FieldId, FieldType, Schema, SchemaError, TimestampUnit};
