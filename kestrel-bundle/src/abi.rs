@@ -8,7 +8,8 @@ pub const MAX_CALL_ARGS: u32 = 16;
 /// Bytes at the start of memory that stay zero: address 0 is a null slot.
 pub const RESERVED_BYTES: u32 = 64;
 
-/// Slot tags.
+/// Slot tags (docs/abi.md, "Slots").
+#[allow(missing_docs)]
 pub mod tag {
     pub const NULL: u8 = 0;
     pub const BOOL: u8 = 1;
@@ -21,13 +22,15 @@ pub mod tag {
 }
 
 /// Three-valued truth as predicates return it.
+#[allow(missing_docs)]
 pub mod truth {
     pub const FALSE: i32 = 0;
     pub const TRUE: i32 = 1;
     pub const NULL: i32 = 2;
 }
 
-/// Function ids of `kestrel.call`.
+/// Function ids of `kestrel.call` (docs/abi.md, "Imports").
+#[allow(missing_docs)]
 pub mod call {
     pub const BETWEEN: i32 = 1;
     pub const CONCAT: i32 = 2;
@@ -50,6 +53,7 @@ pub mod call {
 
 /// Flags of `kestrel.call`.
 pub mod flag {
+    /// Case-insensitive behaviour.
     pub const CASE_INSENSITIVE: i32 = 1;
     /// python eql's edge cases rather than Elasticsearch's (docs/semantics.md).
     pub const PYTHON: i32 = 2;
