@@ -6,10 +6,18 @@
 //! - [`schema`]: the field schema (the TOML format described in `docs/schema.md`), the
 //!   built-in schemas (`linux`, `dynamic`), field ids and the schema fingerprint that a
 //!   compiled bundle records so the runtime can refuse a bundle built for another schema.
+//! - [`bundle`]: the bundle format (`docs/bundle-format.md`): the compiled rules, their
+//!   metadata, the field slots, the guest memory layout, the pattern tables and the Wasm
+//!   module, with a deterministic writer, a validating reader and an inspector.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod bundle;
 pub mod schema;
 
+pub use bundle::{
+    ABI_VERSION, Bundle, BundleError, CidrBlock, FORMAT_VERSION, Field, FieldKind, Functions, Layout, MAGIC, Manifest, Patterns, Pipe, Predicate,
+    PredicateRole, Query, RegexAnchor, RegexPattern, Rule, ValueFn,
+};
 pub use schema::{FieldDef, FieldId, FieldType, Schema, SchemaError, TimestampUnit};

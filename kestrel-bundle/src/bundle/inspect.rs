@@ -1,0 +1,151 @@
+//! A readable, deterministic dump of a bundle, for `kestrel inspect BUNDLE`.
+//!
+//! Strings are shown quoted (Rust debug syntax) so that empty strings, spaces and
+//! control characters are visible. Nothing here assumes the bundle is valid.
+
+use super::{ABI_VERSION, Bundle, FORMAT_VERSION, PAGE_SIZE, Pipe, PredicateRole, Query, RegexAnchor, Rule, fnv1a64};
+use std::fmt::Write;
+
+pub(crate) fn inspect(bundle: &Bundle) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_all(&mut out, bundle);
+    out
+}
+
+fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
+    let manifest = &bundle.manifest;
+    let layout = &manifest.layout;
+    writeln!(out, "Kestrel bundle, format {FORMAT_VERSION}, predicate ABI {ABI_VERSION}")?;
+    writeln!(out, "compiler         {:?}", manifest.compiler)?;
+    writeln!(out, "schema           {:?} (fingerprint {:#018x})", manifest.schema_name, manifest.schema_fingerprint)?;
+    writeln!(out, "category field   {:?}", manifest.category_field)?;
+    writeln!(out, "timestamp field  {:?} ({})", manifest.timestamp_field, manifest.timestamp_unit)?;
+
+    writeln!(out)?;
+    let pages = layout.memory_pages;
+    writeln!(out, "layout: {pages} page{} ({} bytes)", plural(pages as usize), u64::from(pages) * PAGE_SIZE)?;
+    writeln!(out, "  {:<10}  {:>10}  {:>10}  {:>10}  size", "region", "start", "end", "length")?;
+    let sizes = [
+        format!("{} slots", layout.slot_count),
+        format!("count + {} ids", layout.category_capacity),
+        format!("{} results + {} disabled", layout.result_count, layout.result_count),
+        "1 slot".to_string(),
+        "16 slots".to_string(),
+        format!("{} bytes", layout.data_capacity),
+        format!("{} bytes", layout.heap_capacity),
+    ];
+    for ((name, start, len), size) in layout.region_spans().into_iter().zip(sizes) {
+        writeln!(out, "  {name:<10}  {start:>10}  {:>10}  {len:>10}  {size}", u64::from(start) + len)?;
+    }
+
+    writeln!(out)?;
+    writeln!(out, "fields ({}):", bundle.fields.len())?;
+    if !bundle.fields.is_empty() {
+        writeln!(out, "  {:>6}  {:>6}  {:<10}  name", "slot", "folded", "type")?;
+    }
+    for field in &bundle.fields {
+        let folded = field.folded_slot.map_or_else(|| "-".to_string(), |slot| slot.to_string());
+        let ty = format!("{}{}", field.kind, if field.array { "[]" } else { "" });
+        writeln!(out, "  {:>6}  {folded:>6}  {ty:<10}  {:?}", field.slot, field.name)?;
+    }
+
+    writeln!(out)?;
+    writeln!(out, "categories ({}):", bundle.functions.categories.len())?;
+    for (id, name) in bundle.functions.categories.iter().enumerate() {
+        writeln!(out, "  {id:>3}  {name:?}")?;
+    }
+
+    writeln!(out)?;
+    let functions = &bundle.functions;
+    writeln!(out, "rules ({}), predicates ({}), value functions ({}):", bundle.rules.len(), functions.predicates.len(), functions.values.len())?;
+    for (index, rule) in bundle.rules.iter().enumerate() {
+        write_rule(out, bundle, index, rule)?;
+    }
+    let orphans: Vec<usize> =
+        functions.predicates.iter().enumerate().filter(|(_, predicate)| predicate.rule as usize >= bundle.rules.len()).map(|(id, _)| id).collect();
+    if !orphans.is_empty() {
+        writeln!(out, "  predicates of no rule: {orphans:?}")?;
+    }
+    let orphans: Vec<usize> = functions.values.iter().enumerate().filter(|(_, value)| value.rule as usize >= bundle.rules.len()).map(|(id, _)| id).collect();
+    if !orphans.is_empty() {
+        writeln!(out, "  value functions of no rule: {orphans:?}")?;
+    }
+
+    writeln!(out)?;
+    let patterns = &bundle.patterns;
+    writeln!(out, "regexes ({}):", patterns.regexes.len())?;
+    for (id, regex) in patterns.regexes.iter().enumerate() {
+        let anchor = match regex.anchor {
+            RegexAnchor::Whole => "whole",
+            RegexAnchor::Start => "start",
+        };
+        let case = if regex.case_insensitive { "insensitive" } else { "sensitive" };
+        writeln!(out, "  {id:>3}  {anchor}, case-{case}  {:?}", regex.pattern)?;
+    }
+    writeln!(out, "CIDR sets ({}):", patterns.cidr_sets.len())?;
+    for (id, set) in patterns.cidr_sets.iter().enumerate() {
+        let blocks: Vec<String> = set.iter().map(ToString::to_string).collect();
+        writeln!(out, "  {id:>3}  [{}]", blocks.join(", "))?;
+    }
+
+    writeln!(out)?;
+    writeln!(out, "wasm       {} bytes, fnv1a64 {:#018x}", bundle.wasm.len(), fnv1a64(&bundle.wasm))?;
+    match &bundle.sequences {
+        Some(body) => writeln!(out, "sequences  {} bytes, fnv1a64 {:#018x}", body.len(), fnv1a64(body))?,
+        None => writeln!(out, "sequences  none")?,
+    }
+    Ok(())
+}
+
+fn write_rule(out: &mut String, bundle: &Bundle, index: usize, rule: &Rule) -> std::fmt::Result {
+    let functions = &bundle.functions;
+    writeln!(out, "  rule {index}: {:?}", rule.id)?;
+    writeln!(out, "    name         {:?}", rule.name)?;
+    writeln!(out, "    severity     {:?}", rule.severity)?;
+    if let Some(score) = rule.risk_score {
+        writeln!(out, "    risk score   {score}")?;
+    }
+    if let Some(description) = &rule.description {
+        writeln!(out, "    description  {description:?}")?;
+    }
+    if !rule.tags.is_empty() {
+        writeln!(out, "    tags         {:?}", rule.tags)?;
+    }
+    match rule.query {
+        Query::Event { predicate } => writeln!(out, "    query        event, predicate {predicate}")?,
+    }
+    for pipe in &rule.pipes {
+        let args = match pipe {
+            Pipe::Head(count) | Pipe::Tail(count) => format!(" {count}"),
+            Pipe::Filter(predicate) => format!(" predicate {predicate}"),
+            Pipe::Unique(values) | Pipe::UniqueCount(values) | Pipe::Count(values) | Pipe::Sort(values) => {
+                values.iter().map(|id| format!(" value {id}")).collect::<Vec<_>>().join(",")
+            }
+        };
+        writeln!(out, "    | {}{args}", pipe.name())?;
+    }
+    for (id, predicate) in functions.predicates.iter().enumerate().filter(|(_, predicate)| predicate.rule as usize == index) {
+        let role = match predicate.role {
+            PredicateRole::EventCondition => "event condition",
+            PredicateRole::PipeFilter => "pipe filter",
+        };
+        let category = match predicate.category {
+            None => "any category".to_string(),
+            Some(category) => match functions.categories.get(category as usize) {
+                Some(name) => format!("category {category} {name:?}"),
+                None => format!("category {category} (out of range)"),
+            },
+        };
+        writeln!(out, "    predicate {id:<3} {role:<15}  {category}")?;
+    }
+    let values: Vec<String> = functions.values.iter().enumerate().filter(|(_, value)| value.rule as usize == index).map(|(id, _)| id.to_string()).collect();
+    if !values.is_empty() {
+        writeln!(out, "    value functions {}", values.join(", "))?;
+    }
+    Ok(())
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}

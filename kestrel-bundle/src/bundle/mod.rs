@@ -1,0 +1,562 @@
+//! The bundle format, version 1: the one file `eqlc build` writes and `kestrel` loads.
+//!
+//! The format is specified in `docs/bundle-format.md` (and the guest memory layout it
+//! records in `docs/abi.md`). This module holds the in-memory form ([`Bundle`] and its
+//! parts), the writer ([`Bundle::to_bytes`]), the validating reader
+//! ([`Bundle::from_bytes`]), the semantic checks both share ([`Bundle::validate`]) and a
+//! human-readable dump ([`Bundle::inspect`]).
+//!
+//! Every file has exactly one encoding: the writer is deterministic, and the reader
+//! accepts only what the writer would produce for the value it returns (sections packed
+//! in kind order, zero padding, canonical sentinels and flags).
+
+mod inspect;
+mod read;
+mod validate;
+mod write;
+
+use crate::abi::{MAX_CALL_ARGS, RESERVED_BYTES, SLOT_SIZE};
+use crate::schema::{FieldType, TimestampUnit};
+use std::fmt;
+use std::net::IpAddr;
+
+/// The first eight bytes of every bundle.
+pub const MAGIC: [u8; 8] = *b"KSTRLBND";
+/// The bundle format version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// The predicate ABI version (docs/abi.md) this crate reads and writes.
+pub const ABI_VERSION: u32 = 1;
+/// The byte-order mark at offset 16, written little-endian as `0D 0C 0B 0A`.
+pub const BYTE_ORDER_MARK: u32 = 0x0A0B_0C0D;
+/// The size of a Wasm page, in bytes.
+pub const PAGE_SIZE: u64 = 65_536;
+/// The most pages a 32-bit Wasm memory can have (4 GiB).
+pub const MAX_MEMORY_PAGES: u32 = 65_536;
+/// The encoded "none" of an optional index (`folded_slot`, a predicate's category).
+pub const NO_INDEX: u32 = u32::MAX;
+/// The Wasm binary header a module must start with: `\0asm`, version 1.
+pub const WASM_HEADER: [u8; 8] = *b"\0asm\x01\x00\x00\x00";
+
+/// Size of the fixed header, in bytes.
+pub(crate) const HEADER_LEN: usize = 32;
+/// Size of one section table entry, in bytes.
+pub(crate) const TABLE_ENTRY_LEN: usize = 24;
+/// Size of the trailing checksum, in bytes.
+pub(crate) const CHECKSUM_LEN: usize = 8;
+
+/// A compiled rule set: everything the runtime needs to run the rules.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bundle {
+    /// Compiler, schema, special fields and guest memory layout.
+    pub manifest: Manifest,
+    /// The fields the rules read, sorted by name, with their slots.
+    pub fields: Vec<Field>,
+    /// The rules, in bundle order (a rule's id is its index here).
+    pub rules: Vec<Rule>,
+    /// What the Wasm module exports and what each export is for.
+    pub functions: Functions,
+    /// The regex and CIDR tables the host functions look up.
+    pub patterns: Patterns,
+    /// The predicate module (docs/abi.md).
+    pub wasm: Vec<u8>,
+    /// The raw `SEQUENCES` section body, when present; its format comes later.
+    pub sequences: Option<Vec<u8>>,
+}
+
+/// The `MANIFEST` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The compiler that wrote the bundle, such as `"eqlc 0.0.0"`.
+    pub compiler: String,
+    /// The name of the schema the rules were checked against.
+    pub schema_name: String,
+    /// `Schema::fingerprint()` of that schema.
+    pub schema_fingerprint: u64,
+    /// The field holding an event's categories, such as `"event.category"`.
+    pub category_field: String,
+    /// The field holding an event's time, such as `"@timestamp"`.
+    pub timestamp_field: String,
+    /// How the timestamp field's values are read.
+    pub timestamp_unit: TimestampUnit,
+    /// Where the ABI regions sit in guest memory.
+    pub layout: Layout,
+}
+
+/// Where the ABI regions sit in guest memory (docs/abi.md). All offsets are in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Layout {
+    /// Initial and maximum size of guest memory, in 64 KiB pages.
+    pub memory_pages: u32,
+    /// Start of the slots region (`slot_count` × 16 bytes).
+    pub slots_offset: u32,
+    /// Number of value slots.
+    pub slot_count: u32,
+    /// Start of the categories region (`u32` count, then `category_capacity` ids).
+    pub categories_offset: u32,
+    /// How many category ids the categories region holds.
+    pub category_capacity: u32,
+    /// Start of the results region (`result_count` bytes), immediately followed by the
+    /// disabled region (another `result_count` bytes).
+    pub results_offset: u32,
+    /// Number of predicates (one result byte and one disabled byte each).
+    pub result_count: u32,
+    /// Start of the out slot (16 bytes).
+    pub out_offset: u32,
+    /// Start of the argument slots (`MAX_CALL_ARGS` = 16 slots, 256 bytes).
+    pub args_offset: u32,
+    /// Start of the data region (`data_capacity` bytes).
+    pub data_offset: u32,
+    /// Size of the data region.
+    pub data_capacity: u32,
+    /// Start of the heap (`heap_capacity` bytes).
+    pub heap_offset: u32,
+    /// Size of the heap.
+    pub heap_capacity: u32,
+}
+
+/// The names of the regions of [`Layout::regions`], in order.
+pub const REGION_NAMES: [&str; 7] = ["slots", "categories", "results", "out", "args", "data", "heap"];
+
+impl Layout {
+    /// The regions as `(name, start, length)`, in the order of [`REGION_NAMES`]. The
+    /// `results` region includes the disabled bytes that follow the results
+    /// (`2 × result_count`). Lengths that do not fit a `u32` saturate (such a layout
+    /// fails validation).
+    pub fn regions(&self) -> [(&'static str, u32, u32); 7] {
+        self.region_spans().map(|(name, start, len)| (name, start, u32::try_from(len).unwrap_or(u32::MAX)))
+    }
+
+    /// [`Layout::regions`] with exact (64-bit) lengths.
+    pub(crate) fn region_spans(&self) -> [(&'static str, u32, u64); 7] {
+        let lens = Self::region_lengths(self.slot_count, self.category_capacity, self.result_count, self.data_capacity, self.heap_capacity);
+        let starts = [self.slots_offset, self.categories_offset, self.results_offset, self.out_offset, self.args_offset, self.data_offset, self.heap_offset];
+        std::array::from_fn(|i| (REGION_NAMES[i], starts[i], lens[i]))
+    }
+
+    fn region_lengths(slot_count: u32, category_capacity: u32, result_count: u32, data_capacity: u32, heap_capacity: u32) -> [u64; 7] {
+        [
+            u64::from(slot_count) * u64::from(SLOT_SIZE),
+            4 + 4 * u64::from(category_capacity),
+            2 * u64::from(result_count),
+            u64::from(SLOT_SIZE),
+            u64::from(MAX_CALL_ARGS) * u64::from(SLOT_SIZE),
+            u64::from(data_capacity),
+            u64::from(heap_capacity),
+        ]
+    }
+
+    /// The size of guest memory, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        u64::from(self.memory_pages) * PAGE_SIZE
+    }
+
+    /// A layout that packs the regions in the order of [`REGION_NAMES`] from byte
+    /// [`RESERVED_BYTES`] (64; the bytes below stay zero, so address 0 is a null slot),
+    /// each at an 8-aligned offset, with `memory_pages` the smallest
+    /// page count (at least one) that holds them all.
+    ///
+    /// Sizes whose regions do not fit in 4 GiB give a layout that fails validation.
+    pub fn plan(slot_count: u32, category_capacity: u32, result_count: u32, data_capacity: u32, heap_capacity: u32) -> Layout {
+        let lens = Self::region_lengths(slot_count, category_capacity, result_count, data_capacity, heap_capacity);
+        let mut starts = [0u64; 7];
+        let mut at = u64::from(RESERVED_BYTES);
+        let mut end = at;
+        for (start, len) in starts.iter_mut().zip(lens) {
+            *start = at;
+            end = at + len;
+            at = align8(end);
+        }
+        let pages = end.div_ceil(PAGE_SIZE).max(1);
+        let clamp = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+        Layout {
+            memory_pages: clamp(pages),
+            slots_offset: clamp(starts[0]),
+            slot_count,
+            categories_offset: clamp(starts[1]),
+            category_capacity,
+            results_offset: clamp(starts[2]),
+            result_count,
+            out_offset: clamp(starts[3]),
+            args_offset: clamp(starts[4]),
+            data_offset: clamp(starts[5]),
+            data_capacity,
+            heap_offset: clamp(starts[6]),
+            heap_capacity,
+        }
+    }
+}
+
+/// One field the rules read, and the slot(s) the host writes it to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// The dotted field name, such as `"process.args"`.
+    pub name: String,
+    /// Its type in the schema, or dynamic (any JSON value).
+    pub kind: FieldKind,
+    /// Whether the field may hold a list of values.
+    pub array: bool,
+    /// The slot the host writes the value to.
+    pub slot: u32,
+    /// The slot of the lower-cased copy, when a case-insensitive operator reads the field.
+    pub folded_slot: Option<u32>,
+}
+
+/// The type of a bundle field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldKind {
+    /// A field of the schema, with its declared type.
+    Typed(FieldType),
+    /// A field of a dynamic schema: whatever JSON value the event carries.
+    Dynamic,
+}
+
+impl fmt::Display for FieldKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldKind::Typed(ty) => f.write_str(ty.as_str()),
+            FieldKind::Dynamic => f.write_str("dynamic"),
+        }
+    }
+}
+
+/// One compiled rule and its metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// The rule id (`rule_id`, or the name when the rule file has none).
+    pub id: String,
+    /// The rule name.
+    pub name: String,
+    /// The severity, `""` when unset.
+    pub severity: String,
+    /// The risk score, if set; always finite.
+    pub risk_score: Option<f64>,
+    /// The description, if set.
+    pub description: Option<String>,
+    /// The tags.
+    pub tags: Vec<String>,
+    /// What makes an event (or events) a match.
+    pub query: Query,
+    /// The pipes applied to the matches, in order.
+    pub pipes: Vec<Pipe>,
+}
+
+/// The query of a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Query {
+    /// An event query (kind 0): an event matches when `predicate` is true.
+    Event {
+        /// The role-0 predicate of this rule whose truth is a match.
+        predicate: u32,
+    },
+}
+
+/// A pipe of a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pipe {
+    /// `head N` (kind 0).
+    Head(u64),
+    /// `tail N` (kind 1).
+    Tail(u64),
+    /// `filter` (kind 2): the role-1 predicate of this rule to run.
+    Filter(u32),
+    /// `unique` (kind 3) by these value functions (at least one).
+    Unique(Vec<u32>),
+    /// `unique_count` (kind 4) by these value functions (at least one).
+    UniqueCount(Vec<u32>),
+    /// `count` (kind 5) by these value functions (possibly none).
+    Count(Vec<u32>),
+    /// `sort` (kind 6) by these value functions (at least one).
+    Sort(Vec<u32>),
+}
+
+impl Pipe {
+    /// The pipe's EQL name: `head`, `tail`, `filter`, `unique`, `unique_count`,
+    /// `count` or `sort`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Pipe::Head(_) => "head",
+            Pipe::Tail(_) => "tail",
+            Pipe::Filter(_) => "filter",
+            Pipe::Unique(_) => "unique",
+            Pipe::UniqueCount(_) => "unique_count",
+            Pipe::Count(_) => "count",
+            Pipe::Sort(_) => "sort",
+        }
+    }
+}
+
+/// The `FUNCTIONS` section: what the Wasm module exports.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Functions {
+    /// Category names, sorted and unique; a category id is an index into this list.
+    pub categories: Vec<String>,
+    /// Predicates; predicate id = index; `results[id]` in guest memory.
+    pub predicates: Vec<Predicate>,
+    /// Value functions; value-function id = index; exported as `value_<id>`.
+    pub values: Vec<ValueFn>,
+}
+
+/// One compiled predicate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Predicate {
+    /// The rule it belongs to (index into [`Bundle::rules`]).
+    pub rule: u32,
+    /// What runs it.
+    pub role: PredicateRole,
+    /// The category an event must have for `eval` to run it, or `None` for any.
+    pub category: Option<u32>,
+}
+
+/// What a predicate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PredicateRole {
+    /// Role 0: an event-query condition, run by `eval`.
+    EventCondition,
+    /// Role 1: a `filter` pipe's condition, run by the host through `pred_<id>`.
+    PipeFilter,
+}
+
+/// One value function (a key of `unique`, `count`, `sort`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueFn {
+    /// The rule it belongs to (index into [`Bundle::rules`]).
+    pub rule: u32,
+}
+
+/// The `PATTERNS` section: tables the host functions look up by index.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Patterns {
+    /// Regexes, for the `kestrel.regex` import.
+    pub regexes: Vec<RegexPattern>,
+    /// CIDR sets, for the `kestrel.cidr` import.
+    pub cidr_sets: Vec<Vec<CidrBlock>>,
+}
+
+/// A regex of the patterns table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegexPattern {
+    /// The pattern, in the syntax of the Rust `regex` crate.
+    pub pattern: String,
+    /// Whether it matches case-insensitively.
+    pub case_insensitive: bool,
+    /// How it is anchored.
+    pub anchor: RegexAnchor,
+}
+
+/// How a regex is anchored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RegexAnchor {
+    /// It must match the whole value (anchor 0).
+    Whole,
+    /// It must match at the start of the value (anchor 1).
+    Start,
+}
+
+/// One block of a CIDR set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CidrBlock {
+    /// The network address (its family is the block's family).
+    pub address: IpAddr,
+    /// The prefix length: at most 32 for IPv4, 128 for IPv6.
+    pub prefix: u8,
+}
+
+impl fmt::Display for CidrBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+/// Why a bundle could not be read or written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleError {
+    /// The byte offset of the problem in the file, where there is one.
+    pub offset: Option<u64>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl BundleError {
+    /// An error about no particular byte.
+    pub fn new(message: impl Into<String>) -> BundleError {
+        BundleError { offset: None, message: message.into() }
+    }
+
+    /// An error at byte `offset` of the file.
+    pub fn at(offset: u64, message: impl Into<String>) -> BundleError {
+        BundleError { offset: Some(offset), message: message.into() }
+    }
+
+    /// An error at `offset`, if known.
+    pub(crate) fn maybe_at(offset: Option<u64>, message: impl Into<String>) -> BundleError {
+        BundleError { offset, message: message.into() }
+    }
+
+    /// The same error with `context: ` in front of the message.
+    pub(crate) fn context(mut self, context: impl fmt::Display) -> BundleError {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.offset {
+            Some(offset) => write!(f, "at byte {offset}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for BundleError {}
+
+impl Bundle {
+    /// The bundle as bytes (docs/bundle-format.md), after [`Bundle::validate`].
+    /// The same bundle always gives the same bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, BundleError> {
+        write::write(self)
+    }
+
+    /// Reads and fully validates a bundle: header, versions, section table, checksum,
+    /// every encoded value, then the semantic checks of [`Bundle::validate`]. Errors
+    /// carry the byte offset of the problem where there is one. Never panics.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, BundleError> {
+        read::read(bytes)
+    }
+
+    /// The semantic checks: every index in range, predicate roles and owners, the
+    /// memory layout, names sorted and unique, slots unique and in range, finite risk
+    /// scores, CIDR prefixes, the Wasm header.
+    pub fn validate(&self) -> Result<(), BundleError> {
+        validate::check(self, None)
+    }
+
+    /// A readable, deterministic dump of the bundle (for `kestrel inspect`).
+    pub fn inspect(&self) -> String {
+        inspect::inspect(self)
+    }
+}
+
+/// `value` rounded up to a multiple of 8.
+pub(crate) fn align8(value: u64) -> u64 {
+    value.div_ceil(8).saturating_mul(8)
+}
+
+/// FNV-1a 64 of `bytes`: the bundle checksum, and the Wasm fingerprint `inspect` shows.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hasher = crate::schema::Fnv1a64::new();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
+/// The section kinds of format 1, in table order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum SectionKind {
+    Manifest = 1,
+    Fields = 2,
+    Rules = 3,
+    Functions = 4,
+    Patterns = 5,
+    Wasm = 6,
+    Sequences = 7,
+}
+
+impl SectionKind {
+    pub(crate) const ALL: [SectionKind; 7] = [
+        SectionKind::Manifest,
+        SectionKind::Fields,
+        SectionKind::Rules,
+        SectionKind::Functions,
+        SectionKind::Patterns,
+        SectionKind::Wasm,
+        SectionKind::Sequences,
+    ];
+
+    pub(crate) fn from_u32(kind: u32) -> Option<SectionKind> {
+        SectionKind::ALL.into_iter().find(|known| *known as u32 == kind)
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SectionKind::Manifest => "MANIFEST",
+            SectionKind::Fields => "FIELDS",
+            SectionKind::Rules => "RULES",
+            SectionKind::Functions => "FUNCTIONS",
+            SectionKind::Patterns => "PATTERNS",
+            SectionKind::Wasm => "WASM",
+            SectionKind::Sequences => "SEQUENCES",
+        }
+    }
+
+    pub(crate) fn required(self) -> bool {
+        self != SectionKind::Sequences
+    }
+}
+
+/// Encodings of the enumerations, shared by the reader and the writer.
+pub(crate) mod codes {
+    use super::{FieldKind, PredicateRole, RegexAnchor};
+    use crate::schema::{FieldType, TimestampUnit};
+
+    pub(crate) const DYNAMIC: u8 = 255;
+    pub(crate) const FLAG_ARRAY: u8 = 1;
+    pub(crate) const FLAG_FOLDED: u8 = 2;
+    pub(crate) const QUERY_EVENT: u8 = 0;
+    pub(crate) const FAMILY_V4: u8 = 4;
+    pub(crate) const FAMILY_V6: u8 = 6;
+
+    pub(crate) fn field_kind(kind: FieldKind) -> u8 {
+        match kind {
+            FieldKind::Typed(FieldType::Keyword) => 0,
+            FieldKind::Typed(FieldType::Long) => 1,
+            FieldKind::Typed(FieldType::Double) => 2,
+            FieldKind::Typed(FieldType::Ip) => 3,
+            FieldKind::Typed(FieldType::Boolean) => 4,
+            FieldKind::Typed(FieldType::Date) => 5,
+            FieldKind::Typed(FieldType::Version) => 6,
+            FieldKind::Dynamic => DYNAMIC,
+        }
+    }
+
+    pub(crate) fn field_kind_of(code: u8) -> Option<FieldKind> {
+        let all = FieldType::ALL.map(FieldKind::Typed);
+        all.into_iter().chain([FieldKind::Dynamic]).find(|kind| field_kind(*kind) == code)
+    }
+
+    pub(crate) fn timestamp_unit(unit: TimestampUnit) -> u8 {
+        match unit {
+            TimestampUnit::Ns => 0,
+            TimestampUnit::Us => 1,
+            TimestampUnit::Ms => 2,
+            TimestampUnit::S => 3,
+            TimestampUnit::Filetime => 4,
+            TimestampUnit::Rfc3339 => 5,
+        }
+    }
+
+    pub(crate) fn timestamp_unit_of(code: u8) -> Option<TimestampUnit> {
+        TimestampUnit::ALL.into_iter().find(|unit| timestamp_unit(*unit) == code)
+    }
+
+    pub(crate) fn role(role: PredicateRole) -> u8 {
+        match role {
+            PredicateRole::EventCondition => 0,
+            PredicateRole::PipeFilter => 1,
+        }
+    }
+
+    pub(crate) fn role_of(code: u8) -> Option<PredicateRole> {
+        [PredicateRole::EventCondition, PredicateRole::PipeFilter].into_iter().find(|role| self::role(*role) == code)
+    }
+
+    pub(crate) fn anchor(anchor: RegexAnchor) -> u8 {
+        match anchor {
+            RegexAnchor::Whole => 0,
+            RegexAnchor::Start => 1,
+        }
+    }
+
+    pub(crate) fn anchor_of(code: u8) -> Option<RegexAnchor> {
+        [RegexAnchor::Whole, RegexAnchor::Start].into_iter().find(|anchor| self::anchor(*anchor) == code)
+    }
+}

@@ -1,0 +1,271 @@
+//! The semantic checks of a bundle, shared by the writer (before writing) and the reader
+//! (after decoding, with the byte offset of each item so that errors name a byte).
+
+use super::read::{LAYOUT_NAMES, RuleSites, Sites};
+use super::{Bundle, BundleError, CidrBlock, MAX_MEMORY_PAGES, NO_INDEX, Pipe, PredicateRole, Query, Rule, WASM_HEADER};
+use crate::abi::RESERVED_BYTES;
+use crate::schema::check_field_name;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Checks `bundle`; `sites`, when given, locates the items in the file.
+pub(crate) fn check(bundle: &Bundle, sites: Option<&Sites>) -> Result<(), BundleError> {
+    let at = At(sites);
+    manifest(bundle, at)?;
+    layout(bundle, at)?;
+    fields(bundle, at)?;
+    functions(bundle, at)?;
+    for (index, rule) in bundle.rules.iter().enumerate() {
+        self::rule(bundle, index, rule, at).map_err(|e| e.context(format_args!("rule {index} ({:?})", rule.id)))?;
+    }
+    patterns(bundle, at)?;
+    wasm(bundle, at)
+}
+
+/// Looks up where an item starts in the file, when the bundle was read from one.
+#[derive(Clone, Copy)]
+struct At<'a>(Option<&'a Sites>);
+
+impl<'a> At<'a> {
+    fn get(self, pick: impl FnOnce(&'a Sites) -> Option<u64>) -> Option<u64> {
+        self.0.and_then(pick)
+    }
+
+    fn rule(self, index: usize) -> Option<&'a RuleSites> {
+        self.0.and_then(|sites| sites.rules.get(index))
+    }
+}
+
+fn manifest(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    let manifest = &bundle.manifest;
+    if let Err(reason) = check_field_name(&manifest.category_field) {
+        return Err(BundleError::maybe_at(at.get(|s| Some(s.category_field)), format!("manifest: the category field is invalid: {reason}")));
+    }
+    if let Err(reason) = check_field_name(&manifest.timestamp_field) {
+        return Err(BundleError::maybe_at(at.get(|s| Some(s.timestamp_field)), format!("manifest: the timestamp field is invalid: {reason}")));
+    }
+    Ok(())
+}
+
+fn layout(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    let layout = &bundle.manifest.layout;
+    // The offset of the `index`th u32 of the layout.
+    let value_at = |name: &str| {
+        let index = LAYOUT_NAMES.iter().position(|known| *known == name).unwrap_or_default() as u64;
+        at.get(|s| Some(s.layout + 4 * index))
+    };
+    let error = |name: &str, message: String| BundleError::maybe_at(value_at(name), format!("layout: {message}"));
+    if layout.memory_pages == 0 {
+        return Err(error("memory_pages", "memory_pages is 0; guest memory needs at least one page".to_string()));
+    }
+    if layout.memory_pages > MAX_MEMORY_PAGES {
+        return Err(error(
+            "memory_pages",
+            format!("memory_pages is {}, more than the {MAX_MEMORY_PAGES} pages (4 GiB) of a 32-bit memory", layout.memory_pages),
+        ));
+    }
+    let memory = layout.memory_bytes();
+    let regions = layout.region_spans();
+    for (name, start, len) in regions {
+        let offset_name = format!("{name}_offset");
+        if start % 8 != 0 {
+            return Err(error(&offset_name, format!("the {name} region starts at byte {start}, which is not 8-aligned")));
+        }
+        if start < RESERVED_BYTES {
+            return Err(error(
+                &offset_name,
+                format!("the {name} region starts at byte {start}, inside the first {RESERVED_BYTES} bytes, which stay zero (address 0 is a null slot)"),
+            ));
+        }
+        let end = u64::from(start) + len;
+        if end > memory {
+            return Err(error(
+                &offset_name,
+                format!("the {name} region (bytes {start}..{end}) does not fit in guest memory of {} pages ({memory} bytes)", layout.memory_pages),
+            ));
+        }
+    }
+    for (index, (name, start, len)) in regions.iter().enumerate() {
+        let (start, end) = (u64::from(*start), u64::from(*start) + len);
+        for (other, other_start, other_len) in &regions[index + 1..] {
+            let (other_start, other_end) = (u64::from(*other_start), u64::from(*other_start) + other_len);
+            if start < other_end && other_start < end {
+                return Err(error(
+                    &format!("{other}_offset"),
+                    format!("the {other} region (bytes {other_start}..{other_end}) overlaps the {name} region (bytes {start}..{end})"),
+                ));
+            }
+        }
+    }
+    let predicates = bundle.functions.predicates.len();
+    if layout.result_count as usize != predicates {
+        return Err(error("result_count", format!("result_count is {}, but there are {predicates} predicates", layout.result_count)));
+    }
+    Ok(())
+}
+
+fn fields(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    let slot_count = bundle.manifest.layout.slot_count;
+    let mut owners: BTreeMap<u32, &str> = BTreeMap::new();
+    for (index, field) in bundle.fields.iter().enumerate() {
+        let error = |message: String| BundleError::maybe_at(at.get(|s| s.fields.get(index).copied()), format!("field {index} ({:?}): {message}", field.name));
+        if field.name.is_empty() {
+            return Err(error("the name is empty".to_string()));
+        }
+        if let Some(previous) = index.checked_sub(1).and_then(|previous| bundle.fields.get(previous)) {
+            if previous.name == field.name {
+                return Err(error("the name is listed twice; field names are unique".to_string()));
+            }
+            if previous.name > field.name {
+                return Err(error(format!("comes after {:?}; fields are sorted by name", previous.name)));
+            }
+        }
+        for (what, slot) in [("slot", Some(field.slot)), ("folded slot", field.folded_slot)] {
+            let Some(slot) = slot else { continue };
+            if slot >= slot_count {
+                return Err(error(format!("{what} {slot} is out of range (the layout has {slot_count} slots)")));
+            }
+            if let Some(owner) = owners.insert(slot, &field.name) {
+                return Err(error(format!("{what} {slot} is already used by field {owner:?}; slots are unique")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn functions(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    let functions = &bundle.functions;
+    for (index, name) in functions.categories.iter().enumerate() {
+        let error = |message: String| BundleError::maybe_at(at.get(|s| s.categories.get(index).copied()), format!("category {index} ({name:?}): {message}"));
+        if name.is_empty() {
+            return Err(error("the name is empty".to_string()));
+        }
+        if let Some(previous) = index.checked_sub(1).and_then(|previous| functions.categories.get(previous)) {
+            if previous == name {
+                return Err(error("the name is listed twice; category names are unique".to_string()));
+            }
+            if previous > name {
+                return Err(error(format!("comes after {previous:?}; categories are sorted by name")));
+            }
+        }
+    }
+    let rules = bundle.rules.len();
+    for (index, predicate) in functions.predicates.iter().enumerate() {
+        let error = |message: String| BundleError::maybe_at(at.get(|s| s.predicates.get(index).copied()), format!("predicate {index}: {message}"));
+        if predicate.rule as usize >= rules {
+            return Err(error(format!("rule {} is out of range (there are {rules} rules)", predicate.rule)));
+        }
+        if let Some(category) = predicate.category
+            && (category == NO_INDEX || category as usize >= functions.categories.len())
+        {
+            return Err(error(format!("category {category} is out of range (there are {} categories)", functions.categories.len())));
+        }
+    }
+    for (index, value) in functions.values.iter().enumerate() {
+        if value.rule as usize >= rules {
+            return Err(BundleError::maybe_at(
+                at.get(|s| s.values.get(index).copied()),
+                format!("value function {index}: rule {} is out of range (there are {rules} rules)", value.rule),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn rule(bundle: &Bundle, index: usize, rule: &Rule, at: At) -> Result<(), BundleError> {
+    let sites = at.rule(index);
+    let start = sites.map(|s| s.start);
+    if rule.id.is_empty() {
+        return Err(BundleError::maybe_at(start, "the id is empty"));
+    }
+    if let Some(score) = rule.risk_score
+        && !score.is_finite()
+    {
+        return Err(BundleError::maybe_at(sites.map(|s| s.risk_score), format!("the risk score is {score}; it must be a finite number")));
+    }
+    let Query::Event { predicate } = rule.query;
+    check_predicate(bundle, index, predicate, PredicateRole::EventCondition).map_err(|message| BundleError::maybe_at(sites.map(|s| s.query), message))?;
+    for (pipe_index, pipe) in rule.pipes.iter().enumerate() {
+        let error = |message: String| {
+            BundleError::maybe_at(sites.and_then(|s| s.pipes.get(pipe_index).copied()), format!("pipe {pipe_index} ({}): {message}", pipe.name()))
+        };
+        let values = match pipe {
+            Pipe::Head(_) | Pipe::Tail(_) => continue,
+            Pipe::Filter(predicate) => {
+                check_predicate(bundle, index, *predicate, PredicateRole::PipeFilter).map_err(error)?;
+                continue;
+            }
+            Pipe::Unique(values) | Pipe::UniqueCount(values) | Pipe::Sort(values) if values.is_empty() => {
+                return Err(error("needs at least one value function".to_string()));
+            }
+            Pipe::Unique(values) | Pipe::UniqueCount(values) | Pipe::Count(values) | Pipe::Sort(values) => values,
+        };
+        for value in values {
+            match bundle.functions.values.get(*value as usize) {
+                None => return Err(error(format!("value function {value} is out of range (there are {})", bundle.functions.values.len()))),
+                Some(function) if function.rule as usize != index => {
+                    return Err(error(format!("value function {value} belongs to rule {}, not to this one", function.rule)));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that predicate `id` exists, has `role` and belongs to rule `rule`.
+fn check_predicate(bundle: &Bundle, rule: usize, id: u32, role: PredicateRole) -> Result<(), String> {
+    let what = match role {
+        PredicateRole::EventCondition => "query predicate",
+        PredicateRole::PipeFilter => "filter predicate",
+    };
+    let predicates = &bundle.functions.predicates;
+    let Some(predicate) = predicates.get(id as usize) else {
+        return Err(format!("{what} {id} is out of range (there are {} predicates)", predicates.len()));
+    };
+    if predicate.role != role {
+        let has = match predicate.role {
+            PredicateRole::EventCondition => "an event condition (role 0)",
+            PredicateRole::PipeFilter => "a pipe filter (role 1)",
+        };
+        return Err(format!("{what} {id} is {has}"));
+    }
+    if predicate.rule as usize != rule {
+        return Err(format!("{what} {id} belongs to rule {}, not to this one", predicate.rule));
+    }
+    Ok(())
+}
+
+fn patterns(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    for (set, blocks) in bundle.patterns.cidr_sets.iter().enumerate() {
+        for (index, CidrBlock { address, prefix }) in blocks.iter().enumerate() {
+            let (family, max) = match address {
+                IpAddr::V4(_) => ("IPv4", 32),
+                IpAddr::V6(_) => ("IPv6", 128),
+            };
+            if *prefix > max {
+                return Err(BundleError::maybe_at(
+                    at.get(|s| s.cidr_blocks.get(set).and_then(|blocks| blocks.get(index)).map(|start| start + 17)),
+                    format!("CIDR set {set} block {index} ({address}/{prefix}): the prefix is longer than the {max} bits of an {family} address"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn wasm(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    let wasm = &bundle.wasm;
+    let start = at.get(|s| Some(s.wasm));
+    if wasm.len() < WASM_HEADER.len() {
+        return Err(BundleError::maybe_at(start, format!("the Wasm module is {} bytes long, shorter than the 8-byte Wasm header", wasm.len())));
+    }
+    if wasm[..4] != WASM_HEADER[..4] {
+        return Err(BundleError::maybe_at(start, "the Wasm module does not start with the Wasm magic `\\0asm`"));
+    }
+    if wasm[4..8] != WASM_HEADER[4..8] {
+        let version = u32::from_le_bytes([wasm[4], wasm[5], wasm[6], wasm[7]]);
+        return Err(BundleError::maybe_at(start.map(|start| start + 4), format!("the Wasm module has binary version {version}; only version 1 is supported")));
+    }
+    Ok(())
+}

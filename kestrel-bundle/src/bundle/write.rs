@@ -1,0 +1,283 @@
+//! The bundle writer: one deterministic encoding of a validated [`Bundle`].
+
+use super::{
+    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, MAGIC, Manifest, NO_INDEX, Patterns,
+    Pipe, Query, Rule, SectionKind, TABLE_ENTRY_LEN, align8, codes, fnv1a64, validate,
+};
+use std::net::IpAddr;
+
+/// Encodes `bundle` after checking it with [`validate::check`].
+pub(crate) fn write(bundle: &Bundle) -> Result<Vec<u8>, BundleError> {
+    validate::check(bundle, None)?;
+    let mut sections = vec![
+        (SectionKind::Manifest, section(|out| manifest(out, &bundle.manifest))?),
+        (SectionKind::Fields, section(|out| out.vec(&bundle.fields, field))?),
+        (SectionKind::Rules, section(|out| out.vec(&bundle.rules, rule))?),
+        (SectionKind::Functions, section(|out| functions(out, &bundle.functions))?),
+        (SectionKind::Patterns, section(|out| patterns(out, &bundle.patterns))?),
+        (SectionKind::Wasm, bundle.wasm.clone()),
+    ];
+    if let Some(sequences) = &bundle.sequences {
+        sections.push((SectionKind::Sequences, sequences.clone()));
+    }
+
+    let table_end = HEADER_LEN + TABLE_ENTRY_LEN * sections.len();
+    let mut offsets = Vec::with_capacity(sections.len());
+    let mut at = table_end as u64;
+    for (_, body) in &sections {
+        at = align8(at);
+        offsets.push(at);
+        at += body.len() as u64;
+    }
+    let checksum_at = align8(at);
+
+    let mut out = Writer::default();
+    out.bytes(&MAGIC);
+    out.u32(FORMAT_VERSION);
+    out.u32(ABI_VERSION);
+    out.u32(BYTE_ORDER_MARK);
+    out.u32(sections.len() as u32);
+    out.u64(0);
+    for ((kind, body), offset) in sections.iter().zip(&offsets) {
+        out.u32(*kind as u32);
+        out.u32(0);
+        out.u64(*offset);
+        out.u64(body.len() as u64);
+    }
+    for ((_, body), offset) in sections.iter().zip(&offsets) {
+        out.pad_to(*offset);
+        out.bytes(body);
+    }
+    out.pad_to(checksum_at);
+    let checksum = fnv1a64(&out.buf);
+    out.u64(checksum);
+    debug_assert_eq!(out.buf.len() as u64, checksum_at + CHECKSUM_LEN as u64);
+    Ok(out.buf)
+}
+
+fn section(encode: impl FnOnce(&mut Writer) -> Result<(), BundleError>) -> Result<Vec<u8>, BundleError> {
+    let mut out = Writer::default();
+    encode(&mut out)?;
+    Ok(out.buf)
+}
+
+/// Little-endian encoding of the values of docs/bundle-format.md.
+#[derive(Default)]
+struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn u8(&mut self, value: u8) {
+        self.buf.push(value);
+    }
+
+    fn u32(&mut self, value: u32) {
+        self.bytes(&value.to_le_bytes());
+    }
+
+    fn u64(&mut self, value: u64) {
+        self.bytes(&value.to_le_bytes());
+    }
+
+    fn f64(&mut self, value: f64) {
+        self.u64(value.to_bits());
+    }
+
+    fn bool(&mut self, value: bool) {
+        self.u8(u8::from(value));
+    }
+
+    fn len(&mut self, len: usize, what: &str) -> Result<(), BundleError> {
+        let len = u32::try_from(len).map_err(|_| BundleError::new(format!("{what} has {len} items or bytes; the format allows at most {}", u32::MAX)))?;
+        self.u32(len);
+        Ok(())
+    }
+
+    fn str(&mut self, text: &str) -> Result<(), BundleError> {
+        self.len(text.len(), "a string")?;
+        self.bytes(text.as_bytes());
+        Ok(())
+    }
+
+    fn vec<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Writer, &T) -> Result<(), BundleError>) -> Result<(), BundleError> {
+        self.len(items.len(), "a list")?;
+        items.iter().try_for_each(|value| item(self, value))
+    }
+
+    fn option<T>(&mut self, value: Option<&T>, item: impl FnOnce(&mut Writer, &T) -> Result<(), BundleError>) -> Result<(), BundleError> {
+        match value {
+            None => {
+                self.u8(0);
+                Ok(())
+            }
+            Some(value) => {
+                self.u8(1);
+                item(self, value)
+            }
+        }
+    }
+
+    fn pad_to(&mut self, offset: u64) {
+        while (self.buf.len() as u64) < offset {
+            self.buf.push(0);
+        }
+    }
+}
+
+fn manifest(out: &mut Writer, manifest: &Manifest) -> Result<(), BundleError> {
+    out.str(&manifest.compiler)?;
+    out.str(&manifest.schema_name)?;
+    out.u64(manifest.schema_fingerprint);
+    out.str(&manifest.category_field)?;
+    out.str(&manifest.timestamp_field)?;
+    out.u8(codes::timestamp_unit(manifest.timestamp_unit));
+    layout(out, &manifest.layout);
+    Ok(())
+}
+
+fn layout(out: &mut Writer, layout: &Layout) {
+    let Layout {
+        memory_pages,
+        slots_offset,
+        slot_count,
+        categories_offset,
+        category_capacity,
+        results_offset,
+        result_count,
+        out_offset,
+        args_offset,
+        data_offset,
+        data_capacity,
+        heap_offset,
+        heap_capacity,
+    } = *layout;
+    for value in [
+        memory_pages,
+        slots_offset,
+        slot_count,
+        categories_offset,
+        category_capacity,
+        results_offset,
+        result_count,
+        out_offset,
+        args_offset,
+        data_offset,
+        data_capacity,
+        heap_offset,
+        heap_capacity,
+    ] {
+        out.u32(value);
+    }
+}
+
+fn field(out: &mut Writer, field: &Field) -> Result<(), BundleError> {
+    out.str(&field.name)?;
+    out.u8(codes::field_kind(field.kind));
+    let mut flags = 0;
+    if field.array {
+        flags |= codes::FLAG_ARRAY;
+    }
+    if field.folded_slot.is_some() {
+        flags |= codes::FLAG_FOLDED;
+    }
+    out.u8(flags);
+    out.u32(field.slot);
+    out.u32(field.folded_slot.unwrap_or(NO_INDEX));
+    Ok(())
+}
+
+fn rule(out: &mut Writer, rule: &Rule) -> Result<(), BundleError> {
+    out.str(&rule.id)?;
+    out.str(&rule.name)?;
+    out.str(&rule.severity)?;
+    out.option(rule.risk_score.as_ref(), |out, score| {
+        out.f64(*score);
+        Ok(())
+    })?;
+    out.option(rule.description.as_ref(), |out, text| out.str(text))?;
+    out.vec(&rule.tags, |out, tag| out.str(tag))?;
+    match rule.query {
+        Query::Event { predicate } => {
+            out.u8(codes::QUERY_EVENT);
+            out.u32(predicate);
+        }
+    }
+    out.vec(&rule.pipes, pipe)
+}
+
+fn pipe(out: &mut Writer, pipe: &Pipe) -> Result<(), BundleError> {
+    let ids = |out: &mut Writer, kind: u8, ids: &[u32]| {
+        out.u8(kind);
+        out.vec(ids, |out, id| {
+            out.u32(*id);
+            Ok(())
+        })
+    };
+    match pipe {
+        Pipe::Head(count) => {
+            out.u8(0);
+            out.u64(*count);
+            Ok(())
+        }
+        Pipe::Tail(count) => {
+            out.u8(1);
+            out.u64(*count);
+            Ok(())
+        }
+        Pipe::Filter(predicate) => {
+            out.u8(2);
+            out.u32(*predicate);
+            Ok(())
+        }
+        Pipe::Unique(values) => ids(out, 3, values),
+        Pipe::UniqueCount(values) => ids(out, 4, values),
+        Pipe::Count(values) => ids(out, 5, values),
+        Pipe::Sort(values) => ids(out, 6, values),
+    }
+}
+
+fn functions(out: &mut Writer, functions: &Functions) -> Result<(), BundleError> {
+    out.vec(&functions.categories, |out, name| out.str(name))?;
+    out.vec(&functions.predicates, |out, predicate| {
+        out.u32(predicate.rule);
+        out.u8(codes::role(predicate.role));
+        out.u32(predicate.category.unwrap_or(NO_INDEX));
+        Ok(())
+    })?;
+    out.vec(&functions.values, |out, value| {
+        out.u32(value.rule);
+        Ok(())
+    })
+}
+
+fn patterns(out: &mut Writer, patterns: &Patterns) -> Result<(), BundleError> {
+    out.vec(&patterns.regexes, |out, regex| {
+        out.str(&regex.pattern)?;
+        out.bool(regex.case_insensitive);
+        out.u8(codes::anchor(regex.anchor));
+        Ok(())
+    })?;
+    out.vec(&patterns.cidr_sets, |out, set| {
+        out.vec(set, |out, block| {
+            let mut address = [0u8; 16];
+            match block.address {
+                IpAddr::V4(v4) => {
+                    out.u8(codes::FAMILY_V4);
+                    address[..4].copy_from_slice(&v4.octets());
+                }
+                IpAddr::V6(v6) => {
+                    out.u8(codes::FAMILY_V6);
+                    address = v6.octets();
+                }
+            }
+            out.bytes(&address);
+            out.u8(block.prefix);
+            Ok(())
+        })
+    })
+}

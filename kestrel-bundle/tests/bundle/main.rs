@@ -1,0 +1,9 @@
+//! Tests of the bundle format (docs/bundle-format.md): round trips, the golden files,
+//! mutations of the golden bytes, properties of arbitrary bundles, and one failing
+//! example per semantic check.
+
+mod golden;
+mod handmade;
+mod mutation;
+mod props;
+mod validation;
