@@ -108,6 +108,8 @@ codes! {
     E0503 Error "missing-query" "a rule file without a query";
     // Schemas.
     E0601 Error "invalid-schema" "a schema file that is malformed";
+    // Back end.
+    E0701 Error "unsupported-by-backend" "a construct the back end cannot compile into a bundle yet";
     // Limits.
     E0901 Error "too-deep" "a query nested deeper than eqlc allows";
     E0902 Error "too-large" "a query, list or sequence larger than eqlc allows";

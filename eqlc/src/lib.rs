@@ -17,6 +17,7 @@ pub mod codes;
 pub mod diag;
 pub mod dialect;
 pub mod driver;
+pub mod emit;
 pub mod functions;
 pub mod lex;
 pub mod parse;

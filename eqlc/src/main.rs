@@ -34,6 +34,19 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Check rules and compile them into one bundle for the Kestrel runtime.
+    Build {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        report: Report,
+        /// Where to write the bundle.
+        #[arg(short, long, value_name = "BUNDLE")]
+        output: PathBuf,
+        /// Rule files (.eql, .toml, .jsonl) or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Print the explanation of a diagnostic code, or list every code.
     Explain {
         /// A code such as E0101 or W0002.
@@ -114,7 +127,8 @@ struct Report {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { target, report, paths } => check(&target, &report, &paths),
+        Command::Check { target, report, paths } => check(&target, &report, &paths, None),
+        Command::Build { target, report, output, paths } => check(&target, &report, &paths, Some(&output)),
         Command::Explain { code, list } => explain(code.as_deref(), list),
         Command::Dump { target, what, paths } => dump(&target, what, &paths),
         Command::Schema { schema } => {
@@ -176,7 +190,9 @@ fn report_and_exit(diags: &[Diagnostic], sources: &SourceMap, format: Format) ->
     ExitCode::from(2)
 }
 
-fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
+/// `eqlc check`, and `eqlc build` when `output` is given: a bundle is written only when
+/// every rule checks without errors.
+fn check(target: &Target, report: &Report, paths: &[PathBuf], output: Option<&PathBuf>) -> ExitCode {
     let mut sources = SourceMap::new();
     let schema = match load_schema(&target.schema, &mut sources) {
         Ok(schema) => schema,
@@ -217,6 +233,33 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
     for rule in &checked {
         diags.extend(rule.diags.iter().cloned());
     }
+    let mut built: Option<(usize, Vec<u8>)> = None;
+    if let Some(output) = output
+        && !io_failed
+        && !diags.iter().any(Diagnostic::is_error)
+    {
+        let inputs: Vec<eqlc::emit::Input> = checked
+            .iter()
+            .filter_map(|rule| {
+                rule.rule.as_ref().map(|typed| eqlc::emit::Input { meta: &rule.meta, rule: typed, file: rule.source.file, span: rule.source.span })
+            })
+            .collect();
+        let (bundle, mut emit_diags) = eqlc::emit::bundle(&inputs, &schema);
+        diags.append(&mut emit_diags);
+        match bundle.map(|bundle| bundle.to_bytes()) {
+            Some(Ok(bytes)) => built = Some((inputs.len(), bytes)),
+            Some(Err(error)) => {
+                diags.push(Diagnostic::new(Code::B0001, format!("eqlc produced an invalid bundle: {error}")).note("this is a bug in eqlc; please report it"))
+            }
+            None => {}
+        }
+        if let Some((_, bytes)) = &built
+            && let Err(error) = write_atomically(output, bytes)
+        {
+            diags.push(Diagnostic::new(Code::E0501, format!("cannot write `{}`: {error}", output.display())));
+            built = None;
+        }
+    }
     diags.retain(|diag| !allowed.contains(&diag.code));
     for diag in &mut diags {
         if diag.severity == Severity::Warning && (report.deny_warnings || denied.contains(&diag.code)) {
@@ -225,10 +268,9 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
     }
     let errors = diags.iter().filter(|diag| diag.is_error()).count();
     let warnings = diags.len() - errors;
-    let failed_rules = checked
-        .iter()
-        .filter(|rule| rule.diags.iter().any(|diag| diag.is_error() || (diag.severity == Severity::Warning && denied.contains(&diag.code))))
-        .count();
+    // A rule failed if an error (or a denied warning) points into its file.
+    let failed_files: std::collections::HashSet<_> = diags.iter().filter(|diag| diag.is_error()).filter_map(|diag| diag.file).collect();
+    let failed_rules = checked.iter().filter(|rule| failed_files.contains(&rule.source.file)).count();
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -245,6 +287,9 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
                     plural(errors),
                     plural(warnings)
                 );
+            }
+            if let (Some(output), Some((rules, bytes))) = (output, &built) {
+                eprintln!("built {}: {rules} rule{}, {} bytes", output.display(), plural(*rules), bytes.len());
             }
             Ok(())
         }
@@ -263,7 +308,7 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf]) -> ExitCode {
     if written.is_err() {
         return ExitCode::from(2);
     }
-    if io_failed {
+    if io_failed || diags.iter().any(|diag| diag.code == Code::E0501) {
         ExitCode::from(2)
     } else if errors > 0 {
         ExitCode::from(1)
@@ -318,4 +363,14 @@ fn dump(target: &Target, what: Dump, paths: &[PathBuf]) -> ExitCode {
     }
     eprint!("{}", render::human(&diags, &sources, std::io::stderr().is_terminal()));
     if diags.iter().any(Diagnostic::is_error) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a bundle.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("bundle");
+    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
 }

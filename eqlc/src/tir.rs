@@ -125,6 +125,9 @@ pub struct Rule {
     pub exprs: Vec<Expr>,
     /// Names of the declared functions, indexed by `Func::Declared`.
     pub declared: Vec<String>,
+    /// Case folding of the keys of `unique`, `unique_count`, `count` and `sort`
+    /// (python eql folds them; Elasticsearch has no such pipes, and Kestrel keeps case).
+    pub pipe_key_case: Case,
 }
 
 impl Rule {

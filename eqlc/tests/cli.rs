@@ -222,3 +222,29 @@ fn dump_shows_the_tree_the_text_and_the_ir() {
     let ir = text(&eqlc(&["dump", "--what", "ir", path]).stdout);
     assert!(ir.contains("maxspan=5000000000ns"));
 }
+
+#[test]
+fn build_writes_a_bundle_only_for_rules_it_can_compile() {
+    let dir = scratch("build");
+    let rules = write(&dir, "rules/shell.eql", "process where process.name in (\"bash\", \"sh\") and process.args : \"-c\"\n");
+    let bundle = dir.join("out.bundle");
+    let out = eqlc(&["build", "-o", bundle.to_str().unwrap(), rules.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&bundle).unwrap();
+    assert_eq!(&bytes[..8], b"KSTRLBND");
+    let again = dir.join("again.bundle");
+    eqlc(&["build", "-o", again.to_str().unwrap(), rules.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&again).unwrap(), bytes, "building twice gives the same bytes");
+
+    let sequence = write(&dir, "rules/seq.eql", CLEAN);
+    let failed = dir.join("failed.bundle");
+    let out = eqlc(&["build", "-o", failed.to_str().unwrap(), sequence.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("error[E0701]"));
+    assert!(!failed.exists(), "no bundle is written when a rule cannot be compiled");
+
+    let broken = write(&dir, "rules/broken.eql", BROKEN);
+    let out = eqlc(&["build", "-o", failed.to_str().unwrap(), broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!failed.exists(), "no bundle is written when a rule has errors");
+}

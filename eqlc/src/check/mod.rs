@@ -46,7 +46,11 @@ pub fn rule(file: &ast::File, options: &Options) -> (Option<tir::Rule>, Vec<Diag
     };
     let pipes = checker.pipes(&piped.pipes, &query);
     let declared = options.declarations.iter().map(|declaration| declaration.name.clone()).collect();
-    let rule = tir::Rule { query, pipes, exprs: checker.arena.into_exprs(), declared };
+    let pipe_key_case = match options.dialect {
+        Dialect::Elasticsearch => tir::Case::Sensitive,
+        Dialect::Endgame => checker.endgame_case(),
+    };
+    let rule = tir::Rule { query, pipes, exprs: checker.arena.into_exprs(), declared, pipe_key_case };
     (Some(rule), checker.diags)
 }
 

@@ -26,10 +26,11 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
     let pages = layout.memory_pages;
     writeln!(out, "layout: {pages} page{} ({} bytes)", plural(pages as usize), u64::from(pages) * PAGE_SIZE)?;
     writeln!(out, "  {:<10}  {:>10}  {:>10}  {:>10}  size", "region", "start", "end", "length")?;
+    writeln!(out, "  batches of up to {} event{}", layout.batch_capacity, plural(layout.batch_capacity as usize))?;
     let sizes = [
-        format!("{} slots", layout.slot_count),
-        format!("count + {} ids", layout.category_capacity),
-        format!("{} results + {} disabled", layout.result_count, layout.result_count),
+        format!("{} slots per event", layout.slot_count),
+        format!("count + {} ids per event", layout.category_capacity),
+        format!("{} results per event + {} disabled", layout.result_count, layout.result_count),
         "1 slot".to_string(),
         "16 slots".to_string(),
         format!("{} bytes", layout.data_capacity),

@@ -87,16 +87,18 @@ pub struct Manifest {
 pub struct Layout {
     /// Initial and maximum size of guest memory, in 64 KiB pages.
     pub memory_pages: u32,
-    /// Start of the slots region (`slot_count` × 16 bytes).
+    /// Start of the slots region (`batch_capacity` × `slot_count` × 16 bytes: the slots
+    /// of event *i* of a batch start at `slots_offset + i × slot_count × 16`).
     pub slots_offset: u32,
     /// Number of value slots.
     pub slot_count: u32,
-    /// Start of the categories region (`u32` count, then `category_capacity` ids).
+    /// Start of the categories region: per event of a batch, a `u32` count then
+    /// `category_capacity` ids (`4 + 4 × category_capacity` bytes each).
     pub categories_offset: u32,
     /// How many category ids the categories region holds.
     pub category_capacity: u32,
-    /// Start of the results region (`result_count` bytes), immediately followed by the
-    /// disabled region (another `result_count` bytes).
+    /// Start of the results region (`result_count` bytes per event of a batch),
+    /// immediately followed by the disabled region (`result_count` bytes, shared).
     pub results_offset: u32,
     /// Number of predicates (one result byte and one disabled byte each).
     pub result_count: u32,
@@ -112,6 +114,8 @@ pub struct Layout {
     pub heap_offset: u32,
     /// Size of the heap.
     pub heap_capacity: u32,
+    /// Events one `eval` call can take (at least 1).
+    pub batch_capacity: u32,
 }
 
 /// The names of the regions of [`Layout::regions`], in order.
@@ -128,16 +132,18 @@ impl Layout {
 
     /// [`Layout::regions`] with exact (64-bit) lengths.
     pub(crate) fn region_spans(&self) -> [(&'static str, u32, u64); 7] {
-        let lens = Self::region_lengths(self.slot_count, self.category_capacity, self.result_count, self.data_capacity, self.heap_capacity);
+        let lens =
+            Self::region_lengths(self.batch_capacity, self.slot_count, self.category_capacity, self.result_count, self.data_capacity, self.heap_capacity);
         let starts = [self.slots_offset, self.categories_offset, self.results_offset, self.out_offset, self.args_offset, self.data_offset, self.heap_offset];
         std::array::from_fn(|i| (REGION_NAMES[i], starts[i], lens[i]))
     }
 
-    fn region_lengths(slot_count: u32, category_capacity: u32, result_count: u32, data_capacity: u32, heap_capacity: u32) -> [u64; 7] {
+    fn region_lengths(batch_capacity: u32, slot_count: u32, category_capacity: u32, result_count: u32, data_capacity: u32, heap_capacity: u32) -> [u64; 7] {
+        let batch = u64::from(batch_capacity);
         [
-            u64::from(slot_count) * u64::from(SLOT_SIZE),
-            4 + 4 * u64::from(category_capacity),
-            2 * u64::from(result_count),
+            batch * u64::from(slot_count) * u64::from(SLOT_SIZE),
+            batch * (4 + 4 * u64::from(category_capacity)),
+            (batch + 1) * u64::from(result_count),
             u64::from(SLOT_SIZE),
             u64::from(MAX_CALL_ARGS) * u64::from(SLOT_SIZE),
             u64::from(data_capacity),
@@ -157,7 +163,12 @@ impl Layout {
     ///
     /// Sizes whose regions do not fit in 4 GiB give a layout that fails validation.
     pub fn plan(slot_count: u32, category_capacity: u32, result_count: u32, data_capacity: u32, heap_capacity: u32) -> Layout {
-        let lens = Self::region_lengths(slot_count, category_capacity, result_count, data_capacity, heap_capacity);
+        Self::plan_batched(1, slot_count, category_capacity, result_count, data_capacity, heap_capacity)
+    }
+
+    /// [`Layout::plan`] for batches of `batch_capacity` events per `eval` call.
+    pub fn plan_batched(batch_capacity: u32, slot_count: u32, category_capacity: u32, result_count: u32, data_capacity: u32, heap_capacity: u32) -> Layout {
+        let lens = Self::region_lengths(batch_capacity, slot_count, category_capacity, result_count, data_capacity, heap_capacity);
         let mut starts = [0u64; 7];
         let mut at = u64::from(RESERVED_BYTES);
         let mut end = at;
@@ -182,6 +193,7 @@ impl Layout {
             data_capacity,
             heap_offset: clamp(starts[6]),
             heap_capacity,
+            batch_capacity,
         }
     }
 }

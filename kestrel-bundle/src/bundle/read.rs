@@ -384,7 +384,7 @@ fn read_manifest(r: &mut Reader, sites: &mut Sites) -> Result<Manifest, BundleEr
     let timestamp_field = r.str("timestamp_field")?;
     let timestamp_unit = r.code("timestamp_unit", "0 to 5 (ns, us, ms, s, filetime, rfc3339)", codes::timestamp_unit_of)?;
     sites.layout = r.offset();
-    let mut values = [0u32; 13];
+    let mut values = [0u32; 14];
     for (value, name) in values.iter_mut().zip(LAYOUT_NAMES) {
         *value = r.u32(name)?;
     }
@@ -402,6 +402,7 @@ fn read_manifest(r: &mut Reader, sites: &mut Sites) -> Result<Manifest, BundleEr
         data_capacity,
         heap_offset,
         heap_capacity,
+        batch_capacity,
     ] = values;
     let layout = Layout {
         memory_pages,
@@ -417,12 +418,13 @@ fn read_manifest(r: &mut Reader, sites: &mut Sites) -> Result<Manifest, BundleEr
         data_capacity,
         heap_offset,
         heap_capacity,
+        batch_capacity,
     };
     Ok(Manifest { compiler, schema_name, schema_fingerprint, category_field, timestamp_field, timestamp_unit, layout })
 }
 
-/// The thirteen `u32`s of `Layout`, in file order.
-pub(crate) const LAYOUT_NAMES: [&str; 13] = [
+/// The fourteen `u32`s of `Layout`, in file order.
+pub(crate) const LAYOUT_NAMES: [&str; 14] = [
     "memory_pages",
     "slots_offset",
     "slot_count",
@@ -436,6 +438,7 @@ pub(crate) const LAYOUT_NAMES: [&str; 13] = [
     "data_capacity",
     "heap_offset",
     "heap_capacity",
+    "batch_capacity",
 ];
 
 fn read_fields(r: &mut Reader, sites: &mut Sites) -> Result<Vec<Field>, BundleError> {

@@ -55,6 +55,9 @@ fn layout(bundle: &Bundle, at: At) -> Result<(), BundleError> {
         at.get(|s| Some(s.layout + 4 * index))
     };
     let error = |name: &str, message: String| BundleError::maybe_at(value_at(name), format!("layout: {message}"));
+    if layout.batch_capacity == 0 {
+        return Err(error("batch_capacity", "batch_capacity is 0; an eval call takes at least one event".to_string()));
+    }
     if layout.memory_pages == 0 {
         return Err(error("memory_pages", "memory_pages is 0; guest memory needs at least one page".to_string()));
     }

@@ -155,6 +155,7 @@ fn layout(out: &mut Writer, layout: &Layout) {
         data_capacity,
         heap_offset,
         heap_capacity,
+        batch_capacity,
     } = *layout;
     for value in [
         memory_pages,
@@ -170,6 +171,7 @@ fn layout(out: &mut Writer, layout: &Layout) {
         data_capacity,
         heap_offset,
         heap_capacity,
+        batch_capacity,
     ] {
         out.u32(value);
     }

@@ -110,3 +110,13 @@ fn checksum_is_checked() {
     assert_eq!(error.offset, Some(last as u64 - 7));
     assert!(error.message.starts_with("checksum mismatch"), "{error}");
 }
+
+/// `KESTREL_WRITE_GOLDEN=1 cargo test -p kestrel-bundle write_golden` rewrites the golden
+/// file from `handmade()`. Only while format 1 is unreleased: afterwards a format change
+/// needs a new version and a new golden file beside this one.
+#[test]
+fn write_golden() {
+    if std::env::var_os("KESTREL_WRITE_GOLDEN").is_some() {
+        std::fs::write(golden_path(), handmade().to_bytes().expect("writes")).expect("golden file written");
+    }
+}

@@ -1,0 +1,393 @@
+//! The back end: checked rules → a [`Bundle`] holding one Wasm predicate module.
+//!
+//! `plan` decides the fields, slots and functions; `expr` generates code for
+//! expressions; `wasm` assembles the module around the in-guest library (`library.wat`).
+//! The result follows docs/bundle-format.md and docs/abi.md.
+
+mod consts;
+mod expr;
+pub mod library;
+mod plan;
+mod wasm;
+
+use crate::codes::Code;
+use crate::diag::Diagnostic;
+use crate::rules::RuleMeta;
+use crate::source::{FileId, Span};
+use crate::tir::{self, ExprKind};
+use expr::{ExprGen, FnBuilder};
+use kestrel_bundle::bundle::{self as format, Bundle, Functions, Layout, Manifest, Predicate, PredicateRole, ValueFn};
+use kestrel_bundle::schema::Schema;
+use library::Library;
+use plan::{FieldSlots, Patterns};
+use wasm_encoder::{BlockType, Instruction, MemArg, ValType};
+
+/// Category ids an event may carry at once (docs/abi.md, categories region).
+pub const CATEGORY_CAPACITY: u32 = 16;
+/// Bytes of field payloads one event may carry in guest memory.
+pub const DATA_CAPACITY: u32 = 1 << 20;
+/// Bytes of scratch memory for computed values during one call.
+pub const HEAP_CAPACITY: u32 = 256 << 10;
+/// Events one `eval` call takes: the call's cost is shared by the batch.
+pub const BATCH_CAPACITY: u32 = 64;
+
+/// A checked rule to compile.
+pub struct Input<'a> {
+    pub meta: &'a RuleMeta,
+    pub rule: &'a tir::Rule,
+    /// Where the rule's query is, for diagnostics.
+    pub file: FileId,
+    pub span: Span,
+}
+
+/// Compiles checked rules into a bundle. Rules the back end cannot run yet get a
+/// diagnostic (E0701), and then no bundle is made.
+pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    for input in inputs {
+        if let Some(diag) = unsupported(input) {
+            diags.push(diag.in_file(input.file));
+        }
+    }
+    if !diags.is_empty() {
+        return (None, diags);
+    }
+    let library = Library::builtin();
+    let rules: Vec<&tir::Rule> = inputs.iter().map(|input| input.rule).collect();
+    let event_queries: Vec<&tir::EventQuery> = rules
+        .iter()
+        .filter_map(|rule| match &rule.query {
+            tir::Query::Event(query) => Some(query),
+            _ => None,
+        })
+        .collect();
+    let categories = plan::categories(event_queries.iter().copied());
+
+    // Predicates and value functions, in rule order.
+    let mut predicates: Vec<(usize, Predicate, tir::ExprId)> = Vec::new();
+    let mut values: Vec<(usize, tir::ExprId)> = Vec::new();
+    let mut bundle_rules = Vec::new();
+    for (rule_idx, input) in inputs.iter().enumerate() {
+        let tir::Query::Event(query) = &input.rule.query else { continue };
+        let category = match &query.category {
+            tir::Category::Named(name) => categories.iter().position(|known| known == name).map(|idx| idx as u32),
+            tir::Category::Any => None,
+        };
+        let predicate = predicates.len() as u32;
+        predicates.push((rule_idx, Predicate { rule: rule_idx as u32, role: PredicateRole::EventCondition, category }, query.condition));
+        let mut pipes = Vec::new();
+        for pipe in &input.rule.pipes {
+            let mut keys = |ids: &[tir::ExprId]| -> Vec<u32> {
+                ids.iter()
+                    .map(|id| {
+                        values.push((rule_idx, *id));
+                        values.len() as u32 - 1
+                    })
+                    .collect()
+            };
+            pipes.push(match pipe {
+                tir::Pipe::Head(count) => format::Pipe::Head(*count),
+                tir::Pipe::Tail(count) => format::Pipe::Tail(*count),
+                tir::Pipe::Filter(condition) => {
+                    predicates.push((rule_idx, Predicate { rule: rule_idx as u32, role: PredicateRole::PipeFilter, category: None }, *condition));
+                    format::Pipe::Filter(predicates.len() as u32 - 1)
+                }
+                tir::Pipe::Unique(ids) => format::Pipe::Unique(keys(ids)),
+                tir::Pipe::UniqueCount(ids) => format::Pipe::UniqueCount(keys(ids)),
+                tir::Pipe::Count(ids) => format::Pipe::Count(keys(ids)),
+                tir::Pipe::Sort(ids) => format::Pipe::Sort(keys(ids)),
+            });
+        }
+        let meta = input.meta;
+        bundle_rules.push(format::Rule {
+            id: meta.rule_id.clone().unwrap_or_else(|| meta.name.clone()),
+            name: meta.name.clone(),
+            severity: meta.severity.clone().unwrap_or_default(),
+            risk_score: meta.risk_score.filter(|score| score.is_finite()),
+            description: meta.description.clone(),
+            tags: meta.tags.clone(),
+            query: format::Query::Event { predicate },
+            pipes,
+        });
+    }
+
+    // Slot addresses are offsets within an event's slots; code adds the event's base.
+    let fields = FieldSlots::plan(rules.iter().copied(), schema, 0);
+    let layout = Layout::plan_batched(BATCH_CAPACITY, fields.slot_count(), CATEGORY_CAPACITY, predicates.len() as u32, DATA_CAPACITY, HEAP_CAPACITY);
+    let slot_stride = fields.slot_count() * kestrel_bundle::abi::SLOT_SIZE;
+    // Constants go after the last region, up to the end of memory.
+    let mut consts = consts::Consts::new(layout.heap_offset + layout.heap_capacity);
+    let mut patterns = Patterns::default();
+
+    let mut predicate_fns = Vec::new();
+    for (rule_idx, _, condition) in &predicates {
+        let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
+        generator.select_event(layout.slots_offset, slot_stride);
+        generator.reset_heap();
+        generator.cond(*condition);
+        predicate_fns.push(generator.f.finish());
+    }
+    let mut value_fns = Vec::new();
+    for (rule_idx, expr) in &values {
+        let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
+        generator.select_event(layout.slots_offset, slot_stride);
+        generator.reset_heap();
+        let case = rules[*rule_idx].pipe_key_case;
+        generator.key_value(*expr, case);
+        let mut builder = generator.f;
+        wasm::copy_to_out(&mut builder, layout.out_offset);
+        value_fns.push(builder.finish());
+    }
+    let eval = eval_function(&library, &layout, &categories, &predicates.iter().map(|(_, predicate, _)| predicate.clone()).collect::<Vec<_>>());
+
+    let memory_end = u64::from(consts.base()) + u64::from(consts.len());
+    let memory_pages = memory_end.div_ceil(format::PAGE_SIZE).max(u64::from(layout.memory_pages)) as u32;
+    let wasm = wasm::module(&library, &layout, memory_pages, consts, wasm::Generated { predicates: predicate_fns, values: value_fns, eval });
+    let layout = Layout { memory_pages, ..layout };
+
+    let bundle = Bundle {
+        manifest: Manifest {
+            compiler: format!("eqlc {}", env!("CARGO_PKG_VERSION")),
+            schema_name: schema.name.clone(),
+            schema_fingerprint: schema.fingerprint(),
+            category_field: schema.category_field.clone(),
+            timestamp_field: schema.timestamp_field.clone(),
+            timestamp_unit: schema.timestamp_unit,
+            layout,
+        },
+        fields: fields.fields,
+        rules: bundle_rules,
+        functions: Functions {
+            categories,
+            predicates: predicates.into_iter().map(|(_, predicate, _)| predicate).collect(),
+            values: values.iter().map(|(rule_idx, _)| ValueFn { rule: *rule_idx as u32 }).collect(),
+        },
+        patterns: format::Patterns { regexes: patterns.regexes, cidr_sets: patterns.cidr_sets },
+        wasm,
+        sequences: None,
+    };
+    (Some(bundle), Vec::new())
+}
+
+/// A diagnostic for a rule the back end cannot compile yet.
+fn unsupported(input: &Input) -> Option<Diagnostic> {
+    let what = match &input.rule.query {
+        tir::Query::Sequence(_) => Some("sequence"),
+        tir::Query::Join(_) => Some("join"),
+        tir::Query::Sample(_) => Some("sample"),
+        tir::Query::Event(_) => None,
+    };
+    let at = Span { start: input.span.start, end: input.span.start };
+    if let Some(what) = what {
+        return Some(
+            Diagnostic::new(Code::E0701, format!("`{what}` rules cannot be compiled into a bundle yet"))
+                .primary(at, format!("rule `{}`", input.meta.name))
+                .note("this eqlc compiles event queries and their pipes; the sequence engine comes next")
+                .help("check the rule with `eqlc check`, and leave it out of `eqlc build` for now"),
+        );
+    }
+    for node in &input.rule.exprs {
+        let construct = match &node.kind {
+            ExprKind::Lineage { .. } => "lineage (`descendant of`, `child of`, `event of`)",
+            ExprKind::StepField { .. } => "a reference to another event",
+            _ => continue,
+        };
+        return Some(
+            Diagnostic::new(Code::E0701, format!("{construct} cannot be compiled into a bundle yet"))
+                .primary(node.span, "not supported by the back end yet")
+                .note("lineage needs the runtime's process tree, which comes with the sequence engine"),
+        );
+    }
+    None
+}
+
+/// `eval(count)`: for each of the first `count` events of the batch, runs every enabled
+/// role-0 predicate for "any category" and for each category the host listed, and
+/// records which are true; returns how many are, over the whole batch.
+fn eval_function(library: &Library, layout: &Layout, categories: &[String], predicates: &[Predicate]) -> wasm_encoder::Function {
+    let first_predicate = wasm::first_generated(library);
+    let mut f = FnBuilder::new(1);
+    let total = f.local(ValType::I32);
+    let events = f.local(ValType::I32);
+    let event = f.local(ValType::I32);
+    let results = f.local(ValType::I32);
+    let listed = f.local(ValType::I32);
+    let idx = f.local(ValType::I32);
+    let category = f.local(ValType::I32);
+    let category_list = f.local(ValType::I32);
+    let byte = |offset: u64| MemArg { offset, align: 0, memory_index: 0 };
+    let word = |offset: u64| MemArg { offset, align: 2, memory_index: 0 };
+    let category_stride = 4 + 4 * layout.category_capacity;
+    let disabled = layout.results_offset + layout.batch_capacity * layout.result_count;
+
+    // events = min(count, batch capacity), as unsigned.
+    f.emit(Instruction::LocalGet(0));
+    f.emit(Instruction::I32Const(layout.batch_capacity as i32));
+    f.emit(Instruction::LocalGet(0));
+    f.emit(Instruction::I32Const(layout.batch_capacity as i32));
+    f.emit(Instruction::I32LtU);
+    f.emit(Instruction::Select);
+    f.emit(Instruction::LocalSet(events));
+    // Clear the results of those events.
+    f.emit(Instruction::I32Const(layout.results_offset as i32));
+    f.emit(Instruction::I32Const(0));
+    f.emit(Instruction::LocalGet(events));
+    f.emit(Instruction::I32Const(layout.result_count as i32));
+    f.emit(Instruction::I32Mul);
+    f.emit(Instruction::MemoryFill(0));
+
+    let run = |f: &mut FnBuilder, id: u32| {
+        f.emit(Instruction::I32Const((disabled + id) as i32));
+        f.emit(Instruction::I32Load8U(byte(0)));
+        f.emit(Instruction::I32Eqz);
+        f.emit(Instruction::If(BlockType::Empty));
+        f.emit(Instruction::LocalGet(event));
+        f.emit(Instruction::Call(first_predicate + id));
+        f.emit(Instruction::I32Const(1));
+        f.emit(Instruction::I32Eq);
+        f.emit(Instruction::If(BlockType::Empty));
+        f.emit(Instruction::LocalGet(results));
+        f.emit(Instruction::I32Const(1));
+        f.emit(Instruction::I32Store8(byte(u64::from(id))));
+        f.emit(Instruction::LocalGet(total));
+        f.emit(Instruction::I32Const(1));
+        f.emit(Instruction::I32Add);
+        f.emit(Instruction::LocalSet(total));
+        f.emit(Instruction::End);
+        f.emit(Instruction::End);
+    };
+    let role0 = |predicate: &Predicate| predicate.role == PredicateRole::EventCondition;
+
+    f.emit(Instruction::Block(BlockType::Empty));
+    f.emit(Instruction::Loop(BlockType::Empty));
+    f.emit(Instruction::LocalGet(event));
+    f.emit(Instruction::LocalGet(events));
+    f.emit(Instruction::I32GeU);
+    f.emit(Instruction::BrIf(1));
+    // This event's results and category list.
+    f.emit(Instruction::I32Const(layout.results_offset as i32));
+    f.emit(Instruction::LocalGet(event));
+    f.emit(Instruction::I32Const(layout.result_count as i32));
+    f.emit(Instruction::I32Mul);
+    f.emit(Instruction::I32Add);
+    f.emit(Instruction::LocalSet(results));
+    f.emit(Instruction::I32Const(layout.categories_offset as i32));
+    f.emit(Instruction::LocalGet(event));
+    f.emit(Instruction::I32Const(category_stride as i32));
+    f.emit(Instruction::I32Mul);
+    f.emit(Instruction::I32Add);
+    f.emit(Instruction::LocalSet(category_list));
+    for (id, predicate) in predicates.iter().enumerate() {
+        if role0(predicate) && predicate.category.is_none() {
+            run(&mut f, id as u32);
+        }
+    }
+    if !categories.is_empty() {
+        // listed = min(count, capacity); for idx in 0..listed: dispatch on the id.
+        f.emit(Instruction::LocalGet(category_list));
+        f.emit(Instruction::I32Load(word(0)));
+        f.emit(Instruction::LocalTee(listed));
+        f.emit(Instruction::I32Const(layout.category_capacity as i32));
+        f.emit(Instruction::I32GtU);
+        f.emit(Instruction::If(BlockType::Empty));
+        f.emit(Instruction::I32Const(layout.category_capacity as i32));
+        f.emit(Instruction::LocalSet(listed));
+        f.emit(Instruction::End);
+        f.emit(Instruction::I32Const(0));
+        f.emit(Instruction::LocalSet(idx));
+        f.emit(Instruction::Block(BlockType::Empty));
+        f.emit(Instruction::Loop(BlockType::Empty));
+        f.emit(Instruction::LocalGet(idx));
+        f.emit(Instruction::LocalGet(listed));
+        f.emit(Instruction::I32GeU);
+        f.emit(Instruction::BrIf(1));
+        f.emit(Instruction::LocalGet(category_list));
+        f.emit(Instruction::LocalGet(idx));
+        f.emit(Instruction::I32Const(2));
+        f.emit(Instruction::I32Shl);
+        f.emit(Instruction::I32Add);
+        f.emit(Instruction::I32Load(word(4)));
+        f.emit(Instruction::LocalSet(category));
+        // A block per category, entered through a br_table.
+        let arms = categories.len();
+        f.emit(Instruction::Block(BlockType::Empty));
+        for _ in 0..arms {
+            f.emit(Instruction::Block(BlockType::Empty));
+        }
+        f.emit(Instruction::LocalGet(category));
+        f.emit(Instruction::BrTable((0..arms as u32).collect::<Vec<_>>().into(), arms as u32));
+        for arm in 0..arms {
+            f.emit(Instruction::End);
+            for (id, predicate) in predicates.iter().enumerate() {
+                if role0(predicate) && predicate.category == Some(arm as u32) {
+                    run(&mut f, id as u32);
+                }
+            }
+            f.emit(Instruction::Br((arms - arm - 1) as u32));
+        }
+        f.emit(Instruction::End);
+        f.emit(Instruction::LocalGet(idx));
+        f.emit(Instruction::I32Const(1));
+        f.emit(Instruction::I32Add);
+        f.emit(Instruction::LocalSet(idx));
+        f.emit(Instruction::Br(0));
+        f.emit(Instruction::End);
+        f.emit(Instruction::End);
+    }
+    f.emit(Instruction::LocalGet(event));
+    f.emit(Instruction::I32Const(1));
+    f.emit(Instruction::I32Add);
+    f.emit(Instruction::LocalSet(event));
+    f.emit(Instruction::Br(0));
+    f.emit(Instruction::End);
+    f.emit(Instruction::End);
+    f.emit(Instruction::LocalGet(total));
+    f.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Options;
+    use crate::dialect::{Dialect, EndgameCase};
+    use crate::driver;
+    use crate::rules::{self, FileKind};
+    use crate::source::SourceMap;
+
+    /// Compiles rules (one per line) and returns the bundle.
+    pub(crate) fn build(lines: &[&str], schema: &Schema, dialect: Dialect) -> Bundle {
+        let text: String = lines.iter().map(|query| serde_json::json!({ "query": query }).to_string() + "\n").collect();
+        let mut sources = SourceMap::new();
+        let (rule_sources, load_diags) = rules::split("test.jsonl", text, FileKind::JsonLines, &mut sources);
+        assert!(load_diags.is_empty());
+        let options = Options { schema, dialect, endgame_case: EndgameCase::Insensitive, declarations: &[] };
+        let checked = driver::check_all(&rule_sources, &sources, &options);
+        for rule in &checked {
+            assert!(!rule.has_errors(), "{:?}", rule.diags);
+        }
+        let inputs: Vec<Input> =
+            checked.iter().map(|rule| Input { meta: &rule.meta, rule: rule.rule.as_ref().unwrap(), file: rule.source.file, span: rule.source.span }).collect();
+        let (bundle, diags) = bundle(&inputs, schema);
+        assert!(diags.is_empty(), "{diags:?}");
+        bundle.unwrap()
+    }
+
+    #[test]
+    fn generated_modules_validate() {
+        let schema = Schema::builtin("linux").unwrap();
+        let bundle = build(
+            &[
+                r#"process where process.name in ("bash", "sh") and process.args : ("-c", "*curl*") and user.id == 0"#,
+                r#"network where cidrmatch(destination.ip, "10.0.0.0/8") and destination.port > 1024"#,
+                r#"any where process.executable regex~ """/tmp/.*""" or length(process.args) > 3"#,
+                r#"file where file.path like "?memfd:*" | unique file.path | head 3"#,
+                r#"process where _arraysearch(process.args, $a, $a : "-e*") and startswith~(process.command_line, process.name)"#,
+            ],
+            &schema,
+            Dialect::Elasticsearch,
+        );
+        wasmparser::Validator::new().validate_all(&bundle.wasm).expect("the module validates");
+        let bytes = bundle.to_bytes().unwrap();
+        assert_eq!(kestrel_bundle::bundle::Bundle::from_bytes(&bytes).unwrap(), bundle);
+    }
+}

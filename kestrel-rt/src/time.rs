@@ -1,0 +1,188 @@
+//! Event timestamps: every schema unit to nanoseconds since the Unix epoch (UTC).
+
+use crate::value::Value;
+use kestrel_bundle::schema::TimestampUnit;
+
+/// 100-nanosecond ticks from 1601-01-01 to 1970-01-01 (Windows FILETIME epoch).
+const FILETIME_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
+
+/// The timestamp of `value` in nanoseconds since the epoch, or `None` when it is not a
+/// timestamp in `unit`. Numbers (and strings of digits) count units since the epoch;
+/// `rfc3339` also takes epoch milliseconds, as Elasticsearch's default date format does.
+pub fn to_nanos(value: &Value, unit: TimestampUnit) -> Option<i64> {
+    let scale = |number: f64, per_unit: f64| {
+        let nanos = number * per_unit;
+        (nanos.is_finite() && nanos.abs() < 9.2e18).then_some(nanos as i64)
+    };
+    let integer = |number: i64, per_unit: i64| number.checked_mul(per_unit);
+    match (value, unit) {
+        (Value::Long(number), TimestampUnit::Ns) => Some(*number),
+        (Value::Long(number), TimestampUnit::Us) => integer(*number, 1_000),
+        (Value::Long(number), TimestampUnit::Ms | TimestampUnit::Rfc3339) => integer(*number, 1_000_000),
+        (Value::Long(number), TimestampUnit::S) => integer(*number, 1_000_000_000),
+        (Value::Long(ticks), TimestampUnit::Filetime) => ticks.checked_sub(FILETIME_EPOCH_TICKS)?.checked_mul(100),
+        (Value::Double(number), TimestampUnit::Ns) => scale(*number, 1.0),
+        (Value::Double(number), TimestampUnit::Us) => scale(*number, 1e3),
+        (Value::Double(number), TimestampUnit::Ms | TimestampUnit::Rfc3339) => scale(*number, 1e6),
+        (Value::Double(number), TimestampUnit::S) => scale(*number, 1e9),
+        (Value::Double(ticks), TimestampUnit::Filetime) => scale(*ticks - FILETIME_EPOCH_TICKS as f64, 100.0),
+        (Value::Str(text), _) => {
+            let text = text.trim();
+            if let Ok(number) = text.parse::<i64>() {
+                return to_nanos(&Value::Long(number), unit);
+            }
+            if unit == TimestampUnit::Rfc3339 {
+                return parse_rfc3339(text);
+            }
+            text.parse::<f64>().ok().and_then(|number| to_nanos(&Value::Double(number), unit))
+        }
+        _ => None,
+    }
+}
+
+/// `2024-05-04T12:00:00.001Z`, `2024-05-04 12:00:00+02:00`, `2024-05-04T12:00Z`,
+/// `2024-05-04` (midnight UTC); without a zone the time is UTC.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = bytes.get(range)?;
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(digits).ok()?.parse().ok()
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    if bytes.get(4) != Some(&b'-') || bytes.get(7) != Some(&b'-') || !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) {
+        return None;
+    }
+    let mut seconds = days_from_civil(year, month, day) * 86_400;
+    let mut nanos: i64 = 0;
+    let mut at = 10;
+    if at < bytes.len() {
+        if !matches!(bytes[at], b'T' | b't' | b' ') {
+            return None;
+        }
+        let (hour, minute) = (number(at + 1..at + 3)?, number(at + 4..at + 6)?);
+        if bytes.get(at + 3) != Some(&b':') || hour > 23 || minute > 59 {
+            return None;
+        }
+        seconds += hour * 3600 + minute * 60;
+        at += 6;
+        if bytes.get(at) == Some(&b':') {
+            let second = number(at + 1..at + 3)?;
+            if second > 60 {
+                return None;
+            }
+            seconds += second;
+            at += 3;
+            if bytes.get(at) == Some(&b'.') {
+                let start = at + 1;
+                let mut end = start;
+                while end < bytes.len() && bytes[end].is_ascii_digit() {
+                    end += 1;
+                }
+                if end == start {
+                    return None;
+                }
+                let digits = &text[start..end.min(start + 9)];
+                nanos = digits.parse::<i64>().ok()? * 10_i64.pow(9 - digits.len() as u32);
+                at = end;
+            }
+        }
+        match bytes.get(at) {
+            None => {}
+            Some(b'Z' | b'z') if at + 1 == bytes.len() => {}
+            Some(sign @ (b'+' | b'-')) => {
+                let (hours, minutes) = (number(at + 1..at + 3)?, number(at + 4..at + 6)?);
+                if bytes.get(at + 3) != Some(&b':') || at + 6 != bytes.len() || hours > 23 || minutes > 59 {
+                    return None;
+                }
+                let offset = hours * 3600 + minutes * 60;
+                seconds -= if *sign == b'+' { offset } else { -offset };
+            }
+            _ => return None,
+        }
+    }
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// Formats nanoseconds since the epoch as RFC 3339 in UTC with nanoseconds,
+/// e.g. `2024-05-04T12:00:00.001000000Z`.
+pub fn format_rfc3339(nanos: i64) -> String {
+    let seconds = nanos.div_euclid(1_000_000_000);
+    let fraction = nanos.rem_euclid(1_000_000_000);
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:09}Z", of_day / 3600, of_day % 3600 / 60, of_day % 60)
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_forms() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2022-05-04T12:00:00.001Z"), Some(1_651_665_600_001_000_000));
+        assert_eq!(parse_rfc3339("2022-05-04 14:00:00+02:00"), parse_rfc3339("2022-05-04T12:00:00Z"));
+        assert_eq!(parse_rfc3339("2022-05-04"), Some(1_651_622_400_000_000_000));
+        assert_eq!(parse_rfc3339("2024-02-29T00:00Z"), Some(1_709_164_800_000_000_000));
+        assert_eq!(parse_rfc3339("2023-02-29"), None);
+        assert_eq!(parse_rfc3339("2022-13-01"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(to_nanos(&Value::Long(131509374020000000), TimestampUnit::Filetime), Some(1_506_463_802_000_000_000));
+        assert_eq!(to_nanos(&Value::Str("1234567891".into()), TimestampUnit::Rfc3339), Some(1_234_567_891_000_000));
+        assert_eq!(to_nanos(&Value::Long(5), TimestampUnit::S), Some(5_000_000_000));
+        assert_eq!(to_nanos(&Value::Bool(true), TimestampUnit::S), None);
+        assert_eq!(to_nanos(&Value::Long(i64::MAX), TimestampUnit::S), None);
+    }
+
+    #[test]
+    fn formatting_round_trips() {
+        for nanos in [0, 1_651_665_600_001_000_000, -86_400_000_000_001, 4_102_444_800_123_456_789] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(nanos)), Some(nanos), "{nanos}");
+        }
+    }
+}
