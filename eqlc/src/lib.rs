@@ -19,6 +19,7 @@ pub mod dialect;
 pub mod driver;
 pub mod emit;
 pub mod functions;
+pub mod interp;
 pub mod lex;
 pub mod parse;
 pub mod print;

@@ -4,6 +4,7 @@
 mod architecture;
 mod conformance;
 mod corpus;
+mod functions;
 mod fuzz;
 mod roundtrip;
 mod snapshots;
