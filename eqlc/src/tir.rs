@@ -10,6 +10,7 @@
 
 use crate::functions::Func;
 use crate::source::Span;
+pub use kestrel_bundle::semantics::{ArithOp, Case, CompareOp, FunctionSemantics, Pattern, WildPiece};
 use std::net::IpAddr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,13 +86,6 @@ impl Ty {
     pub fn name(self) -> String {
         if self.array { format!("{}[]", self.scalar.name()) } else { self.scalar.name().to_string() }
     }
-}
-
-/// Whether a string operation folds case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Case {
-    Sensitive,
-    Insensitive,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -228,44 +222,6 @@ pub struct Expr {
     pub span: Span,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CompareOp {
-    Eq,
-    NotEq,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl CompareOp {
-    pub fn text(self) -> &'static str {
-        match self {
-            CompareOp::Eq => "==",
-            CompareOp::NotEq => "!=",
-            CompareOp::Lt => "<",
-            CompareOp::Le => "<=",
-            CompareOp::Gt => ">",
-            CompareOp::Ge => ">=",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ArithOp {
-    Add,
-    Sub,
-    Mul,
-    /// Integer division rounding toward zero (Elasticsearch, Java).
-    DivTrunc,
-    /// Integer division rounding down (python).
-    DivFloor,
-    /// Remainder with the dividend's sign (Elasticsearch, Java).
-    ModTrunc,
-    /// Remainder with the divisor's sign (python).
-    ModFloor,
-}
-
 /// Where a regular expression must match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Anchor {
@@ -273,26 +229,6 @@ pub enum Anchor {
     Whole,
     /// A prefix of the value (python `re.match`).
     Start,
-}
-
-/// A wildcard pattern, pre-classified so back ends can take a fast path.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Pattern {
-    Exact(String),
-    Prefix(String),
-    Suffix(String),
-    Contains(String),
-    /// Literal pieces separated by wildcards.
-    General(Vec<WildPiece>),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum WildPiece {
-    Literal(String),
-    /// `*`
-    Any,
-    /// `?` (Elasticsearch only; python treats `?` literally)
-    One,
 }
 
 /// A field path below the event (or below an earlier step's event, or a loop variable).
@@ -392,16 +328,6 @@ pub enum ExprKind {
     },
     /// Stands in for an expression that failed to check.
     Error,
-}
-
-/// Whose edge cases a function follows, where the reference engines disagree
-/// (`between` not finding its bounds, `stringContains` on a non-string, `indexOf` with a
-/// negative start, `number` with spaces, `cidrMatch` on a non-address).
-/// docs/semantics.md lists each difference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FunctionSemantics {
-    Elasticsearch,
-    Python,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

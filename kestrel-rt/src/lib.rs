@@ -1,7 +1,15 @@
 //! kestrel-rt: the Kestrel runtime. It loads bundles built by eqlc and never links eqlc.
+//!
+//! `program` loads and links a bundle; `engine` runs batches of events through it and
+//! the rules' `pipes`; `ndjson` and `time` read events; `guest` and `host` are the two
+//! sides of the predicate ABI (docs/abi.md).
 #![forbid(unsafe_code)]
 
+pub mod engine;
+pub mod functions;
+pub mod guest;
+pub mod host;
 pub mod ndjson;
 pub mod pipes;
+pub mod program;
 pub mod time;
-pub mod value;

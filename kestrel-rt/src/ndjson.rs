@@ -6,7 +6,7 @@
 //! its elements (`{"a": [{"b": 1}, {"b": 2}]}` gives `a.b` = `[1, 2]`), as Elasticsearch
 //! reads documents.
 
-use crate::value::Value;
+use kestrel_bundle::semantics::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -298,7 +298,7 @@ impl<'a> Cursor<'a> {
             return Err(self.error("values nest too deeply"));
         }
         match self.peek() {
-            Some(b'"') => Ok(Value::Str(self.string()?.into_owned().into_boxed_str())),
+            Some(b'"') => Ok(Value::Str(self.string()?.into_owned())),
             Some(b'{') => {
                 self.pos += 1;
                 let mut entries = Vec::new();
@@ -312,7 +312,7 @@ impl<'a> Cursor<'a> {
                     if self.peek() != Some(b'"') {
                         return Err(self.error("expected a key"));
                     }
-                    let key = self.string()?.into_owned().into_boxed_str();
+                    let key = self.string()?.into_owned();
                     self.expect(b':')?;
                     self.ws();
                     let value = self.value(depth + 1)?;

@@ -6,7 +6,7 @@
 //! the pipes themselves only move results. Buffering pipes are bounded: past
 //! `max_buffered` results they drop, and count, what they cannot keep.
 
-use crate::value::Value;
+use kestrel_bundle::semantics::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// One stage, as the bundle describes it, with the index of its precomputed inputs.
@@ -49,7 +49,7 @@ enum KeyPart {
     Bool(bool),
     Long(i64),
     Double(u64),
-    Str(Box<str>),
+    Str(String),
     Ip(std::net::IpAddr),
     List(Vec<KeyPart>),
 }
@@ -308,7 +308,7 @@ enum SortKey {
     Null,
     Bool(bool),
     Number(OrderedF64),
-    Str(Box<str>),
+    Str(String),
     Other(Vec<KeyPart>),
 }
 
@@ -357,7 +357,7 @@ mod tests {
     use super::*;
 
     fn row(id: u32, key: &str) -> Row<u32> {
-        Row { item: id, filters: vec![id % 2 == 0], keys: vec![vec![Value::Str(key.into())]], count: None }
+        Row { item: id, filters: vec![id.is_multiple_of(2)], keys: vec![vec![Value::Str(key.into())]], count: None }
     }
 
     fn ids(outputs: &[Output<u32>]) -> Vec<u32> {

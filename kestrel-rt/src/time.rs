@@ -1,7 +1,7 @@
 //! Event timestamps: every schema unit to nanoseconds since the Unix epoch (UTC).
 
-use crate::value::Value;
 use kestrel_bundle::schema::TimestampUnit;
+use kestrel_bundle::semantics::Value;
 
 /// 100-nanosecond ticks from 1601-01-01 to 1970-01-01 (Windows FILETIME epoch).
 const FILETIME_EPOCH_TICKS: i64 = 116_444_736_000_000_000;

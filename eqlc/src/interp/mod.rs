@@ -8,19 +8,16 @@
 //! Evaluation never fails: where a reference engine raises an error at run time, the
 //! value is null.
 
-mod compare;
-mod functions;
-mod value;
-
 #[cfg(test)]
 mod tests;
 
-pub use compare::{Tri, any_element, logic};
-pub use functions::{in_block, to_text};
-pub use value::{Value, java_double, python_float};
+pub use kestrel_bundle::semantics::compare::{Tri, any_element, logic};
+pub use kestrel_bundle::semantics::functions::{in_block, to_text};
+pub use kestrel_bundle::semantics::value::{Value, java_double, python_float};
 
 use crate::functions::Func;
 use crate::tir::{self, Anchor, Case, ExprId, ExprKind, PathStep, Pattern};
+use kestrel_bundle::semantics::{Function, compare, functions};
 use std::collections::HashMap;
 
 /// An event as the interpreter sees it: fields by their dotted name (as
@@ -115,7 +112,7 @@ impl<'r> Interpreter<'r> {
                     folded.insert(id, patterns.iter().map(compare::fold_pattern).collect());
                 }
                 ExprKind::InSet { values, .. } => {
-                    sets.insert(id, values.iter().map(Value::from).collect());
+                    sets.insert(id, values.iter().map(literal).collect());
                 }
                 _ => {}
             }
@@ -144,7 +141,7 @@ impl<'r> Interpreter<'r> {
     fn eval_in(&self, id: ExprId, env: &Env, scope: Option<&Scope<'_>>) -> Value {
         let eval = |child: ExprId| self.eval_in(child, env, scope);
         match &self.rule.expr(id).kind {
-            ExprKind::Literal(value) => Value::from(value),
+            ExprKind::Literal(value) => literal(value),
             ExprKind::Field(path) => walk(env.event.get(&path.name), &path.rest),
             ExprKind::StepField { step, path } => match env.steps.get(*step) {
                 Some(event) => walk(event.get(&path.name), &path.rest),
@@ -185,7 +182,7 @@ impl<'r> Interpreter<'r> {
             ExprKind::ToNumber(inner) => compare::to_number(&eval(*inner)),
             ExprKind::InSet { expr, values, case, negated } => match self.sets.get(&id) {
                 Some(prepared) => compare::in_set(&eval(*expr), prepared, *case, *negated),
-                None => compare::in_set(&eval(*expr), &values.iter().map(Value::from).collect::<Vec<_>>(), *case, *negated),
+                None => compare::in_set(&eval(*expr), &values.iter().map(literal).collect::<Vec<_>>(), *case, *negated),
             },
             ExprKind::Wildcard { expr, patterns, case } => match (self.folded.get(&id), case) {
                 (Some(folded), _) => compare::wildcard(&eval(*expr), folded, *case),
@@ -208,7 +205,10 @@ impl<'r> Interpreter<'r> {
             },
             ExprKind::Call { func, args, case, semantics } => {
                 let args: Vec<Value> = args.iter().map(|arg| eval(*arg)).collect();
-                functions::call(*func, &args, *case, *semantics)
+                match shared_function(*func) {
+                    Some(function) => functions::call(function, &args, *case, *semantics),
+                    None => Value::Null,
+                }
             }
             ExprKind::ArrayFn { func, array, binding, body } => {
                 let array = eval(*array);
@@ -314,4 +314,45 @@ pub fn fold(rule: &tir::Rule, expr: ExprId) -> Option<Value> {
     }
     let env = Env { event: &NoEvent, steps: &[], functions: &[], lineage: None };
     Some(Interpreter::for_subtree(rule, expr).eval(expr, &env))
+}
+
+/// The shared implementation of a built-in. The checker lowers the others (arithmetic
+/// functions, `match`, `wildcard`, the array loops) to other nodes; declared functions
+/// go through [`Env::functions`].
+fn shared_function(func: Func) -> Option<Function> {
+    Some(match func {
+        Func::Between => Function::Between,
+        Func::CidrMatch => Function::CidrMatch,
+        Func::Concat => Function::Concat,
+        Func::EndsWith => Function::EndsWith,
+        Func::IndexOf => Function::IndexOf,
+        Func::Length => Function::Length,
+        Func::Number => Function::Number,
+        Func::StartsWith => Function::StartsWith,
+        Func::String => Function::String,
+        Func::StringContains => Function::StringContains,
+        Func::Substring => Function::Substring,
+        Func::ArrayContains => Function::ArrayContains,
+        Func::Safe => Function::Safe,
+        _ => return None,
+    })
+}
+
+/// An object is an event: its fields by dotted name, or nested, or a mix.
+impl Event for Value {
+    fn get(&self, name: &str) -> Value {
+        self.path(name)
+    }
+}
+
+/// A literal of the IR as a run-time value.
+pub fn literal(value: &tir::Value) -> Value {
+    match value {
+        tir::Value::Null => Value::Null,
+        tir::Value::Bool(value) => Value::Bool(*value),
+        tir::Value::Long(value) => Value::Long(*value),
+        tir::Value::Double(value) => Value::Double(*value),
+        tir::Value::Str(text) => Value::Str(text.clone()),
+        tir::Value::Ip(address) => Value::Ip(*address),
+    }
 }

@@ -1,13 +1,14 @@
 //! The tricky cases of the interpreter, each next to the decision it pins down
 //! (docs/semantics.md).
 
-use super::functions::call;
 use super::*;
 use crate::check::{self, Options};
 use crate::dialect::{Dialect, EndgameCase};
 use crate::functions::Declaration;
 use crate::tir::{FunctionSemantics, Query, Relation};
 use kestrel_bundle::schema::Schema;
+use kestrel_bundle::semantics::Function;
+use kestrel_bundle::semantics::functions::call;
 use serde_json::json;
 use std::net::IpAddr;
 
@@ -369,19 +370,19 @@ fn folding_refuses_fields() {
     assert_eq!(eg_value("null < 1"), N);
 }
 
-fn py(func: Func, args: &[Value]) -> Value {
+fn py(func: Function, args: &[Value]) -> Value {
     call(func, args, Case::Insensitive, FunctionSemantics::Python)
 }
 
-fn py_cs(func: Func, args: &[Value]) -> Value {
+fn py_cs(func: Function, args: &[Value]) -> Value {
     call(func, args, Case::Sensitive, FunctionSemantics::Python)
 }
 
-fn el(func: Func, args: &[Value]) -> Value {
+fn el(func: Function, args: &[Value]) -> Value {
     call(func, args, Case::Sensitive, FunctionSemantics::Elasticsearch)
 }
 
-fn el_ci(func: Func, args: &[Value]) -> Value {
+fn el_ci(func: Function, args: &[Value]) -> Value {
     call(func, args, Case::Insensitive, FunctionSemantics::Elasticsearch)
 }
 
@@ -393,76 +394,76 @@ fn l(value: i64) -> Value {
 fn between_differences() {
     let text = s("welcome to the planet");
     // Not found: python null, Elasticsearch "".
-    assert_eq!(py(Func::Between, &[text.clone(), s("goodbye"), s("planet")]), N);
-    assert_eq!(el(Func::Between, &[text.clone(), s("goodbye"), s("planet")]), s(""));
-    assert_eq!(el(Func::Between, &[text.clone(), s("welcome"), s("village")]), s(""));
+    assert_eq!(py(Function::Between, &[text.clone(), s("goodbye"), s("planet")]), N);
+    assert_eq!(el(Function::Between, &[text.clone(), s("goodbye"), s("planet")]), s(""));
+    assert_eq!(el(Function::Between, &[text.clone(), s("welcome"), s("village")]), s(""));
     // Empty bounds: python searches for them; Elasticsearch returns the source.
-    assert_eq!(py(Func::Between, &[text.clone(), s(""), s("planet")]), s("welcome to the "));
-    assert_eq!(el(Func::Between, &[text.clone(), s(""), s("planet")]), text);
-    assert_eq!(el(Func::Between, &[s(""), s("a"), s("b")]), s(""));
+    assert_eq!(py(Function::Between, &[text.clone(), s(""), s("planet")]), s("welcome to the "));
+    assert_eq!(el(Function::Between, &[text.clone(), s(""), s("planet")]), text);
+    assert_eq!(el(Function::Between, &[s(""), s("a"), s("b")]), s(""));
     // Case and greed.
-    assert_eq!(py(Func::Between, &[s("C:\\Windows\\System32\\cmd.exe"), s("system32\\"), s(".EXE")]), s("cmd"));
-    assert_eq!(el(Func::Between, &[s("C:\\Windows\\System32\\cmd.exe"), s("system32\\"), s(".exe")]), s(""));
-    assert_eq!(el_ci(Func::Between, &[s("C:\\Windows\\System32\\cmd.exe"), s("system32\\"), s(".exe")]), s("cmd"));
-    assert_eq!(el(Func::Between, &[s("C:\\Windows\\System32\\cmd.exe"), s("\\"), s("\\"), T]), s("Windows\\System32"));
-    assert_eq!(py(Func::Between, &[s("abcb"), s("a"), s("b"), T]), s("bc"));
+    assert_eq!(py(Function::Between, &[s("C:\\Windows\\System32\\cmd.exe"), s("system32\\"), s(".EXE")]), s("cmd"));
+    assert_eq!(el(Function::Between, &[s("C:\\Windows\\System32\\cmd.exe"), s("system32\\"), s(".exe")]), s(""));
+    assert_eq!(el_ci(Function::Between, &[s("C:\\Windows\\System32\\cmd.exe"), s("system32\\"), s(".exe")]), s("cmd"));
+    assert_eq!(el(Function::Between, &[s("C:\\Windows\\System32\\cmd.exe"), s("\\"), s("\\"), T]), s("Windows\\System32"));
+    assert_eq!(py(Function::Between, &[s("abcb"), s("a"), s("b"), T]), s("bc"));
     // Greedy with the right bound only before the left one: python null; Java throws.
-    assert_eq!(py(Func::Between, &[s("xbay"), s("a"), s("b"), T]), N);
-    assert_eq!(el(Func::Between, &[s("xbay"), s("a"), s("b"), T]), N);
-    assert_eq!(py(Func::Between, &[N, s("a"), s("b")]), N);
-    assert_eq!(el(Func::Between, &[N, s("a"), s("b")]), N);
-    assert_eq!(el(Func::Between, &[s("ab"), N, s("b")]), N);
+    assert_eq!(py(Function::Between, &[s("xbay"), s("a"), s("b"), T]), N);
+    assert_eq!(el(Function::Between, &[s("xbay"), s("a"), s("b"), T]), N);
+    assert_eq!(py(Function::Between, &[N, s("a"), s("b")]), N);
+    assert_eq!(el(Function::Between, &[N, s("a"), s("b")]), N);
+    assert_eq!(el(Function::Between, &[s("ab"), N, s("b")]), N);
     // python reads a null greedy as false; Elasticsearch requires a boolean.
-    assert_eq!(py(Func::Between, &[s("abcbd"), s("a"), s("b"), N]), s(""));
-    assert_eq!(el(Func::Between, &[s("abcbd"), s("a"), s("b"), N]), N);
+    assert_eq!(py(Function::Between, &[s("abcbd"), s("a"), s("b"), N]), s(""));
+    assert_eq!(el(Function::Between, &[s("abcbd"), s("a"), s("b"), N]), N);
 }
 
 #[test]
 fn string_contains_differences() {
-    assert_eq!(py(Func::StringContains, &[N, s("a")]), F);
-    assert_eq!(py(Func::StringContains, &[l(1), s("a")]), F);
-    assert_eq!(el(Func::StringContains, &[N, s("a")]), N);
-    assert_eq!(el(Func::StringContains, &[s("a"), N]), N);
-    assert_eq!(py(Func::StringContains, &[s(""), s("")]), T);
-    assert_eq!(el(Func::StringContains, &[s(""), s("")]), F);
-    assert_eq!(el(Func::StringContains, &[s("abc"), s("")]), F);
-    assert_eq!(py(Func::StringContains, &[s("ABC"), s("b")]), T);
-    assert_eq!(py_cs(Func::StringContains, &[s("ABC"), s("b")]), F);
-    assert_eq!(el_ci(Func::StringContains, &[s("ABC"), s("b")]), T);
+    assert_eq!(py(Function::StringContains, &[N, s("a")]), F);
+    assert_eq!(py(Function::StringContains, &[l(1), s("a")]), F);
+    assert_eq!(el(Function::StringContains, &[N, s("a")]), N);
+    assert_eq!(el(Function::StringContains, &[s("a"), N]), N);
+    assert_eq!(py(Function::StringContains, &[s(""), s("")]), T);
+    assert_eq!(el(Function::StringContains, &[s(""), s("")]), F);
+    assert_eq!(el(Function::StringContains, &[s("abc"), s("")]), F);
+    assert_eq!(py(Function::StringContains, &[s("ABC"), s("b")]), T);
+    assert_eq!(py_cs(Function::StringContains, &[s("ABC"), s("b")]), F);
+    assert_eq!(el_ci(Function::StringContains, &[s("ABC"), s("b")]), T);
 }
 
 #[test]
 fn index_of_differences() {
     let domain = s("subdomain.example.com");
-    assert_eq!(el(Func::IndexOf, &[domain.clone(), s(".")]), l(9));
-    assert_eq!(el(Func::IndexOf, &[domain.clone(), s("."), l(10)]), l(17));
+    assert_eq!(el(Function::IndexOf, &[domain.clone(), s(".")]), l(9));
+    assert_eq!(el(Function::IndexOf, &[domain.clone(), s("."), l(10)]), l(17));
     // A negative start: Elasticsearch treats it as 0, python counts from the end.
-    assert_eq!(el(Func::IndexOf, &[domain.clone(), s("."), l(-6)]), l(9));
-    assert_eq!(py(Func::IndexOf, &[domain.clone(), s("."), l(-6)]), l(17));
-    assert_eq!(py(Func::IndexOf, &[domain.clone(), s("."), l(-100)]), l(9));
-    assert_eq!(el(Func::IndexOf, &[domain.clone(), s(""), l(-6)]), l(0));
-    assert_eq!(el(Func::IndexOf, &[domain.clone(), s(""), l(10)]), l(10));
+    assert_eq!(el(Function::IndexOf, &[domain.clone(), s("."), l(-6)]), l(9));
+    assert_eq!(py(Function::IndexOf, &[domain.clone(), s("."), l(-6)]), l(17));
+    assert_eq!(py(Function::IndexOf, &[domain.clone(), s("."), l(-100)]), l(9));
+    assert_eq!(el(Function::IndexOf, &[domain.clone(), s(""), l(-6)]), l(0));
+    assert_eq!(el(Function::IndexOf, &[domain.clone(), s(""), l(10)]), l(10));
     // Past the end.
-    assert_eq!(el(Func::IndexOf, &[domain.clone(), s("."), l(30)]), N);
-    assert_eq!(py(Func::IndexOf, &[domain.clone(), s("."), l(30)]), N);
-    assert_eq!(py(Func::IndexOf, &[s("abc"), s(""), l(3)]), l(3));
-    assert_eq!(py(Func::IndexOf, &[s("abc"), s(""), l(10)]), N);
-    assert_eq!(el(Func::IndexOf, &[s("abc"), s(""), l(10)]), l(3));
+    assert_eq!(el(Function::IndexOf, &[domain.clone(), s("."), l(30)]), N);
+    assert_eq!(py(Function::IndexOf, &[domain.clone(), s("."), l(30)]), N);
+    assert_eq!(py(Function::IndexOf, &[s("abc"), s(""), l(3)]), l(3));
+    assert_eq!(py(Function::IndexOf, &[s("abc"), s(""), l(10)]), N);
+    assert_eq!(el(Function::IndexOf, &[s("abc"), s(""), l(10)]), l(3));
     // A null start: python 0, Elasticsearch (documented) null.
-    assert_eq!(py(Func::IndexOf, &[domain.clone(), s("d"), N]), l(3));
-    assert_eq!(el(Func::IndexOf, &[domain.clone(), s("d"), N]), N);
-    assert_eq!(el(Func::IndexOf, &[domain.clone(), s("D")]), N);
-    assert_eq!(el_ci(Func::IndexOf, &[domain.clone(), s("D")]), l(3));
-    assert_eq!(py(Func::IndexOf, &[domain, s("D")]), l(3));
-    assert_eq!(py(Func::IndexOf, &[s("ÿéa"), s("a")]), l(2), "positions count characters");
+    assert_eq!(py(Function::IndexOf, &[domain.clone(), s("d"), N]), l(3));
+    assert_eq!(el(Function::IndexOf, &[domain.clone(), s("d"), N]), N);
+    assert_eq!(el(Function::IndexOf, &[domain.clone(), s("D")]), N);
+    assert_eq!(el_ci(Function::IndexOf, &[domain.clone(), s("D")]), l(3));
+    assert_eq!(py(Function::IndexOf, &[domain, s("D")]), l(3));
+    assert_eq!(py(Function::IndexOf, &[s("ÿéa"), s("a")]), l(2), "positions count characters");
 }
 
 #[test]
 fn number_differences() {
-    let num = |semantics: fn(Func, &[Value]) -> Value, text: &str, base: Option<i64>| {
+    let num = |semantics: fn(Function, &[Value]) -> Value, text: &str, base: Option<i64>| {
         let mut args = vec![s(text)];
         args.extend(base.map(l));
-        semantics(Func::Number, &args)
+        semantics(Function::Number, &args)
     };
     for (text, base, python, elastic) in [
         ("314", None, l(314), l(314)),
@@ -495,8 +496,8 @@ fn number_differences() {
         assert_eq!(num(py, text, base), python, "python number({text:?}, {base:?})");
         assert_eq!(num(el, text, base), elastic, "Elasticsearch number({text:?}, {base:?})");
     }
-    assert_eq!(py(Func::Number, &[N]), N);
-    assert_eq!(el(Func::Number, &[s("0xdeadbeef"), N]), l(3735928559));
+    assert_eq!(py(Function::Number, &[N]), N);
+    assert_eq!(el(Function::Number, &[s("0xdeadbeef"), N]), l(3735928559));
 }
 
 #[test]
@@ -518,56 +519,56 @@ fn string_and_concat_formats() {
         (T, "true", "true"),
         (ip("::1"), "::1", "::1"),
     ] {
-        assert_eq!(py(Func::String, std::slice::from_ref(&value)), s(python), "python string({value:?})");
-        assert_eq!(el(Func::String, std::slice::from_ref(&value)), s(elastic), "Elasticsearch string({value:?})");
+        assert_eq!(py(Function::String, std::slice::from_ref(&value)), s(python), "python string({value:?})");
+        assert_eq!(el(Function::String, std::slice::from_ref(&value)), s(elastic), "Elasticsearch string({value:?})");
     }
-    assert_eq!(py(Func::String, &[N]), N);
-    assert_eq!(el(Func::String, &[Value::Array(vec![s("a")])]), N);
-    assert_eq!(el(Func::Concat, &[s("a"), Value::Double(42.5), l(1)]), s("a42.51"));
-    assert_eq!(el(Func::Concat, &[s("a"), N]), N);
+    assert_eq!(py(Function::String, &[N]), N);
+    assert_eq!(el(Function::String, &[Value::Array(vec![s("a")])]), N);
+    assert_eq!(el(Function::Concat, &[s("a"), Value::Double(42.5), l(1)]), s("a42.51"));
+    assert_eq!(el(Function::Concat, &[s("a"), N]), N);
 }
 
 #[test]
 fn substring_cidr_length_and_affixes() {
     let hello = s("hello world");
-    assert_eq!(py(Func::Substring, &[hello.clone(), N, l(5)]), s("hello"));
-    assert_eq!(el(Func::Substring, &[hello.clone(), N, l(5)]), hello, "Elasticsearch: a null start returns the source");
-    assert_eq!(el(Func::Substring, &[hello.clone(), l(-5), l(-1)]), s("worl"));
-    assert_eq!(py(Func::Substring, &[hello.clone(), l(20)]), s(""));
-    assert_eq!(py(Func::Substring, &[hello.clone(), l(7), l(3)]), s(""));
-    assert_eq!(el(Func::Substring, &[N, l(1)]), N);
+    assert_eq!(py(Function::Substring, &[hello.clone(), N, l(5)]), s("hello"));
+    assert_eq!(el(Function::Substring, &[hello.clone(), N, l(5)]), hello, "Elasticsearch: a null start returns the source");
+    assert_eq!(el(Function::Substring, &[hello.clone(), l(-5), l(-1)]), s("worl"));
+    assert_eq!(py(Function::Substring, &[hello.clone(), l(20)]), s(""));
+    assert_eq!(py(Function::Substring, &[hello.clone(), l(7), l(3)]), s(""));
+    assert_eq!(el(Function::Substring, &[N, l(1)]), N);
 
     let block = s("10.0.0.0/8");
-    assert_eq!(py(Func::CidrMatch, &[N, block.clone()]), F);
-    assert_eq!(el(Func::CidrMatch, &[N, block.clone()]), N);
-    assert_eq!(py(Func::CidrMatch, &[s("nope"), block.clone()]), F);
-    assert_eq!(el(Func::CidrMatch, &[s("nope"), block.clone()]), N);
-    assert_eq!(el(Func::CidrMatch, &[s("10.1.2.3"), s("192.168.0.0/16"), block.clone()]), T);
-    assert_eq!(el(Func::CidrMatch, &[ip("::ffff:10.1.2.3"), block.clone()]), T, "IPv4-mapped");
-    assert_eq!(el(Func::CidrMatch, &[ip("10.1.2.3"), s("::ffff:0:0/96")]), T);
-    assert_eq!(el(Func::CidrMatch, &[s("10.1.2.3"), s("::/0")]), T, "Elasticsearch: IPv4 lives in ::ffff:0:0/96");
-    assert_eq!(py(Func::CidrMatch, &[s("10.1.2.3"), s("::/0")]), F, "python: families never mix");
-    assert_eq!(py(Func::CidrMatch, &[s("::ffff:10.1.2.3"), block.clone()]), F);
-    assert_eq!(el(Func::CidrMatch, &[ip("fe80::1"), s("fe80::/10")]), T);
-    assert_eq!(el(Func::CidrMatch, &[ip("fe80::1"), block.clone()]), F);
-    assert_eq!(el(Func::CidrMatch, &[s("10.1.2.3"), s("10.1.2.3")]), T, "a bare address is a /32");
-    assert_eq!(el(Func::CidrMatch, &[s("10.1.2.3"), s("0.0.0.0/0")]), T);
-    assert_eq!(el(Func::CidrMatch, &[s("10.1.2.3"), N]), N);
-    assert_eq!(py(Func::CidrMatch, &[s("10.1.2.3"), N, block.clone()]), T);
-    assert_eq!(el(Func::CidrMatch, &[Value::Array(vec![s("1.1.1.1"), s("10.0.0.1")]), block]), T);
+    assert_eq!(py(Function::CidrMatch, &[N, block.clone()]), F);
+    assert_eq!(el(Function::CidrMatch, &[N, block.clone()]), N);
+    assert_eq!(py(Function::CidrMatch, &[s("nope"), block.clone()]), F);
+    assert_eq!(el(Function::CidrMatch, &[s("nope"), block.clone()]), N);
+    assert_eq!(el(Function::CidrMatch, &[s("10.1.2.3"), s("192.168.0.0/16"), block.clone()]), T);
+    assert_eq!(el(Function::CidrMatch, &[ip("::ffff:10.1.2.3"), block.clone()]), T, "IPv4-mapped");
+    assert_eq!(el(Function::CidrMatch, &[ip("10.1.2.3"), s("::ffff:0:0/96")]), T);
+    assert_eq!(el(Function::CidrMatch, &[s("10.1.2.3"), s("::/0")]), T, "Elasticsearch: IPv4 lives in ::ffff:0:0/96");
+    assert_eq!(py(Function::CidrMatch, &[s("10.1.2.3"), s("::/0")]), F, "python: families never mix");
+    assert_eq!(py(Function::CidrMatch, &[s("::ffff:10.1.2.3"), block.clone()]), F);
+    assert_eq!(el(Function::CidrMatch, &[ip("fe80::1"), s("fe80::/10")]), T);
+    assert_eq!(el(Function::CidrMatch, &[ip("fe80::1"), block.clone()]), F);
+    assert_eq!(el(Function::CidrMatch, &[s("10.1.2.3"), s("10.1.2.3")]), T, "a bare address is a /32");
+    assert_eq!(el(Function::CidrMatch, &[s("10.1.2.3"), s("0.0.0.0/0")]), T);
+    assert_eq!(el(Function::CidrMatch, &[s("10.1.2.3"), N]), N);
+    assert_eq!(py(Function::CidrMatch, &[s("10.1.2.3"), N, block.clone()]), T);
+    assert_eq!(el(Function::CidrMatch, &[Value::Array(vec![s("1.1.1.1"), s("10.0.0.1")]), block]), T);
 
-    assert_eq!(el(Func::Length, &[s("héllo")]), l(5));
-    assert_eq!(el(Func::Length, &[Value::Array(vec![N, N])]), l(2));
-    assert_eq!(py(Func::Length, &[N]), N);
-    assert_eq!(py(Func::Length, &[l(3)]), N);
+    assert_eq!(el(Function::Length, &[s("héllo")]), l(5));
+    assert_eq!(el(Function::Length, &[Value::Array(vec![N, N])]), l(2));
+    assert_eq!(py(Function::Length, &[N]), N);
+    assert_eq!(py(Function::Length, &[l(3)]), N);
 
-    assert_eq!(el(Func::StartsWith, &[s(""), s("")]), T);
-    assert_eq!(el(Func::StartsWith, &[s("regsvr32.exe"), s("Regsvr32")]), F);
-    assert_eq!(el_ci(Func::StartsWith, &[s("regsvr32.exe"), s("Regsvr32")]), T);
-    assert_eq!(el(Func::EndsWith, &[s("a"), N]), N);
-    assert_eq!(py(Func::EndsWith, &[l(1), s("1")]), N);
-    assert_eq!(py(Func::EndsWith, &[ip("10.0.0.1"), s(".1")]), T);
-    assert_eq!(py(Func::Safe, &[l(1)]), l(1));
+    assert_eq!(el(Function::StartsWith, &[s(""), s("")]), T);
+    assert_eq!(el(Function::StartsWith, &[s("regsvr32.exe"), s("Regsvr32")]), F);
+    assert_eq!(el_ci(Function::StartsWith, &[s("regsvr32.exe"), s("Regsvr32")]), T);
+    assert_eq!(el(Function::EndsWith, &[s("a"), N]), N);
+    assert_eq!(py(Function::EndsWith, &[l(1), s("1")]), N);
+    assert_eq!(py(Function::EndsWith, &[ip("10.0.0.1"), s(".1")]), T);
+    assert_eq!(py(Function::Safe, &[l(1)]), l(1));
 }
 
 #[test]
@@ -584,7 +585,7 @@ fn json_round_trip_and_events() {
     assert_eq!(back["b"], json["b"]);
     assert_eq!(ip("::1").to_json(), json!("::1"));
     assert_eq!(Value::Double(f64::NAN).to_json(), json!(null));
-    assert_eq!(Value::from(&tir::Value::Ip("1.2.3.4".parse::<IpAddr>().unwrap())), ip("1.2.3.4"));
+    assert_eq!(super::literal(&tir::Value::Ip("1.2.3.4".parse::<IpAddr>().unwrap())), ip("1.2.3.4"));
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! Comparisons, set membership, pattern matching, arithmetic and number conversion,
 //! and the "any element" rule that lifts each of them over arrays.
 
-use super::Value;
-use crate::tir::{ArithOp, Case, CompareOp, Pattern, WildPiece};
+use super::{ArithOp, Case, CompareOp, Pattern, Value, WildPiece};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::net::IpAddr;
@@ -155,7 +154,7 @@ pub fn wildcard(subject: &Value, patterns: &[Pattern], case: Case) -> Value {
     tri_value(any_element(subject, &mut |item| {
         let text = text_of(item)?;
         let text = fold(&text, case);
-        Some(patterns.iter().any(|pattern| crate::check::wildcard_matches(pattern, &text)))
+        Some(patterns.iter().any(|pattern| super::patterns::wildcard_matches(pattern, &text)))
     }))
 }
 

@@ -1,8 +1,6 @@
 //! Run-time values: conversions from literals and JSON, truthiness, and the number
 //! formats of the two reference engines (python `repr`, Java `Double.toString`).
 
-use super::Event;
-use crate::tir;
 use std::net::IpAddr;
 
 /// A run-time value.
@@ -96,19 +94,6 @@ impl Value {
     }
 }
 
-impl From<&tir::Value> for Value {
-    fn from(value: &tir::Value) -> Value {
-        match value {
-            tir::Value::Null => Value::Null,
-            tir::Value::Bool(value) => Value::Bool(*value),
-            tir::Value::Long(value) => Value::Long(*value),
-            tir::Value::Double(value) => Value::Double(*value),
-            tir::Value::Str(text) => Value::Str(text.clone()),
-            tir::Value::Ip(address) => Value::Ip(*address),
-        }
-    }
-}
-
 impl From<&serde_json::Value> for Value {
     fn from(json: &serde_json::Value) -> Value {
         Value::from_json(json)
@@ -121,11 +106,11 @@ impl From<&Value> for serde_json::Value {
     }
 }
 
-/// An object is an event: `get("process.name")` finds the field `process.name`, or
-/// the field `name` of the object `process`, or any mix of dotted keys and nesting.
-/// Anything else has no fields.
-impl Event for Value {
-    fn get(&self, name: &str) -> Value {
+impl Value {
+    /// A field of an event held as an object: `path("process.name")` finds the field
+    /// `process.name`, or the field `name` of the object `process`, or any mix of dotted
+    /// keys and nesting. Anything else has no fields.
+    pub fn path(&self, name: &str) -> Value {
         lookup(self, name).cloned().unwrap_or(Value::Null)
     }
 }

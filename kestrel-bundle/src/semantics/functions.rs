@@ -6,20 +6,18 @@
 //! indexed by Unicode scalar values, as python does (Java counts UTF-16 units; the two
 //! differ only beyond the Basic Multilingual Plane).
 
-use super::Value;
 use super::compare::{self, Tri, any_element, fold, text_of, tri_value};
 use super::value::{java_double, python_float};
-use crate::functions::{self as table, Func};
-use crate::tir::{ArithOp, Case, CompareOp, FunctionSemantics};
+use super::{Case, CompareOp, Function, FunctionSemantics, Value};
 use std::net::IpAddr;
 
 use FunctionSemantics::{Elasticsearch as Es, Python as Py};
 
 /// Calls a built-in on evaluated arguments. Functions whose signature says
 /// `any_element` apply the any-element rule to their first argument.
-pub fn call(func: Func, args: &[Value], case: Case, semantics: FunctionSemantics) -> Value {
+pub fn call(func: Function, args: &[Value], case: Case, semantics: FunctionSemantics) -> Value {
     let Some((first, rest)) = args.split_first() else { return Value::Null };
-    let any = table::builtin_by_func(func).is_some_and(|signature| signature.any_element);
+    let any = func.any_element();
     if any {
         return tri_value(any_element(first, &mut |item| to_tri(&scalar_call(func, item, rest, case, semantics))));
     }
@@ -38,45 +36,35 @@ fn opt(rest: &[Value], idx: usize) -> &Value {
     rest.get(idx).unwrap_or(&Value::Null)
 }
 
-fn scalar_call(func: Func, first: &Value, rest: &[Value], case: Case, semantics: FunctionSemantics) -> Value {
-    let division = |trunc, floor| if semantics == Es { trunc } else { floor };
+fn scalar_call(func: Function, first: &Value, rest: &[Value], case: Case, semantics: FunctionSemantics) -> Value {
     match func {
-        Func::Between => between(first, opt(rest, 0), opt(rest, 1), rest.get(2), case, semantics),
-        Func::CidrMatch => cidr_match(first, rest, semantics),
-        Func::Concat => concat(first, rest, semantics),
-        Func::EndsWith => match (text_of(first), text_of(opt(rest, 0))) {
+        Function::Between => between(first, opt(rest, 0), opt(rest, 1), rest.get(2), case, semantics),
+        Function::CidrMatch => cidr_match(first, rest, semantics),
+        Function::Concat => concat(first, rest, semantics),
+        Function::EndsWith => match (text_of(first), text_of(opt(rest, 0))) {
             (Some(source), Some(suffix)) => Value::Bool(fold(&source, case).ends_with(fold(&suffix, case).as_ref())),
             _ => Value::Null,
         },
-        Func::StartsWith => match (text_of(first), text_of(opt(rest, 0))) {
+        Function::StartsWith => match (text_of(first), text_of(opt(rest, 0))) {
             (Some(source), Some(prefix)) => Value::Bool(fold(&source, case).starts_with(fold(&prefix, case).as_ref())),
             _ => Value::Null,
         },
-        Func::StringContains => string_contains(first, opt(rest, 0), case, semantics),
-        Func::IndexOf => index_of(first, opt(rest, 0), rest.get(1), case, semantics),
-        Func::Length => match first {
+        Function::StringContains => string_contains(first, opt(rest, 0), case, semantics),
+        Function::IndexOf => index_of(first, opt(rest, 0), rest.get(1), case, semantics),
+        Function::Length => match first {
             Value::Str(text) => Value::Long(text.chars().count() as i64),
             Value::Array(items) => Value::Long(items.len() as i64),
             Value::Object(fields) => Value::Long(fields.len() as i64),
             _ => Value::Null,
         },
-        Func::Number => match semantics {
+        Function::Number => match semantics {
             Py => python_number(first, opt(rest, 0)),
             Es => es_number(first, opt(rest, 0)),
         },
-        Func::String => to_text(first, semantics).map_or(Value::Null, Value::Str),
-        Func::Substring => substring(first, opt(rest, 0), opt(rest, 1), semantics),
-        Func::ArrayContains => array_contains(first, rest, case),
-        Func::Safe => first.clone(),
-        // The checker lowers these to arithmetic; kept for IR built by other means.
-        Func::Add => compare::arith(ArithOp::Add, first, opt(rest, 0)),
-        Func::Subtract => compare::arith(ArithOp::Sub, first, opt(rest, 0)),
-        Func::Multiply => compare::arith(ArithOp::Mul, first, opt(rest, 0)),
-        Func::Divide => compare::arith(division(ArithOp::DivTrunc, ArithOp::DivFloor), first, opt(rest, 0)),
-        Func::Modulo => compare::arith(division(ArithOp::ModTrunc, ArithOp::ModFloor), first, opt(rest, 0)),
-        // Lowered to Regex, Wildcard and ArrayFn nodes by the checker; declared functions
-        // are called through the environment.
-        Func::Match | Func::MatchLite | Func::Wildcard | Func::ArrayCount | Func::ArraySearch | Func::EndpointArraySearch | Func::Declared(_) => Value::Null,
+        Function::String => to_text(first, semantics).map_or(Value::Null, Value::Str),
+        Function::Substring => substring(first, opt(rest, 0), opt(rest, 1), semantics),
+        Function::ArrayContains => array_contains(first, rest, case),
+        Function::Safe => first.clone(),
     }
 }
 
@@ -228,8 +216,26 @@ fn substring(source: &Value, start: &Value, end: &Value, semantics: FunctionSema
 }
 
 fn cidr_match(address: &Value, blocks: &[Value], semantics: FunctionSemantics) -> Value {
-    // python answers false where Elasticsearch fails (null, not a string, not an
-    // address); a failure is null here.
+    let mut parsed = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        match block {
+            Value::Str(text) => match super::patterns::parse_cidr(text.trim()) {
+                Ok(block) => parsed.push(block),
+                // python skips blocks that are not blocks; Elasticsearch fails.
+                Err(_) if semantics == Es => return Value::Null,
+                Err(_) => {}
+            },
+            _ if semantics == Es => return Value::Null,
+            _ => {}
+        }
+    }
+    address_in_blocks(address, &parsed, semantics)
+}
+
+/// `cidrMatch` of one value (not an array) against blocks already parsed, as the
+/// runtime holds them: true or false for an address, or a string holding one; for
+/// anything else false (python) or null (Elasticsearch, where the query fails).
+pub fn address_in_blocks(address: &Value, blocks: &[(IpAddr, u8)], semantics: FunctionSemantics) -> Value {
     let fail = if semantics == Py { Value::Bool(false) } else { Value::Null };
     let address = match address {
         Value::Ip(address) => *address,
@@ -239,22 +245,15 @@ fn cidr_match(address: &Value, blocks: &[Value], semantics: FunctionSemantics) -
         },
         _ => return fail,
     };
-    let mut found = false;
-    for block in blocks {
-        let parsed = match block {
-            Value::Str(text) => crate::check::parse_cidr(text.trim()).ok(),
-            _ => None,
-        };
-        match parsed {
-            // python's `ipaddress` never puts an address in a block of the other family.
-            Some((network, _)) if semantics == Py && network.is_ipv4() != address.is_ipv4() => {}
-            Some((network, prefix)) => found |= in_block(&address, &network, prefix),
-            // python skips blocks that are not strings; Elasticsearch fails.
-            None if semantics == Es => return Value::Null,
-            None => {}
-        }
-    }
-    Value::Bool(found)
+    Value::Bool(blocks.iter().any(|(network, prefix)| {
+        // python's `ipaddress` never puts an address in a block of the other family.
+        !(semantics == Py && network.is_ipv4() != address.is_ipv4()) && in_block(&address, network, *prefix)
+    }))
+}
+
+/// `cidrMatch` with the any-element rule over parsed blocks (the runtime's entry).
+pub fn cidr_match_parsed(value: &Value, blocks: &[(IpAddr, u8)], semantics: FunctionSemantics) -> Value {
+    tri_value(any_element(value, &mut |item| to_tri(&address_in_blocks(item, blocks, semantics))))
 }
 
 /// Whether `address` lies in `network/prefix`, comparing both as 16-byte addresses

@@ -1,0 +1,395 @@
+//! The detection engine: writes batches of events into guest memory, calls `eval` once
+//! per batch, turns true predicates into rule matches, and runs each rule's pipes.
+//!
+//! A trap in the guest never stops the engine: it finds the predicates that trap, one by
+//! one, disables them (the disabled region), counts them against their rule, and runs
+//! the batch again.
+
+use crate::guest::{self, Area};
+use crate::host::HostState;
+use crate::pipes::{Output, Pipeline, Row, Stage};
+use crate::program::Program;
+use kestrel_bundle::abi::SLOT_SIZE;
+use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query};
+use kestrel_bundle::semantics::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::{Memory, Store, StoreLimitsBuilder, TypedFunc};
+
+/// Results a buffering pipe (`tail`, `sort`, `unique`, counts) keeps per rule.
+pub const DEFAULT_MAX_BUFFERED: usize = 1_000_000;
+/// Epoch ticks (each `TICK`) one guest call may run before it is interrupted.
+pub const DEADLINE_TICKS: u64 = 100;
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// An event ready for the engine: its fields in the bundle's field order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub timestamp: i64,
+    /// Category ids of the bundle (`Functions::categories`) the event belongs to.
+    pub categories: Vec<u32>,
+    /// One entry per bundle field, `None` when the event lacks it.
+    pub fields: Vec<Option<Value>>,
+}
+
+/// One output of a rule: a match that passed its pipes, or a count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    pub rule: usize,
+    /// Indexes (into the caller's events) of the matched events, in order.
+    pub events: Vec<usize>,
+    /// `unique_count`: the count and share of results with this one's key.
+    pub count: Option<(u64, f64)>,
+    /// `count`: the key and its count and share, instead of events.
+    pub key_count: Option<(Vec<Value>, u64, f64)>,
+}
+
+/// Counters of one rule.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuleStats {
+    /// Events whose condition matched.
+    pub matches: u64,
+    /// Outputs after the pipes.
+    pub alerts: u64,
+    /// Predicates of the rule disabled after a trap.
+    pub traps: u64,
+    /// Results dropped by a full pipe buffer.
+    pub dropped: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub events: u64,
+    pub batches: u64,
+    /// Events whose fields did not fit the guest's data region; not evaluated.
+    pub oversized: u64,
+    pub rules: Vec<RuleStats>,
+}
+
+/// Which pipe inputs a rule needs computed for each match, and where they go.
+struct RulePlan {
+    filters: Vec<usize>,
+    keys: Vec<Vec<usize>>,
+    pipeline: Pipeline<usize>,
+}
+
+pub struct Engine {
+    program: Arc<Program>,
+    store: Store<HostState>,
+    memory: Memory,
+    eval: TypedFunc<i32, i32>,
+    predicates: Vec<TypedFunc<i32, i32>>,
+    values: Vec<TypedFunc<i32, ()>>,
+    layout: Layout,
+    /// For each bundle field: (slot, folded slot).
+    slots: Vec<(u32, Option<u32>)>,
+    rules: Vec<RulePlan>,
+    /// Role-0 predicate ids by category (last entry: "any").
+    candidates: HashMap<Option<u32>, Vec<u32>>,
+    pub stats: Stats,
+    _ticker: Ticker,
+}
+
+/// Advances the engine's epoch while the engine lives, so deadlines can fire.
+struct Ticker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Ticker {
+    fn start(engine: wasmtime::Engine) -> Ticker {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        });
+        Ticker { stop }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+pub struct EngineError(pub String);
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Engine {
+    pub fn new(program: Arc<Program>, max_buffered: usize) -> Result<Engine, EngineError> {
+        let bundle = program.bundle.clone();
+        let layout = bundle.manifest.layout;
+        let memory_bytes = layout.memory_bytes() as usize;
+        let state = HostState {
+            regexes: program.regexes.clone(),
+            cidr_sets: program.cidr_sets.clone(),
+            declared: program.declared.clone(),
+            out_offset: layout.out_offset as usize,
+            heap_end: (layout.heap_offset + layout.heap_capacity) as usize,
+            limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(1).tables(0).build(),
+            host_failures: 0,
+        };
+        let mut store = Store::new(&program.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(DEADLINE_TICKS);
+        let instance = program.pre.instantiate(&mut store).map_err(|error| EngineError(format!("cannot instantiate the bundle: {error}")))?;
+        let memory = instance.get_memory(&mut store, "memory").ok_or_else(|| EngineError("the module exports no memory".into()))?;
+        let typed = |store: &mut Store<HostState>, name: &str| {
+            instance.get_typed_func::<i32, i32>(&mut *store, name).map_err(|error| EngineError(format!("`{name}`: {error}")))
+        };
+        let eval = typed(&mut store, "eval")?;
+        let predicates = (0..bundle.functions.predicates.len()).map(|id| typed(&mut store, &format!("pred_{id}"))).collect::<Result<Vec<_>, _>>()?;
+        let values = (0..bundle.functions.values.len())
+            .map(|id| instance.get_typed_func::<i32, ()>(&mut store, &format!("value_{id}")).map_err(|error| EngineError(format!("`value_{id}`: {error}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let slots = bundle.fields.iter().map(|field| (field.slot, field.folded_slot)).collect();
+        let mut candidates: HashMap<Option<u32>, Vec<u32>> = HashMap::new();
+        for (id, predicate) in bundle.functions.predicates.iter().enumerate() {
+            if predicate.role == PredicateRole::EventCondition {
+                candidates.entry(predicate.category).or_default().push(id as u32);
+            }
+        }
+        let rules = bundle
+            .rules
+            .iter()
+            .map(|rule| {
+                let mut filters = Vec::new();
+                let mut keys = Vec::new();
+                let stages = rule
+                    .pipes
+                    .iter()
+                    .map(|pipe| match pipe {
+                        Pipe::Head(count) => Stage::Head(*count),
+                        Pipe::Tail(count) => Stage::Tail(*count),
+                        Pipe::Filter(predicate) => {
+                            filters.push(*predicate as usize);
+                            Stage::Filter(filters.len() - 1)
+                        }
+                        Pipe::Unique(ids) | Pipe::UniqueCount(ids) | Pipe::Count(ids) | Pipe::Sort(ids) => {
+                            keys.push(ids.iter().map(|id| *id as usize).collect());
+                            let position = keys.len() - 1;
+                            match pipe {
+                                Pipe::Unique(_) => Stage::Unique(position),
+                                Pipe::UniqueCount(_) => Stage::UniqueCount(position),
+                                Pipe::Count(_) => Stage::Count(position),
+                                _ => Stage::Sort(position),
+                            }
+                        }
+                    })
+                    .collect();
+                RulePlan { filters, keys, pipeline: Pipeline::new(stages, max_buffered) }
+            })
+            .collect();
+        let stats = Stats { rules: vec![RuleStats::default(); bundle.rules.len()], ..Stats::default() };
+        let ticker = Ticker::start(program.engine.clone());
+        Ok(Engine { program, store, memory, eval, predicates, values, layout, slots, rules, candidates, stats, _ticker: ticker })
+    }
+
+    pub fn bundle(&self) -> &kestrel_bundle::Bundle {
+        &self.program.bundle
+    }
+
+    /// Runs every event, in order, and appends the rules' outputs to `alerts`.
+    /// `first_index` is the caller's index of `events[0]` (alerts refer to events by it).
+    pub fn run(&mut self, events: &[Event], first_index: usize, alerts: &mut Vec<Alert>) {
+        let mut start = 0;
+        while start < events.len() {
+            let (written, skipped) = self.write_batch(&events[start..]);
+            self.stats.oversized += skipped.len() as u64;
+            if written.is_empty() {
+                start += skipped.len().max(1);
+                continue;
+            }
+            self.evaluate(&written, first_index + start, alerts);
+            start += written.len() + skipped.len();
+        }
+    }
+
+    /// Flushes the buffering pipes: call once, after the last event.
+    pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
+        for (rule_idx, plan) in self.rules.iter_mut().enumerate() {
+            let mut outputs = Vec::new();
+            plan.pipeline.finish(&mut outputs);
+            self.stats.rules[rule_idx].dropped = plan.pipeline.dropped;
+            emit(rule_idx, outputs, &mut self.stats.rules[rule_idx], alerts);
+        }
+    }
+
+    /// Writes as many events as fit (batch capacity, data region) into guest memory.
+    /// Returns the offsets (in `events`) written, and those skipped as too large.
+    fn write_batch(&mut self, events: &[Event]) -> (Vec<usize>, Vec<usize>) {
+        let layout = self.layout;
+        let stride = (layout.slot_count * SLOT_SIZE) as usize;
+        let category_stride = (4 + 4 * layout.category_capacity) as usize;
+        let data_start = layout.data_offset as usize;
+        let mut area = Area::new(data_start, data_start + layout.data_capacity as usize);
+        let memory = self.memory.data_mut(&mut self.store);
+        let mut written = Vec::new();
+        let mut skipped = Vec::new();
+        for (offset, event) in events.iter().enumerate() {
+            if written.len() == layout.batch_capacity as usize {
+                break;
+            }
+            let slot_base = layout.slots_offset as usize + written.len() * stride;
+            let mark = area.next;
+            let mut fits = true;
+            for (field, (slot, folded)) in self.slots.iter().enumerate() {
+                let value = event.fields.get(field).and_then(Option::as_ref).unwrap_or(&Value::Null);
+                fits &= guest::write(memory, slot_base + *slot as usize * SLOT_SIZE as usize, value, &mut area).is_ok();
+                if let Some(folded) = folded {
+                    let folded_value = crate::functions::folded(value);
+                    fits &= guest::write(memory, slot_base + *folded as usize * SLOT_SIZE as usize, &folded_value, &mut area).is_ok();
+                }
+                if !fits {
+                    break;
+                }
+            }
+            if !fits {
+                area.next = mark;
+                if written.is_empty() {
+                    // Alone in the data region and still too large: skip it, counted.
+                    skipped.push(offset);
+                    continue;
+                }
+                break;
+            }
+            let categories = layout.categories_offset as usize + written.len() * category_stride;
+            let count = event.categories.len().min(layout.category_capacity as usize);
+            memory[categories..categories + 4].copy_from_slice(&(count as u32).to_le_bytes());
+            for (idx, id) in event.categories.iter().take(count).enumerate() {
+                let at = categories + 4 + idx * 4;
+                memory[at..at + 4].copy_from_slice(&id.to_le_bytes());
+            }
+            written.push(offset);
+        }
+        (written, skipped)
+    }
+
+    /// Runs `eval` over the written batch and dispatches the matches.
+    fn evaluate(&mut self, written: &[usize], first_index: usize, alerts: &mut Vec<Alert>) {
+        self.stats.batches += 1;
+        self.stats.events += written.len() as u64;
+        let count = written.len() as i32;
+        let total = loop {
+            self.store.set_epoch_deadline(DEADLINE_TICKS);
+            match self.eval.call(&mut self.store, count) {
+                Ok(total) => break total,
+                Err(_) => {
+                    if !self.disable_trapping(written.len()) {
+                        // Nothing left to disable: give up on this batch, counted per rule already.
+                        break 0;
+                    }
+                }
+            }
+        };
+        if total <= 0 {
+            return;
+        }
+        let layout = self.layout;
+        let result_count = layout.result_count as usize;
+        let predicates = self.program.bundle.functions.predicates.clone();
+        for (event, offset) in written.iter().enumerate() {
+            let base = layout.results_offset as usize + event * result_count;
+            let matched: Vec<usize> = {
+                let memory = self.memory.data(&self.store);
+                (0..result_count).filter(|id| memory[base + id] == 1).collect()
+            };
+            for id in matched {
+                let rule = predicates[id].rule as usize;
+                if !matches!(self.program.bundle.rules[rule].query, Query::Event { .. }) {
+                    continue;
+                }
+                self.stats.rules[rule].matches += 1;
+                let row = self.pipe_inputs(rule, event as i32, first_index + offset);
+                let mut outputs = Vec::new();
+                self.rules[rule].pipeline.push(row, &mut outputs);
+                emit(rule, outputs, &mut self.stats.rules[rule], alerts);
+            }
+        }
+    }
+
+    /// Computes the filter truths and key values the rule's pipes need for a match.
+    fn pipe_inputs(&mut self, rule: usize, event: i32, index: usize) -> Row<usize> {
+        let plan = &self.rules[rule];
+        let filters_ids = plan.filters.clone();
+        let key_ids = plan.keys.clone();
+        let mut filters = Vec::with_capacity(filters_ids.len());
+        for id in filters_ids {
+            self.store.set_epoch_deadline(DEADLINE_TICKS);
+            let truth = self.predicates[id].call(&mut self.store, event).unwrap_or_else(|_| {
+                self.stats.rules[rule].traps += 1;
+                0
+            });
+            filters.push(truth == 1);
+        }
+        let out = self.layout.out_offset as usize;
+        let mut keys = Vec::with_capacity(key_ids.len());
+        for ids in key_ids {
+            let mut values = Vec::with_capacity(ids.len());
+            for id in ids {
+                self.store.set_epoch_deadline(DEADLINE_TICKS);
+                let value = match self.values[id].call(&mut self.store, event) {
+                    Ok(()) => guest::read(self.memory.data(&self.store), out),
+                    Err(_) => {
+                        self.stats.rules[rule].traps += 1;
+                        Value::Null
+                    }
+                };
+                values.push(value);
+            }
+            keys.push(values);
+        }
+        Row { item: index, filters, keys, count: None }
+    }
+
+    /// After `eval` trapped: runs each enabled candidate predicate alone on each event of
+    /// the batch, and disables those that trap. Returns whether any was disabled.
+    fn disable_trapping(&mut self, events: usize) -> bool {
+        let layout = self.layout;
+        let disabled_base = (layout.results_offset + layout.batch_capacity * layout.result_count) as usize;
+        let mut disabled_any = false;
+        let ids: Vec<u32> = self.candidates.values().flatten().copied().collect();
+        for id in ids {
+            let is_disabled = self.memory.data(&self.store)[disabled_base + id as usize] != 0;
+            if is_disabled {
+                continue;
+            }
+            for event in 0..events {
+                self.store.set_epoch_deadline(DEADLINE_TICKS);
+                if self.predicates[id as usize].call(&mut self.store, event as i32).is_err() {
+                    self.memory.data_mut(&mut self.store)[disabled_base + id as usize] = 1;
+                    let rule = self.program.bundle.functions.predicates[id as usize].rule as usize;
+                    self.stats.rules[rule].traps += 1;
+                    disabled_any = true;
+                    break;
+                }
+            }
+        }
+        disabled_any
+    }
+
+    /// Host calls that failed (a full guest heap).
+    pub fn host_failures(&self) -> u64 {
+        self.store.data().host_failures
+    }
+}
+
+fn emit(rule: usize, outputs: Vec<Output<usize>>, stats: &mut RuleStats, alerts: &mut Vec<Alert>) {
+    for output in outputs {
+        stats.alerts += 1;
+        alerts.push(match output {
+            Output::Row(row) => Alert { rule, events: vec![row.item], count: row.count, key_count: None },
+            Output::Count { key, count, percent } => Alert { rule, events: Vec::new(), count: None, key_count: Some((key, count, percent)) },
+        });
+    }
+}

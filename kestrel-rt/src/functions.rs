@@ -1,0 +1,40 @@
+//! The functions the host computes for `kestrel.call` (docs/abi.md). The built-ins
+//! are `kestrel_bundle::semantics`, the code eqlc's reference interpreter runs too, so
+//! compiled rules and the interpreter cannot disagree on a function.
+
+use kestrel_bundle::abi::{call, flag};
+use kestrel_bundle::semantics::compare::{fold, to_number};
+use kestrel_bundle::semantics::{self, Case, Function, FunctionSemantics, Value};
+use std::sync::Arc;
+
+/// A function the embedder declares (eqlc `--declare`), called with evaluated
+/// arguments. It must not panic; a panic is caught and the call is null.
+pub type DeclaredFn = Arc<dyn Fn(&[Value]) -> Value + Send + Sync>;
+
+/// Computes `kestrel.call(function, args, flags)`. Unknown ids are null.
+pub fn call(function: i32, args: &[Value], flags: i32, declared: &[DeclaredFn]) -> Value {
+    let case = if flags & flag::CASE_INSENSITIVE != 0 { Case::Insensitive } else { Case::Sensitive };
+    let family = if flags & flag::PYTHON != 0 { FunctionSemantics::Python } else { FunctionSemantics::Elasticsearch };
+    match (function, args) {
+        (call::FOLD, [value]) => folded(value),
+        (call::TO_NUMBER, [value]) => to_number(value),
+        (id, _) if id >= call::DECLARED => match declared.get((id - call::DECLARED) as usize) {
+            Some(function) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| function(args))).unwrap_or(Value::Null),
+            None => Value::Null,
+        },
+        (id, _) => match Function::from_abi_id(id) {
+            Some(function) => semantics::functions::call(function, args, case, family),
+            None => Value::Null,
+        },
+    }
+}
+
+/// The value with its strings lower-cased (as eqlc folds literals).
+pub fn folded(value: &Value) -> Value {
+    match value {
+        Value::Str(text) => Value::Str(fold(text, Case::Insensitive).into_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(folded).collect()),
+        Value::Object(entries) => Value::Object(entries.iter().map(|(key, value)| (key.clone(), folded(value))).collect()),
+        other => other.clone(),
+    }
+}

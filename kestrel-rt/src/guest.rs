@@ -1,0 +1,202 @@
+//! Values in guest memory: writing a value into a slot and its payload area, and
+//! reading a slot back (docs/abi.md, "Slots"). Every access is bounds-checked: a bad
+//! address reads as null and a full area is an error, never a panic.
+
+use kestrel_bundle::abi::{SLOT_SIZE, tag};
+use kestrel_bundle::semantics::Value;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The deepest value written or read (arrays in arrays...).
+pub const MAX_DEPTH: usize = 32;
+
+/// A bump allocator over a byte range of guest memory.
+pub struct Area {
+    pub next: usize,
+    pub end: usize,
+}
+
+/// The area ran out of room.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Full;
+
+impl Area {
+    pub fn new(start: usize, end: usize) -> Area {
+        Area { next: start, end }
+    }
+
+    fn take(&mut self, len: usize) -> Result<usize, Full> {
+        let at = self.next;
+        let end = at.checked_add(len).ok_or(Full)?;
+        if end > self.end {
+            return Err(Full);
+        }
+        self.next = end.next_multiple_of(8).min(self.end.max(end));
+        Ok(at)
+    }
+}
+
+fn put_slot(memory: &mut [u8], at: usize, tag: u8, len: u32, payload: u64) -> Result<(), Full> {
+    let slot = memory.get_mut(at..at + SLOT_SIZE as usize).ok_or(Full)?;
+    slot[0..4].copy_from_slice(&u32::from(tag).to_le_bytes());
+    slot[4..8].copy_from_slice(&len.to_le_bytes());
+    slot[8..16].copy_from_slice(&payload.to_le_bytes());
+    Ok(())
+}
+
+/// The address bytes as the ABI stores them: IPv4 (and IPv4-mapped IPv6) as 4 bytes.
+pub fn ip_bytes(address: &IpAddr) -> ([u8; 16], usize) {
+    let mut bytes = [0u8; 16];
+    match address {
+        IpAddr::V4(v4) => {
+            bytes[..4].copy_from_slice(&v4.octets());
+            (bytes, 4)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => {
+                bytes[..4].copy_from_slice(&v4.octets());
+                (bytes, 4)
+            }
+            None => {
+                bytes.copy_from_slice(&v6.octets());
+                (bytes, 16)
+            }
+        },
+    }
+}
+
+/// Writes `value` into the slot at `at`, putting its payload in `area`.
+pub fn write(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Result<(), Full> {
+    write_at_depth(memory, at, value, area, 0)
+}
+
+fn write_at_depth(memory: &mut [u8], at: usize, value: &Value, area: &mut Area, depth: usize) -> Result<(), Full> {
+    match value {
+        Value::Null => put_slot(memory, at, tag::NULL, 0, 0),
+        Value::Bool(value) => put_slot(memory, at, tag::BOOL, 0, u64::from(*value)),
+        Value::Long(value) => put_slot(memory, at, tag::LONG, 0, *value as u64),
+        Value::Double(value) => put_slot(memory, at, tag::DOUBLE, 0, value.to_bits()),
+        Value::Str(text) => {
+            let bytes = text.as_bytes();
+            let offset = area.take(bytes.len())?;
+            memory.get_mut(offset..offset + bytes.len()).ok_or(Full)?.copy_from_slice(bytes);
+            put_slot(memory, at, tag::STRING, bytes.len() as u32, offset as u64)
+        }
+        Value::Ip(address) => {
+            let (bytes, len) = ip_bytes(address);
+            let offset = area.take(len)?;
+            memory.get_mut(offset..offset + len).ok_or(Full)?.copy_from_slice(&bytes[..len]);
+            put_slot(memory, at, tag::IP, len as u32, offset as u64)
+        }
+        Value::Array(items) => {
+            if depth >= MAX_DEPTH {
+                return put_slot(memory, at, tag::NULL, 0, 0);
+            }
+            let elements = area.take(items.len() * SLOT_SIZE as usize)?;
+            for (idx, item) in items.iter().enumerate() {
+                write_at_depth(memory, elements + idx * SLOT_SIZE as usize, item, area, depth + 1)?;
+            }
+            put_slot(memory, at, tag::ARRAY, items.len() as u32, elements as u64)
+        }
+        Value::Object(entries) => {
+            if depth >= MAX_DEPTH {
+                return put_slot(memory, at, tag::NULL, 0, 0);
+            }
+            let table = area.take(entries.len() * 24)?;
+            for (idx, (key, inner)) in entries.iter().enumerate() {
+                let entry = table + idx * 24;
+                let key_at = area.take(key.len())?;
+                memory.get_mut(key_at..key_at + key.len()).ok_or(Full)?.copy_from_slice(key.as_bytes());
+                memory.get_mut(entry..entry + 8).ok_or(Full)?.copy_from_slice(&[(key_at as u32).to_le_bytes(), (key.len() as u32).to_le_bytes()].concat());
+                write_at_depth(memory, entry + 8, inner, area, depth + 1)?;
+            }
+            put_slot(memory, at, tag::OBJECT, entries.len() as u32, table as u64)
+        }
+    }
+}
+
+fn u32_at(memory: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(memory.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(memory: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(memory.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Reads the slot at `at` back into a value; anything malformed reads as null.
+pub fn read(memory: &[u8], at: usize) -> Value {
+    read_at_depth(memory, at, 0).unwrap_or(Value::Null)
+}
+
+fn read_at_depth(memory: &[u8], at: usize, depth: usize) -> Option<Value> {
+    let tag_value = *memory.get(at)?;
+    let len = u32_at(memory, at + 4)? as usize;
+    let payload = u64_at(memory, at + 8)?;
+    let offset = (payload & 0xFFFF_FFFF) as usize;
+    Some(match tag_value {
+        tag::NULL => Value::Null,
+        tag::BOOL => Value::Bool(payload != 0),
+        tag::LONG => Value::Long(payload as i64),
+        tag::DOUBLE => Value::Double(f64::from_bits(payload)),
+        tag::STRING => Value::Str(String::from_utf8_lossy(memory.get(offset..offset.checked_add(len)?)?).into()),
+        tag::IP => {
+            let bytes = memory.get(offset..offset.checked_add(len)?)?;
+            match len {
+                4 => Value::Ip(IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))),
+                16 => Value::Ip(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?))),
+                _ => return None,
+            }
+        }
+        tag::ARRAY if depth < MAX_DEPTH => {
+            let mut items = Vec::with_capacity(len.min(1 << 16));
+            for idx in 0..len {
+                items.push(read_at_depth(memory, offset.checked_add(idx * SLOT_SIZE as usize)?, depth + 1)?);
+            }
+            Value::Array(items)
+        }
+        tag::OBJECT if depth < MAX_DEPTH => {
+            let mut entries = Vec::with_capacity(len.min(1 << 16));
+            for idx in 0..len {
+                let entry = offset.checked_add(idx * 24)?;
+                let key_at = u32_at(memory, entry)? as usize;
+                let key_len = u32_at(memory, entry + 4)? as usize;
+                let key = String::from_utf8_lossy(memory.get(key_at..key_at.checked_add(key_len)?)?).into();
+                entries.push((key, read_at_depth(memory, entry + 8, depth + 1)?));
+            }
+            Value::Object(entries)
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_through_memory() {
+        let mut memory = vec![0u8; 4096];
+        let value = Value::Array(vec![
+            Value::Str("héllo".into()),
+            Value::Long(-3),
+            Value::Double(2.5),
+            Value::Ip("10.1.2.3".parse().unwrap()),
+            Value::Ip("fe80::1".parse().unwrap()),
+            Value::Object(vec![("k".into(), Value::Bool(true))]),
+            Value::Null,
+        ]);
+        let mut area = Area::new(1024, 4096);
+        write(&mut memory, 64, &value, &mut area).unwrap();
+        assert_eq!(read(&memory, 64), value);
+    }
+
+    #[test]
+    fn a_full_area_is_an_error_and_garbage_reads_as_null() {
+        let mut memory = vec![0u8; 256];
+        let mut area = Area::new(128, 136);
+        assert_eq!(write(&mut memory, 64, &Value::Str("too long for the area".into()), &mut area), Err(Full));
+        memory[64] = 4;
+        memory[68..72].copy_from_slice(&1000u32.to_le_bytes());
+        assert_eq!(read(&memory, 64), Value::Null);
+        assert_eq!(read(&memory, 10_000), Value::Null);
+    }
+}
