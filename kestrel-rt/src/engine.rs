@@ -22,23 +22,37 @@ pub const DEFAULT_MAX_BUFFERED: usize = 1_000_000;
 /// Epoch ticks (each `TICK`) one guest call may run before it is interrupted.
 pub const DEADLINE_TICKS: u64 = 100;
 pub const TICK: Duration = Duration::from_millis(10);
+/// When profiling, one batch in this many is timed rule by rule.
+pub const PROFILE_EVERY: u64 = 64;
 
 /// An event ready for the engine: its fields in the bundle's field order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
+    /// Nanoseconds since the Unix epoch.
     pub timestamp: i64,
     /// Category ids of the bundle (`Functions::categories`) the event belongs to.
     pub categories: Vec<u32>,
     /// One entry per bundle field, `None` when the event lacks it.
     pub fields: Vec<Option<Value>>,
+    /// The event as it was read (one JSON document), carried into alerts verbatim.
+    pub raw: Arc<str>,
+}
+
+/// A matched event, as an alert carries it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRef {
+    /// The caller's index of the event (`first_index` + its position in the batch).
+    pub index: usize,
+    pub timestamp: i64,
+    pub raw: Arc<str>,
 }
 
 /// One output of a rule: a match that passed its pipes, or a count.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alert {
     pub rule: usize,
-    /// Indexes (into the caller's events) of the matched events, in order.
-    pub events: Vec<usize>,
+    /// The matched events, in order.
+    pub events: Vec<EventRef>,
     /// `unique_count`: the count and share of results with this one's key.
     pub count: Option<(u64, f64)>,
     /// `count`: the key and its count and share, instead of events.
@@ -56,6 +70,9 @@ pub struct RuleStats {
     pub traps: u64,
     /// Results dropped by a full pipe buffer.
     pub dropped: u64,
+    /// Estimated time evaluating the rule's condition, when profiling (sampled: one
+    /// batch in [`PROFILE_EVERY`] is timed rule by rule, and scaled up).
+    pub time: Duration,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -71,7 +88,7 @@ pub struct Stats {
 struct RulePlan {
     filters: Vec<usize>,
     keys: Vec<Vec<usize>>,
-    pipeline: Pipeline<usize>,
+    pipeline: Pipeline<EventRef>,
 }
 
 pub struct Engine {
@@ -88,6 +105,7 @@ pub struct Engine {
     /// Role-0 predicate ids by category (last entry: "any").
     candidates: HashMap<Option<u32>, Vec<u32>>,
     pub stats: Stats,
+    profiling: bool,
     _ticker: Ticker,
 }
 
@@ -192,7 +210,12 @@ impl Engine {
             .collect();
         let stats = Stats { rules: vec![RuleStats::default(); bundle.rules.len()], ..Stats::default() };
         let ticker = Ticker::start(program.engine.clone());
-        Ok(Engine { program, store, memory, eval, predicates, values, layout, slots, rules, candidates, stats, _ticker: ticker })
+        Ok(Engine { program, store, memory, eval, predicates, values, layout, slots, rules, candidates, stats, profiling: false, _ticker: ticker })
+    }
+
+    /// Estimate per-rule evaluation time ([`RuleStats::time`]).
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profiling = on;
     }
 
     pub fn bundle(&self) -> &kestrel_bundle::Bundle {
@@ -210,7 +233,7 @@ impl Engine {
                 start += skipped.len().max(1);
                 continue;
             }
-            self.evaluate(&written, first_index + start, alerts);
+            self.evaluate(&events[start..], &written, first_index + start, alerts);
             start += written.len() + skipped.len();
         }
     }
@@ -276,7 +299,7 @@ impl Engine {
     }
 
     /// Runs `eval` over the written batch and dispatches the matches.
-    fn evaluate(&mut self, written: &[usize], first_index: usize, alerts: &mut Vec<Alert>) {
+    fn evaluate(&mut self, events: &[Event], written: &[usize], first_index: usize, alerts: &mut Vec<Alert>) {
         self.stats.batches += 1;
         self.stats.events += written.len() as u64;
         let count = written.len() as i32;
@@ -292,12 +315,16 @@ impl Engine {
                 }
             }
         };
+        if self.profiling && self.stats.batches % PROFILE_EVERY == 1 {
+            self.profile_batch(events, written);
+        }
         if total <= 0 {
             return;
         }
         let layout = self.layout;
         let result_count = layout.result_count as usize;
-        let predicates = self.program.bundle.functions.predicates.clone();
+        let program = self.program.clone();
+        let predicates = &program.bundle.functions.predicates;
         for (event, offset) in written.iter().enumerate() {
             let base = layout.results_offset as usize + event * result_count;
             let matched: Vec<usize> = {
@@ -310,7 +337,9 @@ impl Engine {
                     continue;
                 }
                 self.stats.rules[rule].matches += 1;
-                let row = self.pipe_inputs(rule, event as i32, first_index + offset);
+                let source = &events[*offset];
+                let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone() };
+                let row = self.pipe_inputs(rule, event as i32, item);
                 let mut outputs = Vec::new();
                 self.rules[rule].pipeline.push(row, &mut outputs);
                 emit(rule, outputs, &mut self.stats.rules[rule], alerts);
@@ -318,8 +347,29 @@ impl Engine {
         }
     }
 
+    /// Times each enabled event condition alone over the batch's events of its
+    /// category, and charges [`PROFILE_EVERY`] times that to its rule.
+    fn profile_batch(&mut self, events: &[Event], written: &[usize]) {
+        let layout = self.layout;
+        let disabled_base = (layout.results_offset + layout.batch_capacity * layout.result_count) as usize;
+        let program = self.program.clone();
+        for (id, predicate) in program.bundle.functions.predicates.iter().enumerate() {
+            if predicate.role != PredicateRole::EventCondition || self.memory.data(&self.store)[disabled_base + id] != 0 {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            for (slot, offset) in written.iter().enumerate() {
+                if predicate.category.is_none_or(|category| events[*offset].categories.contains(&category)) {
+                    self.store.set_epoch_deadline(DEADLINE_TICKS);
+                    let _ = self.predicates[id].call(&mut self.store, slot as i32);
+                }
+            }
+            self.stats.rules[predicate.rule as usize].time += started.elapsed() * PROFILE_EVERY as u32;
+        }
+    }
+
     /// Computes the filter truths and key values the rule's pipes need for a match.
-    fn pipe_inputs(&mut self, rule: usize, event: i32, index: usize) -> Row<usize> {
+    fn pipe_inputs(&mut self, rule: usize, event: i32, item: EventRef) -> Row<EventRef> {
         let plan = &self.rules[rule];
         let filters_ids = plan.filters.clone();
         let key_ids = plan.keys.clone();
@@ -349,7 +399,7 @@ impl Engine {
             }
             keys.push(values);
         }
-        Row { item: index, filters, keys, count: None }
+        Row { item, filters, keys, count: None }
     }
 
     /// After `eval` trapped: runs each enabled candidate predicate alone on each event of
@@ -384,7 +434,7 @@ impl Engine {
     }
 }
 
-fn emit(rule: usize, outputs: Vec<Output<usize>>, stats: &mut RuleStats, alerts: &mut Vec<Alert>) {
+fn emit(rule: usize, outputs: Vec<Output<EventRef>>, stats: &mut RuleStats, alerts: &mut Vec<Alert>) {
     for output in outputs {
         stats.alerts += 1;
         alerts.push(match output {

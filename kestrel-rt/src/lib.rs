@@ -5,6 +5,7 @@
 //! sides of the predicate ABI (docs/abi.md).
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod engine;
 pub mod functions;
 pub mod guest;
@@ -12,4 +13,5 @@ pub mod host;
 pub mod ndjson;
 pub mod pipes;
 pub mod program;
+pub mod replay;
 pub mod time;

@@ -1,0 +1,72 @@
+//! Alerts as NDJSON: one ECS-style document per rule output (README, "Alerts").
+//!
+//! ```json
+//! {"@timestamp":"2024-05-04T12:00:00.001Z","event":{"kind":"alert"},
+//!  "rule":{"id":"…","name":"…","severity":"high","risk_score":73.0},
+//!  "events":[{…the matched event, verbatim…}]}
+//! ```
+//!
+//! `@timestamp` is the time of the last matched event (for a `count` output, of the
+//! last event read), never the wall clock: two replays of the same input write the
+//! same bytes. `unique_count` adds `"kestrel":{"count":N,"percent":P}`; `count` writes
+//! `"kestrel":{"key":[…],"count":N,"percent":P}` and no events.
+
+use crate::engine::Alert;
+use crate::time::format_rfc3339;
+use kestrel_bundle::bundle::Bundle;
+use kestrel_bundle::semantics::Value;
+
+/// Appends one alert document and its newline to `out`. `now` is the timestamp of the
+/// last event read, used when the alert carries no event.
+pub fn render(alert: &Alert, bundle: &Bundle, now: i64, out: &mut Vec<u8>) {
+    let rule = &bundle.rules[alert.rule];
+    let timestamp = alert.events.last().map_or(now, |event| event.timestamp);
+    out.extend_from_slice(b"{\"@timestamp\":");
+    string(&format_rfc3339(timestamp), out);
+    out.extend_from_slice(b",\"event\":{\"kind\":\"alert\"},\"rule\":{\"id\":");
+    string(&rule.id, out);
+    out.extend_from_slice(b",\"name\":");
+    string(&rule.name, out);
+    if !rule.severity.is_empty() {
+        out.extend_from_slice(b",\"severity\":");
+        string(&rule.severity, out);
+    }
+    if let Some(score) = rule.risk_score {
+        out.extend_from_slice(b",\"risk_score\":");
+        number(score, out);
+    }
+    out.push(b'}');
+    if let Some((count, percent)) = alert.count {
+        out.extend_from_slice(format!(",\"kestrel\":{{\"count\":{count},\"percent\":").as_bytes());
+        number(percent, out);
+        out.push(b'}');
+    }
+    if let Some((key, count, percent)) = &alert.key_count {
+        out.extend_from_slice(b",\"kestrel\":{\"key\":");
+        let json = serde_json::Value::Array(key.iter().map(Value::to_json).collect());
+        out.extend_from_slice(json.to_string().as_bytes());
+        out.extend_from_slice(format!(",\"count\":{count},\"percent\":").as_bytes());
+        number(*percent, out);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b",\"events\":[");
+    for (idx, event) in alert.events.iter().enumerate() {
+        if idx > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(event.raw.trim().as_bytes());
+    }
+    out.extend_from_slice(b"]}\n");
+}
+
+fn string(text: &str, out: &mut Vec<u8>) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn number(value: f64, out: &mut Vec<u8>) {
+    match serde_json::Number::from_f64(value) {
+        Some(number) => out.extend_from_slice(number.to_string().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+}

@@ -1,0 +1,503 @@
+//! Offline replay: NDJSON events in, alerts out, through the same [`Engine`] the live
+//! modes use.
+//!
+//! Each line is one event. Only the fields the bundle reads (plus its timestamp and
+//! category fields) are decoded ([`Projection`]). A line that is not a JSON object is
+//! reported with its source and line number, counted, and skipped; nothing else is
+//! lost. Events run in timestamp order (stable: equal timestamps keep input order)
+//! through a reorder window of bounded size: an event older than one already run is
+//! run anyway, late, and counted. `Order::Input` runs events as they come.
+
+use crate::alert;
+use crate::engine::{Alert, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event};
+use crate::ndjson::Projection;
+use crate::program::Program;
+use crate::time::to_nanos;
+use kestrel_bundle::schema::TimestampUnit;
+use kestrel_bundle::semantics::Value;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Events handed to the engine at once.
+const CHUNK: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// By the schema's timestamp field, ties in input order.
+    Timestamp,
+    /// As read.
+    Input,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub order: Order,
+    /// Events held back to restore timestamp order.
+    pub reorder_window: usize,
+    /// Results a buffering pipe keeps per rule.
+    pub max_buffered: usize,
+    /// Longer lines are bad lines.
+    pub max_line_bytes: usize,
+    /// Estimate each rule's share of evaluation time by timing one batch in `PROFILE_EVERY`.
+    pub profile: bool,
+    /// Write a progress line to stderr (for terminals).
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            order: Order::Timestamp,
+            reorder_window: 1 << 20,
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            max_line_bytes: 16 << 20,
+            profile: false,
+            progress: false,
+        }
+    }
+}
+
+/// A line that could not be read as an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadLine {
+    /// The input's name (`-` for stdin).
+    pub source: String,
+    /// From 1.
+    pub line: u64,
+    /// Byte column from 1, when known.
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for BadLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.column {
+            Some(column) => write!(f, "{}:{}:{}: {}", self.source, self.line, column, self.message),
+            None => write!(f, "{}:{}: {}", self.source, self.line, self.message),
+        }
+    }
+}
+
+/// Per-rule figures of a replay.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuleSummary {
+    pub id: String,
+    pub name: String,
+    pub matches: u64,
+    pub alerts: u64,
+    pub traps: u64,
+    pub dropped: u64,
+    /// Estimated evaluation time (sampled), when profiling.
+    pub time: Duration,
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Lines read (blank lines excluded).
+    pub lines: u64,
+    /// Events run through the engine.
+    pub events: u64,
+    pub bad_lines: u64,
+    /// Events without a readable timestamp (run at the previous event's time).
+    pub untimed: u64,
+    /// Events older than one already run (outside the reorder window).
+    pub late: u64,
+    /// Events too large for the guest's data region: not evaluated.
+    pub oversized: u64,
+    /// Host calls that failed (a full guest heap).
+    pub host_failures: u64,
+    pub alerts: u64,
+    pub elapsed: Duration,
+    pub rules: Vec<RuleSummary>,
+}
+
+impl Summary {
+    /// The human summary written to stderr at the end of a replay.
+    pub fn render(&self) -> String {
+        let seconds = self.elapsed.as_secs_f64();
+        let rate = if seconds > 0.0 { self.events as f64 / seconds } else { 0.0 };
+        let mut text = format!(
+            "replayed {} events in {:.3} s ({:.0} events/s): {} alerts, {} bad lines, {} late, {} without timestamp, {} oversized\n",
+            self.events, seconds, rate, self.alerts, self.bad_lines, self.late, self.untimed, self.oversized
+        );
+        if self.host_failures > 0 {
+            text.push_str(&format!("{} host calls failed (guest heap full)\n", self.host_failures));
+        }
+        let mut rules: Vec<&RuleSummary> = self.rules.iter().filter(|rule| rule.matches > 0 || rule.traps > 0 || rule.time > Duration::ZERO).collect();
+        rules.sort_by(|a, b| b.time.cmp(&a.time).then(b.matches.cmp(&a.matches)));
+        if !rules.is_empty() {
+            text.push_str(&format!("{:>9} {:>9} {:>10}  rule\n", "matches", "alerts", "time (ms)"));
+        }
+        for rule in rules.iter().take(20) {
+            let traps = if rule.traps > 0 { format!(" ({} traps: disabled)", rule.traps) } else { String::new() };
+            let dropped = if rule.dropped > 0 { format!(" ({} dropped by a full pipe)", rule.dropped) } else { String::new() };
+            text.push_str(&format!("{:>9} {:>9} {:>10.1}  {}{traps}{dropped}\n", rule.matches, rule.alerts, rule.time.as_secs_f64() * 1e3, rule.name));
+        }
+        if rules.len() > 20 {
+            text.push_str(&format!("… and {} more rules with matches\n", rules.len() - 20));
+        }
+        text
+    }
+}
+
+/// An event waiting in the reorder window, ordered by (timestamp, arrival).
+struct Pending {
+    timestamp: i64,
+    arrival: u64,
+    event: Event,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.timestamp, self.arrival) == (other.timestamp, other.arrival)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.timestamp, self.arrival).cmp(&(other.timestamp, other.arrival))
+    }
+}
+
+/// Turns lines into engine events: the projection and the special fields.
+struct Reader {
+    projection: Projection,
+    bundle_fields: usize,
+    timestamp: usize,
+    unit: TimestampUnit,
+    category: usize,
+    categories: HashMap<String, u32>,
+    scratch: Vec<Option<Value>>,
+}
+
+impl Reader {
+    fn new(program: &Program) -> Reader {
+        let bundle = &program.bundle;
+        let mut names: Vec<&str> = bundle.fields.iter().map(|field| field.name.as_str()).collect();
+        let bundle_fields = names.len();
+        let timestamp = index_of(&bundle.manifest.timestamp_field, &mut names);
+        let category = index_of(&bundle.manifest.category_field, &mut names);
+        let projection = Projection::new(names);
+        let categories = bundle.functions.categories.iter().enumerate().map(|(idx, name)| (name.clone(), idx as u32)).collect();
+        Reader { projection, bundle_fields, timestamp, unit: bundle.manifest.timestamp_unit, category, categories, scratch: Vec::new() }
+    }
+
+    /// The event of a line, and its timestamp if it has one.
+    fn read(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
+        self.projection.read(line.as_bytes(), &mut self.scratch).map_err(|error| (Some(error.column), error.message))?;
+        let timestamp = self.scratch[self.timestamp].as_ref().and_then(|value| to_nanos(value, self.unit));
+        let mut categories = Vec::new();
+        match &self.scratch[self.category] {
+            Some(Value::Str(name)) => categories.extend(self.categories.get(name.as_str())),
+            Some(Value::Array(items)) => {
+                for item in items {
+                    if let Value::Str(name) = item
+                        && let Some(id) = self.categories.get(name.as_str())
+                        && !categories.contains(id)
+                    {
+                        categories.push(*id);
+                    }
+                }
+            }
+            _ => {}
+        }
+        let fields = self.scratch[..self.bundle_fields].to_vec();
+        Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields, raw: Arc::from(line) }, timestamp))
+    }
+}
+
+/// The position of `name` in `names`, added at the end if missing.
+fn index_of<'n>(name: &'n str, names: &mut Vec<&'n str>) -> usize {
+    match names.iter().position(|known| *known == name) {
+        Some(idx) => idx,
+        None => {
+            names.push(name);
+            names.len() - 1
+        }
+    }
+}
+
+/// A replay in progress: feed it lines, then finish it.
+pub struct Replay<'w> {
+    engine: Engine,
+    reader: Reader,
+    options: Options,
+    alerts_out: &'w mut dyn Write,
+    window: BinaryHeap<Reverse<Pending>>,
+    chunk: Vec<Event>,
+    /// Events handed to the engine so far (the next chunk's first index).
+    run: usize,
+    arrivals: u64,
+    /// Timestamp of the last event read, for untimed events.
+    last_read: i64,
+    /// Timestamp of the last event run, to spot late events.
+    last_run: Option<i64>,
+    alerts: Vec<Alert>,
+    rendered: Vec<u8>,
+    /// The first error writing alerts; reading stops at it.
+    write_error: Option<std::io::Error>,
+    summary: Summary,
+    started: Instant,
+    last_progress: Instant,
+}
+
+impl<'w> Replay<'w> {
+    pub fn new(program: Arc<Program>, options: Options, alerts_out: &'w mut dyn Write) -> Result<Replay<'w>, EngineError> {
+        let reader = Reader::new(&program);
+        let mut engine = Engine::new(program, options.max_buffered)?;
+        engine.set_profiling(options.profile);
+        let started = Instant::now();
+        Ok(Replay {
+            engine,
+            reader,
+            options,
+            alerts_out,
+            window: BinaryHeap::new(),
+            chunk: Vec::with_capacity(CHUNK),
+            run: 0,
+            arrivals: 0,
+            last_read: 0,
+            last_run: None,
+            alerts: Vec::new(),
+            rendered: Vec::new(),
+            write_error: None,
+            summary: Summary::default(),
+            started,
+            last_progress: started,
+        })
+    }
+
+    /// Reads every line of `input`, named `source` in messages.
+    pub fn read_all(&mut self, source: &str, input: impl BufRead, bad: &mut dyn FnMut(&BadLine)) -> std::io::Result<()> {
+        let mut lines = LineReader::new(input, self.options.max_line_bytes);
+        let mut number = 0u64;
+        while let Some(line) = lines.next_line()? {
+            number += 1;
+            let result = match line {
+                Line::TooLong(len) => Err((None, format!("line of {len} bytes or more, over the limit of {} bytes", self.options.max_line_bytes))),
+                Line::Text(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(text) if text.trim().is_empty() => continue,
+                    Ok(text) => Ok(text),
+                    Err(error) => Err((Some(error.valid_up_to() + 1), "the line is not UTF-8".to_string())),
+                },
+            };
+            let outcome = result.and_then(|text| self.push(text));
+            if let Err((column, message)) = outcome {
+                self.summary.lines += 1;
+                self.summary.bad_lines += 1;
+                bad(&BadLine { source: source.to_string(), line: number, column, message });
+            }
+            if let Some(error) = self.write_error.take() {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// One line of input (one JSON object).
+    fn push(&mut self, line: &str) -> Result<(), (Option<usize>, String)> {
+        let (mut event, timestamp) = self.reader.read(line.trim_end())?;
+        self.summary.lines += 1;
+        match timestamp {
+            Some(timestamp) => self.last_read = timestamp,
+            None => {
+                self.summary.untimed += 1;
+                event.timestamp = self.last_read;
+            }
+        }
+        self.arrivals += 1;
+        if self.options.order == Order::Input {
+            self.enqueue(event);
+        } else {
+            if self.last_run.is_some_and(|last| event.timestamp < last) {
+                self.summary.late += 1;
+            }
+            self.window.push(Reverse(Pending { timestamp: event.timestamp, arrival: self.arrivals, event }));
+            if self.window.len() > self.options.reorder_window.max(1) {
+                let Reverse(pending) = self.window.pop().expect("the window is not empty");
+                self.enqueue(pending.event);
+            }
+        }
+        if self.options.progress && self.arrivals.is_multiple_of(4096) && self.last_progress.elapsed() >= Duration::from_millis(250) {
+            self.last_progress = Instant::now();
+            let seconds = self.started.elapsed().as_secs_f64();
+            eprint!(
+                "\r{} events, {} alerts, {} bad lines, {:.0} events/s   ",
+                self.arrivals,
+                self.summary.alerts,
+                self.summary.bad_lines,
+                self.arrivals as f64 / seconds
+            );
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, event: Event) {
+        self.last_run = Some(self.last_run.map_or(event.timestamp, |last| last.max(event.timestamp)));
+        self.chunk.push(event);
+        if self.chunk.len() == CHUNK {
+            self.flush_chunk();
+        }
+    }
+
+    fn flush_chunk(&mut self) {
+        if self.chunk.is_empty() {
+            return;
+        }
+        self.engine.run(&self.chunk, self.run, &mut self.alerts);
+        self.run += self.chunk.len();
+        self.chunk.clear();
+        self.write_alerts();
+    }
+
+    /// Renders and writes the alerts the engine produced. A write error is kept for the
+    /// caller; alerts after it are counted but not written.
+    fn write_alerts(&mut self) {
+        if self.alerts.is_empty() {
+            return;
+        }
+        let now = self.last_run.unwrap_or(0);
+        self.rendered.clear();
+        for alert in self.alerts.drain(..) {
+            alert::render(&alert, self.engine.bundle(), now, &mut self.rendered);
+            self.summary.alerts += 1;
+        }
+        if self.write_error.is_none()
+            && let Err(error) = self.alerts_out.write_all(&self.rendered)
+        {
+            self.write_error = Some(error);
+        }
+    }
+
+    /// Runs what the reorder window still holds, flushes the pipes and returns the summary.
+    pub fn finish(mut self) -> std::io::Result<Summary> {
+        while let Some(Reverse(pending)) = self.window.pop() {
+            self.enqueue(pending.event);
+        }
+        self.flush_chunk();
+        self.engine.finish(&mut self.alerts);
+        self.write_alerts();
+        if let Some(error) = self.write_error.take() {
+            return Err(error);
+        }
+        self.alerts_out.flush()?;
+        if self.options.progress {
+            eprint!("\r\x1b[K");
+        }
+        let stats = &self.engine.stats;
+        let bundle = self.engine.bundle();
+        self.summary.events = stats.events;
+        self.summary.oversized = stats.oversized;
+        self.summary.host_failures = self.engine.host_failures();
+        self.summary.rules = bundle
+            .rules
+            .iter()
+            .zip(&stats.rules)
+            .map(|(rule, stats)| RuleSummary {
+                id: rule.id.clone(),
+                name: rule.name.clone(),
+                matches: stats.matches,
+                alerts: stats.alerts,
+                traps: stats.traps,
+                dropped: stats.dropped,
+                time: stats.time,
+            })
+            .collect();
+        self.summary.elapsed = self.started.elapsed();
+        Ok(self.summary)
+    }
+}
+
+enum Line<'a> {
+    Text(&'a [u8]),
+    /// A line longer than the limit (its length so far); it was skipped.
+    TooLong(usize),
+}
+
+/// Lines of a reader, each at most `limit` bytes; a longer line is skipped to its end.
+struct LineReader<R> {
+    input: R,
+    limit: usize,
+    line: Vec<u8>,
+}
+
+impl<R: BufRead> LineReader<R> {
+    fn new(input: R, limit: usize) -> LineReader<R> {
+        LineReader { input, limit, line: Vec::new() }
+    }
+
+    fn next_line(&mut self) -> std::io::Result<Option<Line<'_>>> {
+        self.line.clear();
+        let mut skipped = 0usize;
+        let mut any = false;
+        loop {
+            let buffer = match self.input.fill_buf() {
+                Ok(buffer) => buffer,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            if buffer.is_empty() {
+                break;
+            }
+            any = true;
+            let (piece, end) = match memchr::memchr(b'\n', buffer) {
+                Some(at) => (&buffer[..at], Some(at + 1)),
+                None => (buffer, None),
+            };
+            if skipped > 0 || self.line.len() + piece.len() > self.limit {
+                skipped += self.line.len() + piece.len();
+                self.line.clear();
+            } else {
+                self.line.extend_from_slice(piece);
+            }
+            let consumed = end.unwrap_or(buffer.len());
+            self.input.consume(consumed);
+            if end.is_some() {
+                break;
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        if skipped > 0 {
+            return Ok(Some(Line::TooLong(skipped)));
+        }
+        if self.line.last() == Some(&b'\r') {
+            self.line.pop();
+        }
+        Ok(Some(Line::Text(&self.line)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &[u8], limit: usize) -> Vec<Result<String, usize>> {
+        let mut reader = LineReader::new(std::io::BufReader::with_capacity(4, text), limit);
+        let mut out = Vec::new();
+        while let Some(line) = reader.next_line().unwrap() {
+            out.push(match line {
+                Line::Text(bytes) => Ok(String::from_utf8(bytes.to_vec()).unwrap()),
+                Line::TooLong(len) => Err(len),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lines_split_on_newlines_and_long_lines_are_skipped_whole() {
+        assert_eq!(lines(b"ab\r\ncd\n\nlast", 10), vec![Ok("ab".into()), Ok("cd".into()), Ok("".into()), Ok("last".into())]);
+        assert_eq!(lines(b"short\nthis line is too long\nok\n", 8), vec![Ok("short".into()), Err(21), Ok("ok".into())]);
+        assert_eq!(lines(b"", 8), Vec::<Result<String, usize>>::new());
+    }
+}
