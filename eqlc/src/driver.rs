@@ -104,3 +104,24 @@ pub fn check_rule_set(checked: &mut [Checked], sources: &SourceMap) {
 fn checked_name(name: &str) -> &str {
     name
 }
+
+/// The back end over checked rules: the bundle's bytes, or the diagnostics that stop
+/// it (E0701 for what the back end cannot run yet; B0001 if eqlc wrote a bundle its
+/// own validator rejects). Rules that failed to check are left out: call this only
+/// when no rule has errors, as `eqlc build` does.
+pub fn build(checked: &[Checked], schema: &kestrel_bundle::schema::Schema) -> (Option<Vec<u8>>, Vec<Diagnostic>) {
+    let inputs: Vec<crate::emit::Input> = checked
+        .iter()
+        .filter_map(|rule| rule.rule.as_ref().map(|typed| crate::emit::Input { meta: &rule.meta, rule: typed, file: rule.source.file, span: rule.source.span }))
+        .collect();
+    let (bundle, mut diags) = crate::emit::bundle(&inputs, schema);
+    let bytes = match bundle.map(|bundle| bundle.to_bytes()) {
+        Some(Ok(bytes)) => Some(bytes),
+        Some(Err(error)) => {
+            diags.push(Diagnostic::new(Code::B0001, format!("eqlc produced an invalid bundle: {error}")).note("this is a bug in eqlc; please report it"));
+            None
+        }
+        None => None,
+    };
+    (bytes, diags)
+}

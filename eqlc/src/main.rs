@@ -238,21 +238,9 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf], output: Option<&Pa
         && !io_failed
         && !diags.iter().any(Diagnostic::is_error)
     {
-        let inputs: Vec<eqlc::emit::Input> = checked
-            .iter()
-            .filter_map(|rule| {
-                rule.rule.as_ref().map(|typed| eqlc::emit::Input { meta: &rule.meta, rule: typed, file: rule.source.file, span: rule.source.span })
-            })
-            .collect();
-        let (bundle, mut emit_diags) = eqlc::emit::bundle(&inputs, &schema);
+        let (bytes, mut emit_diags) = driver::build(&checked, &schema);
         diags.append(&mut emit_diags);
-        match bundle.map(|bundle| bundle.to_bytes()) {
-            Some(Ok(bytes)) => built = Some((inputs.len(), bytes)),
-            Some(Err(error)) => {
-                diags.push(Diagnostic::new(Code::B0001, format!("eqlc produced an invalid bundle: {error}")).note("this is a bug in eqlc; please report it"))
-            }
-            None => {}
-        }
+        built = bytes.map(|bytes| (checked.len(), bytes));
         if let Some((_, bytes)) = &built
             && let Err(error) = write_atomically(output, bytes)
         {

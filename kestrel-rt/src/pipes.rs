@@ -118,6 +118,9 @@ impl<T: Clone> Pipeline<T> {
 
     /// Feeds one result; whatever passes every streaming stage is appended to `out`.
     pub fn push(&mut self, row: Row<T>, out: &mut Vec<Output<T>>) {
+        if self.closed {
+            return;
+        }
         self.run(0, Output::Row(row), out);
     }
 
@@ -162,9 +165,6 @@ impl<T: Clone> Pipeline<T> {
     }
 
     fn run(&mut self, stage: usize, output: Output<T>, out: &mut Vec<Output<T>>) {
-        if self.closed {
-            return;
-        }
         if stage == self.stages.len() {
             out.push(output);
             return;
@@ -385,7 +385,9 @@ mod tests {
         let rows: Vec<_> = (1..=10).map(|id| row(id, "k")).collect();
         assert_eq!(ids(&run(vec![Stage::Head(1000), Stage::Filter(0), Stage::Tail(2)], rows.clone())), vec![8, 10]);
         assert_eq!(ids(&run(vec![Stage::Tail(4), Stage::Head(1)], rows.clone())), vec![7]);
-        assert_eq!(ids(&run(vec![Stage::Head(3)], rows)), vec![1, 2, 3]);
+        assert_eq!(ids(&run(vec![Stage::Head(3)], rows.clone())), vec![1, 2, 3]);
+        // An exhausted head stops the input, not the buffering stages after it.
+        assert_eq!(ids(&run(vec![Stage::Head(3), Stage::Tail(1)], rows)), vec![3]);
     }
 
     #[test]

@@ -169,7 +169,7 @@ impl Ord for Pending {
 }
 
 /// Turns lines into engine events: the projection and the special fields.
-struct Reader {
+pub struct EventReader {
     projection: Projection,
     bundle_fields: usize,
     timestamp: usize,
@@ -179,8 +179,8 @@ struct Reader {
     scratch: Vec<Option<Value>>,
 }
 
-impl Reader {
-    fn new(program: &Program) -> Reader {
+impl EventReader {
+    pub fn new(program: &Program) -> EventReader {
         let bundle = &program.bundle;
         let mut names: Vec<&str> = bundle.fields.iter().map(|field| field.name.as_str()).collect();
         let bundle_fields = names.len();
@@ -188,11 +188,12 @@ impl Reader {
         let category = index_of(&bundle.manifest.category_field, &mut names);
         let projection = Projection::new(names);
         let categories = bundle.functions.categories.iter().enumerate().map(|(idx, name)| (name.clone(), idx as u32)).collect();
-        Reader { projection, bundle_fields, timestamp, unit: bundle.manifest.timestamp_unit, category, categories, scratch: Vec::new() }
+        EventReader { projection, bundle_fields, timestamp, unit: bundle.manifest.timestamp_unit, category, categories, scratch: Vec::new() }
     }
 
-    /// The event of a line, and its timestamp if it has one.
-    fn read(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
+    /// The event of a line, and its timestamp if it has one (the event's own
+    /// `timestamp` is 0 without one). Errors carry the byte column, when known.
+    pub fn read(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
         self.projection.read(line.as_bytes(), &mut self.scratch).map_err(|error| (Some(error.column), error.message))?;
         let timestamp = self.scratch[self.timestamp].as_ref().and_then(|value| to_nanos(value, self.unit));
         let mut categories = Vec::new();
@@ -229,7 +230,7 @@ fn index_of<'n>(name: &'n str, names: &mut Vec<&'n str>) -> usize {
 /// A replay in progress: feed it lines, then finish it.
 pub struct Replay<'w> {
     engine: Engine,
-    reader: Reader,
+    reader: EventReader,
     options: Options,
     alerts_out: &'w mut dyn Write,
     window: BinaryHeap<Reverse<Pending>>,
@@ -252,7 +253,7 @@ pub struct Replay<'w> {
 
 impl<'w> Replay<'w> {
     pub fn new(program: Arc<Program>, options: Options, alerts_out: &'w mut dyn Write) -> Result<Replay<'w>, EngineError> {
-        let reader = Reader::new(&program);
+        let reader = EventReader::new(&program);
         let mut engine = Engine::new(program, options.max_buffered)?;
         engine.set_profiling(options.profile);
         let started = Instant::now();

@@ -7,4 +7,5 @@ mod corpus;
 mod functions;
 mod fuzz;
 mod roundtrip;
+mod reference_suites;
 mod snapshots;

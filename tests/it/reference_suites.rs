@@ -1,0 +1,342 @@
+//! The reference engines' suites (../shared/conformance, test input only), run through
+//! the real chain: check → `driver::build` (bundle bytes, as `eqlc build` writes them)
+//! → `Program::load` → `Replay` (as `kestrel replay` runs it) → alert NDJSON, whose
+//! events' ids are compared, in order, with the suite's expectations.
+//!
+//! All the queries of one suite and case mode go into one bundle, one rule each, as a
+//! user's rule set would. Sequences, joins and samples wait for the sequence engine
+//! and are counted apart; any other query that is not run is listed, with its reason,
+//! in tests/data/reference/skips.toml.
+
+use eqlc::check::Options;
+use eqlc::dialect::{Dialect, EndgameCase};
+use eqlc::driver::{self, Checked};
+use eqlc::functions::Declaration;
+use eqlc::rules::{self, FileKind};
+use eqlc::source::SourceMap;
+use kestrel_bundle::schema::Schema;
+use kestrel_bundle::semantics::Value;
+use kestrel_rt::functions::DeclaredFn;
+use kestrel_rt::program::Program;
+use kestrel_rt::replay::{Options as ReplayOptions, Order, Replay};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tests::{es_toml_nulls, repo_root, shared_dir};
+
+/// One query of a suite, ready to run.
+struct Case {
+    /// `python:<index>` or `es:<name>`.
+    key: String,
+    query: String,
+    /// Acceptable answers (usually one): event ids in output order.
+    expected: Vec<Vec<i64>>,
+    /// The suite's result limit (`size`), if any.
+    size: Option<usize>,
+}
+
+/// How one group of cases runs.
+struct Run<'a> {
+    schema: &'a Schema,
+    dialect: Dialect,
+    case: EndgameCase,
+    declarations: &'a [Declaration],
+    declared: Vec<DeclaredFn>,
+    order: Order,
+    /// The field naming an event in `expected`.
+    id_field: &'a str,
+}
+
+/// What one group produced: per case key, the ids it returned, or why it could not run.
+type Outcomes = HashMap<String, Result<Vec<i64>, String>>;
+
+fn load_schema(name: &str) -> Schema {
+    let path = repo_root().join("tests/data/reference").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    Schema::from_toml(name.trim_end_matches(".toml"), &text).unwrap_or_else(|error| panic!("{}: {error:?}", path.display()))
+}
+
+fn skips() -> HashMap<String, String> {
+    let path = repo_root().join("tests/data/reference/skips.toml");
+    let document: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let table = document.get("skip").and_then(toml::Value::as_table).cloned().unwrap_or_default();
+    table.into_iter().map(|(key, reason)| (key, reason.as_str().expect("a skip reason is a string").to_string())).collect()
+}
+
+/// Sequences, joins and samples: not event queries.
+fn is_multi_event(query: &str) -> bool {
+    let head = query.trim_start().split(|ch: char| !ch.is_ascii_alphabetic()).next().unwrap_or("");
+    matches!(head, "sequence" | "join" | "sample")
+}
+
+/// Compiles the cases into one bundle and replays `events` (NDJSON) through it.
+fn run_group(cases: &[&Case], events: &str, run: &Run) -> Outcomes {
+    let mut outcomes = Outcomes::new();
+    let options = Options { schema: run.schema, dialect: run.dialect, endgame_case: run.case, declarations: run.declarations };
+    let mut sources = SourceMap::new();
+    let mut checked: Vec<(usize, Checked)> = Vec::new();
+    for (idx, case) in cases.iter().enumerate() {
+        let (rule_sources, _) = rules::split(&format!("{}.eql", case.key), case.query.clone(), FileKind::Eql, &mut sources);
+        let mut rule = driver::check_rule(&rule_sources[0], &sources, &options);
+        let errors: Vec<String> = rule.diags.iter().filter(|diag| diag.is_error()).map(|diag| format!("{}: {}", diag.code, diag.message)).collect();
+        if !errors.is_empty() {
+            outcomes.insert(case.key.clone(), Err(format!("does not check: {errors:?}")));
+            continue;
+        }
+        rule.meta.rule_id = Some(idx.to_string());
+        // Alone first, so that a query the back end refuses does not take the others down.
+        let (bytes, diags) = driver::build(std::slice::from_ref(&rule), run.schema);
+        if bytes.is_none() {
+            let diags: Vec<String> = diags.iter().map(|diag| format!("{}: {}", diag.code, diag.message)).collect();
+            outcomes.insert(case.key.clone(), Err(format!("does not build: {diags:?}")));
+            continue;
+        }
+        checked.push((idx, rule));
+    }
+    if checked.is_empty() {
+        return outcomes;
+    }
+    let rules: Vec<Checked> = checked.into_iter().map(|(_, rule)| rule).collect();
+    let (bytes, diags) = driver::build(&rules, run.schema);
+    let bytes = bytes.unwrap_or_else(|| panic!("the group does not build: {diags:?}"));
+    let program = Program::load(&bytes).unwrap_or_else(|error| panic!("eqlc wrote a bundle the runtime refuses: {error}")).with_declared(run.declared.clone());
+    let mut alerts = Vec::new();
+    let options = ReplayOptions { order: run.order, ..ReplayOptions::default() };
+    let mut replay = Replay::new(Arc::new(program), options, &mut alerts).expect("the engine starts");
+    let mut bad = Vec::new();
+    replay.read_all("events", events.as_bytes(), &mut |line| bad.push(line.to_string())).unwrap();
+    let summary = replay.finish().unwrap();
+    assert!(bad.is_empty(), "the suite's events are all valid: {bad:?}");
+    for rule in &summary.rules {
+        assert_eq!(rule.traps, 0, "rule {} trapped", rule.id);
+    }
+    let mut returned: HashMap<usize, Vec<i64>> = HashMap::new();
+    for line in String::from_utf8(alerts).unwrap().lines() {
+        let alert: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|error| panic!("alert `{line}` is not JSON: {error}"));
+        let rule: usize = alert["rule"]["id"].as_str().unwrap().parse().unwrap();
+        let ids = returned.entry(rule).or_default();
+        for event in alert["events"].as_array().unwrap() {
+            ids.push(event_id(event, run.id_field));
+        }
+    }
+    for rule in &rules {
+        let idx: usize = rule.meta.rule_id.as_ref().unwrap().parse().unwrap();
+        let mut ids = returned.remove(&idx).unwrap_or_default();
+        if let Some(size) = cases[idx].size {
+            ids.truncate(size);
+        }
+        outcomes.insert(cases[idx].key.clone(), Ok(ids));
+    }
+    outcomes
+}
+
+fn event_id(event: &serde_json::Value, field: &str) -> i64 {
+    let value = event.get(field).or_else(|| field.split('.').try_fold(event, |value, key| value.get(key)));
+    value.and_then(serde_json::Value::as_i64).unwrap_or_else(|| panic!("alert event without `{field}`: {event}"))
+}
+
+/// Checks every case against its outcome; returns the report lines of failures.
+fn compare(cases: &[&Case], outcomes: &Outcomes, mode: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    for case in cases {
+        match outcomes.get(&case.key) {
+            Some(Ok(ids)) if case.expected.iter().any(|expected| expected == ids) => {}
+            Some(Ok(ids)) => failures.push(format!("{} [{mode}] `{}`: expected {:?}, got {ids:?}", case.key, case.query.trim(), case.expected[0])),
+            Some(Err(message)) => failures.push(format!("{} [{mode}] `{}`: {message}", case.key, case.query.trim())),
+            None => failures.push(format!("{} [{mode}]: no outcome", case.key)),
+        }
+    }
+    failures
+}
+
+fn python_functions() -> (Vec<Declaration>, Vec<DeclaredFn>) {
+    let declarations = vec![Declaration::parse("echo(any)->any").unwrap(), Declaration::parse("reverse(keyword)->keyword").unwrap()];
+    let echo: DeclaredFn = Arc::new(|args: &[Value]| args.first().cloned().unwrap_or(Value::Null));
+    let reverse: DeclaredFn = Arc::new(|args: &[Value]| match args.first() {
+        Some(Value::Str(text)) => Value::Str(text.chars().rev().collect()),
+        _ => Value::Null,
+    });
+    (declarations, vec![echo, reverse])
+}
+
+fn json_array_to_ndjson(events: &[serde_json::Value]) -> String {
+    events.iter().map(|event| format!("{event}\n")).collect()
+}
+
+#[test]
+fn python_suite_event_queries_replay_with_the_reference_answers() {
+    let Some(shared) = shared_dir("python eql suite through the replay chain") else { return };
+    let dir = shared.join("conformance/eql-python");
+    let events: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("test_data.json")).unwrap()).unwrap();
+    let ndjson = json_array_to_ndjson(&events);
+    let document: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("test_queries.toml")).unwrap()).unwrap();
+    let skips = skips();
+    let mut cases = Vec::new();
+    let mut flags = HashMap::new();
+    let (mut multi, mut skipped) = (0, 0);
+    for (idx, table) in document["queries"].as_array().unwrap().iter().enumerate() {
+        let query = table["query"].as_str().unwrap().to_string();
+        let key = format!("python:{}", idx + 1);
+        if is_multi_event(&query) {
+            multi += 1;
+            continue;
+        }
+        if skips.contains_key(&key) {
+            skipped += 1;
+            continue;
+        }
+        let expected = table["expected_event_ids"].as_array().unwrap().iter().map(|id| id.as_integer().unwrap()).collect();
+        let flag = |name: &str| table.get(name).and_then(toml::Value::as_bool).unwrap_or(false);
+        flags.insert(key.clone(), (flag("case_sensitive"), flag("case_insensitive")));
+        cases.push(Case { key, query, expected: vec![expected], size: None });
+    }
+    let schema = load_schema("python-eql.toml");
+    let (declarations, declared) = python_functions();
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for (case, mode, wanted) in [(EndgameCase::Sensitive, "case-sensitive", 0), (EndgameCase::Insensitive, "case-insensitive", 1)] {
+        let group: Vec<&Case> = cases
+            .iter()
+            .filter(|case| {
+                let (sensitive, insensitive) = flags[&case.key];
+                !(sensitive || insensitive) || (wanted == 0 && sensitive) || (wanted == 1 && insensitive)
+            })
+            .collect();
+        let run = Run {
+            schema: &schema,
+            dialect: Dialect::Endgame,
+            case,
+            declarations: &declarations,
+            declared: declared.clone(),
+            order: Order::Input,
+            id_field: "serial_event_id",
+        };
+        let outcomes = run_group(&group, &ndjson, &run);
+        runs += group.len();
+        failures.extend(compare(&group, &outcomes, mode));
+    }
+    eprintln!(
+        "python eql suite: {} event queries ({runs} runs over both case modes), {multi} sequences/joins deferred, {skipped} skipped (tests/data/reference/skips.toml), {} failures",
+        cases.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{} of {runs} runs differ from python eql:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The Elasticsearch QA specs, each with the index it runs against (see
+/// ../shared/conformance/elasticsearch/README.md).
+#[test]
+fn elasticsearch_suite_event_queries_replay_with_the_reference_answers() {
+    let Some(shared) = shared_dir("Elasticsearch QA suites through the replay chain") else { return };
+    let dir = shared.join("conformance/elasticsearch");
+    let endgame: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(shared.join("conformance/eql-python/test_data.json")).unwrap()).unwrap();
+    let skips = skips();
+    let millis = load_schema("es-millis.toml");
+    let nanos = load_schema("es-nanos.toml");
+    let mut failures = Vec::new();
+    let (mut total, mut multi, mut skipped) = (0, 0, 0);
+    for (spec, data, id_field) in [
+        ("test_queries.toml", "endgame", "serial_event_id"),
+        ("additional_test_queries.toml", "endgame", "serial_event_id"),
+        ("test_queries_date.toml", "endgame", "serial_event_id"),
+        ("test_queries_date_nanos.toml", "endgame-nanos", "serial_event_id"),
+        ("test_extra.toml", "extra.data", "sequence"),
+        ("test_missing_events.toml", "missing-events.data", "sequence"),
+        ("test_sample.toml", "sample", "id"),
+        ("test_sample_multi.toml", "sample-multi.data", "id"),
+    ] {
+        let cases: Vec<Case> = es_cases(&dir.join(spec));
+        let runnable: Vec<&Case> = cases
+            .iter()
+            .filter(|case| {
+                if is_multi_event(&case.query) {
+                    multi += 1;
+                    false
+                } else if skips.contains_key(&case.key) {
+                    skipped += 1;
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        if runnable.is_empty() {
+            continue;
+        }
+        total += runnable.len();
+        let (events, schema) = match data {
+            "endgame" => (es_endgame_events(&endgame, false), &millis),
+            "endgame-nanos" => (es_endgame_events(&endgame, true), &nanos),
+            file => (es_data_events(&dir.join("data").join(file), id_field), &millis),
+        };
+        let run = Run {
+            schema,
+            dialect: Dialect::Elasticsearch,
+            case: EndgameCase::Insensitive,
+            declarations: &[],
+            declared: Vec::new(),
+            order: Order::Timestamp,
+            id_field,
+        };
+        let outcomes = run_group(&runnable, &events, &run);
+        failures.extend(compare(&runnable, &outcomes, spec));
+    }
+    eprintln!(
+        "Elasticsearch QA suites: {total} event queries, {multi} sequences/samples deferred, {skipped} skipped (tests/data/reference/skips.toml), {} failures",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{} of {total} queries differ from Elasticsearch:\n{}", failures.len(), failures.join("\n"));
+}
+
+fn es_cases(path: &Path) -> Vec<Case> {
+    let text = es_toml_nulls(&std::fs::read_to_string(path).unwrap());
+    let document: toml::Table = toml::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let mut cases = Vec::new();
+    for value in document.values() {
+        let tables: Vec<&toml::Table> = match value {
+            toml::Value::Array(items) => items.iter().filter_map(toml::Value::as_table).collect(),
+            toml::Value::Table(table) => vec![table],
+            _ => Vec::new(),
+        };
+        for table in tables {
+            let Some(query) = table.get("query").and_then(toml::Value::as_str) else { continue };
+            let name = table.get("name").and_then(toml::Value::as_str).unwrap_or("?");
+            let ids = table.get("expected_event_ids").and_then(toml::Value::as_array).cloned().unwrap_or_default();
+            let flat = |items: &[toml::Value]| items.iter().filter_map(toml::Value::as_integer).collect::<Vec<i64>>();
+            let expected = if ids.iter().all(toml::Value::is_array) && !ids.is_empty() {
+                ids.iter().map(|alternative| flat(alternative.as_array().unwrap())).collect()
+            } else {
+                vec![flat(&ids)]
+            };
+            let size = table.get("size").and_then(toml::Value::as_integer).map(|size| size as usize);
+            cases.push(Case { key: format!("es:{name}"), query: query.to_string(), expected, size });
+        }
+    }
+    cases
+}
+
+/// The endgame events as the ES loader indexes them: `@timestamp` = FILETIME ticks
+/// / 10000 − 11644473600000 (epoch milliseconds), in (`@timestamp`, `serial_event_id`)
+/// order (the replay keeps input order among equal timestamps).
+fn es_endgame_events(events: &[serde_json::Value], nanos: bool) -> String {
+    let mut events: Vec<serde_json::Value> = events.to_vec();
+    for event in &mut events {
+        let ticks = event["timestamp"].as_i64().unwrap();
+        if !nanos {
+            event["@timestamp"] = serde_json::Value::from(ticks / 10_000 - 11_644_473_600_000);
+        }
+    }
+    events.sort_by_key(|event| event["serial_event_id"].as_i64().unwrap());
+    json_array_to_ndjson(&events)
+}
+
+/// A `.data` file (a JSON array, possibly with `//` comment lines), ordered by its id
+/// field so that equal timestamps keep the tiebreaker's order.
+fn es_data_events(path: &Path, id_field: &str) -> String {
+    let text: String =
+        std::fs::read_to_string(path).unwrap().lines().filter(|line| !line.trim_start().starts_with("//")).map(|line| format!("{line}\n")).collect();
+    let mut events: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    events.sort_by_key(|event| event.get(id_field).and_then(serde_json::Value::as_i64).unwrap_or(i64::MAX));
+    json_array_to_ndjson(&events)
+}
