@@ -331,12 +331,30 @@ fn es_endgame_events(events: &[serde_json::Value], nanos: bool) -> String {
     json_array_to_ndjson(&events)
 }
 
-/// A `.data` file (a JSON array, possibly with `//` comment lines), ordered by its id
-/// field so that equal timestamps keep the tiebreaker's order.
+/// A `.data` file (a JSON array, possibly with `//` comment lines), indexed as the ES
+/// loader does it: a JSON `null` in a field whose mapping has a `null_value` becomes
+/// that value. Ordered by the id field, so that equal timestamps keep the
+/// tiebreaker's order.
 fn es_data_events(path: &Path, id_field: &str) -> String {
-    let text: String =
-        std::fs::read_to_string(path).unwrap().lines().filter(|line| !line.trim_start().starts_with("//")).map(|line| format!("{line}\n")).collect();
-    let mut events: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let without_comments = |path: &Path, comment: &str| -> String {
+        std::fs::read_to_string(path).unwrap().lines().filter(|line| !line.trim_start().starts_with(comment)).map(|line| format!("{line}\n")).collect()
+    };
+    let mut events: Vec<serde_json::Value> =
+        serde_json::from_str(&without_comments(path, "//")).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let mapping: serde_json::Value = serde_json::from_str(&without_comments(&path.with_extension("mapping"), "#")).unwrap();
+    let null_values: Vec<(String, serde_json::Value)> = mapping["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(field, definition)| Some((field.clone(), definition.get("null_value")?.clone())))
+        .collect();
+    for event in &mut events {
+        for (field, value) in &null_values {
+            if event.get(field).is_some_and(serde_json::Value::is_null) {
+                event[field] = value.clone();
+            }
+        }
+    }
     events.sort_by_key(|event| event.get(id_field).and_then(serde_json::Value::as_i64).unwrap_or(i64::MAX));
     json_array_to_ndjson(&events)
 }
