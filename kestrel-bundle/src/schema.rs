@@ -332,7 +332,61 @@ pub struct Schema {
     pub timestamp_unit: TimestampUnit,
     /// When `true`, fields that are not listed are allowed and typed at run time.
     pub dynamic: bool,
+    /// How process lineage (`descendant of`, `child of`, `event of`) is tracked.
+    pub lineage: Lineage,
     fields: Vec<FieldDef>,
+}
+
+/// The fields and values the runtime's process tracker reads for lineage
+/// (docs/semantics.md, "Lineage"): a process event whose `subtype_field` is one of
+/// `create_values` creates `pid_field` as a child of `ppid_field`; one of
+/// `terminate_values` ends it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lineage {
+    /// The process id of the event's process.
+    pub pid_field: String,
+    /// The process id of its parent.
+    pub ppid_field: String,
+    /// What happened to the process (created, terminated, ...).
+    pub subtype_field: String,
+    /// The category of process events.
+    pub process_category: String,
+    /// Subtypes that create a process.
+    pub create_values: Vec<LineageValue>,
+    /// Subtypes that end one.
+    pub terminate_values: Vec<LineageValue>,
+}
+
+/// A value of a lineage subtype field: a string or an integer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LineageValue {
+    /// An integer (endgame opcodes).
+    Long(i64),
+    /// A string (ECS `event.type`).
+    Str(String),
+}
+
+impl std::fmt::Display for LineageValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LineageValue::Long(value) => write!(f, "{value}"),
+            LineageValue::Str(text) => write!(f, "{}", quote(text)),
+        }
+    }
+}
+
+impl Default for Lineage {
+    /// ECS: `process.pid`, `process.parent.pid`, and `event.type` `start` / `end`.
+    fn default() -> Lineage {
+        Lineage {
+            pid_field: "process.pid".to_string(),
+            ppid_field: "process.parent.pid".to_string(),
+            subtype_field: "event.type".to_string(),
+            process_category: "process".to_string(),
+            create_values: vec![LineageValue::Str("start".to_string())],
+            terminate_values: vec![LineageValue::Str("end".to_string())],
+        }
+    }
 }
 
 /// Which part of a schema a validation problem is about (used to locate it in a file).
@@ -408,7 +462,7 @@ impl Schema {
                 return Err((Culprit::Field(child.name.clone()), SchemaError::new(msg)));
             }
         }
-        let schema = Schema { name, category_field, timestamp_field, timestamp_unit, dynamic, fields };
+        let schema = Schema { name, category_field, timestamp_field, timestamp_unit, dynamic, lineage: Lineage::default(), fields };
         schema.check_special_fields()?;
         Ok(schema)
     }
@@ -475,6 +529,7 @@ impl Schema {
                 timestamp_field: "@timestamp".to_string(),
                 timestamp_unit: TimestampUnit::Rfc3339,
                 dynamic: true,
+                lineage: Lineage::default(),
                 fields: Vec::new(),
             }),
             _ => None,
@@ -561,6 +616,17 @@ impl Schema {
         out.push_str(&format!("timestamp_field = {}\n", quote(&self.timestamp_field)));
         out.push_str(&format!("timestamp_unit = {}\n", quote(self.timestamp_unit.as_str())));
         out.push_str(&format!("dynamic = {}\n", self.dynamic));
+        if self.lineage != Lineage::default() {
+            let lineage = &self.lineage;
+            let list = |values: &[LineageValue]| values.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            out.push_str("\n[lineage]\n");
+            out.push_str(&format!("pid_field = {}\n", quote(&lineage.pid_field)));
+            out.push_str(&format!("ppid_field = {}\n", quote(&lineage.ppid_field)));
+            out.push_str(&format!("subtype_field = {}\n", quote(&lineage.subtype_field)));
+            out.push_str(&format!("process_category = {}\n", quote(&lineage.process_category)));
+            out.push_str(&format!("create_values = [{}]\n", list(&lineage.create_values)));
+            out.push_str(&format!("terminate_values = [{}]\n", list(&lineage.terminate_values)));
+        }
         out.push_str("\n[fields]\n");
         for field in &self.fields {
             out.push_str(&quote(&field.name));

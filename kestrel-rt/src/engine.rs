@@ -81,6 +81,8 @@ pub struct Stats {
     pub batches: u64,
     /// Events whose fields did not fit the guest's data region; not evaluated.
     pub oversized: u64,
+    /// Processes the lineage tracker could not track (its sets were full).
+    pub lineage_dropped: u64,
     pub rules: Vec<RuleStats>,
 }
 
@@ -105,6 +107,8 @@ pub struct Engine {
     /// Role-0 predicate ids by category (last entry: "any").
     candidates: HashMap<Option<u32>, Vec<u32>>,
     pub stats: Stats,
+    /// The process tracker, when a rule uses lineage.
+    lineage: Option<crate::lineage::Tracker>,
     profiling: bool,
     _ticker: Ticker,
 }
@@ -209,8 +213,9 @@ impl Engine {
             })
             .collect();
         let stats = Stats { rules: vec![RuleStats::default(); bundle.rules.len()], ..Stats::default() };
+        let lineage = bundle.lineage.as_ref().map(crate::lineage::Tracker::new);
         let ticker = Ticker::start(program.engine.clone());
-        Ok(Engine { program, store, memory, eval, predicates, values, layout, slots, rules, candidates, stats, profiling: false, _ticker: ticker })
+        Ok(Engine { program, store, memory, eval, predicates, values, layout, slots, rules, candidates, stats, lineage, profiling: false, _ticker: ticker })
     }
 
     /// Estimate per-rule evaluation time ([`RuleStats::time`]).
@@ -302,6 +307,9 @@ impl Engine {
     fn evaluate(&mut self, events: &[Event], written: &[usize], first_index: usize, alerts: &mut Vec<Alert>) {
         self.stats.batches += 1;
         self.stats.events += written.len() as u64;
+        if self.lineage.is_some() {
+            self.answer_lineage(events, written);
+        }
         let count = written.len() as i32;
         let total = loop {
             self.store.set_epoch_deadline(DEADLINE_TICKS);
@@ -345,6 +353,48 @@ impl Engine {
                 emit(rule, outputs, &mut self.stats.rules[rule], alerts);
             }
         }
+    }
+
+    /// Runs the lineage tests over the batch, event by event, in the bundle's order
+    /// (inner tests first), and writes each answer to the test's slot of the event.
+    fn answer_lineage(&mut self, events: &[Event], written: &[usize]) {
+        let Some(mut tracker) = self.lineage.take() else { return };
+        let layout = self.layout;
+        let stride = (layout.slot_count * SLOT_SIZE) as usize;
+        let disabled_base = (layout.results_offset + layout.batch_capacity * layout.result_count) as usize;
+        let table = tracker.table().clone();
+        let program = self.program.clone();
+        for (test, node) in table.nodes.iter().enumerate() {
+            let source = node.source as usize;
+            let predicate = &program.bundle.functions.predicates[source];
+            for (slot, offset) in written.iter().enumerate() {
+                let event = &events[*offset];
+                let runs = predicate.category.is_none_or(|category| event.categories.contains(&category));
+                let matched = runs && self.memory.data(&self.store)[disabled_base + source] == 0 && {
+                    self.store.set_epoch_deadline(DEADLINE_TICKS);
+                    match self.predicates[source].call(&mut self.store, slot as i32) {
+                        Ok(truth) => truth == 1,
+                        Err(_) => {
+                            self.memory.data_mut(&mut self.store)[disabled_base + source] = 1;
+                            self.stats.rules[predicate.rule as usize].traps += 1;
+                            false
+                        }
+                    }
+                };
+                let fields = crate::lineage::ProcessFields {
+                    is_process: event.categories.contains(&table.process_category),
+                    pid: event_field(event, table.pid_field),
+                    ppid: event_field(event, table.ppid_field),
+                    subtype: event_field(event, table.subtype_field),
+                };
+                let answer = tracker.step(test, &fields, matched);
+                let at = layout.slots_offset as usize + slot * stride + node.slot as usize * SLOT_SIZE as usize;
+                let mut area = Area::new(0, 0);
+                let _ = guest::write(self.memory.data_mut(&mut self.store), at, &Value::Bool(answer), &mut area);
+            }
+        }
+        self.stats.lineage_dropped = tracker.dropped;
+        self.lineage = Some(tracker);
     }
 
     /// Times each enabled event condition alone over the batch's events of its
@@ -432,6 +482,10 @@ impl Engine {
     pub fn host_failures(&self) -> u64 {
         self.store.data().host_failures
     }
+}
+
+fn event_field(event: &Event, index: u32) -> Option<&Value> {
+    event.fields.get(index as usize).and_then(Option::as_ref)
 }
 
 fn emit(rule: usize, outputs: Vec<Output<EventRef>>, stats: &mut RuleStats, alerts: &mut Vec<Alert>) {

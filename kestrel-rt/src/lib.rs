@@ -10,6 +10,7 @@ pub mod engine;
 pub mod functions;
 pub mod guest;
 pub mod host;
+pub mod lineage;
 pub mod ndjson;
 pub mod pipes;
 pub mod program;

@@ -61,11 +61,13 @@ pub struct ExprGen<'a> {
     pub patterns: &'a mut Patterns,
     pub f: FnBuilder,
     bindings: HashMap<u32, u32>,
+    /// The slot address (within an event's slots) of each lineage test of the rule.
+    pub lineage_slots: HashMap<ExprId, u32>,
 }
 
 impl<'a> ExprGen<'a> {
     pub fn new(rule: &'a tir::Rule, lib: &'a Library, consts: &'a mut Consts, fields: &'a FieldSlots, patterns: &'a mut Patterns, params: u32) -> ExprGen<'a> {
-        ExprGen { rule, lib, consts, fields, patterns, f: FnBuilder::new(params), bindings: HashMap::new() }
+        ExprGen { rule, lib, consts, fields, patterns, f: FnBuilder::new(params), bindings: HashMap::new(), lineage_slots: HashMap::new() }
     }
 
     fn emit(&mut self, instruction: Instruction<'static>) {
@@ -221,6 +223,11 @@ impl<'a> ExprGen<'a> {
                 self.host_call(host_function(func).unwrap_or(0), &args, flags);
             }
             ExprKind::ArrayFn { func: Func::ArrayCount, array, binding, body } => self.array_count(array, binding, body),
+            // The host writes the test's answer (a boolean) to its slot before `eval`.
+            ExprKind::Lineage { .. } if self.lineage_slots.contains_key(&id) => {
+                let address = self.lineage_slots[&id];
+                self.event_slot(address);
+            }
             ExprKind::StepField { .. } | ExprKind::Lineage { .. } | ExprKind::Error => {
                 // The planner rejects these before code generation.
                 self.emit(Instruction::Unreachable);

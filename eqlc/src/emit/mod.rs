@@ -61,7 +61,21 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
             _ => None,
         })
         .collect();
-    let categories = plan::categories(event_queries.iter().copied());
+    // Lineage tests, inner ones before the tests whose subquery uses them.
+    let lineage_tests: Vec<(usize, tir::ExprId)> =
+        rules.iter().enumerate().flat_map(|(rule_idx, rule)| lineage_postorder(rule).into_iter().map(move |id| (rule_idx, id))).collect();
+    let lineage_queries: Vec<&tir::EventQuery> = lineage_tests
+        .iter()
+        .filter_map(|(rule_idx, id)| match &rules[*rule_idx].expr(*id).kind {
+            ExprKind::Lineage { query, .. } => Some(query.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let mut categories = plan::categories(event_queries.iter().copied().chain(lineage_queries.iter().copied()));
+    if !lineage_tests.is_empty() && !categories.contains(&schema.lineage.process_category) {
+        categories.push(schema.lineage.process_category.clone());
+        categories.sort();
+    }
 
     // Predicates and value functions, in rule order.
     let mut predicates: Vec<(usize, Predicate, tir::ExprId)> = Vec::new();
@@ -111,10 +125,43 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         });
     }
 
+    // Each lineage test gets a source predicate (role 2).
+    let mut lineage_nodes = Vec::new();
+    for (rule_idx, id) in &lineage_tests {
+        let ExprKind::Lineage { relation, query } = &rules[*rule_idx].expr(*id).kind else { continue };
+        let category = match &query.category {
+            tir::Category::Named(name) => categories.iter().position(|known| known == name).map(|idx| idx as u32),
+            tir::Category::Any => None,
+        };
+        predicates.push((*rule_idx, Predicate { rule: *rule_idx as u32, role: PredicateRole::LineageSource, category }, query.condition));
+        let relation = match relation {
+            tir::Relation::Descendant => format::Relation::Descendant,
+            tir::Relation::Child => format::Relation::Child,
+            tir::Relation::Event => format::Relation::Event,
+        };
+        lineage_nodes.push(format::LineageNode { relation, source: predicates.len() as u32 - 1, slot: 0 });
+    }
+
     // Slot addresses are offsets within an event's slots; code adds the event's base.
-    let fields = FieldSlots::plan(rules.iter().copied(), schema, 0);
-    let layout = Layout::plan_batched(BATCH_CAPACITY, fields.slot_count(), CATEGORY_CAPACITY, predicates.len() as u32, DATA_CAPACITY, HEAP_CAPACITY);
-    let slot_stride = fields.slot_count() * kestrel_bundle::abi::SLOT_SIZE;
+    // The lineage tests' slots come after the fields'.
+    let lineage = &schema.lineage;
+    let tracker_fields: Vec<String> =
+        if lineage_nodes.is_empty() { Vec::new() } else { vec![lineage.pid_field.clone(), lineage.ppid_field.clone(), lineage.subtype_field.clone()] };
+    let fields = FieldSlots::plan(rules.iter().copied(), &tracker_fields, schema, 0);
+    for (idx, node) in lineage_nodes.iter_mut().enumerate() {
+        node.slot = fields.slot_count() + idx as u32;
+    }
+    let slot_count = fields.slot_count() + lineage_nodes.len() as u32;
+    let layout = Layout::plan_batched(BATCH_CAPACITY, slot_count, CATEGORY_CAPACITY, predicates.len() as u32, DATA_CAPACITY, HEAP_CAPACITY);
+    let slot_stride = slot_count * kestrel_bundle::abi::SLOT_SIZE;
+    let lineage_slots = |rule_idx: usize| -> std::collections::HashMap<tir::ExprId, u32> {
+        lineage_tests
+            .iter()
+            .zip(&lineage_nodes)
+            .filter(|((rule, _), _)| *rule == rule_idx)
+            .map(|((_, id), node)| (*id, node.slot * kestrel_bundle::abi::SLOT_SIZE))
+            .collect()
+    };
     // Constants go after the last region, up to the end of memory.
     let mut consts = consts::Consts::new(layout.heap_offset + layout.heap_capacity);
     let mut patterns = Patterns::default();
@@ -122,6 +169,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
     let mut predicate_fns = Vec::new();
     for (rule_idx, _, condition) in &predicates {
         let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
+        generator.lineage_slots = lineage_slots(*rule_idx);
         generator.select_event(layout.slots_offset, slot_stride);
         generator.reset_heap();
         generator.cond(*condition);
@@ -130,6 +178,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
     let mut value_fns = Vec::new();
     for (rule_idx, expr) in &values {
         let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
+        generator.lineage_slots = lineage_slots(*rule_idx);
         generator.select_event(layout.slots_offset, slot_stride);
         generator.reset_heap();
         let case = rules[*rule_idx].pipe_key_case;
@@ -165,8 +214,42 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         patterns: format::Patterns { regexes: patterns.regexes, cidr_sets: patterns.cidr_sets },
         wasm,
         sequences: None,
+        lineage: None,
     };
+    let index_of = |name: &str| bundle.fields.iter().position(|field| field.name == name).unwrap_or_default() as u32;
+    let lineage_table = (!lineage_nodes.is_empty()).then(|| format::LineageTable {
+        pid_field: index_of(&lineage.pid_field),
+        ppid_field: index_of(&lineage.ppid_field),
+        subtype_field: index_of(&lineage.subtype_field),
+        process_category: bundle.functions.categories.iter().position(|name| *name == lineage.process_category).unwrap_or_default() as u32,
+        create_values: lineage.create_values.clone(),
+        terminate_values: lineage.terminate_values.clone(),
+        nodes: lineage_nodes,
+    });
+    let bundle = Bundle { lineage: lineage_table, ..bundle };
     (Some(bundle), Vec::new())
+}
+
+/// The lineage tests of a rule, each after the tests inside its own subquery.
+fn lineage_postorder(rule: &tir::Rule) -> Vec<tir::ExprId> {
+    fn visit(rule: &tir::Rule, id: tir::ExprId, out: &mut Vec<tir::ExprId>) {
+        for child in rule.expr(id).kind.children() {
+            visit(rule, child, out);
+        }
+        if matches!(rule.expr(id).kind, ExprKind::Lineage { .. }) {
+            out.push(id);
+        }
+    }
+    let mut out = Vec::new();
+    if let tir::Query::Event(query) = &rule.query {
+        visit(rule, query.condition, &mut out);
+    }
+    for pipe in &rule.pipes {
+        if let tir::Pipe::Filter(condition) = pipe {
+            visit(rule, *condition, &mut out);
+        }
+    }
+    out
 }
 
 /// A diagnostic for a rule the back end cannot compile yet.
@@ -188,14 +271,13 @@ fn unsupported(input: &Input) -> Option<Diagnostic> {
     }
     for node in &input.rule.exprs {
         let construct = match &node.kind {
-            ExprKind::Lineage { .. } => "lineage (`descendant of`, `child of`, `event of`)",
             ExprKind::StepField { .. } => "a reference to another event",
             _ => continue,
         };
         return Some(
             Diagnostic::new(Code::E0701, format!("{construct} cannot be compiled into a bundle yet"))
                 .primary(node.span, "not supported by the back end yet")
-                .note("lineage needs the runtime's process tree, which comes with the sequence engine"),
+                .note("references to other events come with the sequence engine"),
         );
     }
     None

@@ -16,8 +16,10 @@ pub struct FieldSlots {
 impl FieldSlots {
     /// Collects every field the rules read and numbers their slots: fields in name
     /// order, then the folded copies.
-    pub fn plan<'r>(rules: impl IntoIterator<Item = &'r tir::Rule>, schema: &Schema, slots_offset: u32) -> FieldSlots {
-        let mut used: BTreeMap<String, bool> = BTreeMap::new();
+    /// `extra` names fields the host reads besides those of the rules (the lineage
+    /// tracker's).
+    pub fn plan<'r>(rules: impl IntoIterator<Item = &'r tir::Rule>, extra: &[String], schema: &Schema, slots_offset: u32) -> FieldSlots {
+        let mut used: BTreeMap<String, bool> = extra.iter().map(|name| (name.clone(), false)).collect();
         for rule in rules {
             if rule.pipe_key_case == Case::Insensitive {
                 for pipe in &rule.pipes {

@@ -89,6 +89,22 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
         let blocks: Vec<String> = set.iter().map(ToString::to_string).collect();
         writeln!(out, "  {id:>3}  [{}]", blocks.join(", "))?;
     }
+    if let Some(table) = &bundle.lineage {
+        let field = |index: u32| bundle.fields.get(index as usize).map_or("(out of range)", |field| field.name.as_str());
+        let values = |values: &[super::LineageValue]| values.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        writeln!(out)?;
+        writeln!(out, "lineage: pid {:?}, ppid {:?}, subtype {:?}", field(table.pid_field), field(table.ppid_field), field(table.subtype_field))?;
+        let category = bundle.functions.categories.get(table.process_category as usize).map_or("(out of range)", String::as_str);
+        writeln!(out, "  process events: category {category:?}; create [{}], terminate [{}]", values(&table.create_values), values(&table.terminate_values))?;
+        for (index, node) in table.nodes.iter().enumerate() {
+            let relation = match node.relation {
+                super::Relation::Descendant => "descendant of",
+                super::Relation::Child => "child of",
+                super::Relation::Event => "event of",
+            };
+            writeln!(out, "  test {index}: {relation:<13} source predicate {}, slot {}", node.source, node.slot)?;
+        }
+    }
 
     writeln!(out)?;
     writeln!(out, "wasm       {} bytes, fnv1a64 {:#018x}", bundle.wasm.len(), fnv1a64(&bundle.wasm))?;
@@ -130,6 +146,7 @@ fn write_rule(out: &mut String, bundle: &Bundle, index: usize, rule: &Rule) -> s
         let role = match predicate.role {
             PredicateRole::EventCondition => "event condition",
             PredicateRole::PipeFilter => "pipe filter",
+            PredicateRole::LineageSource => "lineage source",
         };
         let category = match predicate.category {
             None => "any category".to_string(),

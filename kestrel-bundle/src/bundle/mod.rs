@@ -16,6 +16,7 @@ mod validate;
 mod write;
 
 use crate::abi::{MAX_CALL_ARGS, RESERVED_BYTES, SLOT_SIZE};
+pub use crate::schema::LineageValue;
 use crate::schema::{FieldType, TimestampUnit};
 use std::fmt;
 use std::net::IpAddr;
@@ -61,6 +62,51 @@ pub struct Bundle {
     pub wasm: Vec<u8>,
     /// The raw `SEQUENCES` section body, when present; its format comes later.
     pub sequences: Option<Vec<u8>>,
+    /// The `LINEAGE` section, when a rule uses `descendant of`, `child of` or `event of`.
+    pub lineage: Option<LineageTable>,
+}
+
+/// The `LINEAGE` section: what the runtime's process tracker reads, and the lineage
+/// tests it answers (docs/bundle-format.md, docs/semantics.md "Lineage").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineageTable {
+    /// Index into [`Bundle::fields`] of the process id field.
+    pub pid_field: u32,
+    /// Index into [`Bundle::fields`] of the parent process id field.
+    pub ppid_field: u32,
+    /// Index into [`Bundle::fields`] of the field telling creation from termination.
+    pub subtype_field: u32,
+    /// The category id (into [`Functions::categories`]) of process events.
+    pub process_category: u32,
+    /// Subtype values that create a process.
+    pub create_values: Vec<LineageValue>,
+    /// Subtype values that end one.
+    pub terminate_values: Vec<LineageValue>,
+    /// The lineage tests, inner ones before the ones whose subquery uses them.
+    pub nodes: Vec<LineageNode>,
+}
+
+/// One lineage test: its answer for each event goes to `slot` (a boolean), before the
+/// event's predicates run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineageNode {
+    /// Which relation the event's process must have.
+    pub relation: Relation,
+    /// The role-2 predicate (the subquery) that marks processes as sources.
+    pub source: u32,
+    /// The slot the host writes the answer to; no field uses it.
+    pub slot: u32,
+}
+
+/// The relation of a lineage test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Relation {
+    /// `descendant of [q]` (code 0).
+    Descendant,
+    /// `child of [q]` (code 1).
+    Child,
+    /// `event of [q]`: the same process (code 2).
+    Event,
 }
 
 /// The `MANIFEST` section.
@@ -326,6 +372,9 @@ pub enum PredicateRole {
     EventCondition,
     /// Role 1: a `filter` pipe's condition, run by the host through `pred_<id>`.
     PipeFilter,
+    /// Role 2: the subquery of a lineage test, run by the host through `pred_<id>`
+    /// on events of its category, before `eval`.
+    LineageSource,
 }
 
 /// One value function (a key of `unique`, `count`, `sort`, ...).
@@ -471,10 +520,11 @@ pub(crate) enum SectionKind {
     Patterns = 5,
     Wasm = 6,
     Sequences = 7,
+    Lineage = 8,
 }
 
 impl SectionKind {
-    pub(crate) const ALL: [SectionKind; 7] = [
+    pub(crate) const ALL: [SectionKind; 8] = [
         SectionKind::Manifest,
         SectionKind::Fields,
         SectionKind::Rules,
@@ -482,6 +532,7 @@ impl SectionKind {
         SectionKind::Patterns,
         SectionKind::Wasm,
         SectionKind::Sequences,
+        SectionKind::Lineage,
     ];
 
     pub(crate) fn from_u32(kind: u32) -> Option<SectionKind> {
@@ -497,17 +548,18 @@ impl SectionKind {
             SectionKind::Patterns => "PATTERNS",
             SectionKind::Wasm => "WASM",
             SectionKind::Sequences => "SEQUENCES",
+            SectionKind::Lineage => "LINEAGE",
         }
     }
 
     pub(crate) fn required(self) -> bool {
-        self != SectionKind::Sequences
+        !matches!(self, SectionKind::Sequences | SectionKind::Lineage)
     }
 }
 
 /// Encodings of the enumerations, shared by the reader and the writer.
 pub(crate) mod codes {
-    use super::{FieldKind, PredicateRole, RegexAnchor};
+    use super::{FieldKind, PredicateRole, RegexAnchor, Relation};
     use crate::schema::{FieldType, TimestampUnit};
 
     pub(crate) const DYNAMIC: u8 = 255;
@@ -554,11 +606,24 @@ pub(crate) mod codes {
         match role {
             PredicateRole::EventCondition => 0,
             PredicateRole::PipeFilter => 1,
+            PredicateRole::LineageSource => 2,
         }
     }
 
     pub(crate) fn role_of(code: u8) -> Option<PredicateRole> {
-        [PredicateRole::EventCondition, PredicateRole::PipeFilter].into_iter().find(|role| self::role(*role) == code)
+        [PredicateRole::EventCondition, PredicateRole::PipeFilter, PredicateRole::LineageSource].into_iter().find(|role| self::role(*role) == code)
+    }
+
+    pub(crate) fn relation(relation: Relation) -> u8 {
+        match relation {
+            Relation::Descendant => 0,
+            Relation::Child => 1,
+            Relation::Event => 2,
+        }
+    }
+
+    pub(crate) fn relation_of(code: u8) -> Option<Relation> {
+        [Relation::Descendant, Relation::Child, Relation::Event].into_iter().find(|relation| self::relation(*relation) == code)
     }
 
     pub(crate) fn anchor(anchor: RegexAnchor) -> u8 {

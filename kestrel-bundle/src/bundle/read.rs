@@ -6,8 +6,9 @@
 //! Nothing here indexes or allocates without checking the bytes are there first.
 
 use super::{
-    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CidrBlock, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, MAGIC, Manifest,
-    NO_INDEX, Patterns, Pipe, Predicate, Query, RegexPattern, Rule, SectionKind, TABLE_ENTRY_LEN, ValueFn, align8, codes, fnv1a64, validate,
+    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CidrBlock, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageNode,
+    LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query, RegexPattern, Rule, SectionKind, TABLE_ENTRY_LEN, ValueFn, align8,
+    codes, fnv1a64, validate,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -26,6 +27,8 @@ pub(crate) struct Sites {
     pub(crate) regexes: Vec<u64>,
     pub(crate) cidr_blocks: Vec<Vec<u64>>,
     pub(crate) wasm: u64,
+    pub(crate) lineage: u64,
+    pub(crate) lineage_nodes: Vec<u64>,
 }
 
 /// Where the parts of one rule start.
@@ -54,6 +57,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
     let mut patterns = None;
     let mut wasm = None;
     let mut sequences = None;
+    let mut lineage = None;
     for section in &sections {
         let body = bytes.get(section.start..section.end).ok_or_else(|| BundleError::new("section bounds were not checked (reader bug)"))?;
         let mut r = Reader { bytes: body, pos: 0, base: section.start as u64 };
@@ -69,6 +73,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
                 wasm = Some(r.take(body.len(), "the module")?.to_vec());
             }
             SectionKind::Sequences => sequences = Some(r.take(body.len(), "the body")?.to_vec()),
+            SectionKind::Lineage => lineage = Some(read_lineage(&mut r, &mut sites).map_err(|e| e.context(name))?),
         }
         r.finish().map_err(|e| e.context(name))?;
     }
@@ -81,6 +86,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
         patterns: patterns.ok_or_else(|| missing(SectionKind::Patterns))?,
         wasm: wasm.ok_or_else(|| missing(SectionKind::Wasm))?,
         sequences,
+        lineage,
     };
     validate::check(&bundle, Some(&sites))?;
     Ok(bundle)
@@ -371,6 +377,8 @@ mod min_size {
     pub(super) const REGEX: usize = 4 + 1 + 1;
     pub(super) const CIDR_SET: usize = 4;
     pub(super) const CIDR_BLOCK: usize = 1 + 16 + 1;
+    pub(super) const LINEAGE_VALUE: usize = 1 + 4;
+    pub(super) const LINEAGE_NODE: usize = 1 + 4 + 4;
 }
 
 fn read_manifest(r: &mut Reader, sites: &mut Sites) -> Result<Manifest, BundleError> {
@@ -533,7 +541,7 @@ fn read_functions(r: &mut Reader, sites: &mut Sites) -> Result<Functions, Bundle
 
 fn read_predicate(r: &mut Reader) -> Result<Predicate, BundleError> {
     let rule = r.u32("rule")?;
-    let role = r.code("role", "0 (event condition) or 1 (pipe filter)", codes::role_of)?;
+    let role = r.code("role", "0 (event condition), 1 (pipe filter) or 2 (lineage source)", codes::role_of)?;
     let category = r.u32("category")?;
     Ok(Predicate { rule, role, category: (category != NO_INDEX).then_some(category) })
 }
@@ -582,4 +590,32 @@ fn read_block(r: &mut Reader) -> Result<CidrBlock, BundleError> {
     };
     let prefix = r.u8("prefix")?;
     Ok(CidrBlock { address, prefix })
+}
+
+fn read_lineage(r: &mut Reader, sites: &mut Sites) -> Result<LineageTable, BundleError> {
+    sites.lineage = r.offset();
+    let pid_field = r.u32("pid_field")?;
+    let ppid_field = r.u32("ppid_field")?;
+    let subtype_field = r.u32("subtype_field")?;
+    let process_category = r.u32("process_category")?;
+    let value = |r: &mut Reader, index: usize| -> Result<LineageValue, BundleError> {
+        let tag =
+            r.code("value type", "0 (integer) or 1 (string)", |code| (code <= 1).then_some(code)).map_err(|e| e.context(format_args!("value {index}")))?;
+        Ok(match tag {
+            0 => LineageValue::Long(r.u64("integer value")? as i64),
+            _ => LineageValue::Str(r.str("string value")?),
+        })
+    };
+    let create_values = r.vec(min_size::LINEAGE_VALUE, "the create values", value)?;
+    let terminate_values = r.vec(min_size::LINEAGE_VALUE, "the terminate values", value)?;
+    let nodes = r.vec(min_size::LINEAGE_NODE, "the lineage tests", |r, index| {
+        sites.lineage_nodes.push(r.offset());
+        let relation = r
+            .code("relation", "0 (descendant of), 1 (child of) or 2 (event of)", codes::relation_of)
+            .map_err(|e| e.context(format_args!("lineage test {index}")))?;
+        let source = r.u32("source predicate")?;
+        let slot = r.u32("slot")?;
+        Ok(LineageNode { relation, source, slot })
+    })?;
+    Ok(LineageTable { pid_field, ppid_field, subtype_field, process_category, create_values, terminate_values, nodes })
 }

@@ -19,6 +19,7 @@ pub(crate) fn check(bundle: &Bundle, sites: Option<&Sites>) -> Result<(), Bundle
         self::rule(bundle, index, rule, at).map_err(|e| e.context(format_args!("rule {index} ({:?})", rule.id)))?;
     }
     patterns(bundle, at)?;
+    lineage(bundle, at)?;
     wasm(bundle, at)
 }
 
@@ -221,6 +222,7 @@ fn check_predicate(bundle: &Bundle, rule: usize, id: u32, role: PredicateRole) -
     let what = match role {
         PredicateRole::EventCondition => "query predicate",
         PredicateRole::PipeFilter => "filter predicate",
+        PredicateRole::LineageSource => "lineage source predicate",
     };
     let predicates = &bundle.functions.predicates;
     let Some(predicate) = predicates.get(id as usize) else {
@@ -230,6 +232,7 @@ fn check_predicate(bundle: &Bundle, rule: usize, id: u32, role: PredicateRole) -
         let has = match predicate.role {
             PredicateRole::EventCondition => "an event condition (role 0)",
             PredicateRole::PipeFilter => "a pipe filter (role 1)",
+            PredicateRole::LineageSource => "a lineage source (role 2)",
         };
         return Err(format!("{what} {id} is {has}"));
     }
@@ -253,6 +256,53 @@ fn patterns(bundle: &Bundle, at: At) -> Result<(), BundleError> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// The lineage table's indexes are in range, its slots are free and unique, and every
+/// lineage source predicate is the source of exactly one test.
+fn lineage(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    let sources = bundle.functions.predicates.iter().filter(|predicate| predicate.role == PredicateRole::LineageSource).count();
+    let Some(table) = &bundle.lineage else {
+        if sources > 0 {
+            return Err(BundleError::new(format!("{sources} predicates are lineage sources (role 2), but the bundle has no LINEAGE section")));
+        }
+        return Ok(());
+    };
+    let start = at.get(|s| Some(s.lineage));
+    let error = |message: String| BundleError::maybe_at(start, format!("LINEAGE: {message}"));
+    for (what, index) in [("pid_field", table.pid_field), ("ppid_field", table.ppid_field), ("subtype_field", table.subtype_field)] {
+        if index as usize >= bundle.fields.len() {
+            return Err(error(format!("{what} {index} is out of range (there are {} fields)", bundle.fields.len())));
+        }
+    }
+    if table.process_category as usize >= bundle.functions.categories.len() {
+        return Err(error(format!("process_category {} is out of range (there are {} categories)", table.process_category, bundle.functions.categories.len())));
+    }
+    let field_slots: Vec<u32> = bundle.fields.iter().flat_map(|field| [Some(field.slot), field.folded_slot]).flatten().collect();
+    let mut slots = Vec::new();
+    let mut used_sources = Vec::new();
+    for (index, node) in table.nodes.iter().enumerate() {
+        let error = |message: String| BundleError::maybe_at(at.get(|s| s.lineage_nodes.get(index).copied()), format!("LINEAGE: test {index}: {message}"));
+        match bundle.functions.predicates.get(node.source as usize) {
+            None => return Err(error(format!("source predicate {} is out of range", node.source))),
+            Some(predicate) if predicate.role != PredicateRole::LineageSource => {
+                return Err(error(format!("source predicate {} is not a lineage source (role 2)", node.source)));
+            }
+            Some(_) if used_sources.contains(&node.source) => return Err(error(format!("source predicate {} is the source of two tests", node.source))),
+            Some(_) => used_sources.push(node.source),
+        }
+        if node.slot >= bundle.manifest.layout.slot_count {
+            return Err(error(format!("slot {} is out of range (the layout has {} slots)", node.slot, bundle.manifest.layout.slot_count)));
+        }
+        if field_slots.contains(&node.slot) || slots.contains(&node.slot) {
+            return Err(error(format!("slot {} is already in use", node.slot)));
+        }
+        slots.push(node.slot);
+    }
+    if used_sources.len() != sources {
+        return Err(error(format!("{} lineage source predicates are not the source of any test", sources - used_sources.len())));
     }
     Ok(())
 }

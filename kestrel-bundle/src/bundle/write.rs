@@ -1,8 +1,8 @@
 //! The bundle writer: one deterministic encoding of a validated [`Bundle`].
 
 use super::{
-    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, MAGIC, Manifest, NO_INDEX, Patterns,
-    Pipe, Query, Rule, SectionKind, TABLE_ENTRY_LEN, align8, codes, fnv1a64, validate,
+    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageTable, LineageValue, MAGIC,
+    Manifest, NO_INDEX, Patterns, Pipe, Query, Rule, SectionKind, TABLE_ENTRY_LEN, align8, codes, fnv1a64, validate,
 };
 use std::net::IpAddr;
 
@@ -19,6 +19,9 @@ pub(crate) fn write(bundle: &Bundle) -> Result<Vec<u8>, BundleError> {
     ];
     if let Some(sequences) = &bundle.sequences {
         sections.push((SectionKind::Sequences, sequences.clone()));
+    }
+    if let Some(table) = &bundle.lineage {
+        sections.push((SectionKind::Lineage, section(|out| lineage(out, table))?));
     }
 
     let table_end = HEADER_LEN + TABLE_ENTRY_LEN * sections.len();
@@ -281,5 +284,31 @@ fn patterns(out: &mut Writer, patterns: &Patterns) -> Result<(), BundleError> {
             out.u8(block.prefix);
             Ok(())
         })
+    })
+}
+
+fn lineage(out: &mut Writer, table: &LineageTable) -> Result<(), BundleError> {
+    out.u32(table.pid_field);
+    out.u32(table.ppid_field);
+    out.u32(table.subtype_field);
+    out.u32(table.process_category);
+    let value = |out: &mut Writer, value: &LineageValue| match value {
+        LineageValue::Long(number) => {
+            out.u8(0);
+            out.u64(*number as u64);
+            Ok(())
+        }
+        LineageValue::Str(text) => {
+            out.u8(1);
+            out.str(text)
+        }
+    };
+    out.vec(&table.create_values, value)?;
+    out.vec(&table.terminate_values, value)?;
+    out.vec(&table.nodes, |out, node| {
+        out.u8(codes::relation(node.relation));
+        out.u32(node.source);
+        out.u32(node.slot);
+        Ok(())
     })
 }

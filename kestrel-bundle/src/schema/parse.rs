@@ -11,7 +11,8 @@ use super::{Culprit, FieldDef, FieldType, Schema, SchemaError, TimestampUnit, ch
 type Key<'i> = Spanned<DeString<'i>>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
-const TOP_LEVEL_KEYS: &str = "name, category_field, timestamp_field, timestamp_unit, dynamic, fields";
+const TOP_LEVEL_KEYS: &str = "name, category_field, timestamp_field, timestamp_unit, dynamic, lineage, fields";
+const LINEAGE_KEYS: &str = "pid_field, ppid_field, subtype_field, process_category, create_values, terminate_values";
 const FIELD_KEYS: &str = "type, array, produced, values, doc";
 
 /// Parses a whole schema file; `default_name` is used when the file has no `name`.
@@ -25,6 +26,7 @@ pub(super) fn parse_schema(default_name: &str, text: &str) -> Result<Schema, Sch
     let mut timestamp_unit = TimestampUnit::Rfc3339;
     let mut dynamic = false;
     let mut fields = Vec::new();
+    let mut lineage = None;
     let mut field_spans: HashMap<String, Range<usize>> = HashMap::new();
 
     for (key, value) in in_source_order(root.get_ref()) {
@@ -41,6 +43,7 @@ pub(super) fn parse_schema(default_name: &str, text: &str) -> Result<Schema, Sch
                 timestamp_unit = unit.parse().map_err(|error: super::UnknownNameError| reader.error(error.to_string(), value.span()))?;
             }
             "dynamic" => dynamic = reader.boolean(key, value)?,
+            "lineage" => lineage = Some(reader.lineage(value)?),
             "fields" => {
                 let DeValue::Table(table) = value.get_ref() else {
                     let msg = format!("`fields` must be a table, found {}", value.get_ref().type_str());
@@ -59,7 +62,7 @@ pub(super) fn parse_schema(default_name: &str, text: &str) -> Result<Schema, Sch
         }
     }
 
-    Schema::build(name, category_field.0, timestamp_field.0, timestamp_unit, dynamic, fields).map_err(|(culprit, error)| {
+    let schema = Schema::build(name, category_field.0, timestamp_field.0, timestamp_unit, dynamic, fields).map_err(|(culprit, error)| {
         let span = match culprit {
             Culprit::Field(field) => field_spans.get(&field).cloned(),
             Culprit::CategoryField => category_field.1.clone(),
@@ -69,7 +72,8 @@ pub(super) fn parse_schema(default_name: &str, text: &str) -> Result<Schema, Sch
             Some(span) => reader.error(error.message, span),
             None => error,
         }
-    })
+    })?;
+    Ok(Schema { lineage: lineage.unwrap_or_default(), ..schema })
 }
 
 /// A TOML syntax error, located.
@@ -116,6 +120,50 @@ impl Reader<'_> {
                 Err(self.error(msg, value.span()))
             }
         }
+    }
+
+    /// The `[lineage]` table; keys left out keep their ECS defaults.
+    fn lineage(&self, value: &Value<'_>) -> Result<super::Lineage, SchemaError> {
+        let DeValue::Table(table) = value.get_ref() else {
+            return Err(self.error(format!("`lineage` must be a table, found {}", value.get_ref().type_str()), value.span()));
+        };
+        let mut lineage = super::Lineage::default();
+        for (key, value) in in_source_order(table) {
+            match key.get_ref().as_ref() {
+                "pid_field" => lineage.pid_field = self.field_name(key, value)?,
+                "ppid_field" => lineage.ppid_field = self.field_name(key, value)?,
+                "subtype_field" => lineage.subtype_field = self.field_name(key, value)?,
+                "process_category" => lineage.process_category = self.string(key, value)?.to_string(),
+                "create_values" => lineage.create_values = self.lineage_values(key, value)?,
+                "terminate_values" => lineage.terminate_values = self.lineage_values(key, value)?,
+                other => return Err(self.error(format!("unknown key `{other}` in [lineage]; expected one of {LINEAGE_KEYS}"), key.span())),
+            }
+        }
+        Ok(lineage)
+    }
+
+    fn field_name(&self, key: &Key<'_>, value: &Value<'_>) -> Result<String, SchemaError> {
+        let name = self.string(key, value)?;
+        super::check_field_name(name).map_err(|message| self.error(format!("`{}`: {message}", key.get_ref()), value.span()))?;
+        Ok(name.to_string())
+    }
+
+    fn lineage_values(&self, key: &Key<'_>, value: &Value<'_>) -> Result<Vec<super::LineageValue>, SchemaError> {
+        let DeValue::Array(items) = value.get_ref() else {
+            return Err(self.error(format!("`{}` must be a list of strings or integers", key.get_ref()), value.span()));
+        };
+        items
+            .iter()
+            .map(|item| match item.get_ref() {
+                DeValue::String(text) => Ok(super::LineageValue::Str(text.to_string())),
+                DeValue::Integer(number) => number
+                    .to_string()
+                    .parse::<i64>()
+                    .map(super::LineageValue::Long)
+                    .map_err(|_| self.error(format!("`{}`: {number} is not a 64-bit integer", key.get_ref()), item.span())),
+                other => Err(self.error(format!("`{}` must hold strings or integers, found {}", key.get_ref(), other.type_str()), item.span())),
+            })
+            .collect()
     }
 
     /// A type written as `"keyword"` or `"keyword[]"`.

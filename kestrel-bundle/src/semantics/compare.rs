@@ -72,13 +72,22 @@ pub fn ip_bytes(address: &IpAddr) -> [u8; 16] {
     }
 }
 
-/// The text of a string or an address (its canonical form); `None` for other values.
+/// The text of a string or an address (its canonical form, [`canonical_ip`]); `None`
+/// for other values.
 pub fn text_of(value: &Value) -> Option<Cow<'_, str>> {
     match value {
         Value::Str(text) => Some(Cow::Borrowed(text)),
-        Value::Ip(address) => Some(Cow::Owned(address.to_string())),
+        Value::Ip(address) => Some(Cow::Owned(canonical_ip(address).to_string())),
         _ => None,
     }
+}
+
+/// An address value as Kestrel holds it: an IPv4-mapped IPv6 address is the IPv4
+/// address (`::ffff:1.2.3.4` is `1.2.3.4`, written so), as Elasticsearch stores `ip`
+/// fields and as the predicate ABI carries them. (A string is not an address value:
+/// python's `cidrMatch` still reads the string `"::ffff:1.2.3.4"` as IPv6.)
+pub fn canonical_ip(address: &IpAddr) -> IpAddr {
+    address.to_canonical()
 }
 
 /// `lhs op rhs`. Null on either side gives null. Arrays follow the any-element rule;
@@ -237,10 +246,12 @@ fn double_arith(op: ArithOp, left: f64, right: f64) -> Option<f64> {
         ArithOp::Mul => left * right,
         ArithOp::DivTrunc | ArithOp::DivFloor => left / right,
         ArithOp::ModTrunc => left % right,
-        ArithOp::ModFloor => {
-            let remainder = left % right;
-            if remainder != 0.0 && ((remainder < 0.0) != (right < 0.0)) { remainder + right } else { remainder }
-        }
+        // python's float `%`: the divisor's sign, a zero remainder included.
+        ArithOp::ModFloor => match left % right {
+            remainder if remainder == 0.0 => 0.0f64.copysign(right),
+            remainder if (remainder < 0.0) != (right < 0.0) => remainder + right,
+            remainder => remainder,
+        },
     })
 }
 

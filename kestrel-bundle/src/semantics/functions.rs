@@ -80,7 +80,7 @@ pub fn to_text(value: &Value, semantics: FunctionSemantics) -> Option<String> {
             Es => java_double(*value),
         }),
         Value::Str(text) => Some(text.clone()),
-        Value::Ip(address) => Some(address.to_string()),
+        Value::Ip(address) => Some(compare::canonical_ip(address).to_string()),
         Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
 }
@@ -238,7 +238,7 @@ fn cidr_match(address: &Value, blocks: &[Value], semantics: FunctionSemantics) -
 pub fn address_in_blocks(address: &Value, blocks: &[(IpAddr, u8)], semantics: FunctionSemantics) -> Value {
     let fail = if semantics == Py { Value::Bool(false) } else { Value::Null };
     let address = match address {
-        Value::Ip(address) => *address,
+        Value::Ip(address) => compare::canonical_ip(address),
         Value::Str(text) => match text.parse::<IpAddr>() {
             Ok(address) => address,
             Err(_) => return fail,

@@ -121,6 +121,7 @@ pub fn handmade() -> Bundle {
         patterns,
         wasm: WASM_HEADER.to_vec(),
         sequences: Some(b"sequences: format to come".to_vec()),
+        lineage: None,
     }
 }
 

@@ -218,6 +218,7 @@ fn build(
         patterns,
         wasm,
         sequences,
+        lineage: None,
     }
 }
 
