@@ -45,6 +45,8 @@ pub struct EventRef {
     pub index: usize,
     pub timestamp: i64,
     pub raw: Arc<str>,
+    /// The event's fields, kept only for rules whose filters run late.
+    pub fields: Option<Arc<Vec<Option<Value>>>>,
 }
 
 /// One output of a rule: a match that passed its pipes, or a count.
@@ -89,6 +91,8 @@ pub struct Stats {
 /// Which pipe inputs a rule needs computed for each match, and where they go.
 struct RulePlan {
     filters: Vec<usize>,
+    /// For each filter: whether it runs late (after `unique_count`, on the count).
+    late: Vec<bool>,
     keys: Vec<Vec<usize>>,
     pipeline: Pipeline<EventRef>,
 }
@@ -186,7 +190,9 @@ impl Engine {
             .iter()
             .map(|rule| {
                 let mut filters = Vec::new();
+                let mut late = Vec::new();
                 let mut keys = Vec::new();
+                let mut counted = false;
                 let stages = rule
                     .pipes
                     .iter()
@@ -195,21 +201,25 @@ impl Engine {
                         Pipe::Tail(count) => Stage::Tail(*count),
                         Pipe::Filter(predicate) => {
                             filters.push(*predicate as usize);
-                            Stage::Filter(filters.len() - 1)
+                            late.push(counted);
+                            if counted { Stage::LateFilter(filters.len() - 1) } else { Stage::Filter(filters.len() - 1) }
                         }
                         Pipe::Unique(ids) | Pipe::UniqueCount(ids) | Pipe::Count(ids) | Pipe::Sort(ids) => {
                             keys.push(ids.iter().map(|id| *id as usize).collect());
                             let position = keys.len() - 1;
                             match pipe {
                                 Pipe::Unique(_) => Stage::Unique(position),
-                                Pipe::UniqueCount(_) => Stage::UniqueCount(position),
+                                Pipe::UniqueCount(_) => {
+                                    counted = true;
+                                    Stage::UniqueCount(position)
+                                }
                                 Pipe::Count(_) => Stage::Count(position),
                                 _ => Stage::Sort(position),
                             }
                         }
                     })
                     .collect();
-                RulePlan { filters, keys, pipeline: Pipeline::new(stages, max_buffered) }
+                RulePlan { filters, late, keys, pipeline: Pipeline::new(stages, max_buffered) }
             })
             .collect();
         let stats = Stats { rules: vec![RuleStats::default(); bundle.rules.len()], ..Stats::default() };
@@ -245,11 +255,44 @@ impl Engine {
 
     /// Flushes the buffering pipes: call once, after the last event.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
-        for (rule_idx, plan) in self.rules.iter_mut().enumerate() {
+        for rule_idx in 0..self.rules.len() {
             let mut outputs = Vec::new();
-            plan.pipeline.finish(&mut outputs);
-            self.stats.rules[rule_idx].dropped = plan.pipeline.dropped;
+            let mut pipeline = std::mem::replace(&mut self.rules[rule_idx].pipeline, Pipeline::new(Vec::new(), 0));
+            let filters = self.rules[rule_idx].filters.clone();
+            pipeline.finish_with(&mut outputs, &mut |position, row| self.late_filter(rule_idx, filters[position], row));
+            self.stats.rules[rule_idx].dropped = pipeline.dropped;
+            self.rules[rule_idx].pipeline = pipeline;
             emit(rule_idx, outputs, &mut self.stats.rules[rule_idx], alerts);
+        }
+    }
+
+    /// A filter after `unique_count`: the matched event goes back into guest memory,
+    /// its fields `count` and `percent` (if the bundle reads them) replaced by the
+    /// result's, as python eql sets them on the event; then the filter runs on it.
+    fn late_filter(&mut self, rule: usize, predicate: usize, row: &Row<EventRef>) -> bool {
+        let Some(fields) = &row.item.fields else { return false };
+        let mut fields: Vec<Option<Value>> = fields.as_ref().clone();
+        if let Some((count, percent)) = row.count {
+            for (idx, field) in self.program.bundle.fields.iter().enumerate() {
+                match field.name.as_str() {
+                    "count" => fields[idx] = Some(Value::Long(count as i64)),
+                    "percent" => fields[idx] = Some(Value::Double(percent)),
+                    _ => {}
+                }
+            }
+        }
+        let event = Event { timestamp: row.item.timestamp, categories: Vec::new(), fields, raw: row.item.raw.clone() };
+        let (written, _) = self.write_batch(std::slice::from_ref(&event));
+        if written.is_empty() {
+            return false;
+        }
+        self.store.set_epoch_deadline(DEADLINE_TICKS);
+        match self.predicates[predicate].call(&mut self.store, 0) {
+            Ok(truth) => truth == 1,
+            Err(_) => {
+                self.stats.rules[rule].traps += 1;
+                false
+            }
         }
     }
 
@@ -346,7 +389,8 @@ impl Engine {
                 }
                 self.stats.rules[rule].matches += 1;
                 let source = &events[*offset];
-                let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone() };
+                let fields = self.rules[rule].late.contains(&true).then(|| Arc::new(source.fields.clone()));
+                let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone(), fields };
                 let row = self.pipe_inputs(rule, event as i32, item);
                 let mut outputs = Vec::new();
                 self.rules[rule].pipeline.push(row, &mut outputs);
@@ -422,9 +466,14 @@ impl Engine {
     fn pipe_inputs(&mut self, rule: usize, event: i32, item: EventRef) -> Row<EventRef> {
         let plan = &self.rules[rule];
         let filters_ids = plan.filters.clone();
+        let late = plan.late.clone();
         let key_ids = plan.keys.clone();
         let mut filters = Vec::with_capacity(filters_ids.len());
-        for id in filters_ids {
+        for (id, late) in filters_ids.into_iter().zip(late) {
+            if late {
+                filters.push(false);
+                continue;
+            }
             self.store.set_epoch_deadline(DEADLINE_TICKS);
             let truth = self.predicates[id].call(&mut self.store, event).unwrap_or_else(|_| {
                 self.stats.rules[rule].traps += 1;

@@ -16,6 +16,10 @@ pub enum Stage {
     Tail(u64),
     /// The result's `filters[i]`.
     Filter(usize),
+    /// A filter after `unique_count`, which reads the count: computed when the result
+    /// gets there (at the end), by the evaluator given to [`Pipeline::finish_with`],
+    /// with the filter's index.
+    LateFilter(usize),
     /// The result's `keys[i]`.
     Unique(usize),
     UniqueCount(usize),
@@ -100,7 +104,7 @@ impl<T: Clone> Pipeline<T> {
             .map(|stage| match stage {
                 Stage::Head(count) => State::Head { left: *count },
                 Stage::Tail(count) => State::Tail { keep: *count, rows: VecDeque::new() },
-                Stage::Filter(_) => State::Filter,
+                Stage::Filter(_) | Stage::LateFilter(_) => State::Filter,
                 Stage::Unique(_) => State::Unique { seen: HashSet::new() },
                 Stage::UniqueCount(_) => State::UniqueCount { order: Vec::new(), groups: HashMap::new(), total: 0 },
                 Stage::Count(_) => State::Count { order: Vec::new(), groups: HashMap::new(), total: 0 },
@@ -121,11 +125,16 @@ impl<T: Clone> Pipeline<T> {
         if self.closed {
             return;
         }
-        self.run(0, Output::Row(row), out);
+        self.run(0, Output::Row(row), out, &mut |_, _| false);
     }
 
     /// End of input: buffering stages release what they hold, in order.
     pub fn finish(&mut self, out: &mut Vec<Output<T>>) {
+        self.finish_with(out, &mut |_, _| false);
+    }
+
+    /// [`Pipeline::finish`], with the evaluator of late filters.
+    pub fn finish_with(&mut self, out: &mut Vec<Output<T>>, late: &mut dyn FnMut(usize, &Row<T>) -> bool) {
         for stage in 0..self.stages.len() {
             let released: Vec<Output<T>> = match &mut self.states[stage] {
                 State::Tail { rows, .. } => rows.drain(..).collect(),
@@ -159,19 +168,24 @@ impl<T: Clone> Pipeline<T> {
                 _ => continue,
             };
             for output in released {
-                self.run(stage + 1, output, out);
+                self.run(stage + 1, output, out, late);
             }
         }
     }
 
-    fn run(&mut self, stage: usize, output: Output<T>, out: &mut Vec<Output<T>>) {
+    fn run(&mut self, stage: usize, output: Output<T>, out: &mut Vec<Output<T>>, late: &mut dyn FnMut(usize, &Row<T>) -> bool) {
         if stage == self.stages.len() {
             out.push(output);
             return;
         }
         let position = match self.stages[stage] {
             Stage::Head(_) | Stage::Tail(_) => 0,
-            Stage::Filter(position) | Stage::Unique(position) | Stage::UniqueCount(position) | Stage::Count(position) | Stage::Sort(position) => position,
+            Stage::Filter(position)
+            | Stage::LateFilter(position)
+            | Stage::Unique(position)
+            | Stage::UniqueCount(position)
+            | Stage::Count(position)
+            | Stage::Sort(position) => position,
         };
         let keys = |output: &Output<T>| -> Vec<Value> {
             match output {
@@ -187,8 +201,10 @@ impl<T: Clone> Pipeline<T> {
                 }
                 *left -= 1;
                 let exhausted = *left == 0;
-                self.run(stage + 1, output, out);
-                if exhausted && self.stages[..stage].iter().all(|earlier| matches!(earlier, Stage::Head(_) | Stage::Filter(_) | Stage::Unique(_))) {
+                self.run(stage + 1, output, out, late);
+                if exhausted
+                    && self.stages[..stage].iter().all(|earlier| matches!(earlier, Stage::Head(_) | Stage::Filter(_) | Stage::LateFilter(_) | Stage::Unique(_)))
+                {
                     self.closed = true;
                 }
             }
@@ -203,11 +219,12 @@ impl<T: Clone> Pipeline<T> {
             }
             State::Filter => {
                 let passes = match &output {
+                    Output::Row(row) if matches!(self.stages[stage], Stage::LateFilter(_)) => late(position, row),
                     Output::Row(row) => row.filters.get(position).copied().unwrap_or(false),
                     Output::Count { .. } => false,
                 };
                 if passes {
-                    self.run(stage + 1, output, out);
+                    self.run(stage + 1, output, out, late);
                 }
             }
             State::Unique { seen } => {
@@ -220,7 +237,7 @@ impl<T: Clone> Pipeline<T> {
                     return;
                 }
                 seen.insert(key);
-                self.run(stage + 1, output, out);
+                self.run(stage + 1, output, out, late);
             }
             State::UniqueCount { order, groups, total } => {
                 *total += 1;
@@ -398,6 +415,24 @@ mod tests {
         assert_eq!(ids(&counted), vec![1, 2, 4]);
         let Output::Row(first) = &counted[0] else { panic!() };
         assert_eq!(first.count, Some((2, 0.4)));
+    }
+
+    #[test]
+    fn late_filters_see_the_unique_count() {
+        let rows = vec![row(1, "a"), row(2, "b"), row(3, "a"), row(4, "a")];
+        let mut pipeline = Pipeline::new(vec![Stage::UniqueCount(0), Stage::LateFilter(0)], 100);
+        let mut out = Vec::new();
+        for row in rows {
+            pipeline.push(row, &mut out);
+        }
+        assert!(out.is_empty());
+        let mut asked = Vec::new();
+        pipeline.finish_with(&mut out, &mut |position, row| {
+            asked.push((position, row.item));
+            row.count.is_some_and(|(count, _)| count >= 2)
+        });
+        assert_eq!(ids(&out), vec![1]);
+        assert_eq!(asked, vec![(0, 1), (0, 2)]);
     }
 
     #[test]
