@@ -247,11 +247,16 @@ fn double_arith(op: ArithOp, left: f64, right: f64) -> Option<f64> {
         ArithOp::DivTrunc | ArithOp::DivFloor => left / right,
         ArithOp::ModTrunc => left % right,
         // python's float `%`: the divisor's sign, a zero remainder included.
-        ArithOp::ModFloor => match left % right {
-            remainder if remainder == 0.0 => 0.0f64.copysign(right),
-            remainder if (remainder < 0.0) != (right < 0.0) => remainder + right,
-            remainder => remainder,
-        },
+        ArithOp::ModFloor => {
+            let remainder = left % right;
+            if remainder == 0.0 {
+                0.0f64.copysign(right)
+            } else if (remainder < 0.0) != (right < 0.0) {
+                remainder + right
+            } else {
+                remainder
+            }
+        }
     })
 }
 
