@@ -16,6 +16,7 @@ pub mod abi;
 pub mod bundle;
 pub mod schema;
 pub mod semantics;
+pub mod time;
 
 pub use bundle::{
     ABI_VERSION, Bundle, BundleError, CidrBlock, FORMAT_VERSION, Field, FieldKind, Functions, Layout, MAGIC, Manifest, Patterns, Pipe, Predicate,

@@ -15,4 +15,4 @@ pub mod ndjson;
 pub mod pipes;
 pub mod program;
 pub mod replay;
-pub mod time;
+pub use kestrel_bundle::time;

@@ -13,7 +13,8 @@ use crate::engine::{Alert, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event};
 use crate::ndjson::Projection;
 use crate::program::Program;
 use crate::time::to_nanos;
-use kestrel_bundle::schema::TimestampUnit;
+use kestrel_bundle::bundle::FieldKind;
+use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::semantics::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -176,6 +177,8 @@ pub struct EventReader {
     unit: TimestampUnit,
     category: usize,
     categories: HashMap<String, u32>,
+    /// Date fields (index, unit): held as nanoseconds since the epoch.
+    dates: Vec<(usize, TimestampUnit)>,
     scratch: Vec<Option<Value>>,
 }
 
@@ -188,7 +191,14 @@ impl EventReader {
         let category = index_of(&bundle.manifest.category_field, &mut names);
         let projection = Projection::new(names);
         let categories = bundle.functions.categories.iter().enumerate().map(|(idx, name)| (name.clone(), idx as u32)).collect();
-        EventReader { projection, bundle_fields, timestamp, unit: bundle.manifest.timestamp_unit, category, categories, scratch: Vec::new() }
+        let dates = bundle
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, field)| field.kind == FieldKind::Typed(FieldType::Date))
+            .map(|(idx, field)| (idx, if field.name == bundle.manifest.timestamp_field { bundle.manifest.timestamp_unit } else { TimestampUnit::Rfc3339 }))
+            .collect();
+        EventReader { projection, bundle_fields, timestamp, unit: bundle.manifest.timestamp_unit, category, categories, dates, scratch: Vec::new() }
     }
 
     /// The event of a line, and its timestamp if it has one (the event's own
@@ -211,8 +221,22 @@ impl EventReader {
             }
             _ => {}
         }
-        let fields = self.scratch[..self.bundle_fields].to_vec();
+        let mut fields = self.scratch[..self.bundle_fields].to_vec();
+        for (idx, unit) in &self.dates {
+            if let Some(value) = &mut fields[*idx] {
+                *value = as_date(value, *unit);
+            }
+        }
         Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields, raw: Arc::from(line) }, timestamp))
+    }
+}
+
+/// A date field's value as the engine holds it: nanoseconds since the epoch (elements
+/// of an array each); a value that is not a date in `unit` stays as it is.
+fn as_date(value: &Value, unit: TimestampUnit) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(|item| as_date(item, unit)).collect()),
+        other => to_nanos(other, unit).map_or_else(|| other.clone(), Value::Long),
     }
 }
 

@@ -317,15 +317,14 @@ fn es_cases(path: &Path) -> Vec<Case> {
 }
 
 /// The endgame events as the ES loader indexes them: `@timestamp` = FILETIME ticks
-/// / 10000 − 11644473600000 (epoch milliseconds), in (`@timestamp`, `serial_event_id`)
+/// / 10000 − 11644473600000 (epoch milliseconds), or the ticks read as nanoseconds
+/// (`nanos`, the date_nanos index), in (`@timestamp`, `serial_event_id`)
 /// order (the replay keeps input order among equal timestamps).
 fn es_endgame_events(events: &[serde_json::Value], nanos: bool) -> String {
     let mut events: Vec<serde_json::Value> = events.to_vec();
     for event in &mut events {
         let ticks = event["timestamp"].as_i64().unwrap();
-        if !nanos {
-            event["@timestamp"] = serde_json::Value::from(ticks / 10_000 - 11_644_473_600_000);
-        }
+        event["@timestamp"] = serde_json::Value::from(if nanos { ticks } else { ticks / 10_000 - 11_644_473_600_000 });
     }
     events.sort_by_key(|event| event["serial_event_id"].as_i64().unwrap());
     json_array_to_ndjson(&events)
@@ -339,8 +338,7 @@ fn es_data_events(path: &Path, id_field: &str) -> String {
     let without_comments = |path: &Path, comment: &str| -> String {
         std::fs::read_to_string(path).unwrap().lines().filter(|line| !line.trim_start().starts_with(comment)).map(|line| format!("{line}\n")).collect()
     };
-    let mut events: Vec<serde_json::Value> =
-        serde_json::from_str(&without_comments(path, "//")).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let mut events: Vec<serde_json::Value> = serde_json::from_str(&without_comments(path, "//")).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     let mapping: serde_json::Value = serde_json::from_str(&without_comments(&path.with_extension("mapping"), "#")).unwrap();
     let null_values: Vec<(String, serde_json::Value)> = mapping["properties"]
         .as_object()

@@ -273,6 +273,31 @@ impl<'a> Checker<'a> {
                     self.error_expr(node.span)
                 }
             },
+            // A date literal becomes its instant, in nanoseconds since the epoch, as the
+            // runtime holds date fields (docs/semantics.md, "Dates").
+            // A number is epoch milliseconds, as in Elasticsearch.
+            (ExprKind::Literal(Value::Long(millis)), Scalar::Date) => match millis.checked_mul(1_000_000) {
+                Some(nanos) => self.push(ExprKind::Literal(Value::Long(nanos)), Ty::of(Scalar::Date), node.span),
+                None => {
+                    self.report(
+                        Diagnostic::new(Code::E0210, format!("`{millis}` milliseconds is out of the range of dates"))
+                            .primary(node.span, "compared with a date field")
+                            .help("dates run from 1677 to 2262 (nanoseconds since 1970 in 64 bits)"),
+                    );
+                    self.error_expr(node.span)
+                }
+            },
+            (ExprKind::Literal(Value::Str(text)), Scalar::Date) => match kestrel_bundle::time::parse_date(text) {
+                Some(nanos) => self.push(ExprKind::Literal(Value::Long(nanos)), Ty::of(Scalar::Date), node.span),
+                None => {
+                    self.report(
+                        Diagnostic::new(Code::E0210, format!("`{text}` is not a date"))
+                            .primary(node.span, "compared with a date field")
+                            .help("write an RFC 3339 date such as \"2024-05-04T12:00:00.001Z\" (or \"2024-05-04\"), or epoch milliseconds"),
+                    );
+                    self.error_expr(node.span)
+                }
+            },
             (_, Scalar::Long | Scalar::Double) if ordering && node.ty.scalar == Scalar::Str && !node.ty.array && self.literal_value(id).is_none() => {
                 self.push(ExprKind::ToNumber(id), Ty::of(Scalar::Any), node.span)
             }

@@ -1,7 +1,7 @@
 //! Event timestamps: every schema unit to nanoseconds since the Unix epoch (UTC).
 
-use kestrel_bundle::schema::TimestampUnit;
-use kestrel_bundle::semantics::Value;
+use crate::schema::TimestampUnit;
+use crate::semantics::Value;
 
 /// 100-nanosecond ticks from 1601-01-01 to 1970-01-01 (Windows FILETIME epoch).
 const FILETIME_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
@@ -37,6 +37,17 @@ pub fn to_nanos(value: &Value, unit: TimestampUnit) -> Option<i64> {
             text.parse::<f64>().ok().and_then(|number| to_nanos(&Value::Double(number), unit))
         }
         _ => None,
+    }
+}
+
+/// A date literal of a rule, in nanoseconds since the epoch: an RFC 3339 date (as
+/// [`parse_rfc3339`] reads it) or epoch milliseconds (Elasticsearch's default date
+/// format is `strict_date_optional_time||epoch_millis`).
+pub fn parse_date(text: &str) -> Option<i64> {
+    let text = text.trim();
+    match text.parse::<i64>() {
+        Ok(millis) => millis.checked_mul(1_000_000),
+        Err(_) => parse_rfc3339(text),
     }
 }
 
