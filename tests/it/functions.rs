@@ -211,3 +211,97 @@ fn python_folding_table() {
 fn python_string_function_table() {
     conformance("test_string_functions.toml", 150);
 }
+
+#[test]
+fn python_folding_table_through_the_bundle() {
+    through_the_bundle("test_folding.toml", 300);
+}
+
+#[test]
+fn python_string_function_table_through_the_bundle() {
+    through_the_bundle("test_string_functions.toml", 150);
+}
+
+/// The same cases through the real chain: each expression becomes the key of a `count`
+/// pipe (`any where true | count (EXPR)`), all of one mode in one bundle, replayed over
+/// one event; the key in the alert must be the expected value. In the case-insensitive
+/// mode `count` keys are compared case-folded (python folds them too), so strings are
+/// compared without case there.
+fn through_the_bundle(file: &str, minimum: usize) {
+    let Some(cases) = load(file) else { return };
+    let mut runs = 0;
+    let mut failures = Vec::new();
+    for sensitive in [false, true] {
+        let header = if sensitive { "// eqlc: schema=dynamic dialect=endgame case=sensitive" } else { "// eqlc: schema=dynamic dialect=endgame" };
+        let options = FileOptions::parse(header);
+        let schema = options.schema();
+        let selected: Vec<(&Case, &Option<toml::Value>)> = cases
+            .iter()
+            .filter(|case| case.sensitive.contains(&sensitive) && !SKIPS.iter().any(|(expression, _)| *expression == case.expression))
+            .filter_map(|case| match &case.expect {
+                Expect::Value(expected) => Some((case, expected)),
+                Expect::Rejected => None,
+            })
+            .collect();
+        let mut rules = Vec::new();
+        for (idx, (case, _)) in selected.iter().enumerate() {
+            let text = format!("any where true | count ({})", case.expression);
+            let (_, mut checked, _) = check_text(&format!("case{idx}.eql"), &text, FileKind::Eql, &options);
+            let mut rule = checked.remove(0);
+            if rule.has_errors() {
+                failures.push(format!("`{text}`: does not check: {:?}", rule.diags.iter().map(|diag| diag.code).collect::<Vec<_>>()));
+                continue;
+            }
+            rule.meta.rule_id = Some(idx.to_string());
+            rules.push(rule);
+        }
+        let (bytes, diags) = eqlc::driver::build(&rules, &schema);
+        let bytes = bytes.unwrap_or_else(|| panic!("{file}: the cases do not build: {:?}", diags.iter().map(|diag| &diag.message).collect::<Vec<_>>()));
+        let program = kestrel_rt::program::Program::load(&bytes).expect("the bundle loads");
+        let mut alerts = Vec::new();
+        let mut replay = kestrel_rt::replay::Replay::new(std::sync::Arc::new(program), kestrel_rt::replay::Options::default(), &mut alerts).unwrap();
+        replay.read_all("event", &b"{\"@timestamp\": \"2024-01-01T00:00:00Z\"}\n"[..], &mut |bad| panic!("{bad}")).unwrap();
+        replay.finish().unwrap();
+        let mut keys: HashMap<usize, serde_json::Value> = HashMap::new();
+        for line in String::from_utf8(alerts).unwrap().lines() {
+            let alert: serde_json::Value = serde_json::from_str(line).unwrap();
+            let idx: usize = alert["rule"]["id"].as_str().unwrap().parse().unwrap();
+            keys.insert(idx, alert["kestrel"]["key"][0].clone());
+        }
+        for (idx, (case, expected)) in selected.iter().enumerate() {
+            runs += 1;
+            let mode = if sensitive { "case-sensitive" } else { "case-insensitive" };
+            match keys.get(&idx) {
+                Some(key) if key_matches(key, expected, sensitive) => {}
+                Some(key) => failures.push(format!("[{}] `{}` ({mode}): the bundle gives {key}, expected {expected:?}", case.table, case.expression)),
+                None if rules.iter().any(|rule| rule.meta.rule_id.as_deref() == Some(&idx.to_string())) => {
+                    failures.push(format!("[{}] `{}` ({mode}): no alert", case.table, case.expression))
+                }
+                None => {}
+            }
+        }
+    }
+    eprintln!("{file} through the bundle: {runs} runs, {} failed", failures.len());
+    assert!(failures.is_empty(), "{} of {runs} runs failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(runs >= minimum, "{file}: only {runs} runs");
+}
+
+/// A `count` key (JSON) against the table's expected value.
+fn key_matches(key: &serde_json::Value, expected: &Option<toml::Value>, sensitive: bool) -> bool {
+    match (expected, key) {
+        (None, serde_json::Value::Null) => true,
+        (Some(toml::Value::Integer(expected)), key) => key.as_i64() == Some(*expected) && !key.is_f64(),
+        (Some(toml::Value::Float(expected)), key) => {
+            key.is_f64() && key.as_f64().is_some_and(|actual| (expected - actual).abs() <= 1e-9 * expected.abs().max(1.0))
+        }
+        (Some(toml::Value::String(expected)), serde_json::Value::String(actual)) => {
+            if sensitive {
+                expected == actual
+            } else {
+                expected.to_lowercase() == actual.to_lowercase()
+            }
+        }
+        (Some(toml::Value::Boolean(expected)), serde_json::Value::Bool(actual)) => expected == actual,
+        _ => false,
+    }
+}
