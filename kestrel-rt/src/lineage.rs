@@ -44,8 +44,13 @@ fn is_real(pid: &Pid) -> bool {
     }
 }
 
+/// Whether the subtype is one of `values`; for an array (ECS `event.type` is one), any
+/// element.
 fn subtype_is(value: Option<&Value>, values: &[LineageValue]) -> bool {
     let Some(value) = value else { return false };
+    if let Value::Array(items) = value {
+        return items.iter().any(|item| subtype_is(Some(item), values));
+    }
     values.iter().any(|candidate| match (candidate, value) {
         (LineageValue::Long(expected), Value::Long(actual)) => expected == actual,
         (LineageValue::Long(expected), Value::Double(actual)) => *expected as f64 == *actual,
@@ -171,6 +176,14 @@ mod tests {
         assert_eq!(run(Relation::Descendant, &events), vec![false, true, true, true, false]);
         assert_eq!(run(Relation::Child, &events), vec![false, true, false, true, false]);
         assert_eq!(run(Relation::Event, &events), vec![true, false, false, false, false]);
+    }
+
+    #[test]
+    fn array_subtypes_match_any_element() {
+        let start = Value::Array(vec![Value::Str("info".into()), Value::Str("start".into())]);
+        assert!(subtype_is(Some(&start), &[LineageValue::Str("start".into())]));
+        assert!(!subtype_is(Some(&start), &[LineageValue::Str("end".into())]));
+        assert!(subtype_is(Some(&Value::Double(3.0)), &[LineageValue::Long(3)]));
     }
 
     #[test]

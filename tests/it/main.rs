@@ -8,4 +8,5 @@ mod functions;
 mod fuzz;
 mod roundtrip;
 mod reference_suites;
+mod replay;
 mod snapshots;

@@ -1,0 +1,85 @@
+//! Replay suite driven by data files: each `tests/data/replay/NAME.eql` (options in its
+//! `// eqlc:` header) is built into a bundle and replayed over `NAME.ndjson`; the
+//! snapshot holds the rule, the alerts as written, the bad lines and the summary.
+//!
+//! Each case also checks two promises of `kestrel replay`: two replays of the same
+//! input write the same bytes, and (when every event has its own timestamp) the order
+//! of the input lines does not change the alerts.
+
+use eqlc::rules::FileKind;
+use kestrel_rt::program::Program;
+use kestrel_rt::replay::{Options, Replay, Summary};
+use std::path::Path;
+use std::sync::Arc;
+use tests::{FileOptions, check_text, repo_root};
+
+struct Outcome {
+    alerts: Vec<u8>,
+    bad: Vec<String>,
+    summary: Summary,
+}
+
+fn replay(bundle: &[u8], events: &str) -> Outcome {
+    let program = Program::load(bundle).expect("the bundle loads");
+    let mut alerts = Vec::new();
+    let mut bad = Vec::new();
+    let mut replay = Replay::new(Arc::new(program), Options::default(), &mut alerts).expect("the engine starts");
+    replay.read_all("events.ndjson", events.as_bytes(), &mut |line| bad.push(line.to_string())).unwrap();
+    let summary = replay.finish().unwrap();
+    Outcome { alerts, bad, summary }
+}
+
+fn build(path: &Path, text: &str) -> Vec<u8> {
+    let options = FileOptions::parse(text);
+    let (_, checked, _) = check_text(&path.file_name().unwrap().to_string_lossy(), text, FileKind::Eql, &options);
+    let errors: Vec<_> = checked.iter().flat_map(|rule| &rule.diags).filter(|diag| diag.is_error()).map(|diag| diag.message.clone()).collect();
+    assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+    let (bytes, diags) = eqlc::driver::build(&checked, &options.schema());
+    bytes.unwrap_or_else(|| panic!("{}: does not build: {:?}", path.display(), diags.iter().map(|diag| &diag.message).collect::<Vec<_>>()))
+}
+
+#[test]
+fn replay_cases() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(repo_root().join("snapshots").join("replay"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| {
+        insta::glob!("../data/replay", "*.eql", |path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let events = std::fs::read_to_string(path.with_extension("ndjson")).expect("each case has its events beside it");
+            let bundle = build(path, &text);
+            let first = replay(&bundle, &events);
+            let second = replay(&bundle, &events);
+            assert_eq!(first.alerts, second.alerts, "{}: two replays of the same input differ", path.display());
+            if first.summary.untimed == 0 {
+                let reversed: String = events.lines().rev().map(|line| format!("{line}\n")).collect();
+                let backwards = replay(&bundle, &reversed);
+                assert_eq!(
+                    String::from_utf8_lossy(&first.alerts),
+                    String::from_utf8_lossy(&backwards.alerts),
+                    "{}: the input order changed the alerts",
+                    path.display()
+                );
+            }
+            let summary = &first.summary;
+            let rules: Vec<String> =
+                summary.rules.iter().map(|rule| format!("{}: {} matches, {} alerts, {} traps, {} dropped", rule.id, rule.matches, rule.alerts, rule.traps, rule.dropped)).collect();
+            let snapshot = format!(
+                "----- RULE\n{}\n----- ALERTS\n{}----- BAD LINES\n{}\n----- SUMMARY\nlines {}, events {}, alerts {}, bad lines {}, late {}, untimed {}, oversized {}\n{}\n",
+                text.trim_end(),
+                String::from_utf8(first.alerts).unwrap(),
+                first.bad.join("\n"),
+                summary.lines,
+                summary.events,
+                summary.alerts,
+                summary.bad_lines,
+                summary.late,
+                summary.untimed,
+                summary.oversized,
+                rules.join("\n")
+            );
+            insta::assert_snapshot!("replay", snapshot);
+        });
+    });
+}
