@@ -32,7 +32,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "timestamp")]
         order: OrderArg,
         /// Events held back to restore timestamp order; older events are run late, counted.
-        #[arg(long, default_value_t = 1 << 20)]
+        #[arg(long, default_value_t = kestrel_rt::replay::DEFAULT_REORDER_WINDOW)]
         reorder_window: usize,
         /// Results a buffering pipe (tail, sort, unique_count, count) keeps per rule.
         #[arg(long, default_value_t = kestrel_rt::engine::DEFAULT_MAX_BUFFERED)]

@@ -22,6 +22,10 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Events held back by default to restore timestamp order (with their lines: about
+/// 64 MiB for 1 KiB events).
+pub const DEFAULT_REORDER_WINDOW: usize = 1 << 16;
+
 /// Events handed to the engine at once.
 const CHUNK: usize = 1024;
 
@@ -52,7 +56,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             order: Order::Timestamp,
-            reorder_window: 1 << 20,
+            reorder_window: DEFAULT_REORDER_WINDOW,
             max_buffered: DEFAULT_MAX_BUFFERED,
             max_line_bytes: 16 << 20,
             profile: false,

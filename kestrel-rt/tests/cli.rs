@@ -122,3 +122,30 @@ fn inspect_prints_a_valid_bundle_and_rejects_a_broken_one_with_its_offset() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot read"));
 }
+
+#[test]
+fn events_outside_the_reorder_window_run_late_and_are_counted() {
+    let dir = scratch("late");
+    let bundle = bundle(&dir);
+    let line = |second: u32, name: &str| {
+        format!(
+            "{{\"@timestamp\":\"2024-05-04T12:00:0{second}Z\",\"event\":{{\"category\":\"process\",\"action\":\"load_module\"}},\"process\":{{\"name\":\"{name}\"}}}}\n"
+        )
+    };
+    let events = dir.join("late.ndjson");
+    std::fs::write(&events, [line(3, "c"), line(4, "d"), line(1, "a")].concat()).unwrap();
+    let names = |out: &Output| -> Vec<String> {
+        text(&out.stdout)
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["events"][0]["process"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let windowed = kestrel(&["replay", "--reorder-window", "1", "--bundle", bundle.to_str().unwrap(), events.to_str().unwrap()]);
+    assert_eq!(names(&windowed), ["c", "a", "d"], "a window of one event restores only short displacements");
+    assert!(text(&windowed.stderr).contains("1 late"), "{}", text(&windowed.stderr));
+    let sorted = kestrel(&["replay", "--bundle", bundle.to_str().unwrap(), events.to_str().unwrap()]);
+    assert_eq!(names(&sorted), ["a", "c", "d"]);
+    assert!(text(&sorted.stderr).contains("0 late"), "{}", text(&sorted.stderr));
+    let input = kestrel(&["replay", "--order", "input", "--bundle", bundle.to_str().unwrap(), events.to_str().unwrap()]);
+    assert_eq!(names(&input), ["c", "d", "a"]);
+}
