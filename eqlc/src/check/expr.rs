@@ -169,11 +169,12 @@ impl<'a> Checker<'a> {
         }
         let mut lhs_id = self.expr(lhs);
         let mut rhs_id = self.expr(rhs);
-        // Endgame `==` with a `*` in a string literal is a wildcard match.
+        // Endgame `==` with a `*` in a string literal is a wildcard match, whichever side
+        // the literal is on (the right one, when both are patterns).
         if self.options.dialect == Dialect::Endgame && matches!(op, CompareOp::Eq | CompareOp::NotEq) {
             let (subject, pattern) = match (self.literal_value(lhs_id), self.literal_value(rhs_id)) {
                 (_, Some(Value::Str(text))) if text.contains('*') => (lhs_id, text.clone()),
-                (Some(Value::Str(text)), None) if text.contains('*') => (rhs_id, text.clone()),
+                (Some(Value::Str(text)), _) if text.contains('*') => (rhs_id, text.clone()),
                 _ => (lhs_id, String::new()),
             };
             if !pattern.is_empty() && self.ty(subject).scalar != Scalar::Error {
@@ -821,4 +822,41 @@ fn format_double(value: f64) -> String {
 
 fn operator_span(lhs: &ast::Expr, rhs: &ast::Expr) -> Span {
     Span { start: lhs.span.end, end: rhs.span.start }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{self, Options};
+    use crate::dialect::{Dialect, EndgameCase};
+    use crate::tir::{ExprKind, Query, Value};
+    use kestrel_bundle::schema::Schema;
+
+    /// The condition of an endgame rule over the dynamic schema.
+    fn endgame_condition(text: &str) -> (crate::tir::Rule, crate::tir::ExprId) {
+        let schema = Schema::builtin("dynamic").expect("built-in schema");
+        let (ast, diags) = crate::parse::file(text, 0, Dialect::Endgame);
+        assert!(diags.is_empty(), "{diags:?}");
+        let options = Options { schema: &schema, dialect: Dialect::Endgame, endgame_case: EndgameCase::Insensitive, declarations: &[] };
+        let (rule, diags) = check::rule(&ast, &options);
+        assert!(!diags.iter().any(|diag| diag.is_error()), "{diags:?}");
+        let rule = rule.expect("a rule");
+        let Query::Event(query) = &rule.query else { panic!("an event query") };
+        let condition = query.condition;
+        (rule, condition)
+    }
+
+    #[test]
+    fn endgame_wildcard_literals_match_on_either_side() {
+        for text in [r#"any where x == "a*""#, r#"any where "a*" == x"#, r#"any where "*" == "abc""#, r#"any where "abc" == "*""#] {
+            let (rule, condition) = endgame_condition(text);
+            let ExprKind::Wildcard { expr, .. } = &rule.expr(condition).kind else {
+                panic!("`{text}` is not a wildcard match: {:?}", rule.expr(condition).kind)
+            };
+            if text.contains("abc") {
+                assert_eq!(rule.expr(*expr).kind, ExprKind::Literal(Value::Str("abc".into())), "`{text}`: the subject is the literal without `*`");
+            }
+        }
+        let (rule, condition) = endgame_condition(r#"any where "*" != x"#);
+        assert!(matches!(&rule.expr(condition).kind, ExprKind::Not(inner) if matches!(rule.expr(*inner).kind, ExprKind::Wildcard { .. })));
+    }
 }

@@ -104,6 +104,16 @@ impl Consts {
         (self.place(data), count)
     }
 
+    /// A table of slot addresses (`u32` each), as `$slot_in_slots` reads it; returns
+    /// (address, count).
+    pub fn slot_table(&mut self, slots: &[u32]) -> (u32, u32) {
+        let data: Vec<u8> = slots.iter().flat_map(|slot| slot.to_le_bytes()).collect();
+        if data.is_empty() {
+            return (self.base, 0);
+        }
+        (self.place(data), slots.len() as u32)
+    }
+
     /// A general wildcard pattern as `$wild` reads it; returns (address, count).
     pub fn pieces(&mut self, pieces: &[WildPiece]) -> (u32, u32) {
         let mut data = Vec::with_capacity(pieces.len() * 12);

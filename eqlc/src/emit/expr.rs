@@ -174,12 +174,12 @@ impl<'a> ExprGen<'a> {
             }
             ExprKind::Wildcard { expr, patterns, case } => self.wildcard(expr, &patterns, case),
             ExprKind::Regex { expr, patterns, case, anchor } => self.regex(expr, &patterns, case, anchor),
-            ExprKind::Call { func, args, case, semantics } => self.call_cond(func, &args, case, semantics),
+            ExprKind::Call { func, args, case, semantics } => self.call_cond(id, func, &args, case, semantics),
             ExprKind::ArrayFn { func, array, binding, body } => self.array_fn(func, array, binding, body),
-            // Everything else is a value: booleans are themselves, other values null.
+            // Everything else is a value, read as `and` and `or` read their operands.
             _ => {
                 self.value(id);
-                self.call("as_bool");
+                self.call("logic");
             }
         }
     }
@@ -370,9 +370,6 @@ impl<'a> ExprGen<'a> {
                 self.call("slot_in_table");
             }
             None => {
-                let subject = self.f.local(ValType::I32);
-                self.value_for(expr, case);
-                self.emit(Instruction::LocalSet(subject));
                 let slots: Vec<u32> = values
                     .iter()
                     .map(|value| match value {
@@ -380,12 +377,11 @@ impl<'a> ExprGen<'a> {
                         other => self.literal(other),
                     })
                     .collect();
-                self.combine(slots.len(), 1, |generator, idx| {
-                    generator.emit(Instruction::LocalGet(subject));
-                    generator.addr(slots[idx]);
-                    generator.i32(0);
-                    generator.call("cmp");
-                });
+                let (table, count) = self.consts.slot_table(&slots);
+                self.value_for(expr, case);
+                self.addr(table);
+                self.addr(count);
+                self.call("slot_in_slots");
             }
         }
     }
@@ -398,7 +394,8 @@ impl<'a> ExprGen<'a> {
         self.combine(patterns.len(), 1, |generator, idx| {
             generator.emit(Instruction::LocalGet(subject));
             let (op, text) = match &patterns[idx] {
-                Pattern::Exact(text) => (0, text),
+                // Text equality: an address matches by its text here, not as `==`.
+                Pattern::Exact(text) => (4, text),
                 Pattern::Prefix(text) => (1, text),
                 Pattern::Suffix(text) => (2, text),
                 Pattern::Contains(text) => (3, text),
@@ -437,10 +434,12 @@ impl<'a> ExprGen<'a> {
         });
     }
 
-    fn call_cond(&mut self, func: Func, args: &[ExprId], case: Case, semantics: FunctionSemantics) {
+    fn call_cond(&mut self, id: ExprId, func: Func, args: &[ExprId], case: Case, semantics: FunctionSemantics) {
         let op = match func {
             Func::StartsWith => Some(1),
             Func::EndsWith => Some(2),
+            // Elasticsearch: an empty string contains nothing and is in nothing.
+            Func::StringContains if semantics == FunctionSemantics::Elasticsearch => Some(5),
             Func::StringContains => Some(3),
             _ => None,
         };
@@ -479,22 +478,29 @@ impl<'a> ExprGen<'a> {
             return;
         }
         if func == Func::CidrMatch {
-            let set = self.patterns.cidr_set(&self.cidr_blocks(&args[1..]));
+            let blocks = self.cidr_blocks(&args[1..]);
+            if blocks.len() + 1 < args.len() && semantics == FunctionSemantics::Elasticsearch {
+                // Elasticsearch fails on a block that is not a string (a `null`): null.
+                self.i32(2);
+                return;
+            }
+            let set = self.patterns.cidr_set(&blocks);
             self.value(args[0]);
             self.addr(set);
             self.i32(i32::from(semantics == FunctionSemantics::Python));
             self.call("slot_cidr");
             return;
         }
-        let flags = call_flags(case, semantics);
-        match host_function(func) {
-            Some(function) => self.host_call(function, args, flags),
-            None => {
-                self.emit(Instruction::Unreachable);
-                self.i32(0);
-            }
+        // Any other call (`arrayContains`, `safe`, a declared function, ...) is a value,
+        // read as `and` and `or` read their operands.
+        if host_function(func).is_some() || matches!(func, Func::Length | Func::Safe) {
+            self.value(id);
+            self.call("logic");
+        } else {
+            // The checker lowers every other function to another node.
+            self.emit(Instruction::Unreachable);
+            self.i32(2);
         }
-        self.call("as_bool");
     }
 
     fn cidr_blocks(&self, args: &[ExprId]) -> Vec<String> {
@@ -506,19 +512,18 @@ impl<'a> ExprGen<'a> {
             .collect()
     }
 
-    /// `arraySearch` / `_arraysearch`: true if the body is true for an element; false
-    /// for an empty array; null for a value that is not an array.
+    /// `arraySearch` / `_arraysearch`: true if the body is true for an element, false
+    /// otherwise (also for an empty array, and for a value that is not an array).
     fn array_fn(&mut self, func: Func, array: ExprId, binding: u32, body: ExprId) {
         if func == Func::ArrayCount {
             self.array_count(array, binding, body);
             self.call("truthy");
             return;
         }
-        let (list, remaining, element) = self.array_loop_start(array, binding);
+        let (_, remaining, element) = self.array_loop_start(array, binding);
         let result = self.f.local(ValType::I32);
-        let each = self.f.local(ValType::I32);
         self.emit(Instruction::If(BlockType::Result(ValType::I32)));
-        self.i32(2);
+        self.i32(0);
         self.emit(Instruction::Else);
         self.i32(0);
         self.emit(Instruction::LocalSet(result));
@@ -528,34 +533,28 @@ impl<'a> ExprGen<'a> {
         self.emit(Instruction::LocalGet(element));
         self.emit(Instruction::LocalSet(self.bindings[&binding]));
         self.cond(body);
-        self.emit(Instruction::LocalTee(each));
         self.i32(1);
         self.emit(Instruction::I32Eq);
         self.emit(Instruction::If(BlockType::Empty));
         self.i32(1);
         self.emit(Instruction::Br(2));
         self.emit(Instruction::End);
-        self.emit(Instruction::LocalGet(each));
-        self.i32(2);
-        self.emit(Instruction::I32Eq);
-        self.emit(Instruction::If(BlockType::Empty));
-        self.i32(2);
-        self.emit(Instruction::LocalSet(result));
-        self.emit(Instruction::End);
         self.array_loop_next(remaining, element);
         self.emit(Instruction::End); // loop
         self.emit(Instruction::Unreachable);
         self.emit(Instruction::End); // block
         self.emit(Instruction::End); // if
-        let _ = list;
     }
 
-    /// `arrayCount`: the number of elements for which the body is true, as a long slot.
+    /// `arrayCount`: the number of elements for which the body is true, as a long slot
+    /// (0 for a value that is not an array).
     fn array_count(&mut self, array: ExprId, binding: u32, body: ExprId) {
         let (_, remaining, element) = self.array_loop_start(array, binding);
         let count = self.f.local(ValType::I32);
         self.emit(Instruction::If(BlockType::Result(ValType::I32)));
-        self.i32(0); // null slot
+        // Not an array: no element matches.
+        self.emit(Instruction::I64Const(0));
+        self.call("long_slot");
         self.emit(Instruction::Else);
         self.i32(0);
         self.emit(Instruction::LocalSet(count));

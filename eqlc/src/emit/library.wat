@@ -10,7 +10,8 @@
 ;;   tags: 0 null, 1 bool, 2 long, 3 double, 4 string, 5 ip, 6 array, 7 object;
 ;; - address 0 holds a null slot (the first 64 bytes of memory stay zero);
 ;; - a truth value is three-valued: 0 false, 1 true, 2 null;
-;; - arrays match when any element matches; an empty array is null, like a missing field.
+;; - arrays match when any element matches (nulls skipped, nesting flattened); an array
+;;   with no other element is null, like a missing field.
 ;; The reference interpreter (eqlc::interp) defines these semantics; a property test
 ;; compares the two.
 (module
@@ -138,18 +139,19 @@
     (local.get $count))
 
   ;; A string operation against a literal: 0 equals, 1 starts with, 2 ends with,
-  ;; 3 contains, 4 differs. Returns 0 or 1.
+  ;; 3 contains, 4 equals (a wildcard without wildcards), 5 contains with both strings
+  ;; non-empty (Elasticsearch `stringContains`). Returns 0 or 1.
   (func $str_op (param $p i32) (param $n i32) (param $l i32) (param $ln i32) (param $op i32) (result i32)
     (local $i i32) (local $last i32) (local $first i32)
     (block $contains
       (block $ends
         (block $starts
           (block $equals
-            (block $differs
-              (br_table $equals $starts $ends $contains $differs (local.get $op)))
-            ;; differs
-            (if (i32.ne (local.get $n) (local.get $ln)) (then (return (i32.const 1))))
-            (return (i32.eqz (call $mem_eq (local.get $p) (local.get $l) (local.get $n)))))
+            (block $nonempty
+              (br_table $equals $starts $ends $contains $equals $nonempty (local.get $op)))
+            ;; contains, both non-empty
+            (if (i32.or (i32.eqz (local.get $n)) (i32.eqz (local.get $ln))) (then (return (i32.const 0))))
+            (br $contains))
           ;; equals
           (if (i32.ne (local.get $n) (local.get $ln)) (then (return (i32.const 0))))
           (return (call $mem_eq (local.get $p) (local.get $l) (local.get $n))))
@@ -175,47 +177,26 @@
         (br $next)))
     (i32.const 0))
 
-  ;; $str_op on a value: strings match themselves, arrays any element; anything else is null.
-  (func $slot_str_op (param $s i32) (param $l i32) (param $ln i32) (param $op i32) (result i32)
-    (local $tag i32) (local $count i32) (local $e i32) (local $r i32) (local $v i32)
-    (local.set $tag (i32.load8_u (local.get $s)))
-    (if (i32.eq (local.get $tag) (i32.const 4))
-      (then (return (call $str_op (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s)) (local.get $l) (local.get $ln) (local.get $op)))))
-    (if (i32.ne (local.get $tag) (i32.const 6)) (then (return (i32.const 2))))
-    (local.set $count (i32.load offset=4 (local.get $s)))
-    (local.set $e (i32.load offset=8 (local.get $s)))
-    (local.set $r (select (i32.const 0) (i32.const 2) (local.get $count)))
-    (block $done
-      (loop $next
-        (br_if $done (i32.eqz (local.get $count)))
-        (local.set $v (call $slot_str_op (local.get $e) (local.get $l) (local.get $ln) (local.get $op)))
-        (if (i32.eq (local.get $v) (i32.const 1)) (then (return (i32.const 1))))
-        (if (i32.eq (local.get $v) (i32.const 2)) (then (local.set $r (i32.const 2))))
-        (local.set $e (i32.add (local.get $e) (i32.const 16)))
-        (local.set $count (i32.sub (local.get $count) (i32.const 1)))
-        (br $next)))
-    (local.get $r))
+  ;; The text of an address, as a string slot (the host writes it: `string()`).
+  (func $ip_text (param $s i32) (result i32)
+    (call $set_arg (i32.const 0) (local.get $s))
+    (call $call_host (i32.const 6) (i32.const 1) (i32.const 0)))
 
-  ;; $str_op with a value on the right (`startsWith(a, b)` for two fields).
+  ;; $str_op on a value: strings match themselves, addresses their text (or, for `==`,
+  ;; the address the literal spells), arrays any element; anything else is null.
+  (func $slot_str_op (param $s i32) (param $l i32) (param $ln i32) (param $op i32) (result i32)
+    (if (i32.eq (i32.load8_u (local.get $s)) (i32.const 4))
+      (then (return (call $str_op (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s)) (local.get $l) (local.get $ln) (local.get $op)))))
+    (call $finish (call $any (local.get $s) (i32.const 0) (local.get $l) (local.get $ln) (local.get $op))))
+
+  ;; $str_op with a value on the right (`startsWith(a, b)` for two fields): the right
+  ;; side must be a string or an address (read as its text); anything else is null.
   (func $slot_str_op2 (param $a i32) (param $b i32) (param $op i32) (result i32)
-    (local $tag i32) (local $count i32) (local $e i32) (local $r i32) (local $v i32)
+    (local $tag i32)
     (local.set $tag (i32.load8_u (local.get $b)))
-    (if (i32.eq (local.get $tag) (i32.const 4))
-      (then (return (call $slot_str_op (local.get $a) (i32.load offset=8 (local.get $b)) (i32.load offset=4 (local.get $b)) (local.get $op)))))
-    (if (i32.ne (local.get $tag) (i32.const 6)) (then (return (i32.const 2))))
-    (local.set $count (i32.load offset=4 (local.get $b)))
-    (local.set $e (i32.load offset=8 (local.get $b)))
-    (local.set $r (select (i32.const 0) (i32.const 2) (local.get $count)))
-    (block $done
-      (loop $next
-        (br_if $done (i32.eqz (local.get $count)))
-        (local.set $v (call $slot_str_op2 (local.get $a) (local.get $e) (local.get $op)))
-        (if (i32.eq (local.get $v) (i32.const 1)) (then (return (i32.const 1))))
-        (if (i32.eq (local.get $v) (i32.const 2)) (then (local.set $r (i32.const 2))))
-        (local.set $e (i32.add (local.get $e) (i32.const 16)))
-        (local.set $count (i32.sub (local.get $count) (i32.const 1)))
-        (br $next)))
-    (local.get $r))
+    (if (i32.eq (local.get $tag) (i32.const 5)) (then (local.set $b (call $ip_text (local.get $b))) (local.set $tag (i32.const 4))))
+    (if (i32.ne (local.get $tag) (i32.const 4)) (then (return (i32.const 2))))
+    (call $slot_str_op (local.get $a) (i32.load offset=8 (local.get $b)) (i32.load offset=4 (local.get $b)) (local.get $op)))
 
   ;; Membership of a string in a sorted table of (offset u32, length u32) entries,
   ;; ordered by length, then bytes. Returns 0 or 1.
@@ -239,25 +220,43 @@
         (br $next)))
     (i32.const 0))
 
-  (func $slot_in_table (param $s i32) (param $table i32) (param $count i32) (result i32)
-    (local $tag i32) (local $n i32) (local $e i32) (local $r i32) (local $v i32)
-    (local.set $tag (i32.load8_u (local.get $s)))
-    (if (i32.eq (local.get $tag) (i32.const 4))
-      (then (return (call $str_in_table (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s)) (local.get $table) (local.get $count)))))
-    (if (i32.ne (local.get $tag) (i32.const 6)) (then (return (i32.const 2))))
-    (local.set $n (i32.load offset=4 (local.get $s)))
-    (local.set $e (i32.load offset=8 (local.get $s)))
-    (local.set $r (select (i32.const 0) (i32.const 2) (local.get $n)))
+  ;; Membership of an address in a string table: some entry spells the same address.
+  (func $ip_in_table (param $s i32) (param $table i32) (param $count i32) (result i32)
+    (local $e i32)
     (block $done
       (loop $next
-        (br_if $done (i32.eqz (local.get $n)))
-        (local.set $v (call $slot_in_table (local.get $e) (local.get $table) (local.get $count)))
-        (if (i32.eq (local.get $v) (i32.const 1)) (then (return (i32.const 1))))
-        (if (i32.eq (local.get $v) (i32.const 2)) (then (local.set $r (i32.const 2))))
-        (local.set $e (i32.add (local.get $e) (i32.const 16)))
-        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br_if $done (i32.eqz (local.get $count)))
+        (local.set $e (local.get $table))
+        (if (i32.eq (call $ip_eq_str (local.get $s) (i32.load (local.get $e)) (i32.load offset=4 (local.get $e))) (i32.const 1))
+          (then (return (i32.const 1))))
+        (local.set $table (i32.add (local.get $table) (i32.const 8)))
+        (local.set $count (i32.sub (local.get $count) (i32.const 1)))
         (br $next)))
-    (local.get $r))
+    (i32.const 0))
+
+  ;; `in` a list of strings: a null subject is null; otherwise true or false (a value of
+  ;; another type is in no list). Arrays: any element.
+  (func $slot_in_table (param $s i32) (param $table i32) (param $count i32) (result i32)
+    (if (i32.eq (i32.load8_u (local.get $s)) (i32.const 4))
+      (then (return (call $str_in_table (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s)) (local.get $table) (local.get $count)))))
+    (call $finish (call $any (local.get $s) (i32.const 1) (local.get $table) (local.get $count) (i32.const 0))))
+
+  ;; `in` a list of literal slots (`count` u32 addresses at `table`): as $slot_in_table,
+  ;; with `==` between the subject and each value.
+  (func $slot_in_slots (param $s i32) (param $table i32) (param $count i32) (result i32)
+    (call $finish (call $any (local.get $s) (i32.const 2) (local.get $table) (local.get $count) (i32.const 0))))
+
+  ;; Whether some value of a slot table equals `s` (not an array, not null): 0 or 1.
+  (func $in_slots (param $s i32) (param $table i32) (param $count i32) (result i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $count)))
+        (if (i32.eq (call $cmp_scalar (local.get $s) (i32.load (local.get $table)) (i32.const 0)) (i32.const 1))
+          (then (return (i32.const 1))))
+        (local.set $table (i32.add (local.get $table) (i32.const 4)))
+        (local.set $count (i32.sub (local.get $count) (i32.const 1)))
+        (br $next)))
+    (i32.const 0))
 
   ;; A general wildcard pattern: `count` pieces of 12 bytes (kind u32, offset u32,
   ;; length u32); kind 0 literal, 1 `*` (any run), 2 `?` (one character).
@@ -300,48 +299,236 @@
     (i32.const 0))
 
   (func $slot_wild (param $s i32) (param $pieces i32) (param $count i32) (result i32)
-    (local $tag i32) (local $n i32) (local $e i32) (local $r i32) (local $v i32)
-    (local.set $tag (i32.load8_u (local.get $s)))
-    (if (i32.eq (local.get $tag) (i32.const 4))
+    (if (i32.eq (i32.load8_u (local.get $s)) (i32.const 4))
       (then (return (call $wild (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s)) (local.get $pieces) (local.get $count)))))
-    (if (i32.ne (local.get $tag) (i32.const 6)) (then (return (i32.const 2))))
-    (local.set $n (i32.load offset=4 (local.get $s)))
-    (local.set $e (i32.load offset=8 (local.get $s)))
-    (local.set $r (select (i32.const 0) (i32.const 2) (local.get $n)))
-    (block $done
-      (loop $next
-        (br_if $done (i32.eqz (local.get $n)))
-        (local.set $v (call $slot_wild (local.get $e) (local.get $pieces) (local.get $count)))
-        (if (i32.eq (local.get $v) (i32.const 1)) (then (return (i32.const 1))))
-        (if (i32.eq (local.get $v) (i32.const 2)) (then (local.set $r (i32.const 2))))
-        (local.set $e (i32.add (local.get $e) (i32.const 16)))
-        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-        (br $next)))
-    (local.get $r))
+    (call $finish (call $any (local.get $s) (i32.const 3) (local.get $pieces) (local.get $count) (i32.const 0))))
 
   ;; A regular expression of the PATTERNS table against a value.
   (func $slot_regex (param $s i32) (param $id i32) (result i32)
+    (if (i32.eq (i32.load8_u (local.get $s)) (i32.const 4))
+      (then (return (call $host_regex (local.get $id) (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s))))))
+    (call $finish (call $any (local.get $s) (i32.const 4) (local.get $id) (i32.const 0) (i32.const 0))))
+
+  (func $slot_cidr (param $s i32) (param $set i32) (param $python i32) (result i32)
+    (call $host_cidr (local.get $set) (local.get $s) (local.get $python)))
+
+  ;; ------------------------------------------------------------------------------
+  ;; The any-element rule (docs/semantics.md)
+
+  ;; Applies test `kind` (with arguments x, y, z; see $test) to a value, or to each
+  ;; element of an array (nested arrays flattened, null elements skipped), and combines
+  ;; the answers as `or`: 1 if any is true, else 2 if any is null, else 0; 3 when there
+  ;; is nothing to test (null, or an array of nulls), which $finish turns into null.
+  (func $any (param $s i32) (param $kind i32) (param $x i32) (param $y i32) (param $z i32) (result i32)
     (local $tag i32) (local $n i32) (local $e i32) (local $r i32) (local $v i32)
     (local.set $tag (i32.load8_u (local.get $s)))
-    (if (i32.eq (local.get $tag) (i32.const 4))
-      (then (return (call $host_regex (local.get $id) (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s))))))
-    (if (i32.ne (local.get $tag) (i32.const 6)) (then (return (i32.const 2))))
+    (if (i32.eqz (local.get $tag)) (then (return (i32.const 3))))
+    (if (i32.ne (local.get $tag) (i32.const 6))
+      (then (return (call $test (local.get $s) (local.get $kind) (local.get $x) (local.get $y) (local.get $z)))))
     (local.set $n (i32.load offset=4 (local.get $s)))
     (local.set $e (i32.load offset=8 (local.get $s)))
-    (local.set $r (select (i32.const 0) (i32.const 2) (local.get $n)))
+    (local.set $r (i32.const 3))
     (block $done
       (loop $next
         (br_if $done (i32.eqz (local.get $n)))
-        (local.set $v (call $slot_regex (local.get $e) (local.get $id)))
+        (local.set $v (call $any (local.get $e) (local.get $kind) (local.get $x) (local.get $y) (local.get $z)))
         (if (i32.eq (local.get $v) (i32.const 1)) (then (return (i32.const 1))))
         (if (i32.eq (local.get $v) (i32.const 2)) (then (local.set $r (i32.const 2))))
+        (if (i32.and (i32.eqz (local.get $v)) (i32.eq (local.get $r) (i32.const 3))) (then (local.set $r (i32.const 0))))
         (local.set $e (i32.add (local.get $e) (i32.const 16)))
         (local.set $n (i32.sub (local.get $n) (i32.const 1)))
         (br $next)))
     (local.get $r))
 
-  (func $slot_cidr (param $s i32) (param $set i32) (param $python i32) (result i32)
-    (call $host_cidr (local.get $set) (local.get $s) (local.get $python)))
+  ;; Nothing to test is null.
+  (func $finish (param $v i32) (result i32)
+    (select (i32.const 2) (local.get $v) (i32.eq (local.get $v) (i32.const 3))))
+
+  ;; One test of $any on a value that is neither null nor an array:
+  ;; 0 $str_op (x literal, y its length, z the op); 1 `in` a string table (x, y count);
+  ;; 2 `in` a slot table (x, y count); 3 a general wildcard (x pieces, y count);
+  ;; 4 a regex (x its id); 5 the truth of a value; 6 the left side of a comparison,
+  ;; against every element of the right side x (y the op); 7 the right side, against
+  ;; the left element x (y the op).
+  (func $test (param $s i32) (param $kind i32) (param $x i32) (param $y i32) (param $z i32) (result i32)
+    (local $tag i32)
+    (local.set $tag (i32.load8_u (local.get $s)))
+    (block $right
+      (block $left
+        (block $truth
+          (block $regex
+            (block $wild
+              (block $slots
+                (block $table
+                  (block $str
+                    (br_table $str $table $slots $wild $regex $truth $left $right (local.get $kind)))
+                  ;; 0: a string operation
+                  (if (i32.eq (local.get $tag) (i32.const 5))
+                    (then
+                      (if (i32.eqz (local.get $z)) (then (return (call $ip_eq_str (local.get $s) (local.get $x) (local.get $y)))))
+                      (local.set $s (call $ip_text (local.get $s)))
+                      (local.set $tag (i32.const 4))))
+                  (if (i32.ne (local.get $tag) (i32.const 4)) (then (return (i32.const 2))))
+                  (return (call $str_op (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s)) (local.get $x) (local.get $y) (local.get $z))))
+                ;; 1: in a string table
+                (if (i32.eq (local.get $tag) (i32.const 4))
+                  (then (return (call $str_in_table (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s)) (local.get $x) (local.get $y)))))
+                (if (i32.eq (local.get $tag) (i32.const 5)) (then (return (call $ip_in_table (local.get $s) (local.get $x) (local.get $y)))))
+                (return (i32.const 0)))
+              ;; 2: in a slot table
+              (return (call $in_slots (local.get $s) (local.get $x) (local.get $y))))
+            ;; 3: a general wildcard
+            (if (i32.eq (local.get $tag) (i32.const 5)) (then (local.set $s (call $ip_text (local.get $s))) (local.set $tag (i32.const 4))))
+            (if (i32.ne (local.get $tag) (i32.const 4)) (then (return (i32.const 2))))
+            (return (call $wild (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s)) (local.get $x) (local.get $y))))
+          ;; 4: a regex
+          (if (i32.eq (local.get $tag) (i32.const 5)) (then (local.set $s (call $ip_text (local.get $s))) (local.set $tag (i32.const 4))))
+          (if (i32.ne (local.get $tag) (i32.const 4)) (then (return (i32.const 2))))
+          (return (call $host_regex (local.get $x) (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s)))))
+        ;; 5: truth
+        (if (i32.eq (local.get $tag) (i32.const 1)) (then (return (i32.wrap_i64 (i64.load offset=8 (local.get $s))))))
+        (return (call $truthy (local.get $s))))
+      ;; 6: the left side of a comparison
+      (return (call $any (local.get $x) (i32.const 7) (local.get $s) (local.get $y) (i32.const 0))))
+    ;; 7: the right side of a comparison
+    (call $cmp_scalar (local.get $x) (local.get $s) (local.get $y)))
+
+  ;; ------------------------------------------------------------------------------
+  ;; Addresses: parsed as Rust's `IpAddr::from_str` parses them, compared as 16 bytes
+  ;; with IPv4 mapped into IPv6 (`::ffff:a.b.c.d`).
+
+  (func $hex_digit (param $c i32) (result i32)
+    (if (i32.lt_u (i32.sub (local.get $c) (i32.const 48)) (i32.const 10)) (then (return (i32.sub (local.get $c) (i32.const 48)))))
+    (local.set $c (i32.or (local.get $c) (i32.const 32)))
+    (if (i32.lt_u (i32.sub (local.get $c) (i32.const 97)) (i32.const 6)) (then (return (i32.sub (local.get $c) (i32.const 87)))))
+    (i32.const -1))
+
+  ;; Reads `a.b.c.d` at `p` (decimal octets of up to 3 digits, no leading zeros) and on
+  ;; success stores its 4 bytes at `out`. Returns the position after it, or -1.
+  (func $read_v4 (param $p i32) (param $end i32) (param $out i32) (result i32)
+    (local $i i32) (local $v i32) (local $digits i32) (local $first i32) (local $d i32) (local $bytes i32)
+    (loop $octet
+      (if (local.get $i)
+        (then
+          (if (i32.ge_u (local.get $p) (local.get $end)) (then (return (i32.const -1))))
+          (if (i32.ne (i32.load8_u (local.get $p)) (i32.const 46)) (then (return (i32.const -1))))
+          (local.set $p (i32.add (local.get $p) (i32.const 1)))))
+      (local.set $v (i32.const 0))
+      (local.set $digits (i32.const 0))
+      (block $done
+        (loop $digit
+          (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+          (local.set $d (i32.sub (i32.load8_u (local.get $p)) (i32.const 48)))
+          (br_if $done (i32.ge_u (local.get $d) (i32.const 10)))
+          (if (i32.eqz (local.get $digits)) (then (local.set $first (local.get $d))))
+          (local.set $digits (i32.add (local.get $digits) (i32.const 1)))
+          (if (i32.gt_u (local.get $digits) (i32.const 3)) (then (return (i32.const -1))))
+          (local.set $v (i32.add (i32.mul (local.get $v) (i32.const 10)) (local.get $d)))
+          (local.set $p (i32.add (local.get $p) (i32.const 1)))
+          (br $digit)))
+      (if (i32.eqz (local.get $digits)) (then (return (i32.const -1))))
+      (if (i32.gt_u (local.get $v) (i32.const 255)) (then (return (i32.const -1))))
+      (if (i32.and (i32.eqz (local.get $first)) (i32.gt_u (local.get $digits) (i32.const 1))) (then (return (i32.const -1))))
+      (local.set $bytes (i32.or (local.get $bytes) (i32.shl (local.get $v) (i32.shl (local.get $i) (i32.const 3)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $octet (i32.lt_u (local.get $i) (i32.const 4))))
+    (i32.store (local.get $out) (local.get $bytes))
+    (local.get $p))
+
+  ;; Reads up to `limit` colon-separated groups of 1 to 4 hex digits into `out` (2
+  ;; bytes each, big-endian); an IPv4 address may stand for the last two. Returns the
+  ;; position after them, how many groups were read, and whether an IPv4 address ended them.
+  (func $read_groups (param $p i32) (param $end i32) (param $out i32) (param $limit i32) (result i32 i32 i32)
+    (local $i i32) (local $q i32) (local $v i32) (local $digits i32) (local $d i32) (local $after i32)
+    (block $done
+      (loop $group
+        (br_if $done (i32.ge_u (local.get $i) (local.get $limit)))
+        (local.set $q (local.get $p))
+        (if (local.get $i)
+          (then
+            (br_if $done (i32.ge_u (local.get $q) (local.get $end)))
+            (br_if $done (i32.ne (i32.load8_u (local.get $q)) (i32.const 58)))
+            (local.set $q (i32.add (local.get $q) (i32.const 1)))))
+        (if (i32.lt_u (i32.add (local.get $i) (i32.const 1)) (local.get $limit))
+          (then
+            (local.set $after (call $read_v4 (local.get $q) (local.get $end) (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 1)))))
+            (if (i32.ge_s (local.get $after) (i32.const 0))
+              (then (return (local.get $after) (i32.add (local.get $i) (i32.const 2)) (i32.const 1))))))
+        (local.set $v (i32.const 0))
+        (local.set $digits (i32.const 0))
+        (block $hex_done
+          (loop $hex
+            (br_if $hex_done (i32.ge_u (local.get $q) (local.get $end)))
+            (local.set $d (call $hex_digit (i32.load8_u (local.get $q))))
+            (br_if $hex_done (i32.lt_s (local.get $d) (i32.const 0)))
+            (local.set $digits (i32.add (local.get $digits) (i32.const 1)))
+            (br_if $done (i32.gt_u (local.get $digits) (i32.const 4)))
+            (local.set $v (i32.or (i32.shl (local.get $v) (i32.const 4)) (local.get $d)))
+            (local.set $q (i32.add (local.get $q) (i32.const 1)))
+            (br $hex)))
+        (br_if $done (i32.eqz (local.get $digits)))
+        (i32.store8 (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 1))) (i32.shr_u (local.get $v) (i32.const 8)))
+        (i32.store8 offset=1 (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 1))) (local.get $v))
+        (local.set $p (local.get $q))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $group)))
+    (local.get $p) (local.get $i) (i32.const 0))
+
+  ;; Parses the `n` bytes at `p` as an address into 16 bytes at `out`, mapped into IPv6.
+  ;; Returns 1, or 0 if the text is not an address.
+  (func $parse_ip (param $p i32) (param $n i32) (param $out i32) (result i32)
+    (local $end i32) (local $q i32) (local $head i32) (local $v4 i32) (local $tail i32) (local $buf i32)
+    (local.set $end (i32.add (local.get $p) (local.get $n)))
+    (memory.fill (local.get $out) (i32.const 0) (i32.const 16))
+    (local.set $q (call $read_v4 (local.get $p) (local.get $end) (i32.add (local.get $out) (i32.const 12))))
+    (if (i32.ge_s (local.get $q) (i32.const 0))
+      (then
+        (if (i32.ne (local.get $q) (local.get $end)) (then (return (i32.const 0))))
+        (i32.store16 offset=10 (local.get $out) (i32.const 0xFFFF))
+        (return (i32.const 1))))
+    (memory.fill (local.get $out) (i32.const 0) (i32.const 16))
+    (call $read_groups (local.get $p) (local.get $end) (local.get $out) (i32.const 8))
+    (local.set $v4)
+    (local.set $head)
+    (local.set $q)
+    (if (i32.eq (local.get $head) (i32.const 8)) (then (return (i32.eq (local.get $q) (local.get $end)))))
+    (if (local.get $v4) (then (return (i32.const 0))))
+    ;; `::`, standing for at least one group of zeros, then the rest.
+    (if (i32.gt_u (i32.add (local.get $q) (i32.const 2)) (local.get $end)) (then (return (i32.const 0))))
+    (if (i32.ne (i32.load16_u (local.get $q)) (i32.const 0x3A3A)) (then (return (i32.const 0))))
+    (local.set $buf (call $alloc (i32.const 16)))
+    (call $read_groups (i32.add (local.get $q) (i32.const 2)) (local.get $end) (local.get $buf) (i32.sub (i32.const 7) (local.get $head)))
+    (drop)
+    (local.set $tail)
+    (local.set $q)
+    (memory.copy (i32.sub (i32.add (local.get $out) (i32.const 16)) (i32.shl (local.get $tail) (i32.const 1))) (local.get $buf) (i32.shl (local.get $tail) (i32.const 1)))
+    (i32.eq (local.get $q) (local.get $end)))
+
+  ;; The 16-byte form of an address slot (4 bytes are IPv4, mapped).
+  (func $ip16 (param $s i32) (result i32)
+    (local $out i32)
+    (if (i32.eq (i32.load offset=4 (local.get $s)) (i32.const 16)) (then (return (i32.load offset=8 (local.get $s)))))
+    (local.set $out (call $alloc (i32.const 16)))
+    (i64.store (local.get $out) (i64.const 0))
+    (i32.store offset=8 (local.get $out) (i32.const 0xFFFF0000))
+    (i32.store offset=12 (local.get $out) (i32.load (i32.load offset=8 (local.get $s))))
+    (local.get $out))
+
+  ;; Whether an address slot and the address spelt by `n` bytes at `p` are one address:
+  ;; 0 or 1, or 2 when the text is not an address.
+  (func $ip_eq_str (param $s i32) (param $p i32) (param $n i32) (result i32)
+    (local $buf i32)
+    (local.set $buf (call $alloc (i32.const 16)))
+    (if (i32.eqz (call $parse_ip (local.get $p) (local.get $n) (local.get $buf))) (then (return (i32.const 2))))
+    (call $mem_eq (call $ip16 (local.get $s)) (local.get $buf) (i32.const 16)))
+
+  ;; The 16-byte form of an address or of a string spelling one; 0 for anything else.
+  (func $ip_of (param $s i32) (result i32)
+    (local $buf i32)
+    (if (i32.eq (i32.load8_u (local.get $s)) (i32.const 5)) (then (return (call $ip16 (local.get $s)))))
+    (local.set $buf (call $alloc (i32.const 16)))
+    (if (call $parse_ip (i32.load offset=8 (local.get $s)) (i32.load offset=4 (local.get $s)) (local.get $buf)) (then (return (local.get $buf))))
+    (i32.const 0))
 
   ;; ------------------------------------------------------------------------------
   ;; Comparison, truth, arithmetic
@@ -362,36 +549,22 @@
       (return (i32.gt_s (local.get $c) (i32.const 0))))
     (i32.ge_s (local.get $c) (i32.const 0)))
 
-  ;; Compares two values with a comparison operator; three-valued. Strings compare as
-  ;; bytes (the caller passes folded copies for case-insensitive comparisons).
+  ;; Compares two values with a comparison operator; three-valued. Arrays: any element
+  ;; of either side; `!=` is the negation of `==`. Strings compare as bytes (the caller
+  ;; passes folded copies for case-insensitive comparisons).
   (func $cmp (param $a i32) (param $b i32) (param $op i32) (result i32)
-    (local $ta i32) (local $tb i32) (local $n i32) (local $e i32) (local $r i32) (local $v i32) (local $fa f64) (local $fb f64) (local $c i32)
+    (if (i32.eq (local.get $op) (i32.const 1))
+      (then (return (call $not3 (call $cmp (local.get $a) (local.get $b) (i32.const 0))))))
+    (if (i32.and (i32.ne (i32.load8_u (local.get $a)) (i32.const 6)) (i32.ne (i32.load8_u (local.get $b)) (i32.const 6)))
+      (then (return (call $cmp_scalar (local.get $a) (local.get $b) (local.get $op)))))
+    (call $finish (call $any (local.get $a) (i32.const 6) (local.get $b) (local.get $op) (i32.const 0))))
+
+  ;; $cmp of two values that are not arrays. Null when either is null or their types do
+  ;; not meet; an address meets a string that spells an address.
+  (func $cmp_scalar (param $a i32) (param $b i32) (param $op i32) (result i32)
+    (local $ta i32) (local $tb i32) (local $fa f64) (local $fb f64) (local $pa i32) (local $pb i32)
     (local.set $ta (i32.load8_u (local.get $a)))
     (local.set $tb (i32.load8_u (local.get $b)))
-    ;; Arrays: any element.
-    (if (i32.or (i32.eq (local.get $ta) (i32.const 6)) (i32.eq (local.get $tb) (i32.const 6)))
-      (then
-        (if (i32.eq (local.get $ta) (i32.const 6))
-          (then
-            (local.set $n (i32.load offset=4 (local.get $a)))
-            (local.set $e (i32.load offset=8 (local.get $a))))
-          (else
-            (local.set $n (i32.load offset=4 (local.get $b)))
-            (local.set $e (i32.load offset=8 (local.get $b)))))
-        (local.set $r (select (i32.const 0) (i32.const 2) (local.get $n)))
-        (block $done
-          (loop $next
-            (br_if $done (i32.eqz (local.get $n)))
-            (local.set $v
-              (if (result i32) (i32.eq (local.get $ta) (i32.const 6))
-                (then (call $cmp (local.get $e) (local.get $b) (local.get $op)))
-                (else (call $cmp (local.get $a) (local.get $e) (local.get $op)))))
-            (if (i32.eq (local.get $v) (i32.const 1)) (then (return (i32.const 1))))
-            (if (i32.eq (local.get $v) (i32.const 2)) (then (local.set $r (i32.const 2))))
-            (local.set $e (i32.add (local.get $e) (i32.const 16)))
-            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-            (br $next)))
-        (return (local.get $r))))
     (if (i32.or (i32.eqz (local.get $ta)) (i32.eqz (local.get $tb))) (then (return (i32.const 2))))
     ;; Numbers: longs exactly, otherwise as doubles.
     (if (i32.and (i32.or (i32.eq (local.get $ta) (i32.const 2)) (i32.eq (local.get $ta) (i32.const 3)))
@@ -402,19 +575,22 @@
             (return (call $apply_order (local.get $op)
               (i32.sub (i64.gt_s (i64.load offset=8 (local.get $a)) (i64.load offset=8 (local.get $b)))
                        (i64.lt_s (i64.load offset=8 (local.get $a)) (i64.load offset=8 (local.get $b))))))))
-        (local.set $fa
-          (if (result f64) (i32.eq (local.get $ta) (i32.const 2))
-            (then (f64.convert_i64_s (i64.load offset=8 (local.get $a))))
-            (else (f64.load offset=8 (local.get $a)))))
-        (local.set $fb
-          (if (result f64) (i32.eq (local.get $tb) (i32.const 2))
-            (then (f64.convert_i64_s (i64.load offset=8 (local.get $b))))
-            (else (f64.load offset=8 (local.get $b)))))
-        ;; NaN compares unequal to everything.
+        (local.set $fa (call $as_f64 (local.get $a)))
+        (local.set $fb (call $as_f64 (local.get $b)))
+        ;; NaN equals nothing and has no order.
         (if (i32.or (f64.ne (local.get $fa) (local.get $fa)) (f64.ne (local.get $fb) (local.get $fb)))
           (then (return (i32.eq (local.get $op) (i32.const 1)))))
         (return (call $apply_order (local.get $op)
           (i32.sub (f64.gt (local.get $fa) (local.get $fb)) (f64.lt (local.get $fa) (local.get $fb)))))))
+    ;; Addresses, against addresses or strings that spell one.
+    (if (i32.and (i32.or (i32.eq (local.get $ta) (i32.const 5)) (i32.eq (local.get $tb) (i32.const 5)))
+                 (i32.and (i32.or (i32.eq (local.get $ta) (i32.const 4)) (i32.eq (local.get $ta) (i32.const 5)))
+                          (i32.or (i32.eq (local.get $tb) (i32.const 4)) (i32.eq (local.get $tb) (i32.const 5)))))
+      (then
+        (local.set $pa (call $ip_of (local.get $a)))
+        (local.set $pb (call $ip_of (local.get $b)))
+        (if (i32.or (i32.eqz (local.get $pa)) (i32.eqz (local.get $pb))) (then (return (i32.const 2))))
+        (return (call $apply_order (local.get $op) (call $mem_cmp (local.get $pa) (i32.const 16) (local.get $pb) (i32.const 16))))))
     (if (i32.ne (local.get $ta) (local.get $tb)) (then (return (i32.const 2))))
     ;; Same non-numeric type.
     (if (i32.eq (local.get $ta) (i32.const 1))
@@ -422,18 +598,29 @@
         (return (call $apply_order (local.get $op)
           (i32.sub (i64.gt_u (i64.load offset=8 (local.get $a)) (i64.load offset=8 (local.get $b)))
                    (i64.lt_u (i64.load offset=8 (local.get $a)) (i64.load offset=8 (local.get $b))))))))
-    (if (i32.or (i32.eq (local.get $ta) (i32.const 4)) (i32.eq (local.get $ta) (i32.const 5)))
+    (if (i32.eq (local.get $ta) (i32.const 4))
       (then
         (return (call $apply_order (local.get $op)
           (call $mem_cmp (i32.load offset=8 (local.get $a)) (i32.load offset=4 (local.get $a))
                          (i32.load offset=8 (local.get $b)) (i32.load offset=4 (local.get $b)))))))
     (i32.const 2))
 
-  ;; A boolean value as a truth value: booleans are themselves; anything else is null.
-  (func $as_bool (param $s i32) (result i32)
-    (if (i32.eq (i32.load8_u (local.get $s)) (i32.const 1))
-      (then (return (i32.wrap_i64 (i64.load offset=8 (local.get $s))))))
-    (i32.const 2))
+  ;; A number slot (long or double) as a double.
+  (func $as_f64 (param $s i32) (result f64)
+    (if (result f64) (i32.eq (i32.load8_u (local.get $s)) (i32.const 2))
+      (then (f64.convert_i64_s (i64.load offset=8 (local.get $s))))
+      (else (f64.load offset=8 (local.get $s)))))
+
+  ;; The truth of a value where a boolean is expected (`and`, `or`, `not`, a condition):
+  ;; booleans are themselves, null is null, an array is true if any element is, and
+  ;; anything else has its python truthiness.
+  (func $logic (param $s i32) (result i32)
+    (local $tag i32)
+    (local.set $tag (i32.load8_u (local.get $s)))
+    (if (i32.eq (local.get $tag) (i32.const 1)) (then (return (i32.wrap_i64 (i64.load offset=8 (local.get $s))))))
+    (if (i32.eq (local.get $tag) (i32.const 6))
+      (then (return (call $finish (call $any (local.get $s) (i32.const 5) (i32.const 0) (i32.const 0) (i32.const 0))))))
+    (call $truthy (local.get $s)))
 
   (func $is_null (param $s i32) (result i32)
     (i32.eqz (i32.load8_u (local.get $s))))
@@ -453,6 +640,74 @@
   (func $not3 (param $v i32) (result i32)
     (if (i32.eq (local.get $v) (i32.const 2)) (then (return (i32.const 2))))
     (i32.eqz (local.get $v)))
+
+  ;; C's `fmod` (musl's algorithm): the remainder of x / y with the sign of x, exactly.
+  ;; y is not zero.
+  (func $fmod (param $x f64) (param $y f64) (result f64)
+    (local $ux i64) (local $uy i64) (local $ex i32) (local $ey i32) (local $sx i64) (local $i i64)
+    (local.set $ux (i64.reinterpret_f64 (local.get $x)))
+    (local.set $uy (i64.reinterpret_f64 (local.get $y)))
+    (local.set $ex (i32.wrap_i64 (i64.and (i64.shr_u (local.get $ux) (i64.const 52)) (i64.const 0x7ff))))
+    (local.set $ey (i32.wrap_i64 (i64.and (i64.shr_u (local.get $uy) (i64.const 52)) (i64.const 0x7ff))))
+    (local.set $sx (i64.and (local.get $ux) (i64.const 0x8000000000000000)))
+    (if (i32.or (f64.ne (local.get $y) (local.get $y)) (i32.eq (local.get $ex) (i32.const 0x7ff)))
+      (then (return (f64.div (f64.mul (local.get $x) (local.get $y)) (f64.mul (local.get $x) (local.get $y))))))
+    (if (i64.le_u (i64.shl (local.get $ux) (i64.const 1)) (i64.shl (local.get $uy) (i64.const 1)))
+      (then
+        (if (i64.eq (i64.shl (local.get $ux) (i64.const 1)) (i64.shl (local.get $uy) (i64.const 1)))
+          (then (return (f64.mul (f64.const 0) (local.get $x)))))
+        (return (local.get $x))))
+    ;; Normalize both mantissas.
+    (if (i32.eqz (local.get $ex))
+      (then
+        (local.set $i (i64.shl (local.get $ux) (i64.const 12)))
+        (block $done (loop $shift
+          (br_if $done (i64.lt_s (local.get $i) (i64.const 0)))
+          (local.set $ex (i32.sub (local.get $ex) (i32.const 1)))
+          (local.set $i (i64.shl (local.get $i) (i64.const 1)))
+          (br $shift)))
+        (local.set $ux (i64.shl (local.get $ux) (i64.extend_i32_u (i32.sub (i32.const 1) (local.get $ex))))))
+      (else
+        (local.set $ux (i64.or (i64.and (local.get $ux) (i64.const 0xFFFFFFFFFFFFF)) (i64.const 0x10000000000000)))))
+    (if (i32.eqz (local.get $ey))
+      (then
+        (local.set $i (i64.shl (local.get $uy) (i64.const 12)))
+        (block $done (loop $shift
+          (br_if $done (i64.lt_s (local.get $i) (i64.const 0)))
+          (local.set $ey (i32.sub (local.get $ey) (i32.const 1)))
+          (local.set $i (i64.shl (local.get $i) (i64.const 1)))
+          (br $shift)))
+        (local.set $uy (i64.shl (local.get $uy) (i64.extend_i32_u (i32.sub (i32.const 1) (local.get $ey))))))
+      (else
+        (local.set $uy (i64.or (i64.and (local.get $uy) (i64.const 0xFFFFFFFFFFFFF)) (i64.const 0x10000000000000)))))
+    ;; x mod y, one bit at a time.
+    (block $done (loop $bit
+      (br_if $done (i32.le_s (local.get $ex) (local.get $ey)))
+      (local.set $i (i64.sub (local.get $ux) (local.get $uy)))
+      (if (i64.ge_s (local.get $i) (i64.const 0))
+        (then
+          (if (i64.eqz (local.get $i)) (then (return (f64.mul (f64.const 0) (local.get $x)))))
+          (local.set $ux (local.get $i))))
+      (local.set $ux (i64.shl (local.get $ux) (i64.const 1)))
+      (local.set $ex (i32.sub (local.get $ex) (i32.const 1)))
+      (br $bit)))
+    (local.set $i (i64.sub (local.get $ux) (local.get $uy)))
+    (if (i64.ge_s (local.get $i) (i64.const 0))
+      (then
+        (if (i64.eqz (local.get $i)) (then (return (f64.mul (f64.const 0) (local.get $x)))))
+        (local.set $ux (local.get $i))))
+    (block $done (loop $norm
+      (br_if $done (i64.ne (i64.shr_u (local.get $ux) (i64.const 52)) (i64.const 0)))
+      (local.set $ux (i64.shl (local.get $ux) (i64.const 1)))
+      (local.set $ex (i32.sub (local.get $ex) (i32.const 1)))
+      (br $norm)))
+    ;; Scale the result.
+    (if (i32.gt_s (local.get $ex) (i32.const 0))
+      (then
+        (local.set $ux (i64.or (i64.sub (local.get $ux) (i64.const 0x10000000000000)) (i64.shl (i64.extend_i32_u (local.get $ex)) (i64.const 52)))))
+      (else
+        (local.set $ux (i64.shr_u (local.get $ux) (i64.extend_i32_u (i32.sub (i32.const 1) (local.get $ex)))))))
+    (f64.reinterpret_i64 (i64.or (local.get $ux) (local.get $sx))))
 
   ;; Arithmetic: 0 +, 1 -, 2 *, 3 / (toward zero), 4 / (down), 5 % (dividend's sign),
   ;; 6 % (divisor's sign). Null, non-numbers, overflow and division by zero give null.
@@ -506,22 +761,23 @@
           (then (local.set $r (i64.add (local.get $r) (local.get $y)))))
         (return (call $long_slot (local.get $r)))))
     ;; A double is involved: IEEE arithmetic, true division.
-    (local.set $fx
-      (if (result f64) (i32.eq (local.get $ta) (i32.const 2))
-        (then (f64.convert_i64_s (i64.load offset=8 (local.get $a))))
-        (else (f64.load offset=8 (local.get $a)))))
-    (local.set $fy
-      (if (result f64) (i32.eq (local.get $tb) (i32.const 2))
-        (then (f64.convert_i64_s (i64.load offset=8 (local.get $b))))
-        (else (f64.load offset=8 (local.get $b)))))
+    (local.set $fx (call $as_f64 (local.get $a)))
+    (local.set $fy (call $as_f64 (local.get $b)))
     (if (i32.eqz (local.get $op)) (then (return (call $double_slot (f64.add (local.get $fx) (local.get $fy))))))
     (if (i32.eq (local.get $op) (i32.const 1)) (then (return (call $double_slot (f64.sub (local.get $fx) (local.get $fy))))))
     (if (i32.eq (local.get $op) (i32.const 2)) (then (return (call $double_slot (f64.mul (local.get $fx) (local.get $fy))))))
     (if (f64.eq (local.get $fy) (f64.const 0)) (then (return (i32.const 0))))
     (if (i32.lt_u (local.get $op) (i32.const 5)) (then (return (call $double_slot (f64.div (local.get $fx) (local.get $fy))))))
-    (local.set $q (f64.div (local.get $fx) (local.get $fy)))
-    (local.set $q (if (result f64) (i32.eq (local.get $op) (i32.const 5)) (then (f64.trunc (local.get $q))) (else (f64.floor (local.get $q)))))
-    (call $double_slot (f64.sub (local.get $fx) (f64.mul (local.get $fy) (local.get $q)))))
+    (local.set $q (call $fmod (local.get $fx) (local.get $fy)))
+    (if (i32.eq (local.get $op) (i32.const 6))
+      (then
+        ;; The divisor's sign, as python's float `%` (a zero too).
+        (if (f64.eq (local.get $q) (f64.const 0))
+          (then (local.set $q (f64.copysign (f64.const 0) (local.get $fy))))
+          (else
+            (if (i32.ne (f64.lt (local.get $q) (f64.const 0)) (f64.lt (local.get $fy) (f64.const 0)))
+              (then (local.set $q (f64.add (local.get $q) (local.get $fy)))))))))
+    (call $double_slot (local.get $q)))
 
   (func $neg (param $s i32) (result i32)
     (local $tag i32)
