@@ -74,7 +74,6 @@ impl Program {
                 regex::RegexBuilder::new(&anchored)
                     .case_insensitive(pattern.case_insensitive)
                     .dot_matches_new_line(true)
-                    .size_limit(1 << 22)
                     .build()
                     .map_err(|error| LoadError(format!("regex {idx} of the bundle does not compile: {error}")))
             })

@@ -183,6 +183,8 @@ pub struct EventReader {
     categories: HashMap<String, u32>,
     /// Date fields (index, unit): held as nanoseconds since the epoch.
     dates: Vec<(usize, TimestampUnit)>,
+    /// Address fields: strings spelling an address are held as addresses.
+    addresses: Vec<usize>,
     scratch: Vec<Option<Value>>,
 }
 
@@ -202,7 +204,8 @@ impl EventReader {
             .filter(|(_, field)| field.kind == FieldKind::Typed(FieldType::Date))
             .map(|(idx, field)| (idx, if field.name == bundle.manifest.timestamp_field { bundle.manifest.timestamp_unit } else { TimestampUnit::Rfc3339 }))
             .collect();
-        EventReader { projection, bundle_fields, timestamp, unit: bundle.manifest.timestamp_unit, category, categories, dates, scratch: Vec::new() }
+        let addresses = bundle.fields.iter().enumerate().filter(|(_, field)| field.kind == FieldKind::Typed(FieldType::Ip)).map(|(idx, _)| idx).collect();
+        EventReader { projection, bundle_fields, timestamp, unit: bundle.manifest.timestamp_unit, category, categories, dates, addresses, scratch: Vec::new() }
     }
 
     /// The event of a line, and its timestamp if it has one (the event's own
@@ -231,6 +234,11 @@ impl EventReader {
                 *value = as_date(value, *unit);
             }
         }
+        for idx in &self.addresses {
+            if let Some(value) = &mut fields[*idx] {
+                *value = as_address(value);
+            }
+        }
         Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields, raw: Arc::from(line) }, timestamp))
     }
 }
@@ -241,6 +249,16 @@ fn as_date(value: &Value, unit: TimestampUnit) -> Value {
     match value {
         Value::Array(items) => Value::Array(items.iter().map(|item| as_date(item, unit)).collect()),
         other => to_nanos(other, unit).map_or_else(|| other.clone(), Value::Long),
+    }
+}
+
+/// An ip field's value as the engine holds it: a string spelling an address becomes
+/// the (canonical) address, elements of an array each; anything else stays as it is.
+fn as_address(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(as_address).collect()),
+        Value::Str(text) => kestrel_bundle::semantics::patterns::parse_ip(text).map_or_else(|| value.clone(), |address| Value::Ip(address.to_canonical())),
+        other => other.clone(),
     }
 }
 
