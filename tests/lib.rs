@@ -116,3 +116,54 @@ pub fn es_toml_nulls(text: &str) -> String {
     }
     out
 }
+
+/// Builds a bundle in-process the way `eqlc build` does (eqlc/src/main.rs): load the rule
+/// files, check each rule and then the set, and run the back end (`driver::build`).
+/// Returns the bundle's bytes, or the rendered diagnostics when a rule has errors or the
+/// back end refuses it.
+pub fn build_bundle(paths: &[PathBuf], options: &FileOptions) -> Result<Vec<u8>, String> {
+    let schema = options.schema();
+    let check_options = Options { schema: &schema, dialect: options.dialect, endgame_case: options.endgame_case, declarations: &options.declarations };
+    let mut sources = SourceMap::new();
+    let (rule_sources, mut diags) = rules::load(paths, &mut sources);
+    let checked = driver::check_all(&rule_sources, &sources, &check_options);
+    diags.extend(checked.iter().flat_map(|rule| rule.diags.iter().cloned()));
+    if !diags.iter().any(Diagnostic::is_error) {
+        let (bytes, build_diags) = driver::build(&checked, &schema);
+        if let Some(bytes) = bytes {
+            return Ok(bytes);
+        }
+        diags.extend(build_diags);
+    }
+    Err(eqlc::render::human(&diags, &sources, false))
+}
+
+/// The rule files under `dir` (recursively, sorted) whose every rule is an event query,
+/// i.e. the ones `eqlc build` can compile while sequences are not supported (E0701).
+pub fn event_query_rule_files(dir: &Path, options: &FileOptions) -> Vec<PathBuf> {
+    let schema = options.schema();
+    let check_options = Options { schema: &schema, dialect: options.dialect, endgame_case: options.endgame_case, declarations: &options.declarations };
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display())) {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if FileKind::of(&path).is_some() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files.retain(|path| {
+        let mut sources = SourceMap::new();
+        let (rule_sources, _) = rules::load(std::slice::from_ref(path), &mut sources);
+        !rule_sources.is_empty()
+            && rule_sources.iter().all(|source| {
+                let checked = driver::check_rule(source, &sources, &check_options);
+                matches!(checked.rule.as_ref().map(|rule| &rule.query), Some(eqlc::tir::Query::Event(_)))
+            })
+    });
+    files
+}

@@ -8,14 +8,17 @@
 //! - `bless`: run the snapshot suites, accepting every changed snapshot, then list them
 //!   for review (`git diff snapshots/`).
 //! - `bench-check [RUNS]`: time `eqlc check` over the corpus against python `eql`.
+//! - `gen-events [--count N] [--seed S]`: synthetic Linux endpoint events (NDJSON) on
+//!   stdout, for the replay benchmarks (docs/benchmarks.md).
 
 mod bench;
+mod gen_events;
 mod gen_schema;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask gen-schema [--check] | bless | bench-check [RUNS]";
+const USAGE: &str = "usage: cargo xtask gen-schema [--check] | bless | bench-check [RUNS] | gen-events [--count N] [--seed S]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
             let runs = args.get(1).and_then(|runs| runs.parse().ok()).unwrap_or(5);
             bench::run(&repo_root(), runs)
         }
+        Some("gen-events") => gen_events::run(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
