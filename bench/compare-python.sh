@@ -17,7 +17,7 @@ SEED=${SEED:-1}
 REPS=${REPS:-5}
 QUERY=${QUERY:-'process where process.name == "bash"'}
 VENV=${KESTREL_BENCH_VENV:-bench/.venv}
-OUT=bench/out
+OUT="$PWD/bench/out"   # absolute: cargo bench runs the bench from kestrel-rt/
 CORPUS=--no-corpus
 for arg in "$@"; do
     case "$arg" in
