@@ -31,11 +31,73 @@ pub struct Event {
     /// Nanoseconds since the Unix epoch.
     pub timestamp: i64,
     /// Category ids of the bundle (`Functions::categories`) the event belongs to.
-    pub categories: Vec<u32>,
+    pub categories: Categories,
     /// One entry per bundle field, `None` when the event lacks it.
     pub fields: Vec<Option<Value>>,
     /// The event as it was read (one JSON document), carried into alerts verbatim.
     pub raw: Arc<str>,
+}
+
+/// A set of category ids, held inline for ids below 64 (every ECS category): deciding
+/// whether any rule runs on an event must not chase a pointer per event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Categories {
+    low: u64,
+    high: Vec<u32>,
+}
+
+impl Categories {
+    pub fn insert(&mut self, id: u32) {
+        if id < 64 {
+            self.low |= 1 << id;
+        } else if !self.high.contains(&id) {
+            self.high.push(id);
+        }
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
+        if id < 64 { self.low & (1 << id) != 0 } else { self.high.contains(&id) }
+    }
+
+    /// Whether any id is in `low_mask` (ids below 64) or satisfies `high` (the others).
+    fn any(&self, low_mask: u64, high: impl Fn(u32) -> bool) -> bool {
+        self.low & low_mask != 0 || self.high.iter().any(|id| high(*id))
+    }
+
+    /// The ids, ascending below 64, then in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut low = self.low;
+        std::iter::from_fn(move || {
+            (low != 0).then(|| {
+                let id = low.trailing_zeros();
+                low &= low - 1;
+                id
+            })
+        })
+        .chain(self.high.iter().copied())
+    }
+
+    pub fn len(&self) -> usize {
+        self.low.count_ones() as usize + self.high.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Extend<u32> for Categories {
+    fn extend<I: IntoIterator<Item = u32>>(&mut self, ids: I) {
+        ids.into_iter().for_each(|id| self.insert(id));
+    }
+}
+
+impl FromIterator<u32> for Categories {
+    fn from_iter<I: IntoIterator<Item = u32>>(ids: I) -> Categories {
+        let mut set = Categories::default();
+        ids.into_iter().for_each(|id| set.insert(id));
+        set
+    }
 }
 
 /// A matched event, as an alert carries it.
@@ -59,6 +121,13 @@ pub struct Alert {
     pub count: Option<(u64, f64)>,
     /// `count`: the key and its count and share, instead of events.
     pub key_count: Option<(Vec<Value>, u64, f64)>,
+}
+
+/// A rule's condition matched an event: what its pipes need, not yet through them.
+#[derive(Clone, Debug)]
+pub struct Match {
+    pub rule: usize,
+    pub row: Row<EventRef>,
 }
 
 /// Counters of one rule.
@@ -110,6 +179,12 @@ pub struct Engine {
     rules: Vec<RulePlan>,
     /// Role-0 predicate ids by category (last entry: "any").
     candidates: HashMap<Option<u32>, Vec<u32>>,
+    /// By category id: whether an event condition runs on events of the category.
+    category_candidates: Vec<bool>,
+    /// Whether an event condition runs on every event (`any where`).
+    any_candidates: bool,
+    /// `category_candidates` of ids below 64, as bits.
+    candidate_mask: u64,
     pub stats: Stats,
     /// The process tracker, when a rule uses lineage.
     lineage: Option<crate::lineage::Tracker>,
@@ -222,10 +297,36 @@ impl Engine {
                 RulePlan { filters, late, keys, pipeline: Pipeline::new(stages, max_buffered) }
             })
             .collect();
+        let mut category_candidates = vec![false; bundle.functions.categories.len()];
+        for category in candidates.keys().flatten() {
+            if let Some(flag) = category_candidates.get_mut(*category as usize) {
+                *flag = true;
+            }
+        }
+        let any_candidates = candidates.contains_key(&None);
+        let candidate_mask = category_candidates.iter().take(64).enumerate().filter(|(_, runs)| **runs).fold(0u64, |mask, (id, _)| mask | 1 << id);
         let stats = Stats { rules: vec![RuleStats::default(); bundle.rules.len()], ..Stats::default() };
         let lineage = bundle.lineage.as_ref().map(crate::lineage::Tracker::new);
         let ticker = Ticker::start(program.engine.clone());
-        Ok(Engine { program, store, memory, eval, predicates, values, layout, slots, rules, candidates, stats, lineage, profiling: false, _ticker: ticker })
+        Ok(Engine {
+            program,
+            store,
+            memory,
+            eval,
+            predicates,
+            values,
+            layout,
+            slots,
+            rules,
+            candidates,
+            category_candidates,
+            any_candidates,
+            candidate_mask,
+            stats,
+            lineage,
+            profiling: false,
+            _ticker: ticker,
+        })
     }
 
     /// Estimate per-rule evaluation time ([`RuleStats::time`]).
@@ -240,17 +341,40 @@ impl Engine {
     /// Runs every event, in order, and appends the rules' outputs to `alerts`.
     /// `first_index` is the caller's index of `events[0]` (alerts refer to events by it).
     pub fn run(&mut self, events: &[Event], first_index: usize, alerts: &mut Vec<Alert>) {
-        let mut start = 0;
-        while start < events.len() {
-            let (written, skipped) = self.write_batch(&events[start..]);
-            self.stats.oversized += skipped.len() as u64;
-            if written.is_empty() {
-                start += skipped.len().max(1);
-                continue;
-            }
-            self.evaluate(&events[start..], &written, first_index + start, alerts);
-            start += written.len() + skipped.len();
+        let mut matches = Vec::new();
+        self.evaluate(events, first_index, &mut matches);
+        for found in matches {
+            self.dispatch(found, alerts);
         }
+    }
+
+    /// Whether events must reach [`Engine::evaluate`] in timestamp order: the lineage
+    /// tracker's answers depend on the process events before. Otherwise evaluation is
+    /// per event, and only [`Engine::dispatch`] needs order.
+    pub fn needs_ordered_evaluation(&self) -> bool {
+        self.lineage.is_some()
+    }
+
+    /// The order-independent half of [`Engine::run`]: evaluates the events' conditions,
+    /// and for each match computes what the rule's pipes need. Matches come out in event
+    /// order, then predicate order.
+    pub fn evaluate(&mut self, events: &[Event], first_index: usize, matches: &mut Vec<Match>) {
+        let mut start = 0;
+        let mut written = Vec::with_capacity(self.layout.batch_capacity as usize);
+        while start < events.len() {
+            let consumed = self.write_batch(&events[start..], &mut written);
+            if !written.is_empty() {
+                self.evaluate_batch(&events[start..], &written, first_index + start, matches);
+            }
+            start += consumed;
+        }
+    }
+
+    /// The ordered half of [`Engine::run`]: feeds a match to its rule's pipes.
+    pub fn dispatch(&mut self, found: Match, alerts: &mut Vec<Alert>) {
+        let mut outputs = Vec::new();
+        self.rules[found.rule].pipeline.push(found.row, &mut outputs);
+        emit(found.rule, outputs, &mut self.stats.rules[found.rule], alerts);
     }
 
     /// Flushes the buffering pipes: call once, after the last event.
@@ -281,9 +405,10 @@ impl Engine {
                 }
             }
         }
-        let event = Event { timestamp: row.item.timestamp, categories: Vec::new(), fields, raw: row.item.raw.clone() };
-        let (written, _) = self.write_batch(std::slice::from_ref(&event));
-        if written.is_empty() {
+        let event = Event { timestamp: row.item.timestamp, categories: Categories::default(), fields, raw: row.item.raw.clone() };
+        let data_start = self.layout.data_offset as usize;
+        let mut area = Area::new(data_start, data_start + self.layout.data_capacity as usize);
+        if !self.write_event(&event, 0, &mut area) {
             return false;
         }
         self.store.set_epoch_deadline(DEADLINE_TICKS);
@@ -296,58 +421,82 @@ impl Engine {
         }
     }
 
-    /// Writes as many events as fit (batch capacity, data region) into guest memory.
-    /// Returns the offsets (in `events`) written, and those skipped as too large.
-    fn write_batch(&mut self, events: &[Event]) -> (Vec<usize>, Vec<usize>) {
-        let layout = self.layout;
-        let stride = (layout.slot_count * SLOT_SIZE) as usize;
-        let category_stride = (4 + 4 * layout.category_capacity) as usize;
-        let data_start = layout.data_offset as usize;
-        let mut area = Area::new(data_start, data_start + layout.data_capacity as usize);
-        let memory = self.memory.data_mut(&mut self.store);
-        let mut written = Vec::new();
-        let mut skipped = Vec::new();
-        for (offset, event) in events.iter().enumerate() {
-            if written.len() == layout.batch_capacity as usize {
-                break;
-            }
-            let slot_base = layout.slots_offset as usize + written.len() * stride;
-            let mark = area.next;
-            let mut fits = true;
-            for (field, (slot, folded)) in self.slots.iter().enumerate() {
-                let value = event.fields.get(field).and_then(Option::as_ref).unwrap_or(&Value::Null);
-                fits &= guest::write(memory, slot_base + *slot as usize * SLOT_SIZE as usize, value, &mut area).is_ok();
-                if let Some(folded) = folded {
-                    let folded_value = crate::functions::folded(value);
-                    fits &= guest::write(memory, slot_base + *folded as usize * SLOT_SIZE as usize, &folded_value, &mut area).is_ok();
-                }
-                if !fits {
-                    break;
-                }
-            }
-            if !fits {
-                area.next = mark;
-                if written.is_empty() {
-                    // Alone in the data region and still too large: skip it, counted.
-                    skipped.push(offset);
-                    continue;
-                }
-                break;
-            }
-            let categories = layout.categories_offset as usize + written.len() * category_stride;
-            let count = event.categories.len().min(layout.category_capacity as usize);
-            memory[categories..categories + 4].copy_from_slice(&(count as u32).to_le_bytes());
-            for (idx, id) in event.categories.iter().take(count).enumerate() {
-                let at = categories + 4 + idx * 4;
-                memory[at..at + 4].copy_from_slice(&id.to_le_bytes());
-            }
-            written.push(offset);
-        }
-        (written, skipped)
+    /// Whether some predicate may run on the event: a rule for any category or for one
+    /// of its categories, or the lineage tracker (which follows every process event).
+    fn is_candidate(&self, event: &Event) -> bool {
+        self.lineage.is_some()
+            || self.any_candidates
+            || event.categories.any(self.candidate_mask, |id| self.category_candidates.get(id as usize).copied().unwrap_or(false))
     }
 
-    /// Runs `eval` over the written batch and dispatches the matches.
-    fn evaluate(&mut self, events: &[Event], written: &[usize], first_index: usize, alerts: &mut Vec<Alert>) {
+    /// Writes as many events as fit (batch capacity, data region) into guest memory,
+    /// putting their offsets (in `events`) in `written`. Events no predicate can match
+    /// are counted and passed over; an event too large for the data region alone is
+    /// counted and skipped. Returns how many events of `events` were consumed.
+    fn write_batch(&mut self, events: &[Event], written: &mut Vec<usize>) -> usize {
+        written.clear();
+        let data_start = self.layout.data_offset as usize;
+        let mut area = Area::new(data_start, data_start + self.layout.data_capacity as usize);
+        let mut consumed = 0;
+        for (offset, event) in events.iter().enumerate() {
+            if written.len() == self.layout.batch_capacity as usize {
+                break;
+            }
+            if let Some(ahead) = events.get(offset + LOOKAHEAD) {
+                touch(ahead);
+            }
+            if !self.is_candidate(event) {
+                self.stats.events += 1;
+                consumed += 1;
+                continue;
+            }
+            let mark = area.next;
+            if !self.write_event(event, written.len(), &mut area) {
+                area.next = mark;
+                if !written.is_empty() {
+                    break;
+                }
+                // Alone in the data region and still too large: skip it, counted.
+                self.stats.events += 1;
+                self.stats.oversized += 1;
+                consumed += 1;
+                continue;
+            }
+            written.push(consumed);
+            consumed += 1;
+        }
+        consumed
+    }
+
+    /// Writes one event's fields and categories at `position` of the batch, payloads in
+    /// `area`. Returns false when they do not fit.
+    fn write_event(&mut self, event: &Event, position: usize, area: &mut Area) -> bool {
+        let layout = self.layout;
+        let memory = self.memory.data_mut(&mut self.store);
+        let slot_base = layout.slots_offset as usize + position * (layout.slot_count * SLOT_SIZE) as usize;
+        for (field, (slot, folded)) in self.slots.iter().enumerate() {
+            let value = event.fields.get(field).and_then(Option::as_ref).unwrap_or(&Value::Null);
+            if guest::write(memory, slot_base + *slot as usize * SLOT_SIZE as usize, value, area).is_err() {
+                return false;
+            }
+            if let Some(folded) = folded
+                && guest::write_folded(memory, slot_base + *folded as usize * SLOT_SIZE as usize, value, area).is_err()
+            {
+                return false;
+            }
+        }
+        let categories = layout.categories_offset as usize + position * (4 + 4 * layout.category_capacity) as usize;
+        let count = event.categories.len().min(layout.category_capacity as usize);
+        memory[categories..categories + 4].copy_from_slice(&(count as u32).to_le_bytes());
+        for (idx, id) in event.categories.iter().take(count).enumerate() {
+            let at = categories + 4 + idx * 4;
+            memory[at..at + 4].copy_from_slice(&id.to_le_bytes());
+        }
+        true
+    }
+
+    /// Runs `eval` over the written batch and collects the matches.
+    fn evaluate_batch(&mut self, events: &[Event], written: &[usize], first_index: usize, matches: &mut Vec<Match>) {
         self.stats.batches += 1;
         self.stats.events += written.len() as u64;
         if self.lineage.is_some() {
@@ -376,13 +525,13 @@ impl Engine {
         let result_count = layout.result_count as usize;
         let program = self.program.clone();
         let predicates = &program.bundle.functions.predicates;
+        let mut matched = Vec::new();
         for (event, offset) in written.iter().enumerate() {
             let base = layout.results_offset as usize + event * result_count;
-            let matched: Vec<usize> = {
-                let memory = self.memory.data(&self.store);
-                (0..result_count).filter(|id| memory[base + id] == 1).collect()
-            };
-            for id in matched {
+            matched.clear();
+            let results = &self.memory.data(&self.store)[base..base + result_count];
+            matched.extend(results.iter().enumerate().filter(|(_, result)| **result == 1).map(|(id, _)| id));
+            for &id in &matched {
                 let rule = predicates[id].rule as usize;
                 if !matches!(self.program.bundle.rules[rule].query, Query::Event { .. }) {
                     continue;
@@ -392,9 +541,7 @@ impl Engine {
                 let fields = self.rules[rule].late.contains(&true).then(|| Arc::new(source.fields.clone()));
                 let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone(), fields };
                 let row = self.pipe_inputs(rule, event as i32, item);
-                let mut outputs = Vec::new();
-                self.rules[rule].pipeline.push(row, &mut outputs);
-                emit(rule, outputs, &mut self.stats.rules[rule], alerts);
+                matches.push(Match { rule, row });
             }
         }
     }
@@ -413,7 +560,7 @@ impl Engine {
             let predicate = &program.bundle.functions.predicates[source];
             for (slot, offset) in written.iter().enumerate() {
                 let event = &events[*offset];
-                let runs = predicate.category.is_none_or(|category| event.categories.contains(&category));
+                let runs = predicate.category.is_none_or(|category| event.categories.contains(category));
                 let matched = runs && self.memory.data(&self.store)[disabled_base + source] == 0 && {
                     self.store.set_epoch_deadline(DEADLINE_TICKS);
                     match self.predicates[source].call(&mut self.store, slot as i32) {
@@ -426,7 +573,7 @@ impl Engine {
                     }
                 };
                 let fields = crate::lineage::ProcessFields {
-                    is_process: event.categories.contains(&table.process_category),
+                    is_process: event.categories.contains(table.process_category),
                     pid: event_field(event, table.pid_field),
                     ppid: event_field(event, table.ppid_field),
                     subtype: event_field(event, table.subtype_field),
@@ -453,7 +600,7 @@ impl Engine {
             }
             let started = std::time::Instant::now();
             for (slot, offset) in written.iter().enumerate() {
-                if predicate.category.is_none_or(|category| events[*offset].categories.contains(&category)) {
+                if predicate.category.is_none_or(|category| events[*offset].categories.contains(category)) {
                     self.store.set_epoch_deadline(DEADLINE_TICKS);
                     let _ = self.predicates[id].call(&mut self.store, slot as i32);
                 }
@@ -465,6 +612,9 @@ impl Engine {
     /// Computes the filter truths and key values the rule's pipes need for a match.
     fn pipe_inputs(&mut self, rule: usize, event: i32, item: EventRef) -> Row<EventRef> {
         let plan = &self.rules[rule];
+        if plan.filters.is_empty() && plan.keys.is_empty() {
+            return Row { item, filters: Vec::new(), keys: Vec::new(), count: None };
+        }
         let filters_ids = plan.filters.clone();
         let late = plan.late.clone();
         let key_ids = plan.keys.clone();
@@ -531,6 +681,25 @@ impl Engine {
     pub fn host_failures(&self) -> u64 {
         self.store.data().host_failures
     }
+}
+
+/// How far ahead of the event being written [`touch`] reads.
+const LOOKAHEAD: usize = 8;
+
+/// Reads the first bytes of an event's fields, so that the cache misses of an event
+/// a few places ahead overlap the work on this one (events, their fields and their
+/// strings are separate allocations; without this, writing a batch waits on memory).
+#[inline]
+fn touch(event: &Event) {
+    let mut sum = event.categories.len();
+    for value in event.fields.iter().take(4).flatten() {
+        sum += match value {
+            Value::Str(text) => text.as_bytes().first().copied().unwrap_or(0) as usize,
+            Value::Array(items) => items.len(),
+            _ => 1,
+        };
+    }
+    std::hint::black_box(sum);
 }
 
 fn event_field(event: &Event, index: u32) -> Option<&Value> {

@@ -66,19 +66,31 @@ pub fn ip_bytes(address: &IpAddr) -> ([u8; 16], usize) {
 
 /// Writes `value` into the slot at `at`, putting its payload in `area`.
 pub fn write(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Result<(), Full> {
-    write_at_depth(memory, at, value, area, 0)
+    write_at_depth(memory, at, value, area, 0, false)
 }
 
-fn write_at_depth(memory: &mut [u8], at: usize, value: &Value, area: &mut Area, depth: usize) -> Result<(), Full> {
+/// Writes `value` with its strings lower-cased (`str::to_lowercase`, as eqlc folds
+/// literals): the folded slot of a field (docs/abi.md). ASCII text, the usual case, is
+/// lower-cased in guest memory without allocating.
+pub fn write_folded(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Result<(), Full> {
+    write_at_depth(memory, at, value, area, 0, true)
+}
+
+fn write_at_depth(memory: &mut [u8], at: usize, value: &Value, area: &mut Area, depth: usize, fold: bool) -> Result<(), Full> {
     match value {
         Value::Null => put_slot(memory, at, tag::NULL, 0, 0),
         Value::Bool(value) => put_slot(memory, at, tag::BOOL, 0, u64::from(*value)),
         Value::Long(value) => put_slot(memory, at, tag::LONG, 0, *value as u64),
         Value::Double(value) => put_slot(memory, at, tag::DOUBLE, 0, value.to_bits()),
+        Value::Str(text) if fold && !text.is_ascii() => write_at_depth(memory, at, &Value::Str(text.to_lowercase()), area, depth, false),
         Value::Str(text) => {
             let bytes = text.as_bytes();
             let offset = area.take(bytes.len())?;
-            memory.get_mut(offset..offset + bytes.len()).ok_or(Full)?.copy_from_slice(bytes);
+            let target = memory.get_mut(offset..offset + bytes.len()).ok_or(Full)?;
+            target.copy_from_slice(bytes);
+            if fold {
+                target.make_ascii_lowercase();
+            }
             put_slot(memory, at, tag::STRING, bytes.len() as u32, offset as u64)
         }
         Value::Ip(address) => {
@@ -93,7 +105,7 @@ fn write_at_depth(memory: &mut [u8], at: usize, value: &Value, area: &mut Area, 
             }
             let elements = area.take(items.len() * SLOT_SIZE as usize)?;
             for (idx, item) in items.iter().enumerate() {
-                write_at_depth(memory, elements + idx * SLOT_SIZE as usize, item, area, depth + 1)?;
+                write_at_depth(memory, elements + idx * SLOT_SIZE as usize, item, area, depth + 1, fold)?;
             }
             put_slot(memory, at, tag::ARRAY, items.len() as u32, elements as u64)
         }
@@ -107,7 +119,7 @@ fn write_at_depth(memory: &mut [u8], at: usize, value: &Value, area: &mut Area, 
                 let key_at = area.take(key.len())?;
                 memory.get_mut(key_at..key_at + key.len()).ok_or(Full)?.copy_from_slice(key.as_bytes());
                 memory.get_mut(entry..entry + 8).ok_or(Full)?.copy_from_slice(&[(key_at as u32).to_le_bytes(), (key.len() as u32).to_le_bytes()].concat());
-                write_at_depth(memory, entry + 8, inner, area, depth + 1)?;
+                write_at_depth(memory, entry + 8, inner, area, depth + 1, fold)?;
             }
             put_slot(memory, at, tag::OBJECT, entries.len() as u32, table as u64)
         }
@@ -187,6 +199,20 @@ mod tests {
         let mut area = Area::new(1024, 4096);
         write(&mut memory, 64, &value, &mut area).unwrap();
         assert_eq!(read(&memory, 64), value);
+    }
+
+    #[test]
+    fn folded_writes_equal_the_folded_value() {
+        let value = Value::Array(vec![
+            Value::Str("BaSh".into()),
+            Value::Str("ÉCOLE İstanbul".into()),
+            Value::Object(vec![("Key".into(), Value::Str("MiXeD".into()))]),
+            Value::Long(3),
+        ]);
+        let mut memory = vec![0u8; 4096];
+        let mut area = Area::new(1024, 4096);
+        write_folded(&mut memory, 64, &value, &mut area).unwrap();
+        assert_eq!(read(&memory, 64), crate::functions::folded(&value));
     }
 
     #[test]

@@ -8,7 +8,6 @@
 
 use kestrel_bundle::semantics::Value;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// Deepest nesting of a decoded value; deeper input is a malformed line.
 pub const MAX_DEPTH: usize = 64;
@@ -23,7 +22,55 @@ pub struct Projection {
 #[derive(Default, Debug)]
 struct Node {
     field: Option<usize>,
-    children: HashMap<Box<[u8]>, Node>,
+    /// Projected fields strictly below this node: once an object has given them all,
+    /// the rest of it is skipped.
+    below: usize,
+    /// Few per node (an event's top-level objects, an object's projected keys): a
+    /// linear scan beats hashing every key of every line.
+    children: Vec<(Box<[u8]>, Node)>,
+}
+
+impl Node {
+    #[inline]
+    fn child(&self, segment: &[u8]) -> Option<&Node> {
+        // Lengths first: most keys of an event are not projected and differ in length.
+        self.children.iter().find(|(name, _)| name.len() == segment.len() && name.iter().zip(segment).all(|(a, b)| a == b)).map(|(_, node)| node)
+    }
+
+    fn child_mut(&mut self, segment: &[u8]) -> &mut Node {
+        match self.children.iter().position(|(name, _)| **name == *segment) {
+            Some(idx) => &mut self.children[idx].1,
+            None => {
+                self.children.push((segment.into(), Node::default()));
+                &mut self.children.last_mut().expect("just pushed").1
+            }
+        }
+    }
+}
+
+fn count_below(node: &mut Node) -> usize {
+    node.below = node.children.iter_mut().map(|(_, child)| count_below(child)).sum();
+    node.below + usize::from(node.field.is_some())
+}
+
+/// The first `"` or `\\` at or after `from`, eight bytes at a time (most JSON strings are
+/// short, where a call into a vectorised search costs more than it saves).
+fn find_quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let quotes = word ^ (ONES * u64::from(b'"'));
+        let slashes = word ^ (ONES * u64::from(b'\\'));
+        // A zero byte of either marks a hit; the lowest flagged byte is always a true one.
+        let hits = (quotes.wrapping_sub(ONES) & !quotes | slashes.wrapping_sub(ONES) & !slashes) & HIGHS;
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes.get(at..)?.iter().position(|byte| matches!(byte, b'"' | b'\\')).map(|offset| at + offset)
 }
 
 impl Projection {
@@ -33,11 +80,12 @@ impl Projection {
         for (idx, name) in names.into_iter().enumerate() {
             let mut node = &mut projection.root;
             for segment in name.split('.') {
-                node = node.children.entry(segment.as_bytes().into()).or_default();
+                node = node.child_mut(segment.as_bytes());
             }
             node.field = Some(idx);
             projection.fields = idx + 1;
         }
+        count_below(&mut projection.root);
         projection
     }
 
@@ -54,7 +102,7 @@ impl Projection {
     pub fn read(&self, line: &[u8], out: &mut Vec<Option<Value>>) -> Result<(), JsonError> {
         out.clear();
         out.resize(self.fields, None);
-        let mut cursor = Cursor { bytes: line, pos: 0 };
+        let mut cursor = Cursor { bytes: line, pos: 0, assigned: 0 };
         cursor.ws();
         if cursor.peek() != Some(b'{') {
             return Err(cursor.error("expected a JSON object"));
@@ -84,13 +132,18 @@ impl std::fmt::Display for JsonError {
 struct Cursor<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Fields given their first value so far.
+    assigned: usize,
 }
 
 /// Puts `value` in slot `idx`; a field seen again (a second object element, or both a
 /// dotted and a nested spelling) collects its values into an array.
-fn assign(out: &mut [Option<Value>], idx: usize, value: Value) {
+fn assign(out: &mut [Option<Value>], idx: usize, value: Value) -> bool {
     match &mut out[idx] {
-        slot @ None => *slot = Some(value),
+        slot @ None => {
+            *slot = Some(value);
+            return true;
+        }
         Some(Value::Array(items)) => match value {
             Value::Array(more) => items.extend(more),
             other => items.push(other),
@@ -106,33 +159,42 @@ fn assign(out: &mut [Option<Value>], idx: usize, value: Value) {
             };
         }
     }
+    false
 }
 
 /// Assigns the projected descendants of `node` found inside an already decoded value.
-fn assign_from(node: &Node, value: &Value, out: &mut [Option<Value>]) {
+/// Returns how many fields got their first value.
+fn assign_from(node: &Node, value: &Value, out: &mut [Option<Value>]) -> usize {
+    let mut assigned = 0;
     match value {
         Value::Object(entries) => {
             for (key, inner) in entries {
                 if let Some(child) = walk(node, key.as_bytes()) {
                     if let Some(idx) = child.field {
-                        assign(out, idx, inner.clone());
+                        assigned += usize::from(assign(out, idx, inner.clone()));
                     }
                     if !child.children.is_empty() {
-                        assign_from(child, inner, out);
+                        assigned += assign_from(child, inner, out);
                     }
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|item| assign_from(node, item, out)),
+        Value::Array(items) => assigned += items.iter().map(|item| assign_from(node, item, out)).sum::<usize>(),
         _ => {}
     }
+    assigned
 }
 
 /// Follows a possibly dotted key down the tree.
+#[inline]
 fn walk<'n>(node: &'n Node, key: &[u8]) -> Option<&'n Node> {
+    // Keys are short: a plain loop beats a call into a vectorised search.
+    if key.iter().all(|byte| *byte != b'.') {
+        return node.child(key);
+    }
     let mut node = node;
     for segment in key.split(|byte| *byte == b'.') {
-        node = node.children.get(segment)?;
+        node = node.child(segment)?;
     }
     Some(node)
 }
@@ -163,10 +225,17 @@ impl<'a> Cursor<'a> {
     }
 
     /// An object whose keys are looked up under `node`. The cursor is at `{`.
+    ///
+    /// Once the object has given every projected field below `node` a first value, the
+    /// rest of it is skipped (checked for balanced brackets and terminated strings only):
+    /// most of an event's bytes come after the few fields a bundle reads. So a field
+    /// spelled twice in one object (nested and dotted) keeps the first spelling's value
+    /// when it had one; otherwise all of them are collected into an array.
     fn object(&mut self, node: &Node, out: &mut [Option<Value>], depth: usize) -> Result<(), JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.error("objects nest too deeply"));
         }
+        let before = self.assigned;
         self.pos += 1;
         self.ws();
         if self.peek() == Some(b'}') {
@@ -178,10 +247,10 @@ impl<'a> Cursor<'a> {
             if self.peek() != Some(b'"') {
                 return Err(self.error("expected a key"));
             }
-            let key = self.string()?;
+            let key = self.key()?;
             self.expect(b':')?;
             self.ws();
-            match walk(node, key.as_bytes()) {
+            match walk(node, &key) {
                 None => self.skip()?,
                 Some(child) => match (child.field, child.children.is_empty()) {
                     (None, true) => self.skip()?,
@@ -189,21 +258,22 @@ impl<'a> Cursor<'a> {
                         Some(b'{') => self.object(child, out, depth + 1)?,
                         Some(b'[') => {
                             let value = self.value(depth + 1)?;
-                            assign_from(child, &value, out);
+                            self.assigned += assign_from(child, &value, out);
                         }
                         _ => self.skip()?,
                     },
                     (Some(idx), leaf) => {
                         let value = self.value(depth + 1)?;
                         if !leaf {
-                            assign_from(child, &value, out);
+                            self.assigned += assign_from(child, &value, out);
                         }
-                        assign(out, idx, value);
+                        self.assigned += usize::from(assign(out, idx, value));
                     }
                 },
             }
             self.ws();
             match self.peek() {
+                Some(b',') if self.assigned - before >= node.below => return self.skip_rest(),
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
@@ -214,16 +284,44 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Skips the rest of an object (the cursor is inside it, at a `,`).
+    fn skip_rest(&mut self) -> Result<(), JsonError> {
+        match crate::json_scan::skip_rest(self.bytes, self.pos) {
+            Ok(end) => {
+                self.pos = end;
+                Ok(())
+            }
+            Err(crate::json_scan::SkipError::Unbalanced(at)) => {
+                self.pos = at;
+                Err(self.error("mismatched bracket"))
+            }
+            Err(crate::json_scan::SkipError::Unterminated) => Err(self.error("unterminated object or array")),
+        }
+    }
+
     /// A string; borrowed when it has no escapes. The cursor is at `"`.
     fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         let start = self.pos + 1;
-        let rest = &self.bytes[start..];
-        match memchr::memchr2(b'"', b'\\', rest) {
-            Some(end) if rest[end] == b'"' => {
-                self.pos = start + end + 1;
-                std::str::from_utf8(&rest[..end]).map(Cow::Borrowed).map_err(|_| self.error("a string is not valid UTF-8"))
+        match find_quote_or_backslash(self.bytes, start) {
+            Some(end) if self.bytes[end] == b'"' => {
+                self.pos = end + 1;
+                std::str::from_utf8(&self.bytes[start..end]).map(Cow::Borrowed).map_err(|_| self.error("a string is not valid UTF-8"))
             }
             Some(_) => self.escaped_string(start),
+            None => Err(self.error("unterminated string")),
+        }
+    }
+
+    /// An object key, as bytes: keys are only compared with the projection's names, so
+    /// they need no UTF-8 check (a skipped member's key is never decoded).
+    fn key(&mut self) -> Result<Cow<'a, [u8]>, JsonError> {
+        let start = self.pos + 1;
+        match find_quote_or_backslash(self.bytes, start) {
+            Some(end) if self.bytes[end] == b'"' => {
+                self.pos = end + 1;
+                Ok(Cow::Borrowed(&self.bytes[start..end]))
+            }
+            Some(_) => Ok(Cow::Owned(self.escaped_string(start)?.into_owned().into_bytes())),
             None => Err(self.error("unterminated string")),
         }
     }
@@ -415,12 +513,12 @@ impl<'a> Cursor<'a> {
     fn skip_string(&mut self) -> Result<(), JsonError> {
         let mut at = self.pos + 1;
         loop {
-            match memchr::memchr2(b'"', b'\\', &self.bytes[at..]) {
-                Some(offset) if self.bytes[at + offset] == b'"' => {
-                    self.pos = at + offset + 1;
+            match find_quote_or_backslash(self.bytes, at) {
+                Some(end) if self.bytes[end] == b'"' => {
+                    self.pos = end + 1;
                     return Ok(());
                 }
-                Some(offset) => at += offset + 2,
+                Some(end) => at = end + 2,
                 None => return Err(self.error("unterminated string")),
             }
             if at > self.bytes.len() {
@@ -429,28 +527,18 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Skips an object or array by counting brackets outside strings.
+    /// Skips an object or array (`json_scan`, 64 bytes at a time).
     fn skip_nested(&mut self) -> Result<(), JsonError> {
-        let mut stack: Vec<u8> = Vec::new();
-        loop {
-            match self.peek() {
-                Some(b'"') => self.skip_string()?,
-                Some(open @ (b'{' | b'[')) => {
-                    stack.push(if open == b'{' { b'}' } else { b']' });
-                    self.pos += 1;
-                }
-                Some(close @ (b'}' | b']')) => {
-                    if stack.pop() != Some(close) {
-                        return Err(self.error("mismatched bracket"));
-                    }
-                    self.pos += 1;
-                    if stack.is_empty() {
-                        return Ok(());
-                    }
-                }
-                Some(_) => self.pos += 1,
-                None => return Err(self.error("unterminated object or array")),
+        match crate::json_scan::skip_container(self.bytes, self.pos) {
+            Ok(end) => {
+                self.pos = end;
+                Ok(())
             }
+            Err(crate::json_scan::SkipError::Unbalanced(at)) => {
+                self.pos = at;
+                Err(self.error("mismatched bracket"))
+            }
+            Err(crate::json_scan::SkipError::Unterminated) => Err(self.error("unterminated object or array")),
         }
     }
 }
@@ -486,10 +574,24 @@ mod tests {
     fn unwanted_parts_are_skipped_but_checked() {
         let line = r#"{"skip": {"a": [1, {"b": "x\"]}"}], "c": null}, "keep": 7, "more": "t\\"}"#;
         assert_eq!(read(&["keep"], line).unwrap(), vec![Some(Value::Long(7))]);
-        assert!(read(&["keep"], r#"{"skip": {"a": [1, 2}, "keep": 7}"#).is_err());
+        assert!(read(&["keep"], r#"{"skip": {"a": [1, 2}, "keep": 7"#).is_err());
+        assert!(read(&["keep"], r#"{"skip": {"a": [1, 2]}}}, "keep": 7}"#).is_err());
         assert!(read(&["keep"], r#"{"keep": 7"#).is_err());
         assert!(read(&["keep"], r#"{"keep": 7} x"#).is_err());
-        assert_eq!(read(&["keep"], r#"{"keep": 7,}"#).unwrap_err().column, 12);
+        assert_eq!(read(&["keep", "other"], r#"{"keep": 7,}"#).unwrap_err().column, 12);
+        // Once every projected field has a value, the rest is only checked for balance.
+        assert_eq!(read(&["keep"], r#"{"keep": 7,}"#).unwrap(), vec![Some(Value::Long(7))]);
+        assert!(read(&["keep"], r#"{"keep": 7, "x": [}"#).is_err());
+        assert!(read(&["keep"], r#"{"keep": 7, "x": "}"#).is_err());
+    }
+
+    #[test]
+    fn a_field_given_twice_keeps_the_first_value_once_all_are_found() {
+        let twice = r#"{"process": {"name": "a"}, "process.name": "b"}"#;
+        assert_eq!(read(&["process.name"], twice).unwrap(), vec![string("a")]);
+        // While other projected fields are missing, repeated ones are collected.
+        let out = read(&["process.name", "event.action"], twice).unwrap();
+        assert_eq!(out[0], Some(Value::Array(vec![Value::Str("a".into()), Value::Str("b".into())])));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! run anyway, late, and counted. `Order::Input` runs events as they come.
 
 use crate::alert;
-use crate::engine::{Alert, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event};
+use crate::engine::{Alert, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Match};
 use crate::ndjson::Projection;
 use crate::program::Program;
 use crate::time::to_nanos;
@@ -17,7 +17,7 @@ use kestrel_bundle::bundle::FieldKind;
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::semantics::Value;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,7 +153,16 @@ impl Summary {
 struct Pending {
     timestamp: i64,
     arrival: u64,
-    event: Event,
+    held: Held,
+}
+
+/// What the window holds for an event.
+enum Held {
+    /// The event, when it must be evaluated in timestamp order (lineage).
+    Event(Event),
+    /// The event's matches, evaluated as it was read: its rules' pipes need order, its
+    /// conditions do not. Most events have none, and leave nothing else behind.
+    Matches(Vec<Match>),
 }
 
 impl PartialEq for Pending {
@@ -173,6 +182,38 @@ impl Ord for Pending {
     }
 }
 
+/// The reorder window: events in (timestamp, arrival) order. Events that arrive in
+/// order (the usual case) queue in `ordered` at O(1); the others wait in a heap.
+#[derive(Default)]
+struct Window {
+    ordered: VecDeque<Pending>,
+    stragglers: BinaryHeap<Reverse<Pending>>,
+}
+
+impl Window {
+    fn len(&self) -> usize {
+        self.ordered.len() + self.stragglers.len()
+    }
+
+    fn push(&mut self, pending: Pending) {
+        // Arrivals only grow, so the back is the largest key when its timestamp is.
+        if self.ordered.back().is_none_or(|last| last.timestamp <= pending.timestamp) {
+            self.ordered.push_back(pending);
+        } else {
+            self.stragglers.push(Reverse(pending));
+        }
+    }
+
+    /// The earliest event.
+    fn pop(&mut self) -> Option<Pending> {
+        match (self.ordered.front(), self.stragglers.peek()) {
+            (Some(first), Some(Reverse(straggler))) if straggler < first => self.stragglers.pop().map(|Reverse(pending)| pending),
+            (Some(_), _) => self.ordered.pop_front(),
+            (None, _) => self.stragglers.pop().map(|Reverse(pending)| pending),
+        }
+    }
+}
+
 /// Turns lines into engine events: the projection and the special fields.
 pub struct EventReader {
     projection: Projection,
@@ -186,6 +227,8 @@ pub struct EventReader {
     /// Address fields: strings spelling an address are held as addresses.
     addresses: Vec<usize>,
     scratch: Vec<Option<Value>>,
+    /// The `raw` of events read without their line.
+    empty: Arc<str>,
 }
 
 impl EventReader {
@@ -205,30 +248,50 @@ impl EventReader {
             .map(|(idx, field)| (idx, if field.name == bundle.manifest.timestamp_field { bundle.manifest.timestamp_unit } else { TimestampUnit::Rfc3339 }))
             .collect();
         let addresses = bundle.fields.iter().enumerate().filter(|(_, field)| field.kind == FieldKind::Typed(FieldType::Ip)).map(|(idx, _)| idx).collect();
-        EventReader { projection, bundle_fields, timestamp, unit: bundle.manifest.timestamp_unit, category, categories, dates, addresses, scratch: Vec::new() }
+        EventReader {
+            projection,
+            bundle_fields,
+            timestamp,
+            unit: bundle.manifest.timestamp_unit,
+            category,
+            categories,
+            dates,
+            addresses,
+            scratch: Vec::new(),
+            empty: Arc::from(""),
+        }
     }
 
     /// The event of a line, and its timestamp if it has one (the event's own
     /// `timestamp` is 0 without one). Errors carry the byte column, when known.
     pub fn read(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
+        let (mut event, timestamp) = self.read_fields(line)?;
+        event.raw = Arc::from(line);
+        Ok((event, timestamp))
+    }
+
+    /// [`EventReader::read`] without copying the line into the event (its `raw` is
+    /// empty): for callers that keep the line and copy it only if the event matches.
+    pub fn read_fields(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
         self.projection.read(line.as_bytes(), &mut self.scratch).map_err(|error| (Some(error.column), error.message))?;
         let timestamp = self.scratch[self.timestamp].as_ref().and_then(|value| to_nanos(value, self.unit));
-        let mut categories = Vec::new();
+        let mut categories = Categories::default();
         match &self.scratch[self.category] {
-            Some(Value::Str(name)) => categories.extend(self.categories.get(name.as_str())),
+            Some(Value::Str(name)) => categories.extend(self.categories.get(name.as_str()).copied()),
             Some(Value::Array(items)) => {
                 for item in items {
                     if let Value::Str(name) = item
                         && let Some(id) = self.categories.get(name.as_str())
-                        && !categories.contains(id)
                     {
-                        categories.push(*id);
+                        categories.insert(*id);
                     }
                 }
             }
             _ => {}
         }
-        let mut fields = self.scratch[..self.bundle_fields].to_vec();
+        // The scratch vector becomes the event's (the projection sizes it afresh).
+        let mut fields = std::mem::take(&mut self.scratch);
+        fields.truncate(self.bundle_fields);
         for (idx, unit) in &self.dates {
             if let Some(value) = &mut fields[*idx] {
                 *value = as_date(value, *unit);
@@ -239,7 +302,7 @@ impl EventReader {
                 *value = as_address(value);
             }
         }
-        Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields, raw: Arc::from(line) }, timestamp))
+        Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields, raw: self.empty.clone() }, timestamp))
     }
 }
 
@@ -279,7 +342,15 @@ pub struct Replay<'w> {
     reader: EventReader,
     options: Options,
     alerts_out: &'w mut dyn Write,
-    window: BinaryHeap<Reverse<Pending>>,
+    window: Window,
+    /// Events read and not yet evaluated (unless evaluation follows timestamp order),
+    /// their lines concatenated in `lines`, line *i* ending at `line_ends[i]`.
+    read: Vec<Event>,
+    lines: String,
+    line_ends: Vec<usize>,
+    /// Scratch for the matches of `read`.
+    matches: Vec<Match>,
+    /// Events released from the window, for ordered evaluation.
     chunk: Vec<Event>,
     /// Events handed to the engine so far (the next chunk's first index).
     run: usize,
@@ -308,7 +379,11 @@ impl<'w> Replay<'w> {
             reader,
             options,
             alerts_out,
-            window: BinaryHeap::new(),
+            window: Window::default(),
+            read: Vec::with_capacity(CHUNK),
+            lines: String::new(),
+            line_ends: Vec::with_capacity(CHUNK),
+            matches: Vec::new(),
             chunk: Vec::with_capacity(CHUNK),
             run: 0,
             arrivals: 0,
@@ -352,7 +427,9 @@ impl<'w> Replay<'w> {
 
     /// One line of input (one JSON object).
     fn push(&mut self, line: &str) -> Result<(), (Option<usize>, String)> {
-        let (mut event, timestamp) = self.reader.read(line.trim_end())?;
+        let line = line.trim_end();
+        let ordered = self.engine.needs_ordered_evaluation();
+        let (mut event, timestamp) = if ordered { self.reader.read(line)? } else { self.reader.read_fields(line)? };
         self.summary.lines += 1;
         match timestamp {
             Some(timestamp) => self.last_read = timestamp,
@@ -362,16 +439,14 @@ impl<'w> Replay<'w> {
             }
         }
         self.arrivals += 1;
-        if self.options.order == Order::Input {
-            self.enqueue(event);
+        if ordered {
+            self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(event) });
         } else {
-            if self.last_run.is_some_and(|last| event.timestamp < last) {
-                self.summary.late += 1;
-            }
-            self.window.push(Reverse(Pending { timestamp: event.timestamp, arrival: self.arrivals, event }));
-            if self.window.len() > self.options.reorder_window.max(1) {
-                let Reverse(pending) = self.window.pop().expect("the window is not empty");
-                self.enqueue(pending.event);
+            self.read.push(event);
+            self.lines.push_str(line);
+            self.line_ends.push(self.lines.len());
+            if self.read.len() == CHUNK {
+                self.evaluate_read();
             }
         }
         if self.options.progress && self.arrivals.is_multiple_of(4096) && self.last_progress.elapsed() >= Duration::from_millis(250) {
@@ -388,21 +463,91 @@ impl<'w> Replay<'w> {
         Ok(())
     }
 
-    fn enqueue(&mut self, event: Event) {
-        self.last_run = Some(self.last_run.map_or(event.timestamp, |last| last.max(event.timestamp)));
-        self.chunk.push(event);
-        if self.chunk.len() == CHUNK {
+    /// Evaluates the events read so far (in input order: their conditions do not
+    /// depend on order), copies the lines of matched events into their matches, and
+    /// admits each event's matches to the window.
+    fn evaluate_read(&mut self) {
+        if self.read.is_empty() {
+            return;
+        }
+        let first_arrival = self.arrivals - self.read.len() as u64;
+        let mut matches = std::mem::take(&mut self.matches);
+        self.engine.evaluate(&self.read, first_arrival as usize, &mut matches);
+        let mut found = matches.drain(..).peekable();
+        let mut raw: Option<(usize, Arc<str>)> = None;
+        let mut read = std::mem::take(&mut self.read);
+        for (offset, event) in read.iter().enumerate() {
+            let index = first_arrival as usize + offset;
+            let mut own = Vec::new();
+            while let Some(mut next) = found.next_if(|next| next.row.item.index == index) {
+                let text = match &raw {
+                    Some((at, text)) if *at == offset => text.clone(),
+                    _ => {
+                        let start = if offset == 0 { 0 } else { self.line_ends[offset - 1] };
+                        let text: Arc<str> = Arc::from(&self.lines[start..self.line_ends[offset]]);
+                        raw = Some((offset, text.clone()));
+                        text
+                    }
+                };
+                next.row.item.raw = text;
+                own.push(next);
+            }
+            let pending = Pending { timestamp: event.timestamp, arrival: index as u64 + 1, held: Held::Matches(own) };
+            self.admit_pending(pending);
+        }
+        drop(found);
+        self.matches = matches;
+        read.clear();
+        self.read = read;
+        self.lines.clear();
+        self.line_ends.clear();
+        self.flush_chunk();
+    }
+
+    fn admit(&mut self, pending: Pending) {
+        self.admit_pending(pending);
+        if self.chunk.len() >= CHUNK {
             self.flush_chunk();
         }
     }
 
-    fn flush_chunk(&mut self) {
-        if self.chunk.is_empty() {
+    /// Puts an event through the reorder window (or straight on, in input order).
+    fn admit_pending(&mut self, pending: Pending) {
+        if self.options.order == Order::Input {
+            self.release(pending);
             return;
         }
-        self.engine.run(&self.chunk, self.run, &mut self.alerts);
-        self.run += self.chunk.len();
-        self.chunk.clear();
+        if self.last_run.is_some_and(|last| pending.timestamp < last) {
+            self.summary.late += 1;
+        }
+        self.window.push(pending);
+        if self.window.len() > self.options.reorder_window.max(1) {
+            let pending = self.window.pop().expect("the window is not empty");
+            self.release(pending);
+        }
+    }
+
+    /// An event leaves the window: its matches go through their pipes, or the event
+    /// joins the chunk to evaluate in order.
+    fn release(&mut self, pending: Pending) {
+        self.last_run = Some(self.last_run.map_or(pending.timestamp, |last| last.max(pending.timestamp)));
+        match pending.held {
+            Held::Event(event) => self.chunk.push(event),
+            Held::Matches(matches) => {
+                for found in matches {
+                    self.engine.dispatch(found, &mut self.alerts);
+                }
+            }
+        }
+    }
+
+    /// Evaluates the events released for ordered evaluation, and writes the alerts.
+    fn flush_chunk(&mut self) {
+        if !self.chunk.is_empty() {
+            self.engine.run(&self.chunk, self.run, &mut self.alerts);
+            self.run += self.chunk.len();
+            self.chunk.clear();
+        }
         self.write_alerts();
     }
 
@@ -427,8 +572,12 @@ impl<'w> Replay<'w> {
 
     /// Runs what the reorder window still holds, flushes the pipes and returns the summary.
     pub fn finish(mut self) -> std::io::Result<Summary> {
-        while let Some(Reverse(pending)) = self.window.pop() {
-            self.enqueue(pending.event);
+        self.evaluate_read();
+        while let Some(pending) = self.window.pop() {
+            self.release(pending);
+            if self.chunk.len() >= CHUNK {
+                self.flush_chunk();
+            }
         }
         self.flush_chunk();
         self.engine.finish(&mut self.alerts);
@@ -546,5 +695,41 @@ mod tests {
         assert_eq!(lines(b"ab\r\ncd\n\nlast", 10), vec![Ok("ab".into()), Ok("cd".into()), Ok("".into()), Ok("last".into())]);
         assert_eq!(lines(b"short\nthis line is too long\nok\n", 8), vec![Ok("short".into()), Err(21), Ok("ok".into())]);
         assert_eq!(lines(b"", 8), Vec::<Result<String, usize>>::new());
+    }
+
+    #[test]
+    fn the_window_pops_in_timestamp_then_arrival_order() {
+        let event = |timestamp| Event { timestamp, categories: Categories::default(), fields: Vec::new(), raw: Arc::from("") };
+        let mut state: u64 = 7;
+        for round in 0..50 {
+            let mut window = Window::default();
+            let mut keys = Vec::new();
+            let mut popped = Vec::new();
+            for arrival in 0..200u64 {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                // Mostly increasing, with stragglers and ties, more of them as rounds go.
+                let timestamp = arrival as i64 / 3 - ((state >> 33) % (round + 1)) as i64;
+                keys.push((timestamp, arrival));
+                window.push(Pending { timestamp, arrival, held: Held::Event(event(timestamp)) });
+                if window.len() > 20 {
+                    let pending = window.pop().unwrap();
+                    popped.push((pending.timestamp, pending.arrival));
+                }
+            }
+            while let Some(pending) = window.pop() {
+                popped.push((pending.timestamp, pending.arrival));
+            }
+            // Against a plain heap: the same window size gives the same order.
+            let mut heap = BinaryHeap::new();
+            let mut expected = Vec::new();
+            for key in keys {
+                heap.push(Reverse(key));
+                if heap.len() > 20 {
+                    expected.push(heap.pop().unwrap().0);
+                }
+            }
+            expected.extend(std::iter::from_fn(|| heap.pop().map(|Reverse(key)| key)));
+            assert_eq!(popped, expected, "round {round}");
+        }
     }
 }

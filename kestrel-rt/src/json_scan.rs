@@ -1,0 +1,258 @@
+//! Skipping a JSON object or array 64 bytes at a time, for the projection parser
+//! (`ndjson`): most of an event is in values no rule reads, and skipping them is most of
+//! the parsing time.
+//!
+//! Each block of 64 bytes becomes four bit masks (quotes, backslashes, opening and
+//! closing brackets, bit *i* for byte *i*), with SSE2 on x86-64 and byte by byte
+//! elsewhere. Escaped characters are
+//! removed, a prefix XOR of the quotes marks the bytes inside strings, and the brackets
+//! outside strings are counted with popcounts; only a block where the depth may reach
+//! zero is walked bit by bit.
+//!
+//! A skipped value is checked for terminated strings and balanced brackets (a `{`
+//! closed by `]` is not noticed); the values the projection decodes are checked fully.
+
+/// Bit masks of one 64-byte block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Masks {
+    quotes: u64,
+    backslashes: u64,
+    opens: u64,
+    closes: u64,
+}
+
+/// The masks, byte by byte: the reference for the vector version, and the version
+/// other architectures use.
+#[cfg_attr(target_arch = "x86_64", cfg(test))]
+fn masks_scalar(block: &[u8; 64]) -> Masks {
+    let mut masks = Masks { quotes: 0, backslashes: 0, opens: 0, closes: 0 };
+    for (idx, byte) in block.iter().enumerate() {
+        let bit = 1u64 << idx;
+        match byte {
+            b'"' => masks.quotes |= bit,
+            b'\\' => masks.backslashes |= bit,
+            b'{' | b'[' => masks.opens |= bit,
+            b'}' | b']' => masks.closes |= bit,
+            _ => {}
+        }
+    }
+    masks
+}
+
+/// The masks, with SSE2 (part of every x86-64 processor). This is the runtime's one
+/// `unsafe` block (ARCHITECTURE.md): calling a `#[target_feature(enable = "sse2")]`
+/// function, sound because the x86-64 target guarantees SSE2. The function itself only
+/// uses value-based intrinsics (no pointers), and `vector_masks_equal_scalar_masks`
+/// checks it against [`masks_scalar`].
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+fn masks(block: &[u8; 64]) -> Masks {
+    // SAFETY: SSE2 is in the x86-64 baseline; `sse2_masks` has no other precondition.
+    unsafe { sse2_masks(block) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn sse2_masks(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8};
+    let quote = _mm_set1_epi8(b'"' as i8);
+    let backslash = _mm_set1_epi8(b'\\' as i8);
+    // `[` and `]` differ from `{` and `}` only in bit 5.
+    let case = _mm_set1_epi8(0x20);
+    let open = _mm_set1_epi8(b'{' as i8);
+    let close = _mm_set1_epi8(b'}' as i8);
+    let mut masks = Masks { quotes: 0, backslashes: 0, opens: 0, closes: 0 };
+    for (idx, lane) in block.chunks_exact(16).enumerate() {
+        let low = i64::from_le_bytes(lane[..8].try_into().expect("eight bytes"));
+        let high = i64::from_le_bytes(lane[8..].try_into().expect("eight bytes"));
+        let bytes: __m128i = _mm_set_epi64x(high, low);
+        let folded = _mm_or_si128(bytes, case);
+        let shift = idx * 16;
+        let bits = |vector| u64::from(_mm_movemask_epi8(vector) as u16) << shift;
+        masks.quotes |= bits(_mm_cmpeq_epi8(bytes, quote));
+        masks.backslashes |= bits(_mm_cmpeq_epi8(bytes, backslash));
+        masks.opens |= bits(_mm_cmpeq_epi8(folded, open));
+        masks.closes |= bits(_mm_cmpeq_epi8(folded, close));
+    }
+    masks
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn masks(block: &[u8; 64]) -> Masks {
+    masks_scalar(block)
+}
+
+/// Bit *i* set when an odd number of bits at or below *i* are set.
+fn prefix_xor(mut bits: u64) -> u64 {
+    bits ^= bits << 1;
+    bits ^= bits << 2;
+    bits ^= bits << 4;
+    bits ^= bits << 8;
+    bits ^= bits << 16;
+    bits ^= bits << 32;
+    bits
+}
+
+/// Why a skipped value is malformed, and where (byte offset in the line).
+#[derive(Debug, PartialEq, Eq)]
+pub enum SkipError {
+    /// The line ends inside the value.
+    Unterminated,
+    /// A closing bracket with nothing open, at this offset.
+    Unbalanced(usize),
+}
+
+/// Skips the object or array whose opening bracket is at `start`; returns the offset
+/// just past its closing bracket.
+pub fn skip_container(bytes: &[u8], start: usize) -> Result<usize, SkipError> {
+    skip_from(bytes, start, 0)
+}
+
+/// Skips the rest of an object or array from `start`, a position inside it (outside
+/// any string); returns the offset just past its closing bracket.
+pub fn skip_rest(bytes: &[u8], start: usize) -> Result<usize, SkipError> {
+    skip_from(bytes, start, 1)
+}
+
+fn skip_from(bytes: &[u8], start: usize, mut depth: u64) -> Result<usize, SkipError> {
+    let mut in_string = false;
+    // The first byte of the next block is escaped (a backslash ended this one).
+    let mut escape_carry = false;
+    let mut at = start;
+    let mut block;
+    while at < bytes.len() {
+        let end = (at + 64).min(bytes.len());
+        let view: &[u8; 64] = match bytes.get(at..at + 64) {
+            Some(full) => full.try_into().expect("64 bytes"),
+            None => {
+                block = [b' '; 64];
+                block[..end - at].copy_from_slice(&bytes[at..end]);
+                &block
+            }
+        };
+        let Masks { mut quotes, backslashes, mut opens, mut closes } = masks(view);
+        let mut escaped: u64 = u64::from(escape_carry);
+        escape_carry = false;
+        if backslashes != 0 {
+            // Rare: walk the backslashes; each unescaped one escapes the next byte.
+            let mut pending = backslashes & !escaped;
+            while pending != 0 {
+                let idx = pending.trailing_zeros();
+                if idx == 63 {
+                    escape_carry = true;
+                } else {
+                    escaped |= 1 << (idx + 1);
+                }
+                pending &= !(1 << idx);
+                pending &= !escaped;
+            }
+        }
+        quotes &= !escaped;
+        let mut inside = prefix_xor(quotes);
+        if in_string {
+            inside = !inside;
+        }
+        in_string = inside >> 63 == 1;
+        // Brackets outside strings (a closing quote's own bit is outside; brackets never
+        // share a byte with quotes, so the quote bits themselves do not matter).
+        opens &= !inside & !escaped;
+        closes &= !inside & !escaped;
+        let closing = u64::from(closes.count_ones());
+        if depth > closing {
+            depth = depth + u64::from(opens.count_ones()) - closing;
+        } else {
+            // The depth may reach zero here: walk the brackets in order.
+            let mut brackets = opens | closes;
+            while brackets != 0 {
+                let idx = brackets.trailing_zeros();
+                let bit = 1u64 << idx;
+                if opens & bit != 0 {
+                    depth += 1;
+                } else {
+                    if depth == 0 {
+                        return Err(SkipError::Unbalanced(at + idx as usize));
+                    }
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(at + idx as usize + 1);
+                    }
+                }
+                brackets &= brackets - 1;
+            }
+        }
+        at += 64;
+    }
+    Err(SkipError::Unterminated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plain byte-by-byte skipper: the reference.
+    fn skip_reference(bytes: &[u8], start: usize) -> Result<usize, SkipError> {
+        let mut depth = 0u64;
+        let mut idx = start;
+        let mut in_string = false;
+        while idx < bytes.len() {
+            match (in_string, bytes[idx]) {
+                // Outside strings a backslash is invalid JSON; both skippers let it
+                // escape the next byte, as inside.
+                (_, b'\\') => idx += 1,
+                (true, b'"') => in_string = false,
+                (false, b'"') => in_string = true,
+                (false, b'{' | b'[') => depth += 1,
+                (false, b'}' | b']') => {
+                    if depth == 0 {
+                        return Err(SkipError::Unbalanced(idx));
+                    }
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(idx + 1);
+                    }
+                }
+                _ => {}
+            }
+            idx += 1;
+        }
+        Err(SkipError::Unterminated)
+    }
+
+    #[test]
+    fn vector_masks_equal_scalar_masks() {
+        let mut state: u64 = 1;
+        for _ in 0..2_000 {
+            let mut block = [0u8; 64];
+            for byte in block.iter_mut() {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                *byte = (state >> 56) as u8;
+            }
+            assert_eq!(masks(&block), masks_scalar(&block), "{block:?}");
+        }
+    }
+
+    #[test]
+    fn skips_like_the_reference_on_random_json_like_text() {
+        let alphabet = b"{}[]\"\\ab:,   \xc3\xa9";
+        let mut state: u64 = 99;
+        for round in 0..20_000 {
+            let len = 1 + round % 300;
+            let mut text = vec![b'{'];
+            for _ in 0..len {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                text.push(alphabet[(state >> 40) as usize % alphabet.len()]);
+            }
+            assert_eq!(skip_container(&text, 0), skip_reference(&text, 0), "{:?}", String::from_utf8_lossy(&text));
+        }
+    }
+
+    #[test]
+    fn skips_real_values_across_blocks() {
+        let value = r#"{"a": [1, {"b": "x\"]}\\"}], "c": "}}}}", "long": "0123456789012345678901234567890123456789012345678901234567890123456789\\\""}"#;
+        let line = format!(r#"{{"skip": {value}, "keep": 7}}"#);
+        let start = line.find(value).unwrap();
+        assert_eq!(skip_container(line.as_bytes(), start), Ok(start + value.len()));
+        assert_eq!(skip_container(b"[1, 2", 0), Err(SkipError::Unterminated));
+        assert_eq!(skip_container(b"[\"]\"", 0), Err(SkipError::Unterminated));
+    }
+}
