@@ -59,8 +59,13 @@ python = json.load(open(sys.argv[1]))
 kestrel = json.load(open(sys.argv[2]))["single"]
 print(f"\n== {python['events']} events, {python['bytes'] / 1e6:.1f} MB, query: {python['query']}")
 failed = False
-for key, label, target in (("end_to_end", "end to end (NDJSON)", 20), ("engine_only", "engine only", 50)):
-    p, k = python[key], kestrel[key]
+rows = [("end_to_end", "end_to_end", "end to end (NDJSON)", 20), ("end_to_end", "end_to_end_parallel", "end to end, threads", 20), ("engine_only", "engine_only", "engine only", 50)]
+for key, kestrel_key, label, target in rows:
+    if kestrel_key not in kestrel:
+        continue
+    p, k = python[key], kestrel[kestrel_key]
+    if "threads" in k:
+        label = f"end to end, {k['threads']} thr"
     ratio = k["events_per_s"] / p["events_per_s"]
     verdict = "meets" if ratio >= target else "MISSES"
     print(f"{label:<20} python {p['events_per_s']:>12,.0f} ev/s   kestrel {k['events_per_s']:>12,.0f} ev/s   "

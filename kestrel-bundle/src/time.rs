@@ -60,7 +60,8 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        std::str::from_utf8(digits).ok()?.parse().ok()
+        // At most 4 digits: no overflow.
+        Some(digits.iter().fold(0i64, |value, digit| value * 10 + i64::from(digit - b'0')))
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     if bytes.get(4) != Some(&b'-') || bytes.get(7) != Some(&b'-') || !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) {
@@ -95,8 +96,8 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
                 if end == start {
                     return None;
                 }
-                let digits = &text[start..end.min(start + 9)];
-                nanos = digits.parse::<i64>().ok()? * 10_i64.pow(9 - digits.len() as u32);
+                let digits = &bytes[start..end.min(start + 9)];
+                nanos = digits.iter().fold(0i64, |value, digit| value * 10 + i64::from(digit - b'0')) * 10_i64.pow(9 - digits.len() as u32);
                 at = end;
             }
         }

@@ -14,6 +14,7 @@ pub mod host;
 pub mod json_scan;
 pub mod lineage;
 pub mod ndjson;
+pub mod parallel;
 pub mod pipes;
 pub mod program;
 pub mod replay;

@@ -13,13 +13,13 @@ use std::borrow::Cow;
 pub const MAX_DEPTH: usize = 64;
 
 /// Which dotted field names to decode, as a tree of name segments.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Projection {
     root: Node,
     fields: usize,
 }
 
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 struct Node {
     field: Option<usize>,
     /// Projected fields strictly below this node: once an object has given them all,
@@ -99,10 +99,10 @@ impl Projection {
 
     /// Decodes the projected fields of one JSON object line into `out` (index → value;
     /// absent fields stay `None`). `out` is resized to `len()`.
-    pub fn read(&self, line: &[u8], out: &mut Vec<Option<Value>>) -> Result<(), JsonError> {
+    pub fn read(&self, line: &str, out: &mut Vec<Option<Value>>) -> Result<(), JsonError> {
         out.clear();
         out.resize(self.fields, None);
-        let mut cursor = Cursor { bytes: line, pos: 0, assigned: 0 };
+        let mut cursor = Cursor { text: line, bytes: line.as_bytes(), pos: 0, assigned: 0 };
         cursor.ws();
         if cursor.peek() != Some(b'{') {
             return Err(cursor.error("expected a JSON object"));
@@ -130,6 +130,9 @@ impl std::fmt::Display for JsonError {
 }
 
 struct Cursor<'a> {
+    /// The line, as text: strings between ASCII quotes are slices of it, with no
+    /// second UTF-8 check.
+    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
     /// Fields given their first value so far.
@@ -305,7 +308,7 @@ impl<'a> Cursor<'a> {
         match find_quote_or_backslash(self.bytes, start) {
             Some(end) if self.bytes[end] == b'"' => {
                 self.pos = end + 1;
-                std::str::from_utf8(&self.bytes[start..end]).map(Cow::Borrowed).map_err(|_| self.error("a string is not valid UTF-8"))
+                self.text.get(start..end).map(Cow::Borrowed).ok_or_else(|| self.error("a string is not valid UTF-8"))
             }
             Some(_) => self.escaped_string(start),
             None => Err(self.error("unterminated string")),
@@ -476,7 +479,7 @@ impl<'a> Cursor<'a> {
             }
             self.pos += 1;
         }
-        let text = std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or("");
+        let text = self.text.get(start..self.pos).unwrap_or("");
         if !is_float && let Ok(value) = text.parse::<i64>() {
             return Ok(Value::Long(value));
         }
@@ -550,7 +553,7 @@ mod tests {
     fn read(names: &[&str], line: &str) -> Result<Vec<Option<Value>>, JsonError> {
         let projection = Projection::new(names.iter().copied());
         let mut out = Vec::new();
-        projection.read(line.as_bytes(), &mut out)?;
+        projection.read(line, &mut out)?;
         Ok(out)
     }
 

@@ -11,18 +11,21 @@
 use crate::alert;
 use crate::engine::{Alert, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Match};
 use crate::ndjson::Projection;
+use crate::parallel::{Parsed, ParsedBlock, read_blocks};
 use crate::program::Program;
 use crate::time::to_nanos;
 use kestrel_bundle::bundle::FieldKind;
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::semantics::Value;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Events held back by default to restore timestamp order (with their lines: about
+/// Events held back by default to restore timestamp order: each as its timestamp and
+/// its matches (about 40 bytes for an event that matched nothing), or, when the bundle
+/// uses lineage and events must be evaluated in order, whole (with their lines: about
 /// 64 MiB for 1 KiB events).
 pub const DEFAULT_REORDER_WINDOW: usize = 1 << 16;
 
@@ -50,6 +53,8 @@ pub struct Options {
     pub profile: bool,
     /// Write a progress line to stderr (for terminals).
     pub progress: bool,
+    /// Threads parsing lines (the engine runs on the caller's); 1 parses on the caller's.
+    pub threads: usize,
 }
 
 impl Default for Options {
@@ -61,6 +66,7 @@ impl Default for Options {
             max_line_bytes: 16 << 20,
             profile: false,
             progress: false,
+            threads: 1,
         }
     }
 }
@@ -149,6 +155,11 @@ impl Summary {
     }
 }
 
+/// A line of a parsed block (checked as UTF-8 by the parser).
+fn text_of(text: &[u8], line: std::ops::Range<usize>) -> &str {
+    std::str::from_utf8(&text[line]).unwrap_or_default()
+}
+
 /// An event waiting in the reorder window, ordered by (timestamp, arrival).
 struct Pending {
     timestamp: i64,
@@ -215,13 +226,15 @@ impl Window {
 }
 
 /// Turns lines into engine events: the projection and the special fields.
+#[derive(Clone)]
 pub struct EventReader {
     projection: Projection,
     bundle_fields: usize,
     timestamp: usize,
     unit: TimestampUnit,
     category: usize,
-    categories: HashMap<String, u32>,
+    /// The bundle's categories, by id: few, so a scan beats hashing each event's.
+    categories: Vec<String>,
     /// Date fields (index, unit): held as nanoseconds since the epoch.
     dates: Vec<(usize, TimestampUnit)>,
     /// Address fields: strings spelling an address are held as addresses.
@@ -239,7 +252,7 @@ impl EventReader {
         let timestamp = index_of(&bundle.manifest.timestamp_field, &mut names);
         let category = index_of(&bundle.manifest.category_field, &mut names);
         let projection = Projection::new(names);
-        let categories = bundle.functions.categories.iter().enumerate().map(|(idx, name)| (name.clone(), idx as u32)).collect();
+        let categories = bundle.functions.categories.clone();
         let dates = bundle
             .fields
             .iter()
@@ -270,20 +283,24 @@ impl EventReader {
         Ok((event, timestamp))
     }
 
+    fn category_id(&self, name: &str) -> Option<u32> {
+        self.categories.iter().position(|known| known == name).map(|idx| idx as u32)
+    }
+
     /// [`EventReader::read`] without copying the line into the event (its `raw` is
     /// empty): for callers that keep the line and copy it only if the event matches.
     pub fn read_fields(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
-        self.projection.read(line.as_bytes(), &mut self.scratch).map_err(|error| (Some(error.column), error.message))?;
+        self.projection.read(line, &mut self.scratch).map_err(|error| (Some(error.column), error.message))?;
         let timestamp = self.scratch[self.timestamp].as_ref().and_then(|value| to_nanos(value, self.unit));
         let mut categories = Categories::default();
         match &self.scratch[self.category] {
-            Some(Value::Str(name)) => categories.extend(self.categories.get(name.as_str()).copied()),
+            Some(Value::Str(name)) => categories.extend(self.category_id(name)),
             Some(Value::Array(items)) => {
                 for item in items {
                     if let Value::Str(name) = item
-                        && let Some(id) = self.categories.get(name.as_str())
+                        && let Some(id) = self.category_id(name)
                     {
-                        categories.insert(*id);
+                        categories.insert(id);
                     }
                 }
             }
@@ -343,12 +360,7 @@ pub struct Replay<'w> {
     options: Options,
     alerts_out: &'w mut dyn Write,
     window: Window,
-    /// Events read and not yet evaluated (unless evaluation follows timestamp order),
-    /// their lines concatenated in `lines`, line *i* ending at `line_ends[i]`.
-    read: Vec<Event>,
-    lines: String,
-    line_ends: Vec<usize>,
-    /// Scratch for the matches of `read`.
+    /// Scratch for the matches of a block.
     matches: Vec<Match>,
     /// Events released from the window, for ordered evaluation.
     chunk: Vec<Event>,
@@ -380,9 +392,6 @@ impl<'w> Replay<'w> {
             options,
             alerts_out,
             window: Window::default(),
-            read: Vec::with_capacity(CHUNK),
-            lines: String::new(),
-            line_ends: Vec::with_capacity(CHUNK),
             matches: Vec::new(),
             chunk: Vec::with_capacity(CHUNK),
             run: 0,
@@ -400,56 +409,54 @@ impl<'w> Replay<'w> {
 
     /// Reads every line of `input`, named `source` in messages.
     pub fn read_all(&mut self, source: &str, input: impl BufRead, bad: &mut dyn FnMut(&BadLine)) -> std::io::Result<()> {
-        let mut lines = LineReader::new(input, self.options.max_line_bytes);
-        let mut number = 0u64;
-        while let Some(line) = lines.next_line()? {
-            number += 1;
-            let result = match line {
-                Line::TooLong(len) => Err((None, format!("line of {len} bytes or more, over the limit of {} bytes", self.options.max_line_bytes))),
-                Line::Text(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(text) if text.trim().is_empty() => continue,
-                    Ok(text) => Ok(text),
-                    Err(error) => Err((Some(error.valid_up_to() + 1), "the line is not UTF-8".to_string())),
-                },
-            };
-            let outcome = result.and_then(|text| self.push(text));
-            if let Err((column, message)) = outcome {
-                self.summary.lines += 1;
-                self.summary.bad_lines += 1;
-                bad(&BadLine { source: source.to_string(), line: number, column, message });
-            }
-            if let Some(error) = self.write_error.take() {
-                return Err(error);
-            }
+        let reader = self.reader.clone();
+        let threads = self.options.threads.max(1);
+        read_blocks(input, self.options.max_line_bytes, &reader, threads, &mut |block| self.take_block(source, block, bad))?;
+        match self.write_error.take() {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// One line of input (one JSON object).
-    fn push(&mut self, line: &str) -> Result<(), (Option<usize>, String)> {
-        let line = line.trim_end();
+    /// One parsed block of lines, in input order. Returns false to stop reading (the
+    /// alerts cannot be written).
+    fn take_block(&mut self, source: &str, block: ParsedBlock, bad: &mut dyn FnMut(&BadLine)) -> bool {
         let ordered = self.engine.needs_ordered_evaluation();
-        let (mut event, timestamp) = if ordered { self.reader.read(line)? } else { self.reader.read_fields(line)? };
-        self.summary.lines += 1;
-        match timestamp {
-            Some(timestamp) => self.last_read = timestamp,
-            None => {
-                self.summary.untimed += 1;
-                event.timestamp = self.last_read;
+        let mut events = Vec::with_capacity(block.lines.len());
+        let mut lines = Vec::with_capacity(block.lines.len());
+        for (offset, parsed) in block.lines.into_iter().enumerate() {
+            let (mut event, timestamp, line) = match parsed {
+                Parsed::Blank => continue,
+                Parsed::Bad { column, message } => {
+                    self.summary.lines += 1;
+                    self.summary.bad_lines += 1;
+                    bad(&BadLine { source: source.to_string(), line: block.first_line + offset as u64, column, message });
+                    continue;
+                }
+                Parsed::Event { event, timestamp, line } => (event, timestamp, line),
+            };
+            self.summary.lines += 1;
+            match timestamp {
+                Some(timestamp) => self.last_read = timestamp,
+                None => {
+                    self.summary.untimed += 1;
+                    event.timestamp = self.last_read;
+                }
+            }
+            self.arrivals += 1;
+            if ordered {
+                event.raw = Arc::from(text_of(&block.text, line));
+                self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(event) });
+            } else {
+                events.push(event);
+                lines.push(line);
             }
         }
-        self.arrivals += 1;
-        if ordered {
-            self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(event) });
-        } else {
-            self.read.push(event);
-            self.lines.push_str(line);
-            self.line_ends.push(self.lines.len());
-            if self.read.len() == CHUNK {
-                self.evaluate_read();
-            }
+        if !events.is_empty() {
+            self.evaluate_events(&events, &|offset| text_of(&block.text, lines[offset].clone()));
         }
-        if self.options.progress && self.arrivals.is_multiple_of(4096) && self.last_progress.elapsed() >= Duration::from_millis(250) {
+        self.flush_chunk();
+        if self.options.progress && self.last_progress.elapsed() >= Duration::from_millis(250) {
             self.last_progress = Instant::now();
             let seconds = self.started.elapsed().as_secs_f64();
             eprint!(
@@ -460,31 +467,26 @@ impl<'w> Replay<'w> {
                 self.arrivals as f64 / seconds
             );
         }
-        Ok(())
+        self.write_error.is_none()
     }
 
-    /// Evaluates the events read so far (in input order: their conditions do not
-    /// depend on order), copies the lines of matched events into their matches, and
-    /// admits each event's matches to the window.
-    fn evaluate_read(&mut self) {
-        if self.read.is_empty() {
-            return;
-        }
-        let first_arrival = self.arrivals - self.read.len() as u64;
+    /// Evaluates events just read (the last `events.len()` arrivals; in input order:
+    /// their conditions do not depend on order), copies the lines of matched events into
+    /// their matches, and admits each event's matches to the window.
+    fn evaluate_events<'t>(&mut self, events: &[Event], line: &dyn Fn(usize) -> &'t str) {
+        let first_arrival = self.arrivals - events.len() as u64;
         let mut matches = std::mem::take(&mut self.matches);
-        self.engine.evaluate(&self.read, first_arrival as usize, &mut matches);
+        self.engine.evaluate(events, first_arrival as usize, &mut matches);
         let mut found = matches.drain(..).peekable();
         let mut raw: Option<(usize, Arc<str>)> = None;
-        let mut read = std::mem::take(&mut self.read);
-        for (offset, event) in read.iter().enumerate() {
+        for (offset, event) in events.iter().enumerate() {
             let index = first_arrival as usize + offset;
             let mut own = Vec::new();
             while let Some(mut next) = found.next_if(|next| next.row.item.index == index) {
                 let text = match &raw {
                     Some((at, text)) if *at == offset => text.clone(),
                     _ => {
-                        let start = if offset == 0 { 0 } else { self.line_ends[offset - 1] };
-                        let text: Arc<str> = Arc::from(&self.lines[start..self.line_ends[offset]]);
+                        let text: Arc<str> = Arc::from(line(offset));
                         raw = Some((offset, text.clone()));
                         text
                     }
@@ -492,16 +494,10 @@ impl<'w> Replay<'w> {
                 next.row.item.raw = text;
                 own.push(next);
             }
-            let pending = Pending { timestamp: event.timestamp, arrival: index as u64 + 1, held: Held::Matches(own) };
-            self.admit_pending(pending);
+            self.admit_pending(Pending { timestamp: event.timestamp, arrival: index as u64 + 1, held: Held::Matches(own) });
         }
         drop(found);
         self.matches = matches;
-        read.clear();
-        self.read = read;
-        self.lines.clear();
-        self.line_ends.clear();
-        self.flush_chunk();
     }
 
     fn admit(&mut self, pending: Pending) {
@@ -572,7 +568,6 @@ impl<'w> Replay<'w> {
 
     /// Runs what the reorder window still holds, flushes the pipes and returns the summary.
     pub fn finish(mut self) -> std::io::Result<Summary> {
-        self.evaluate_read();
         while let Some(pending) = self.window.pop() {
             self.release(pending);
             if self.chunk.len() >= CHUNK {
@@ -613,89 +608,9 @@ impl<'w> Replay<'w> {
     }
 }
 
-enum Line<'a> {
-    Text(&'a [u8]),
-    /// A line longer than the limit (its length so far); it was skipped.
-    TooLong(usize),
-}
-
-/// Lines of a reader, each at most `limit` bytes; a longer line is skipped to its end.
-struct LineReader<R> {
-    input: R,
-    limit: usize,
-    line: Vec<u8>,
-}
-
-impl<R: BufRead> LineReader<R> {
-    fn new(input: R, limit: usize) -> LineReader<R> {
-        LineReader { input, limit, line: Vec::new() }
-    }
-
-    fn next_line(&mut self) -> std::io::Result<Option<Line<'_>>> {
-        self.line.clear();
-        let mut skipped = 0usize;
-        let mut any = false;
-        loop {
-            let buffer = match self.input.fill_buf() {
-                Ok(buffer) => buffer,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            };
-            if buffer.is_empty() {
-                break;
-            }
-            any = true;
-            let (piece, end) = match memchr::memchr(b'\n', buffer) {
-                Some(at) => (&buffer[..at], Some(at + 1)),
-                None => (buffer, None),
-            };
-            if skipped > 0 || self.line.len() + piece.len() > self.limit {
-                skipped += self.line.len() + piece.len();
-                self.line.clear();
-            } else {
-                self.line.extend_from_slice(piece);
-            }
-            let consumed = end.unwrap_or(buffer.len());
-            self.input.consume(consumed);
-            if end.is_some() {
-                break;
-            }
-        }
-        if !any {
-            return Ok(None);
-        }
-        if skipped > 0 {
-            return Ok(Some(Line::TooLong(skipped)));
-        }
-        if self.line.last() == Some(&b'\r') {
-            self.line.pop();
-        }
-        Ok(Some(Line::Text(&self.line)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines(text: &[u8], limit: usize) -> Vec<Result<String, usize>> {
-        let mut reader = LineReader::new(std::io::BufReader::with_capacity(4, text), limit);
-        let mut out = Vec::new();
-        while let Some(line) = reader.next_line().unwrap() {
-            out.push(match line {
-                Line::Text(bytes) => Ok(String::from_utf8(bytes.to_vec()).unwrap()),
-                Line::TooLong(len) => Err(len),
-            });
-        }
-        out
-    }
-
-    #[test]
-    fn lines_split_on_newlines_and_long_lines_are_skipped_whole() {
-        assert_eq!(lines(b"ab\r\ncd\n\nlast", 10), vec![Ok("ab".into()), Ok("cd".into()), Ok("".into()), Ok("last".into())]);
-        assert_eq!(lines(b"short\nthis line is too long\nok\n", 8), vec![Ok("short".into()), Err(21), Ok("ok".into())]);
-        assert_eq!(lines(b"", 8), Vec::<Result<String, usize>>::new());
-    }
 
     #[test]
     fn the_window_pops_in_timestamp_then_arrival_order() {

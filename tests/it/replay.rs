@@ -20,10 +20,14 @@ struct Outcome {
 }
 
 fn replay(bundle: &[u8], events: &str) -> Outcome {
+    replay_with(bundle, events, Options::default())
+}
+
+fn replay_with(bundle: &[u8], events: &str, options: Options) -> Outcome {
     let program = Program::load(bundle).expect("the bundle loads");
     let mut alerts = Vec::new();
     let mut bad = Vec::new();
-    let mut replay = Replay::new(Arc::new(program), Options::default(), &mut alerts).expect("the engine starts");
+    let mut replay = Replay::new(Arc::new(program), options, &mut alerts).expect("the engine starts");
     replay.read_all("events.ndjson", events.as_bytes(), &mut |line| bad.push(line.to_string())).unwrap();
     let summary = replay.finish().unwrap();
     Outcome { alerts, bad, summary }
@@ -52,6 +56,23 @@ fn replay_cases() {
             let first = replay(&bundle, &events);
             let second = replay(&bundle, &events);
             assert_eq!(first.alerts, second.alerts, "{}: two replays of the same input differ", path.display());
+            // Parsing on worker threads changes nothing: over several blocks of lines,
+            // with bad lines between them, the alerts, bad lines and counts are the same.
+            let mut long = String::new();
+            while long.lines().count() < 2 * kestrel_rt::parallel::BLOCK_LINES + 100 {
+                long.push_str(&events);
+                long.push_str("not json\n\n");
+            }
+            let alone = replay_with(&bundle, &long, Options { threads: 1, ..Options::default() });
+            let parallel = replay_with(&bundle, &long, Options { threads: 3, ..Options::default() });
+            assert_eq!(String::from_utf8_lossy(&alone.alerts), String::from_utf8_lossy(&parallel.alerts), "{}: threads change the alerts", path.display());
+            assert_eq!(alone.bad, parallel.bad, "{}: threads change the bad lines", path.display());
+            assert_eq!(
+                (alone.summary.events, alone.summary.alerts, alone.summary.lines, alone.summary.late),
+                (parallel.summary.events, parallel.summary.alerts, parallel.summary.lines, parallel.summary.late),
+                "{}: threads change the counts",
+                path.display()
+            );
             if first.summary.untimed == 0 {
                 let reversed: String = events.lines().rev().map(|line| format!("{line}\n")).collect();
                 let backwards = replay(&bundle, &reversed);
