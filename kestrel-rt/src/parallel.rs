@@ -69,11 +69,25 @@ struct BlockReader<R> {
     limit: usize,
     /// Bytes of an over-long line skipped so far.
     skipping: Option<usize>,
+    /// Text buffers of blocks already taken, for the next blocks: a fresh megabyte per
+    /// block would be fresh pages from the kernel, zeroed, every time.
+    spare: Vec<Vec<u8>>,
+}
+
+impl<R> BlockReader<R> {
+    /// Keeps a taken block's text buffer for a later block (unless it grew large).
+    fn recycle(&mut self, mut text: Vec<u8>) {
+        if text.capacity() <= 4 * BLOCK_BYTES && self.spare.len() < 8 {
+            text.clear();
+            self.spare.push(text);
+        }
+    }
 }
 
 impl<R: BufRead> BlockReader<R> {
     fn next_block(&mut self, seq: u64, first_line: u64) -> std::io::Result<Option<Block>> {
-        let mut block = Block { seq, first_line, text: Vec::with_capacity(BLOCK_BYTES / 4), lines: Vec::with_capacity(BLOCK_LINES) };
+        let text = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(BLOCK_BYTES + BLOCK_BYTES / 4));
+        let mut block = Block { seq, first_line, text, lines: Vec::with_capacity(BLOCK_LINES) };
         // Where the line being read starts in `block.text`.
         let mut line_start = 0;
         while block.lines.len() < BLOCK_LINES && (block.text.len() < BLOCK_BYTES || line_start < block.text.len()) {
@@ -179,16 +193,24 @@ fn parse(reader: &mut EventReader, block: Block, limit: usize) -> ParsedBlock {
 /// Reads `input` line by line (lines over `limit` bytes are bad lines), parses the lines
 /// on `threads` workers (on this thread when `threads` is 1), and hands the parsed
 /// blocks to `take` in input order. Stops reading when `take` returns false.
-pub fn read_blocks(input: impl BufRead, limit: usize, reader: &EventReader, threads: usize, take: &mut dyn FnMut(ParsedBlock) -> bool) -> std::io::Result<()> {
-    let mut lines = BlockReader { input, limit, skipping: None };
-    let mut next_block = |seq: u64, first_line: u64| lines.next_block(seq, first_line);
+pub fn read_blocks(
+    input: impl BufRead,
+    limit: usize,
+    reader: &EventReader,
+    threads: usize,
+    take: &mut dyn FnMut(&mut ParsedBlock) -> bool,
+) -> std::io::Result<()> {
+    let mut lines = BlockReader { input, limit, skipping: None, spare: Vec::new() };
     if threads <= 1 {
         let mut reader = reader.clone();
         let (mut seq, mut first_line) = (0, 1);
-        while let Some(block) = next_block(seq, first_line)? {
+        while let Some(block) = lines.next_block(seq, first_line)? {
             seq += 1;
             first_line += block.lines.len() as u64;
-            if !take(parse(&mut reader, block, limit)) {
+            let mut parsed = parse(&mut reader, block, limit);
+            let going = take(&mut parsed);
+            lines.recycle(parsed.text);
+            if !going {
                 break;
             }
         }
@@ -220,17 +242,18 @@ pub fn read_blocks(input: impl BufRead, limit: usize, reader: &EventReader, thre
         let mut waiting: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
         let mut next_out = 0u64;
         let mut going = true;
-        // Hands over every finished block that is next in order.
-        let mut deliver = |waiting: &mut BTreeMap<u64, ParsedBlock>, going: &mut bool| {
-            while *going && let Some(block) = waiting.remove(&next_out) {
+        // Hands over every finished block that is next in order; returns their buffers.
+        let mut deliver = |waiting: &mut BTreeMap<u64, ParsedBlock>, going: &mut bool, lines: &mut BlockReader<_>| {
+            while *going && let Some(mut block) = waiting.remove(&next_out) {
                 next_out += 1;
-                *going = take(block);
+                *going = take(&mut block);
+                lines.recycle(block.text);
             }
         };
         let (mut seq, mut first_line) = (0, 1);
         let mut outcome = Ok(());
         while going {
-            let block = match next_block(seq, first_line) {
+            let block = match lines.next_block(seq, first_line) {
                 Ok(Some(block)) => block,
                 Ok(None) => break,
                 Err(error) => {
@@ -246,12 +269,12 @@ pub fn read_blocks(input: impl BufRead, limit: usize, reader: &EventReader, thre
             while let Ok(parsed) = results.try_recv() {
                 waiting.insert(parsed.seq, parsed);
             }
-            deliver(&mut waiting, &mut going);
+            deliver(&mut waiting, &mut going, &mut lines);
         }
         drop(work);
         for parsed in results.iter() {
             waiting.insert(parsed.seq, parsed);
-            deliver(&mut waiting, &mut going);
+            deliver(&mut waiting, &mut going, &mut lines);
         }
         outcome
     })
@@ -262,7 +285,7 @@ mod tests {
     use super::*;
 
     fn lines(text: &[u8], limit: usize) -> Vec<Result<String, usize>> {
-        let mut reader = BlockReader { input: std::io::BufReader::with_capacity(4, text), limit, skipping: None };
+        let mut reader = BlockReader { input: std::io::BufReader::with_capacity(4, text), limit, skipping: None, spare: Vec::new() };
         let mut out = Vec::new();
         let mut seq = 0;
         while let Some(block) = reader.next_block(seq, 1).unwrap() {
@@ -288,7 +311,7 @@ mod tests {
     #[test]
     fn blocks_hold_at_most_their_line_count_and_lose_nothing() {
         let text: String = (0..2 * BLOCK_LINES + 5).map(|idx| format!("line {idx}\n")).collect();
-        let mut reader = BlockReader { input: std::io::BufReader::with_capacity(100, text.as_bytes()), limit: 100, skipping: None };
+        let mut reader = BlockReader { input: std::io::BufReader::with_capacity(100, text.as_bytes()), limit: 100, skipping: None, spare: Vec::new() };
         let mut all = Vec::new();
         let mut seq = 0;
         while let Some(block) = reader.next_block(seq, 1).unwrap() {

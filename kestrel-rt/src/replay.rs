@@ -420,11 +420,11 @@ impl<'w> Replay<'w> {
 
     /// One parsed block of lines, in input order. Returns false to stop reading (the
     /// alerts cannot be written).
-    fn take_block(&mut self, source: &str, block: ParsedBlock, bad: &mut dyn FnMut(&BadLine)) -> bool {
+    fn take_block(&mut self, source: &str, block: &mut ParsedBlock, bad: &mut dyn FnMut(&BadLine)) -> bool {
         let ordered = self.engine.needs_ordered_evaluation();
         let mut events = Vec::with_capacity(block.lines.len());
         let mut lines = Vec::with_capacity(block.lines.len());
-        for (offset, parsed) in block.lines.into_iter().enumerate() {
+        for (offset, parsed) in block.lines.drain(..).enumerate() {
             let (mut event, timestamp, line) = match parsed {
                 Parsed::Blank => continue,
                 Parsed::Bad { column, message } => {
