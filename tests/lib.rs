@@ -20,6 +20,16 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// `../shared` beside the repository, or `None` with a message saying what is skipped.
+/// A binary of this workspace build (`eqlc`, `kestrel`), beside the test binary
+/// (`target/<profile>/`). The tests crate cannot name another package's binary with
+/// `CARGO_BIN_EXE_*`; `cargo test --workspace` builds both (their own tests need them).
+pub fn workspace_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let binary = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    binary.is_file().then_some(binary)
+}
+
 pub fn shared_dir(what: &str) -> Option<PathBuf> {
     let dir = repo_root().join("../shared");
     if dir.is_dir() {

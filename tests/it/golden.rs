@@ -192,14 +192,9 @@ fn golden_bundles_cover_the_format() {
     assert!(any_category > 0, "no `any where` rule in the golden bundles");
 }
 
-/// The `eqlc` binary of this build, beside the test binary (`target/<profile>/eqlc`).
-/// The tests crate cannot name another package's binary with `CARGO_BIN_EXE_*`; `cargo
-/// test --workspace` builds it (eqlc's own tests need it).
+/// The `eqlc` binary of this build, beside the test binary.
 fn eqlc_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?;
-    let binary = profile_dir.join(format!("eqlc{}", std::env::consts::EXE_SUFFIX));
-    binary.is_file().then_some(binary)
+    tests::workspace_binary("eqlc")
 }
 
 /// The newest modification time of the files the `eqlc` binary is built from.

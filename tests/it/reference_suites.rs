@@ -45,6 +45,8 @@ struct Run<'a> {
     order: Order,
     /// The field naming an event in `expected`.
     id_field: &'a str,
+    /// The schema's file in tests/data/reference, for the command-line cross-check.
+    schema_file: &'a str,
 }
 
 /// What one group produced: per case key, the ids it returned, or why it could not run.
@@ -110,13 +112,12 @@ fn run_group(cases: &[&Case], events: &str, run: &Run) -> Outcomes {
     for rule in &summary.rules {
         assert_eq!(rule.traps, 0, "rule {} trapped", rule.id);
     }
-    let mut returned: HashMap<usize, Vec<i64>> = HashMap::new();
-    for line in String::from_utf8(alerts).unwrap().lines() {
-        let alert: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|error| panic!("alert `{line}` is not JSON: {error}"));
-        let rule: usize = alert["rule"]["id"].as_str().unwrap().parse().unwrap();
-        let ids = returned.entry(rule).or_default();
-        for event in alert["events"].as_array().unwrap() {
-            ids.push(event_id(event, run.id_field));
+    let mut returned = returned_ids(&String::from_utf8(alerts).unwrap(), run.id_field);
+    if run.declared.is_empty() {
+        let queries: Vec<(usize, &str)> =
+            rules.iter().map(|rule| rule.meta.rule_id.as_ref().unwrap().parse::<usize>().unwrap()).map(|idx| (idx, cases[idx].query.as_str())).collect();
+        if let Some(by_cli) = through_the_command_line(&queries, events, run) {
+            assert_eq!(by_cli, returned, "`eqlc build` + `kestrel replay` answer differently from the library chain");
         }
     }
     for rule in &rules {
@@ -128,6 +129,74 @@ fn run_group(cases: &[&Case], events: &str, run: &Run) -> Outcomes {
         outcomes.insert(cases[idx].key.clone(), Ok(ids));
     }
     outcomes
+}
+
+/// Event ids per rule (the rule id is the case's index) of alert NDJSON.
+fn returned_ids(alerts: &str, id_field: &str) -> HashMap<usize, Vec<i64>> {
+    let mut returned: HashMap<usize, Vec<i64>> = HashMap::new();
+    for line in alerts.lines() {
+        let alert: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|error| panic!("alert `{line}` is not JSON: {error}"));
+        let rule: usize = alert["rule"]["id"].as_str().unwrap().parse().unwrap();
+        let ids = returned.entry(rule).or_default();
+        for event in alert["events"].as_array().unwrap() {
+            ids.push(event_id(event, id_field));
+        }
+    }
+    returned
+}
+
+/// The same queries through the real command lines: a JSON-lines rule file, `eqlc
+/// build`, an NDJSON event file, `kestrel replay`. None (reported) without the binaries.
+fn through_the_command_line(queries: &[(usize, &str)], events: &str, run: &Run) -> Option<HashMap<usize, Vec<i64>>> {
+    let (Some(eqlc), Some(kestrel)) = (tests::workspace_binary("eqlc"), tests::workspace_binary("kestrel")) else {
+        eprintln!(
+            "SKIPPED: the command-line cross-check of the reference suites: no eqlc/kestrel binaries beside the test binary (`cargo test --workspace` builds them)"
+        );
+        return None;
+    };
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("kestrel-reference-{}-{}", std::process::id(), RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules: String = queries
+        .iter()
+        .map(|(idx, query)| format!("{}\n", serde_json::json!({ "name": format!("case {idx}"), "rule_id": idx.to_string(), "query": query })))
+        .collect();
+    std::fs::write(dir.join("rules.jsonl"), rules).unwrap();
+    std::fs::write(dir.join("events.ndjson"), events).unwrap();
+    let schema = repo_root().join("tests/data/reference").join(run.schema_file);
+    let dialect = match run.dialect {
+        Dialect::Elasticsearch => "elasticsearch",
+        Dialect::Endgame => "endgame",
+    };
+    let mut build = std::process::Command::new(eqlc);
+    build
+        .arg("build")
+        .arg("-q")
+        .arg("--schema")
+        .arg(&schema)
+        .args(["--dialect", dialect])
+        .arg("-o")
+        .arg(dir.join("rules.kbundle"))
+        .arg(dir.join("rules.jsonl"));
+    if run.dialect == Dialect::Endgame && run.case == EndgameCase::Sensitive {
+        build.arg("--case-sensitive");
+    }
+    let built = build.output().expect("eqlc runs");
+    assert!(built.status.success(), "eqlc build fails: {}", String::from_utf8_lossy(&built.stderr));
+    let order = if run.order == Order::Input { "input" } else { "timestamp" };
+    let replayed = std::process::Command::new(kestrel)
+        .args(["replay", "-q", "--order", order, "--bundle"])
+        .arg(dir.join("rules.kbundle"))
+        .arg("--alerts")
+        .arg(dir.join("alerts.ndjson"))
+        .arg(dir.join("events.ndjson"))
+        .output()
+        .expect("kestrel runs");
+    assert!(replayed.status.success(), "kestrel replay fails: {}", String::from_utf8_lossy(&replayed.stderr));
+    let alerts = std::fs::read_to_string(dir.join("alerts.ndjson")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("command-line cross-check: {} rules, {} alerts from `eqlc build` + `kestrel replay`", queries.len(), alerts.lines().count());
+    Some(returned_ids(&alerts, run.id_field))
 }
 
 fn event_id(event: &serde_json::Value, field: &str) -> i64 {
@@ -210,6 +279,7 @@ fn python_suite_event_queries_replay_with_the_reference_answers() {
             declared: declared.clone(),
             order: Order::Input,
             id_field: "serial_event_id",
+            schema_file: "python-eql.toml",
         };
         let outcomes = run_group(&group, &ndjson, &run);
         runs += group.len();
@@ -265,10 +335,10 @@ fn elasticsearch_suite_event_queries_replay_with_the_reference_answers() {
             continue;
         }
         total += runnable.len();
-        let (events, schema) = match data {
-            "endgame" => (es_endgame_events(&endgame, false), &millis),
-            "endgame-nanos" => (es_endgame_events(&endgame, true), &nanos),
-            file => (es_data_events(&dir.join("data").join(file), id_field), &millis),
+        let (events, schema, schema_file) = match data {
+            "endgame" => (es_endgame_events(&endgame, false), &millis, "es-millis.toml"),
+            "endgame-nanos" => (es_endgame_events(&endgame, true), &nanos, "es-nanos.toml"),
+            file => (es_data_events(&dir.join("data").join(file), id_field), &millis, "es-millis.toml"),
         };
         let run = Run {
             schema,
@@ -278,6 +348,7 @@ fn elasticsearch_suite_event_queries_replay_with_the_reference_answers() {
             declared: Vec::new(),
             order: Order::Timestamp,
             id_field,
+            schema_file,
         };
         let outcomes = run_group(&runnable, &events, &run);
         failures.extend(compare(&runnable, &outcomes, spec));
