@@ -289,17 +289,8 @@ impl<'a> Cursor<'a> {
 
     /// Skips the rest of an object (the cursor is inside it, at a `,`).
     fn skip_rest(&mut self) -> Result<(), JsonError> {
-        match crate::json_scan::skip_rest(self.bytes, self.pos) {
-            Ok(end) => {
-                self.pos = end;
-                Ok(())
-            }
-            Err(crate::json_scan::SkipError::Unbalanced(at)) => {
-                self.pos = at;
-                Err(self.error("mismatched bracket"))
-            }
-            Err(crate::json_scan::SkipError::Unterminated) => Err(self.error("unterminated object or array")),
-        }
+        let skipped = crate::json_scan::skip_rest(self.bytes, self.pos);
+        self.skipped(skipped)
     }
 
     /// A string; borrowed when it has no escapes. The cursor is at `"`.
@@ -532,7 +523,13 @@ impl<'a> Cursor<'a> {
 
     /// Skips an object or array (`json_scan`, 64 bytes at a time).
     fn skip_nested(&mut self) -> Result<(), JsonError> {
-        match crate::json_scan::skip_container(self.bytes, self.pos) {
+        let skipped = crate::json_scan::skip_container(self.bytes, self.pos);
+        self.skipped(skipped)
+    }
+
+    /// Moves past a skipped value, or reports why it could not be skipped.
+    fn skipped(&mut self, result: Result<usize, crate::json_scan::SkipError>) -> Result<(), JsonError> {
+        match result {
             Ok(end) => {
                 self.pos = end;
                 Ok(())

@@ -293,21 +293,9 @@ fn network(line: &mut Writer, rng: &mut Rng, host: &Host, action: &str) {
 
 /// Microseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 fn rfc3339(micros: i64) -> String {
-    let seconds = micros.div_euclid(1_000_000);
-    let fraction = micros.rem_euclid(1_000_000);
-    let days = seconds.div_euclid(86_400);
-    let time = seconds.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:06}Z", time / 3600, time / 60 % 60, time % 60)
+    // The nanosecond form ends in `000Z`: keep six digits of fraction.
+    let nanos = kestrel_bundle::time::format_rfc3339(micros * 1000);
+    format!("{}Z", &nanos[..nanos.len() - 4])
 }
 
 /// A JSON object written field by field.
