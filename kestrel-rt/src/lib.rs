@@ -3,10 +3,11 @@
 //! `program` loads and links a bundle; `engine` runs batches of events through it and
 //! the rules' `pipes`; `ndjson` and `time` read events; `guest` and `host` are the two
 //! sides of the predicate ABI (docs/abi.md).
-// One audited exception, `json_scan::masks` (ARCHITECTURE.md, "No `unsafe`").
+// Two audited exceptions, `json_scan::masks` and `cpu::prefetch` (ARCHITECTURE.md, "No `unsafe`").
 #![deny(unsafe_code)]
 
 pub mod alert;
+pub mod cpu;
 pub mod engine;
 pub mod functions;
 pub mod guest;

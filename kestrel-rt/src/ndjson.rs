@@ -28,12 +28,24 @@ struct Node {
     /// Few per node (an event's top-level objects, an object's projected keys): a
     /// linear scan beats hashing every key of every line.
     children: Vec<(Box<[u8]>, Node)>,
+    /// Bit *n* is set when a child's name is *n* bytes long (names of 64 bytes or more
+    /// set bit 63 and are always compared): most keys of an event are not projected,
+    /// and are turned away on their length alone.
+    lengths: u64,
+}
+
+/// The bit of [`Node::lengths`] for a name of `len` bytes.
+#[inline]
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 impl Node {
     #[inline]
     fn child(&self, segment: &[u8]) -> Option<&Node> {
-        // Lengths first: most keys of an event are not projected and differ in length.
+        if self.lengths & length_bit(segment.len()) == 0 {
+            return None;
+        }
         self.children.iter().find(|(name, _)| name.len() == segment.len() && name.iter().zip(segment).all(|(a, b)| a == b)).map(|(_, node)| node)
     }
 
@@ -41,6 +53,7 @@ impl Node {
         match self.children.iter().position(|(name, _)| **name == *segment) {
             Some(idx) => &mut self.children[idx].1,
             None => {
+                self.lengths |= length_bit(segment.len());
                 self.children.push((segment.into(), Node::default()));
                 &mut self.children.last_mut().expect("just pushed").1
             }
@@ -191,15 +204,38 @@ fn assign_from(node: &Node, value: &Value, out: &mut [Option<Value>]) -> usize {
 /// Follows a possibly dotted key down the tree.
 #[inline]
 fn walk<'n>(node: &'n Node, key: &[u8]) -> Option<&'n Node> {
-    // Keys are short: a plain loop beats a call into a vectorised search.
-    if key.iter().all(|byte| *byte != b'.') {
-        return node.child(key);
-    }
     let mut node = node;
-    for segment in key.split(|byte| *byte == b'.') {
-        node = node.child(segment)?;
+    let mut rest = key;
+    loop {
+        if let Some(child) = node.child(rest) {
+            return Some(child);
+        }
+        (node, rest) = dotted_child(node, rest)?;
     }
-    Some(node)
+}
+
+/// The child named by the first segment of a dotted key, and the key's rest. Children's
+/// names hold no dot, so the segment ends where a child's name would: only those places
+/// (the few lengths of [`Node::lengths`]) are looked at, never every byte of the key.
+#[inline]
+fn dotted_child<'n, 'k>(node: &'n Node, key: &'k [u8]) -> Option<(&'n Node, &'k [u8])> {
+    let mut lengths = node.lengths & (length_bit(key.len()) - 1) & !length_bit(63);
+    while lengths != 0 {
+        let len = lengths.trailing_zeros() as usize;
+        lengths &= lengths - 1;
+        if key.get(len) == Some(&b'.')
+            && let Some(child) = node.child(&key[..len])
+        {
+            return Some((child, &key[len + 1..]));
+        }
+    }
+    if node.lengths & length_bit(63) == 0 {
+        return None;
+    }
+    node.children
+        .iter()
+        .find(|(name, _)| name.len() >= 63 && key.get(name.len()) == Some(&b'.') && key.starts_with(name))
+        .map(|(name, child)| (child, &key[name.len() + 1..]))
 }
 
 impl<'a> Cursor<'a> {
@@ -609,6 +645,15 @@ mod tests {
         let out = read(&["a.b", "a"], r#"{"a": [{"b": 1}, {"b": 2}, {"c": 3}]}"#).unwrap();
         assert_eq!(out[0], Some(Value::Array(vec![Value::Long(1), Value::Long(2)])));
         assert!(matches!(out[1], Some(Value::Array(_))));
+    }
+
+    #[test]
+    fn dotted_keys_reach_names_of_every_length() {
+        let long = "l".repeat(70);
+        let names = ["a.b", "abc.d", &format!("{long}.x"), &format!("{}.y", "m".repeat(63))];
+        let line = format!(r#"{{"a.b": 1, "abc": {{"d": 2}}, "{long}.x": 3, "{}": {{"y": 4}}, "a.bc": 5, "ab.c": 6}}"#, "m".repeat(63));
+        assert_eq!(read(&names, &line).unwrap(), vec![Some(Value::Long(1)), Some(Value::Long(2)), Some(Value::Long(3)), Some(Value::Long(4))]);
+        assert_eq!(read(&["a.bc"], r#"{"a": {"b": 1}, "a.b": 2}"#).unwrap(), vec![None]);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use crate::alert;
 use crate::engine::{Alert, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Match};
 use crate::ndjson::Projection;
-use crate::parallel::{Parsed, ParsedBlock, read_blocks};
+use crate::parallel::{Blocks, Parsed, ParsedBlock, read_blocks};
 use crate::program::Program;
 use crate::time::to_nanos;
 use kestrel_bundle::bundle::FieldKind;
@@ -55,6 +55,8 @@ pub struct Options {
     pub progress: bool,
     /// Threads parsing lines (the engine runs on the caller's); 1 parses on the caller's.
     pub threads: usize,
+    /// Input is cut into blocks of about this many bytes (whole lines) for parsing.
+    pub block_bytes: usize,
 }
 
 impl Default for Options {
@@ -67,6 +69,7 @@ impl Default for Options {
             profile: false,
             progress: false,
             threads: 1,
+            block_bytes: crate::parallel::BLOCK_BYTES,
         }
     }
 }
@@ -411,7 +414,8 @@ impl<'w> Replay<'w> {
     pub fn read_all(&mut self, source: &str, input: impl BufRead, bad: &mut dyn FnMut(&BadLine)) -> std::io::Result<()> {
         let reader = self.reader.clone();
         let threads = self.options.threads.max(1);
-        read_blocks(input, self.options.max_line_bytes, &reader, threads, &mut |block| self.take_block(source, block, bad))?;
+        let blocks = Blocks { line_limit: self.options.max_line_bytes, block_bytes: self.options.block_bytes.max(1), threads };
+        read_blocks(input, blocks, &reader, &mut |block| self.take_block(source, block, bad))?;
         match self.write_error.take() {
             Some(error) => Err(error),
             None => Ok(()),

@@ -247,8 +247,14 @@ fn bench_bundle(bytes: &[u8], input: &Input, reps: usize) -> serde_json::Value {
     );
     let mut report = serde_json::json!({ "bundle_bytes": bytes.len(), "fields": fields, "load_seconds": load.as_secs_f64() });
 
-    // For profiling one phase: KESTREL_BENCH_ONLY=engine or =end-to-end.
+    // For profiling one phase: KESTREL_BENCH_ONLY=engine, =end-to-end or =parallel.
     let only = std::env::var("KESTREL_BENCH_ONLY").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if only == "parallel" {
+        let (time, alerts) = measure(reps, || replay_threads(&program, input, Order::Timestamp, cores));
+        report["end_to_end_parallel"] = row(&format!("end to end, {cores} parsing threads (kestrel replay's default)"), time, input, Some(alerts));
+        return report;
+    }
     if only == "end-to-end" {
         let (time, alerts) = measure(reps, || replay(&program, input, Order::Timestamp));
         report["end_to_end"] = row("end to end: kestrel replay (timestamp order)", time, input, Some(alerts));
@@ -257,7 +263,6 @@ fn bench_bundle(bytes: &[u8], input: &Input, reps: usize) -> serde_json::Value {
     let (time, alerts) = if only == "engine" { (Duration::ZERO, 0) } else { measure(reps, || replay(&program, input, Order::Timestamp)) };
     report["end_to_end"] = row("end to end: kestrel replay (timestamp order)", time, input, Some(alerts));
 
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     if only.is_empty() && cores > 1 {
         let (time, alerts) = measure(reps, || replay_threads(&program, input, Order::Timestamp, cores));
         report["end_to_end_parallel"] = row(&format!("end to end, {cores} parsing threads (kestrel replay's default)"), time, input, Some(alerts));
