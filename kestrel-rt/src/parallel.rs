@@ -38,6 +38,8 @@ pub struct Blocks {
 struct Block {
     seq: u64,
     text: Vec<u8>,
+    /// Empty, for the parsed lines (a recycled buffer).
+    lines: Vec<Parsed>,
     /// The block is one line of this many bytes or more, over the limit: skipped, not
     /// stored (`text` is empty).
     too_long: Option<usize>,
@@ -77,9 +79,10 @@ struct BlockReader<R> {
     block_bytes: usize,
     /// Bytes of an over-long line skipped so far.
     skipping: Option<usize>,
-    /// Text buffers of blocks already taken, for the next blocks: a fresh megabyte per
-    /// block would be fresh pages from the kernel, zeroed, every time.
-    spare: Vec<Vec<u8>>,
+    /// Text and line buffers of blocks already taken, for the next blocks: a fresh
+    /// megabyte per block would be fresh pages from the kernel, zeroed, every time, and
+    /// a line vector grown from empty is copied ten times.
+    spare: Vec<(Vec<u8>, Vec<Parsed>)>,
     /// How many buffers `spare` keeps: as many as can be in flight at once.
     keep: usize,
 }
@@ -89,11 +92,12 @@ impl<R> BlockReader<R> {
         BlockReader { input, limit, block_bytes, skipping: None, spare: Vec::new(), keep }
     }
 
-    /// Keeps a taken block's text buffer for a later block (unless it grew large).
-    fn recycle(&mut self, mut text: Vec<u8>) {
+    /// Keeps a taken block's buffers for a later block (unless they grew large).
+    fn recycle(&mut self, mut text: Vec<u8>, mut lines: Vec<Parsed>) {
         if text.capacity() <= 4 * self.block_bytes && self.spare.len() < self.keep {
             text.clear();
-            self.spare.push(text);
+            lines.clear();
+            self.spare.push((text, lines));
         }
     }
 }
@@ -103,8 +107,7 @@ impl<R: BufRead> BlockReader<R> {
         if let Some(skipped) = self.skipping {
             return self.skip_line(seq, skipped).map(Some);
         }
-        let mut text = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(self.block_bytes + self.block_bytes / 4));
-        text.clear();
+        let (mut text, lines) = self.spare.pop().unwrap_or_else(|| (Vec::with_capacity(self.block_bytes + self.block_bytes / 4), Vec::new()));
         // Where the last line of `text` starts.
         let mut line_start = 0;
         loop {
@@ -115,10 +118,10 @@ impl<R: BufRead> BlockReader<R> {
             };
             if buffer.is_empty() {
                 if text.is_empty() {
-                    self.recycle(text);
+                    self.recycle(text, lines);
                     return Ok(None);
                 }
-                return Ok(Some(Block { seq, text, too_long: None }));
+                return Ok(Some(Block { seq, text, lines, too_long: None }));
             }
             // The block ends at the first newline once it is large enough.
             let want = self.block_bytes.saturating_sub(text.len()).min(buffer.len());
@@ -133,7 +136,7 @@ impl<R: BufRead> BlockReader<R> {
             text.extend_from_slice(piece);
             self.input.consume(take);
             if complete {
-                return Ok(Some(Block { seq, text, too_long: None }));
+                return Ok(Some(Block { seq, text, lines, too_long: None }));
             }
             if text.len() - line_start > self.limit {
                 // The last line is over the limit: the lines before it go first, then the
@@ -141,11 +144,11 @@ impl<R: BufRead> BlockReader<R> {
                 let skipped = text.len() - line_start;
                 text.truncate(line_start);
                 if text.is_empty() {
-                    self.recycle(text);
+                    self.recycle(text, lines);
                     return self.skip_line(seq, skipped).map(Some);
                 }
                 self.skipping = Some(skipped);
-                return Ok(Some(Block { seq, text, too_long: None }));
+                return Ok(Some(Block { seq, text, lines, too_long: None }));
             }
         }
     }
@@ -175,7 +178,7 @@ impl<R: BufRead> BlockReader<R> {
                 }
             }
         }
-        Ok(Block { seq, text: Vec::new(), too_long: Some(skipped) })
+        Ok(Block { seq, text: Vec::new(), lines: Vec::new(), too_long: Some(skipped) })
     }
 }
 
@@ -206,28 +209,28 @@ fn line_ranges(text: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
 
 fn parse(reader: &mut EventReader, block: Block, limit: usize) -> ParsedBlock {
     let too_long = |len| Parsed::Bad { column: None, message: format!("line of {len} bytes or more, over the limit of {limit} bytes") };
-    if let Some(len) = block.too_long {
-        return ParsedBlock { seq: block.seq, first_line: 0, text: block.text, lines: vec![too_long(len)] };
+    let Block { seq, text, mut lines, too_long: over } = block;
+    if let Some(len) = over {
+        lines.push(too_long(len));
+        return ParsedBlock { seq, first_line: 0, text, lines };
     }
-    let lines = line_ranges(&block.text)
-        .map(|range| {
-            if range.len() > limit {
-                return too_long(range.len());
-            }
-            match utf8(&block.text[range.clone()]) {
-                Err(error) => Parsed::Bad { column: Some(error.valid_up_to() + 1), message: "the line is not UTF-8".to_string() },
-                Ok(text) if text.trim().is_empty() => Parsed::Blank,
-                Ok(text) => {
-                    let text = text.trim_end();
-                    match reader.read_fields(text) {
-                        Ok((event, timestamp)) => Parsed::Event { event, timestamp, line: range.start..range.start + text.len() },
-                        Err((column, message)) => Parsed::Bad { column, message },
-                    }
+    lines.extend(line_ranges(&text).map(|range| {
+        if range.len() > limit {
+            return too_long(range.len());
+        }
+        match utf8(&text[range.clone()]) {
+            Err(error) => Parsed::Bad { column: Some(error.valid_up_to() + 1), message: "the line is not UTF-8".to_string() },
+            Ok(text) if text.trim().is_empty() => Parsed::Blank,
+            Ok(text) => {
+                let text = text.trim_end();
+                match reader.read_fields(text) {
+                    Ok((event, timestamp)) => Parsed::Event { event, timestamp, line: range.start..range.start + text.len() },
+                    Err((column, message)) => Parsed::Bad { column, message },
                 }
             }
-        })
-        .collect();
-    ParsedBlock { seq: block.seq, first_line: 0, text: block.text, lines }
+        }
+    }));
+    ParsedBlock { seq, first_line: 0, text, lines }
 }
 
 /// Reads `input` line by line (lines over `limit` bytes are bad lines), parses the lines
@@ -243,7 +246,7 @@ pub fn read_blocks(input: impl BufRead, options: Blocks, reader: &EventReader, t
         parsed.first_line = next_line;
         next_line += parsed.lines.len() as u64;
         let going = take(&mut parsed);
-        blocks.recycle(parsed.text);
+        blocks.recycle(parsed.text, std::mem::take(&mut parsed.lines));
         going
     };
     if threads <= 1 {
@@ -338,7 +341,7 @@ mod tests {
                     false => Ok(String::from_utf8(block.text[range].to_vec()).unwrap()),
                 })),
             }
-            reader.recycle(block.text);
+            reader.recycle(block.text, block.lines);
         }
         out
     }

@@ -20,6 +20,7 @@ use kestrel_bundle::semantics::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{BufRead, Write};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -365,6 +366,8 @@ pub struct Replay<'w> {
     window: Window,
     /// Scratch for the matches of a block.
     matches: Vec<Match>,
+    /// Scratch for the events of a block evaluated as read, and their lines.
+    read: (Vec<Event>, Vec<Range<usize>>),
     /// Events released from the window, for ordered evaluation.
     chunk: Vec<Event>,
     /// Events handed to the engine so far (the next chunk's first index).
@@ -396,6 +399,7 @@ impl<'w> Replay<'w> {
             alerts_out,
             window: Window::default(),
             matches: Vec::new(),
+            read: (Vec::new(), Vec::new()),
             chunk: Vec::with_capacity(CHUNK),
             run: 0,
             arrivals: 0,
@@ -426,8 +430,7 @@ impl<'w> Replay<'w> {
     /// alerts cannot be written).
     fn take_block(&mut self, source: &str, block: &mut ParsedBlock, bad: &mut dyn FnMut(&BadLine)) -> bool {
         let ordered = self.engine.needs_ordered_evaluation();
-        let mut events = Vec::with_capacity(block.lines.len());
-        let mut lines = Vec::with_capacity(block.lines.len());
+        let (mut events, mut lines) = std::mem::take(&mut self.read);
         for (offset, parsed) in block.lines.drain(..).enumerate() {
             let (mut event, timestamp, line) = match parsed {
                 Parsed::Blank => continue,
@@ -459,6 +462,9 @@ impl<'w> Replay<'w> {
         if !events.is_empty() {
             self.evaluate_events(&events, &|offset| text_of(&block.text, lines[offset].clone()));
         }
+        events.clear();
+        lines.clear();
+        self.read = (events, lines);
         self.flush_chunk();
         if self.options.progress && self.last_progress.elapsed() >= Duration::from_millis(250) {
             self.last_progress = Instant::now();
