@@ -3,8 +3,8 @@
 //! the parsing time.
 //!
 //! Each block of 64 bytes becomes four bit masks (quotes, backslashes, opening and
-//! closing brackets, bit *i* for byte *i*), with SSE2 on x86-64 and byte by byte
-//! elsewhere. Escaped characters are
+//! closing brackets, bit *i* for byte *i*): with AVX2 and POPCNT on x86-64 processors
+//! that have them (checked at run time), SSE2 on the others, byte by byte elsewhere. Escaped characters are
 //! removed, a prefix XOR of the quotes marks the bytes inside strings, and the brackets
 //! outside strings are walked bit by bit (a few per block).
 //!
@@ -38,16 +38,70 @@ fn masks_scalar(block: &[u8; 64]) -> Masks {
     masks
 }
 
-/// The masks, with SSE2 (part of every x86-64 processor). This is the runtime's one
-/// `unsafe` block (ARCHITECTURE.md): calling a `#[target_feature(enable = "sse2")]`
-/// function, sound because the x86-64 target guarantees SSE2. The function itself only
-/// uses value-based intrinsics (no pointers), and `vector_masks_equal_scalar_masks`
-/// checks it against [`masks_scalar`].
+/// Which vector instructions skip: AVX2 and POPCNT where the processor has them, SSE2
+/// (in every x86-64 processor) otherwise.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Vector {
+    Sse2,
+    Avx2,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Vector {
+    /// The best this processor has (the detection is cached by `std`).
+    fn best() -> Vector {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") { Vector::Avx2 } else { Vector::Sse2 }
+    }
+
+    /// `self`, if this processor has it.
+    fn available(self) -> Vector {
+        if self == Vector::Avx2 { Vector::best() } else { Vector::Sse2 }
+    }
+}
+
+/// Skips with `vector` instructions (or SSE2 when the processor lacks them). This and
+/// [`masks_with`] are the runtime's `unsafe` blocks in this file (ARCHITECTURE.md):
+/// calls of `#[target_feature]` functions, sound because the features are in the
+/// x86-64 baseline (SSE2) or were detected at run time (AVX2, POPCNT). The functions
+/// themselves only use value-based intrinsics (no pointers); the tests check both
+/// against [`masks_scalar`] and a byte-by-byte skipper.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-fn masks(block: &[u8; 64]) -> Masks {
-    // SAFETY: SSE2 is in the x86-64 baseline; `sse2_masks` has no other precondition.
-    unsafe { sse2_masks(block) }
+fn skip_with(vector: Vector, bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError> {
+    // SAFETY: `available` returns AVX2 only when the processor has AVX2 and POPCNT; SSE2
+    // is in the x86-64 baseline.
+    unsafe {
+        match vector.available() {
+            Vector::Avx2 => skip_avx2(bytes, start, depth),
+            Vector::Sse2 => skip_sse2(bytes, start, depth),
+        }
+    }
+}
+
+/// The masks of one block with `vector` instructions (or SSE2), for the tests.
+#[cfg(all(test, target_arch = "x86_64"))]
+#[allow(unsafe_code)]
+fn masks_with(vector: Vector, block: &[u8; 64]) -> Masks {
+    // SAFETY: as in `skip_with`.
+    unsafe {
+        match vector.available() {
+            Vector::Avx2 => avx2_masks(block),
+            Vector::Sse2 => sse2_masks(block),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn skip_sse2(bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError> {
+    skip_blocks(bytes, start, depth, |block| sse2_masks(block), false)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+fn skip_avx2(bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError> {
+    skip_blocks(bytes, start, depth, |block| avx2_masks(block), true)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -76,9 +130,33 @@ fn sse2_masks(block: &[u8; 64]) -> Masks {
     masks
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn avx2_masks(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::{__m256i, _mm256_cmpeq_epi8, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set_epi64x, _mm256_set1_epi8};
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let case = _mm256_set1_epi8(0x20);
+    let open = _mm256_set1_epi8(b'{' as i8);
+    let close = _mm256_set1_epi8(b'}' as i8);
+    let mut masks = Masks { quotes: 0, backslashes: 0, opens: 0, closes: 0 };
+    for (idx, lane) in block.chunks_exact(32).enumerate() {
+        let word = |at: usize| i64::from_le_bytes(lane[at..at + 8].try_into().expect("eight bytes"));
+        let bytes: __m256i = _mm256_set_epi64x(word(24), word(16), word(8), word(0));
+        let folded = _mm256_or_si256(bytes, case);
+        let shift = idx * 32;
+        let bits = |vector| u64::from(_mm256_movemask_epi8(vector) as u32) << shift;
+        masks.quotes |= bits(_mm256_cmpeq_epi8(bytes, quote));
+        masks.backslashes |= bits(_mm256_cmpeq_epi8(bytes, backslash));
+        masks.opens |= bits(_mm256_cmpeq_epi8(folded, open));
+        masks.closes |= bits(_mm256_cmpeq_epi8(folded, close));
+    }
+    masks
+}
+
 #[cfg(not(target_arch = "x86_64"))]
-fn masks(block: &[u8; 64]) -> Masks {
-    masks_scalar(block)
+fn skip_with(_: (), bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError> {
+    skip_blocks(bytes, start, depth, masks_scalar, false)
 }
 
 /// Bit *i* set when an odd number of bits at or below *i* are set.
@@ -113,7 +191,22 @@ pub fn skip_rest(bytes: &[u8], start: usize) -> Result<usize, SkipError> {
     skip_from(bytes, start, 1)
 }
 
-fn skip_from(bytes: &[u8], start: usize, mut depth: u64) -> Result<usize, SkipError> {
+#[cfg(target_arch = "x86_64")]
+fn skip_from(bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError> {
+    skip_with(Vector::best(), bytes, start, depth)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn skip_from(bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError> {
+    skip_with((), bytes, start, depth)
+}
+
+/// The skipping loop, inlined into each instruction set's function (so that the bit
+/// arithmetic is compiled for it too). `popcount`: the processor counts bits in one
+/// instruction, so a block whose closing brackets cannot bring the depth to zero is
+/// passed whole instead of bracket by bracket.
+#[inline(always)]
+fn skip_blocks(bytes: &[u8], start: usize, mut depth: u64, masks: impl Fn(&[u8; 64]) -> Masks, popcount: bool) -> Result<usize, SkipError> {
     let mut in_string = false;
     // The first byte of the next block is escaped (a backslash ended this one).
     let mut escape_carry = false;
@@ -156,8 +249,13 @@ fn skip_from(bytes: &[u8], start: usize, mut depth: u64) -> Result<usize, SkipEr
         // share a byte with quotes, so the quote bits themselves do not matter).
         opens &= !inside & !escaped;
         closes &= !inside & !escaped;
-        // Brackets are few per block: walk them (a popcount is not in the x86-64
-        // baseline, and its emulation costs more than these few steps).
+        if popcount && depth > u64::from(closes.count_ones()) {
+            depth = depth + u64::from(opens.count_ones()) - u64::from(closes.count_ones());
+            at += 64;
+            continue;
+        }
+        // Otherwise walk the brackets (a few per block; without a popcount instruction
+        // its emulation costs more than these few steps).
         let mut brackets = opens | closes;
         while brackets != 0 {
             let idx = brackets.trailing_zeros();
@@ -212,16 +310,35 @@ mod tests {
         Err(SkipError::Unterminated)
     }
 
+    /// Every instruction set there is to test here (AVX2 only where the processor has it).
+    #[cfg(target_arch = "x86_64")]
+    fn vectors() -> Vec<Vector> {
+        if Vector::best() == Vector::Avx2 {
+            vec![Vector::Sse2, Vector::Avx2]
+        } else {
+            eprintln!("SKIPPED: this processor has no AVX2/POPCNT; only the SSE2 skipper is tested");
+            vec![Vector::Sse2]
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn vectors() -> Vec<()> {
+        vec![()]
+    }
+
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_masks_equal_scalar_masks() {
         let mut state: u64 = 1;
-        for _ in 0..2_000 {
-            let mut block = [0u8; 64];
-            for byte in block.iter_mut() {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                *byte = (state >> 56) as u8;
+        for vector in vectors() {
+            for _ in 0..2_000 {
+                let mut block = [0u8; 64];
+                for byte in block.iter_mut() {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    *byte = (state >> 56) as u8;
+                }
+                assert_eq!(masks_with(vector, &block), masks_scalar(&block), "{vector:?} {block:?}");
             }
-            assert_eq!(masks(&block), masks_scalar(&block), "{block:?}");
         }
     }
 
@@ -236,7 +353,28 @@ mod tests {
                 state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 text.push(alphabet[(state >> 40) as usize % alphabet.len()]);
             }
-            assert_eq!(skip_container(&text, 0), skip_reference(&text, 0), "{:?}", String::from_utf8_lossy(&text));
+            for vector in vectors() {
+                assert_eq!(skip_with(vector, &text, 0, 0), skip_reference(&text, 0), "{vector:?} {:?}", String::from_utf8_lossy(&text));
+            }
+        }
+    }
+
+    #[test]
+    fn deep_values_skip_like_the_reference() {
+        // Deep enough that whole blocks pass on their bracket counts.
+        let alphabet = b"{}[]\"\\ab:,  ";
+        let mut state: u64 = 7;
+        for round in 0..3_000 {
+            let depth = 1 + round % 90;
+            let mut text = vec![b'['; depth];
+            for _ in 0..(round * 7) % 700 {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                text.push(alphabet[(state >> 40) as usize % alphabet.len()]);
+            }
+            text.extend(std::iter::repeat_n(b']', depth + round % 5));
+            for vector in vectors() {
+                assert_eq!(skip_with(vector, &text, 0, 0), skip_reference(&text, 0), "{vector:?} {:?}", String::from_utf8_lossy(&text));
+            }
         }
     }
 

@@ -298,6 +298,10 @@ fn bench_bundle(bytes: &[u8], input: &Input, reps: usize) -> serde_json::Value {
     let (time, count) = measure(reps, || timed(|| input.lines().count()));
     assert_eq!(count, input.lines);
     report["split_lines"] = row("  split lines + UTF-8 check", time, input, None);
+    let (time, ends) =
+        measure(reps, || timed(|| input.lines().map(|line| kestrel_rt::json_scan::skip_container(line.as_bytes(), 0).unwrap_or(0)).sum::<usize>()));
+    assert!(ends > 0);
+    report["skip_whole"] = row("  + skipping each line whole (json_scan: the floor)", time, input, None);
     let mut names: Vec<&str> = program.bundle.fields.iter().map(|field| field.name.as_str()).collect();
     for special in [&program.bundle.manifest.timestamp_field, &program.bundle.manifest.category_field] {
         if !names.contains(&special.as_str()) {
