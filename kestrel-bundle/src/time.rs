@@ -26,18 +26,26 @@ pub fn to_nanos(value: &Value, unit: TimestampUnit) -> Option<i64> {
         (Value::Double(number), TimestampUnit::Ms | TimestampUnit::Rfc3339) => scale(*number, 1e6),
         (Value::Double(number), TimestampUnit::S) => scale(*number, 1e9),
         (Value::Double(ticks), TimestampUnit::Filetime) => scale(*ticks - FILETIME_EPOCH_TICKS as f64, 100.0),
-        (Value::Str(text), _) => {
-            let text = text.trim();
-            if let Ok(number) = text.parse::<i64>() {
-                return to_nanos(&Value::Long(number), unit);
-            }
-            if unit == TimestampUnit::Rfc3339 {
-                return parse_rfc3339(text);
-            }
-            text.parse::<f64>().ok().and_then(|number| to_nanos(&Value::Double(number), unit))
-        }
+        (Value::Str(text), _) => text_to_nanos(text, unit),
         _ => None,
     }
+}
+
+/// [`to_nanos`] of a string value.
+pub fn text_to_nanos(text: &str, unit: TimestampUnit) -> Option<i64> {
+    let text = text.trim();
+    if unit == TimestampUnit::Rfc3339
+        && let Some(nanos) = parse_rfc3339(text)
+    {
+        return Some(nanos);
+    }
+    if let Ok(number) = text.parse::<i64>() {
+        return to_nanos(&Value::Long(number), unit);
+    }
+    if unit == TimestampUnit::Rfc3339 {
+        return None;
+    }
+    text.parse::<f64>().ok().and_then(|number| to_nanos(&Value::Double(number), unit))
 }
 
 /// A date literal of a rule, in nanoseconds since the epoch: an RFC 3339 date (as

@@ -8,6 +8,7 @@
 
 use kestrel_bundle::semantics::Value;
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// Deepest nesting of a decoded value; deeper input is a malformed line.
 pub const MAX_DEPTH: usize = 64;
@@ -17,11 +18,15 @@ pub const MAX_DEPTH: usize = 64;
 pub struct Projection {
     root: Node,
     fields: usize,
+    raws: usize,
 }
 
 #[derive(Clone, Default, Debug)]
 struct Node {
     field: Option<usize>,
+    /// A field whose value is not decoded: where its text is goes to the raw outputs
+    /// (the first spelling's, when there are several; never from inside an array).
+    raw: Option<usize>,
     /// Projected fields strictly below this node: once an object has given them all,
     /// the rest of it is skipped.
     below: usize,
@@ -63,7 +68,7 @@ impl Node {
 
 fn count_below(node: &mut Node) -> usize {
     node.below = node.children.iter_mut().map(|(_, child)| count_below(child)).sum();
-    node.below + usize::from(node.field.is_some())
+    node.below + usize::from(node.field.is_some()) + usize::from(node.raw.is_some())
 }
 
 /// The first `"` or `\\` at or after `from`, eight bytes at a time (most JSON strings are
@@ -89,17 +94,35 @@ fn find_quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
 impl Projection {
     /// Field *i* of the result is `names[i]`.
     pub fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Projection {
+        Projection::with_raw(names, [])
+    }
+
+    /// As [`Projection::new`], and raw output *i* is where the text of the value of
+    /// `raw_names[i]` is in the line, undecoded: for fields read once, from the line,
+    /// such as an event's timestamp (no allocation). A name in both lists is decoded.
+    pub fn with_raw<'n>(names: impl IntoIterator<Item = &'n str>, raw_names: impl IntoIterator<Item = &'n str>) -> Projection {
         let mut projection = Projection::default();
         for (idx, name) in names.into_iter().enumerate() {
-            let mut node = &mut projection.root;
-            for segment in name.split('.') {
-                node = node.child_mut(segment.as_bytes());
-            }
-            node.field = Some(idx);
+            projection.node_mut(name).field = Some(idx);
             projection.fields = idx + 1;
+        }
+        for (idx, name) in raw_names.into_iter().enumerate() {
+            let node = projection.node_mut(name);
+            if node.field.is_none() {
+                node.raw = Some(idx);
+            }
+            projection.raws = idx + 1;
         }
         count_below(&mut projection.root);
         projection
+    }
+
+    fn node_mut(&mut self, name: &str) -> &mut Node {
+        let mut node = &mut self.root;
+        for segment in name.split('.') {
+            node = node.child_mut(segment.as_bytes());
+        }
+        node
     }
 
     pub fn len(&self) -> usize {
@@ -113,14 +136,22 @@ impl Projection {
     /// Decodes the projected fields of one JSON object line into `out` (index → value;
     /// absent fields stay `None`). `out` is resized to `len()`.
     pub fn read(&self, line: &str, out: &mut Vec<Option<Value>>) -> Result<(), JsonError> {
+        self.read_with_raw(line, out, &mut Vec::new())
+    }
+
+    /// [`Projection::read`], and the raw fields' places into `raw` (resized to the
+    /// number of raw names; absent ones, and ones decoded instead, stay `None`).
+    pub fn read_with_raw(&self, line: &str, out: &mut Vec<Option<Value>>, raw: &mut Vec<Option<Range<usize>>>) -> Result<(), JsonError> {
         out.clear();
         out.resize(self.fields, None);
+        raw.clear();
+        raw.resize(self.raws, None);
         let mut cursor = Cursor { text: line, bytes: line.as_bytes(), pos: 0, assigned: 0 };
         cursor.ws();
         if cursor.peek() != Some(b'{') {
             return Err(cursor.error("expected a JSON object"));
         }
-        cursor.object(&self.root, out, 0)?;
+        cursor.object(&self.root, &mut Outputs { values: out, raw }, 0)?;
         cursor.ws();
         if cursor.pos < line.len() {
             return Err(cursor.error("unexpected text after the JSON object"));
@@ -140,6 +171,12 @@ impl std::fmt::Display for JsonError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "column {}: {}", self.column, self.message)
     }
+}
+
+/// Where [`Cursor::object`] puts what it finds.
+struct Outputs<'o> {
+    values: &'o mut [Option<Value>],
+    raw: &'o mut [Option<Range<usize>>],
 }
 
 struct Cursor<'a> {
@@ -238,6 +275,53 @@ fn dotted_child<'n, 'k>(node: &'n Node, key: &'k [u8]) -> Option<(&'n Node, &'k 
         .map(|(name, child)| (child, &key[name.len() + 1..]))
 }
 
+/// Calls `each` with every string of a raw value (the value, or its elements when it is
+/// an array; other elements are passed over): borrowed from the line unless escaped.
+pub fn raw_strings(text: &str, mut each: impl FnMut(&str)) -> Result<(), JsonError> {
+    let mut cursor = Cursor { text, bytes: text.as_bytes(), pos: 0, assigned: 0 };
+    match cursor.peek() {
+        Some(b'"') => each(&cursor.string()?),
+        Some(b'[') => {
+            cursor.pos += 1;
+            cursor.ws();
+            if cursor.peek() == Some(b']') {
+                return Ok(());
+            }
+            loop {
+                cursor.ws();
+                match cursor.peek() {
+                    Some(b'"') => each(&cursor.string()?),
+                    _ => cursor.skip()?,
+                }
+                cursor.ws();
+                match cursor.peek() {
+                    Some(b',') => cursor.pos += 1,
+                    Some(b']') => break,
+                    _ => return Err(cursor.error("expected `,` or `]`")),
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A raw value, decoded.
+pub enum RawValue<'a> {
+    /// A string, borrowed from the line unless escaped.
+    Text(Cow<'a, str>),
+    Other(Value),
+}
+
+/// Decodes a raw value (its column in errors counts from the value's first byte).
+pub fn raw_value(text: &str) -> Result<RawValue<'_>, JsonError> {
+    let mut cursor = Cursor { text, bytes: text.as_bytes(), pos: 0, assigned: 0 };
+    match cursor.peek() {
+        Some(b'"') => cursor.string().map(RawValue::Text),
+        _ => cursor.value(0).map(RawValue::Other),
+    }
+}
+
 impl<'a> Cursor<'a> {
     fn error(&self, message: impl Into<String>) -> JsonError {
         JsonError { column: self.pos + 1, message: message.into() }
@@ -270,7 +354,7 @@ impl<'a> Cursor<'a> {
     /// most of an event's bytes come after the few fields a bundle reads. So a field
     /// spelled twice in one object (nested and dotted) keeps the first spelling's value
     /// when it had one; otherwise all of them are collected into an array.
-    fn object(&mut self, node: &Node, out: &mut [Option<Value>], depth: usize) -> Result<(), JsonError> {
+    fn object(&mut self, node: &Node, out: &mut Outputs, depth: usize) -> Result<(), JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.error("objects nest too deeply"));
         }
@@ -291,22 +375,30 @@ impl<'a> Cursor<'a> {
             self.ws();
             match walk(node, &key) {
                 None => self.skip()?,
-                Some(child) => match (child.field, child.children.is_empty()) {
-                    (None, true) => self.skip()?,
-                    (None, false) => match self.peek() {
+                Some(child) => match (child.field, child.raw, child.children.is_empty()) {
+                    (None, Some(slot), true) => {
+                        let start = self.pos;
+                        self.skip()?;
+                        if out.raw[slot].is_none() {
+                            out.raw[slot] = Some(start..self.pos);
+                            self.assigned += 1;
+                        }
+                    }
+                    (None, _, true) => self.skip()?,
+                    (None, _, false) => match self.peek() {
                         Some(b'{') => self.object(child, out, depth + 1)?,
                         Some(b'[') => {
                             let value = self.value(depth + 1)?;
-                            self.assigned += assign_from(child, &value, out);
+                            self.assigned += assign_from(child, &value, out.values);
                         }
                         _ => self.skip()?,
                     },
-                    (Some(idx), leaf) => {
+                    (Some(idx), _, leaf) => {
                         let value = self.value(depth + 1)?;
                         if !leaf {
-                            self.assigned += assign_from(child, &value, out);
+                            self.assigned += assign_from(child, &value, out.values);
                         }
-                        self.assigned += usize::from(assign(out, idx, value));
+                        self.assigned += usize::from(assign(out.values, idx, value));
                     }
                 },
             }
@@ -645,6 +737,25 @@ mod tests {
         let out = read(&["a.b", "a"], r#"{"a": [{"b": 1}, {"b": 2}, {"c": 3}]}"#).unwrap();
         assert_eq!(out[0], Some(Value::Array(vec![Value::Long(1), Value::Long(2)])));
         assert!(matches!(out[1], Some(Value::Array(_))));
+    }
+
+    #[test]
+    fn raw_fields_give_their_text_undecoded() {
+        let projection = Projection::with_raw(["a", "both"], ["t", "c.d", "both", "absent"]);
+        let line = r#"{"t": "2024-01-01T00:00:00Z", "a": 1, "c": {"d": ["x", "y\u0041"]}, "c.d": "second", "both": 2}"#;
+        let (mut out, mut raw) = (Vec::new(), Vec::new());
+        projection.read_with_raw(line, &mut out, &mut raw).unwrap();
+        assert_eq!(out, vec![Some(Value::Long(1)), Some(Value::Long(2))]);
+        let texts: Vec<Option<&str>> = raw.iter().map(|range| range.clone().map(|range| &line[range])).collect();
+        assert_eq!(texts, vec![Some(r#""2024-01-01T00:00:00Z""#), Some(r#"["x", "y\u0041"]"#), None, None], "the first spelling; a decoded name is not raw");
+        let mut strings = Vec::new();
+        raw_strings(texts[1].unwrap(), |text| strings.push(text.to_string())).unwrap();
+        assert_eq!(strings, ["x", "yA"]);
+        assert!(matches!(raw_value(texts[0].unwrap()), Ok(RawValue::Text(Cow::Borrowed("2024-01-01T00:00:00Z")))));
+        assert!(matches!(raw_value("12"), Ok(RawValue::Other(Value::Long(12)))));
+        // Skipped raw values are checked for structure only; decoding them reports the rest.
+        assert_eq!(raw_value(r#""\q""#).err().map(|error| error.column), Some(2));
+        assert!(raw_strings(r#"["a" "b"]"#, |_| {}).is_err());
     }
 
     #[test]

@@ -10,10 +10,10 @@
 
 use crate::alert;
 use crate::engine::{Alert, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Match};
-use crate::ndjson::Projection;
+use crate::ndjson::{JsonError, Projection, RawValue, raw_strings, raw_value};
 use crate::parallel::{Blocks, Parsed, ParsedBlock, read_blocks};
 use crate::program::Program;
-use crate::time::to_nanos;
+use crate::time::{text_to_nanos, to_nanos};
 use kestrel_bundle::bundle::FieldKind;
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::semantics::Value;
@@ -233,10 +233,9 @@ impl Window {
 #[derive(Clone)]
 pub struct EventReader {
     projection: Projection,
-    bundle_fields: usize,
-    timestamp: usize,
+    timestamp: Special,
     unit: TimestampUnit,
-    category: usize,
+    category: Special,
     /// The bundle's categories, by id: few, so a scan beats hashing each event's.
     categories: Vec<String>,
     /// Date fields (index, unit): held as nanoseconds since the epoch.
@@ -244,18 +243,40 @@ pub struct EventReader {
     /// Address fields: strings spelling an address are held as addresses.
     addresses: Vec<usize>,
     scratch: Vec<Option<Value>>,
+    raw: Vec<Option<Range<usize>>>,
     /// The `raw` of events read without their line.
     empty: Arc<str>,
+}
+
+/// Where the reader finds a special field (the timestamp, the category).
+#[derive(Clone, Copy, Debug)]
+enum Special {
+    /// A bundle field: decoded with the others, at this index.
+    Field(usize),
+    /// Read by the reader only: its text in the line, at this raw index (no allocation).
+    Raw(usize),
+}
+
+impl Special {
+    fn new<'n>(name: &'n str, fields: &[&str], raw: &mut Vec<&'n str>) -> Special {
+        match fields.iter().position(|field| *field == name) {
+            Some(idx) => Special::Field(idx),
+            None => {
+                raw.push(name);
+                Special::Raw(raw.len() - 1)
+            }
+        }
+    }
 }
 
 impl EventReader {
     pub fn new(program: &Program) -> EventReader {
         let bundle = &program.bundle;
-        let mut names: Vec<&str> = bundle.fields.iter().map(|field| field.name.as_str()).collect();
-        let bundle_fields = names.len();
-        let timestamp = index_of(&bundle.manifest.timestamp_field, &mut names);
-        let category = index_of(&bundle.manifest.category_field, &mut names);
-        let projection = Projection::new(names);
+        let names: Vec<&str> = bundle.fields.iter().map(|field| field.name.as_str()).collect();
+        let mut raw = Vec::new();
+        let timestamp = Special::new(&bundle.manifest.timestamp_field, &names, &mut raw);
+        let category = Special::new(&bundle.manifest.category_field, &names, &mut raw);
+        let projection = Projection::with_raw(names, raw);
         let categories = bundle.functions.categories.clone();
         let dates = bundle
             .fields
@@ -267,7 +288,6 @@ impl EventReader {
         let addresses = bundle.fields.iter().enumerate().filter(|(_, field)| field.kind == FieldKind::Typed(FieldType::Ip)).map(|(idx, _)| idx).collect();
         EventReader {
             projection,
-            bundle_fields,
             timestamp,
             unit: bundle.manifest.timestamp_unit,
             category,
@@ -275,6 +295,7 @@ impl EventReader {
             dates,
             addresses,
             scratch: Vec::new(),
+            raw: Vec::new(),
             empty: Arc::from(""),
         }
     }
@@ -287,32 +308,44 @@ impl EventReader {
         Ok((event, timestamp))
     }
 
-    fn category_id(&self, name: &str) -> Option<u32> {
-        self.categories.iter().position(|known| known == name).map(|idx| idx as u32)
-    }
-
     /// [`EventReader::read`] without copying the line into the event (its `raw` is
     /// empty): for callers that keep the line and copy it only if the event matches.
     pub fn read_fields(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
-        self.projection.read(line, &mut self.scratch).map_err(|error| (Some(error.column), error.message))?;
-        let timestamp = self.scratch[self.timestamp].as_ref().and_then(|value| to_nanos(value, self.unit));
+        self.projection.read_with_raw(line, &mut self.scratch, &mut self.raw).map_err(|error| (Some(error.column), error.message))?;
+        let unit = self.unit;
+        let timestamp = match self.timestamp {
+            Special::Field(idx) => self.scratch[idx].as_ref().and_then(|value| to_nanos(value, unit)),
+            Special::Raw(idx) => match self.raw[idx].clone() {
+                None => None,
+                Some(range) => match raw_value(&line[range.clone()]).map_err(|error| in_raw(&range, error))? {
+                    RawValue::Text(text) => text_to_nanos(&text, unit),
+                    RawValue::Other(value) => to_nanos(&value, unit),
+                },
+            },
+        };
         let mut categories = Categories::default();
-        match &self.scratch[self.category] {
-            Some(Value::Str(name)) => categories.extend(self.category_id(name)),
-            Some(Value::Array(items)) => {
-                for item in items {
-                    if let Value::Str(name) = item
-                        && let Some(id) = self.category_id(name)
-                    {
-                        categories.insert(id);
-                    }
+        let known = &self.categories;
+        let mut add = |name: &str| {
+            if let Some(idx) = known.iter().position(|known| known == name) {
+                categories.insert(idx as u32);
+            }
+        };
+        match self.category {
+            Special::Field(idx) => match &self.scratch[idx] {
+                Some(Value::Str(name)) => add(name),
+                Some(Value::Array(items)) => {
+                    items.iter().filter_map(|item| if let Value::Str(name) = item { Some(name) } else { None }).for_each(|name| add(name))
+                }
+                _ => {}
+            },
+            Special::Raw(idx) => {
+                if let Some(range) = self.raw[idx].clone() {
+                    raw_strings(&line[range.clone()], add).map_err(|error| in_raw(&range, error))?;
                 }
             }
-            _ => {}
         }
         // The scratch vector becomes the event's (the projection sizes it afresh).
         let mut fields = std::mem::take(&mut self.scratch);
-        fields.truncate(self.bundle_fields);
         for (idx, unit) in &self.dates {
             if let Some(value) = &mut fields[*idx] {
                 *value = as_date(value, *unit);
@@ -325,6 +358,11 @@ impl EventReader {
         }
         Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields, raw: self.empty.clone() }, timestamp))
     }
+}
+
+/// An error in a raw value at `range` of the line, located in the line.
+fn in_raw(range: &Range<usize>, error: JsonError) -> (Option<usize>, String) {
+    (Some(range.start + error.column), error.message)
 }
 
 /// A date field's value as the engine holds it: nanoseconds since the epoch (elements
@@ -343,17 +381,6 @@ fn as_address(value: &Value) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(as_address).collect()),
         Value::Str(text) => kestrel_bundle::semantics::patterns::parse_ip(text).map_or_else(|| value.clone(), |address| Value::Ip(address.to_canonical())),
         other => other.clone(),
-    }
-}
-
-/// The position of `name` in `names`, added at the end if missing.
-fn index_of<'n>(name: &'n str, names: &mut Vec<&'n str>) -> usize {
-    match names.iter().position(|known| *known == name) {
-        Some(idx) => idx,
-        None => {
-            names.push(name);
-            names.len() - 1
-        }
     }
 }
 
