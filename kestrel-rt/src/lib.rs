@@ -19,4 +19,5 @@ pub mod parallel;
 pub mod pipes;
 pub mod program;
 pub mod replay;
+pub mod sequence;
 pub use kestrel_bundle::time;
