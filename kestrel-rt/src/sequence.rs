@@ -22,6 +22,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
+/// Open partial matches a sequence rule keeps by default.
+pub const DEFAULT_MAX_PARTIALS: usize = 100_000;
+
 /// A join key, canonically encoded: equal keys have equal bytes.
 pub type Key = Box<[u8]>;
 
