@@ -1,0 +1,171 @@
+//! Join keys: the values of a step's `by` expressions, encoded as the bytes the
+//! sequence executor compares (`sequence::Key`), under each dialect's rules
+//! (docs/sequences.md, "Keys").
+//!
+//! - Elasticsearch: a null (or missing, or empty-array) value drops the event from the
+//!   step unless its `by` field is `?optional`, where null is a value; an array gives
+//!   one key per element, and several arrays their cartesian product.
+//! - endgame (python eql): null is an ordinary value that joins other nulls; an array
+//!   is one value (a tuple of its elements); strings fold case unless the rule is
+//!   case-sensitive.
+//!
+//! In both, numbers compare by value (`1` and `1.0` are one key, as python's dict keys
+//! and Elasticsearch's typed fields), and no two different values encode alike: every
+//! value is tagged and strings carry their length.
+
+use crate::sequence::{Flavor, Key};
+use kestrel_bundle::semantics::Value;
+
+/// More keys than this from one event (a cartesian product of long arrays) are
+/// dropped, and counted by the caller.
+pub const MAX_KEYS_PER_HIT: usize = 64;
+
+/// How a rule's join keys are formed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyRules {
+    pub flavor: Flavor,
+    /// Fold the case of strings (endgame, case-insensitive rules).
+    pub fold_case: bool,
+}
+
+/// The keys of one step hit from the values of its `by` expressions (`optional[i]`:
+/// expression *i* is a `?optional` field). Returns how many keys were dropped over
+/// [`MAX_KEYS_PER_HIT`]. No key at all: the event is not a hit of the step.
+pub fn keys(values: &[Value], optional: &[bool], rules: KeyRules, out: &mut Vec<Key>) -> usize {
+    out.clear();
+    match rules.flavor {
+        Flavor::Endgame => {
+            let mut bytes = Vec::new();
+            for value in values {
+                encode(value, rules.fold_case, &mut bytes);
+            }
+            out.push(bytes.into_boxed_slice());
+            0
+        }
+        Flavor::Elasticsearch => {
+            // The choices for each expression: its elements, or null where allowed.
+            let mut choices: Vec<Vec<&Value>> = Vec::with_capacity(values.len());
+            for (idx, value) in values.iter().enumerate() {
+                let mut elements: Vec<&Value> = match value {
+                    Value::Array(items) => items.iter().filter(|item| !item.is_null()).collect(),
+                    Value::Null => Vec::new(),
+                    other => vec![other],
+                };
+                if elements.is_empty() {
+                    if !optional.get(idx).copied().unwrap_or(false) {
+                        return 0;
+                    }
+                    elements.push(&Value::Null);
+                }
+                choices.push(elements);
+            }
+            let total = choices.iter().try_fold(1usize, |total, elements| total.checked_mul(elements.len())).unwrap_or(usize::MAX);
+            let kept = total.min(MAX_KEYS_PER_HIT);
+            for combination in 0..kept {
+                let mut bytes = Vec::new();
+                let mut rest = combination;
+                for elements in &choices {
+                    encode(elements[rest % elements.len()], rules.fold_case, &mut bytes);
+                    rest /= elements.len();
+                }
+                out.push(bytes.into_boxed_slice());
+            }
+            total - kept
+        }
+    }
+}
+
+/// Appends the tagged encoding of `value`.
+fn encode(value: &Value, fold_case: bool, out: &mut Vec<u8>) {
+    let text = |tag: u8, bytes: &[u8], out: &mut Vec<u8>| {
+        out.push(tag);
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    match value {
+        Value::Null => out.push(0),
+        Value::Bool(value) => out.extend_from_slice(&[1, u8::from(*value)]),
+        Value::Long(number) => {
+            out.push(2);
+            out.extend_from_slice(&number.to_le_bytes());
+        }
+        Value::Double(number) if number.fract() == 0.0 && number.abs() < 9.0e18 => encode(&Value::Long(*number as i64), fold_case, out),
+        Value::Double(number) => {
+            out.push(3);
+            // One NaN, and -0.0 as 0.0 (which took the branch above).
+            let bits = if number.is_nan() { f64::NAN.to_bits() } else { number.to_bits() };
+            out.extend_from_slice(&bits.to_le_bytes());
+        }
+        Value::Str(string) if fold_case => text(4, string.to_lowercase().as_bytes(), out),
+        Value::Str(string) => text(4, string.as_bytes(), out),
+        Value::Ip(address) => {
+            let (bytes, len) = crate::guest::ip_bytes(address);
+            text(5, &bytes[..len], out);
+        }
+        Value::Array(items) => {
+            out.push(6);
+            out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+            items.iter().for_each(|item| encode(item, fold_case, out));
+        }
+        Value::Object(entries) => {
+            out.push(7);
+            out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+            for (key, inner) in entries {
+                text(4, key.as_bytes(), out);
+                encode(inner, fold_case, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ES: KeyRules = KeyRules { flavor: Flavor::Elasticsearch, fold_case: false };
+    const ENDGAME: KeyRules = KeyRules { flavor: Flavor::Endgame, fold_case: true };
+
+    fn keys_of(values: &[Value], optional: &[bool], rules: KeyRules) -> (Vec<Key>, usize) {
+        let mut out = Vec::new();
+        let dropped = keys(values, optional, rules, &mut out);
+        (out, dropped)
+    }
+
+    fn s(text: &str) -> Value {
+        Value::Str(text.into())
+    }
+
+    #[test]
+    fn null_keys_drop_the_event_in_elasticsearch_unless_optional_and_join_in_endgame() {
+        assert!(keys_of(&[s("a"), Value::Null], &[false, false], ES).0.is_empty());
+        assert!(keys_of(&[Value::Array(vec![])], &[false], ES).0.is_empty(), "an empty array is missing");
+        assert_eq!(keys_of(&[s("a"), Value::Null], &[false, true], ES).0.len(), 1);
+        assert_eq!(keys_of(&[Value::Null], &[false], ENDGAME).0, keys_of(&[Value::Null], &[false], ENDGAME).0);
+        assert_eq!(keys_of(&[Value::Null], &[false], ENDGAME).0.len(), 1);
+    }
+
+    #[test]
+    fn arrays_are_a_cartesian_product_in_elasticsearch_and_one_value_in_endgame() {
+        let values = [Value::Array(vec![s("a"), s("b")]), Value::Array(vec![Value::Long(1), Value::Long(2), Value::Long(3)])];
+        let (es, dropped) = keys_of(&values, &[false, false], ES);
+        assert_eq!((es.len(), dropped), (6, 0));
+        let single = keys_of(&[s("b"), Value::Long(3)], &[false, false], ES).0;
+        assert!(es.contains(&single[0]));
+        assert_eq!(keys_of(&values, &[false, false], ENDGAME).0.len(), 1);
+        let wide: Vec<Value> = (0..3).map(|_| Value::Array((0..10).map(Value::Long).collect())).collect();
+        assert_eq!(keys_of(&wide, &[false; 3], ES), (keys_of(&wide, &[false; 3], ES).0, 1000 - MAX_KEYS_PER_HIT));
+        assert_eq!(keys_of(&wide, &[false; 3], ES).0.len(), MAX_KEYS_PER_HIT);
+    }
+
+    #[test]
+    fn equal_values_encode_alike_and_different_ones_do_not() {
+        let one = |value: Value, rules| keys_of(&[value], &[false], rules).0;
+        assert_eq!(one(Value::Long(1), ES), one(Value::Double(1.0), ES));
+        assert_ne!(one(Value::Long(1), ES), one(s("1"), ES));
+        assert_ne!(one(Value::Bool(true), ES), one(Value::Long(1), ES));
+        assert_eq!(one(s("BaSh"), ENDGAME), one(s("bash"), ENDGAME));
+        assert_ne!(one(s("BaSh"), ES), one(s("bash"), ES));
+        // Lengths keep ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(keys_of(&[s("ab"), s("c")], &[false, false], ES).0, keys_of(&[s("a"), s("bc")], &[false, false], ES).0);
+    }
+}
