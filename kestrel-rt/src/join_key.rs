@@ -10,8 +10,9 @@
 //!   case-sensitive.
 //!
 //! In both, numbers compare by value (`1` and `1.0` are one key, as python's dict keys
-//! and Elasticsearch's typed fields), and no two different values encode alike: every
-//! value is tagged and strings carry their length.
+//! and Elasticsearch's typed fields; in endgame `true` is also `1`, as in python), and
+//! no two different values encode alike: every value is tagged and strings carry their
+//! length.
 
 use crate::sequence::{Flavor, Key};
 use kestrel_bundle::semantics::Value;
@@ -37,7 +38,7 @@ pub fn keys(values: &[Value], optional: &[bool], rules: KeyRules, out: &mut Vec<
         Flavor::Endgame => {
             let mut bytes = Vec::new();
             for value in values {
-                encode(value, rules.fold_case, &mut bytes);
+                encode(value, rules, &mut bytes);
             }
             out.push(bytes.into_boxed_slice());
             0
@@ -65,7 +66,7 @@ pub fn keys(values: &[Value], optional: &[bool], rules: KeyRules, out: &mut Vec<
                 let mut bytes = Vec::new();
                 let mut rest = combination;
                 for elements in &choices {
-                    encode(elements[rest % elements.len()], rules.fold_case, &mut bytes);
+                    encode(elements[rest % elements.len()], rules, &mut bytes);
                     rest /= elements.len();
                 }
                 out.push(bytes.into_boxed_slice());
@@ -76,7 +77,7 @@ pub fn keys(values: &[Value], optional: &[bool], rules: KeyRules, out: &mut Vec<
 }
 
 /// Appends the tagged encoding of `value`.
-fn encode(value: &Value, fold_case: bool, out: &mut Vec<u8>) {
+fn encode(value: &Value, rules: KeyRules, out: &mut Vec<u8>) {
     let text = |tag: u8, bytes: &[u8], out: &mut Vec<u8>| {
         out.push(tag);
         out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
@@ -84,19 +85,20 @@ fn encode(value: &Value, fold_case: bool, out: &mut Vec<u8>) {
     };
     match value {
         Value::Null => out.push(0),
+        Value::Bool(value) if rules.flavor == Flavor::Endgame => encode(&Value::Long(i64::from(*value)), rules, out),
         Value::Bool(value) => out.extend_from_slice(&[1, u8::from(*value)]),
         Value::Long(number) => {
             out.push(2);
             out.extend_from_slice(&number.to_le_bytes());
         }
-        Value::Double(number) if number.fract() == 0.0 && number.abs() < 9.0e18 => encode(&Value::Long(*number as i64), fold_case, out),
+        Value::Double(number) if number.fract() == 0.0 && number.abs() < 9.0e18 => encode(&Value::Long(*number as i64), rules, out),
         Value::Double(number) => {
             out.push(3);
             // One NaN, and -0.0 as 0.0 (which took the branch above).
             let bits = if number.is_nan() { f64::NAN.to_bits() } else { number.to_bits() };
             out.extend_from_slice(&bits.to_le_bytes());
         }
-        Value::Str(string) if fold_case => text(4, string.to_lowercase().as_bytes(), out),
+        Value::Str(string) if rules.fold_case => text(4, string.to_lowercase().as_bytes(), out),
         Value::Str(string) => text(4, string.as_bytes(), out),
         Value::Ip(address) => {
             let (bytes, len) = crate::guest::ip_bytes(address);
@@ -105,14 +107,14 @@ fn encode(value: &Value, fold_case: bool, out: &mut Vec<u8>) {
         Value::Array(items) => {
             out.push(6);
             out.extend_from_slice(&(items.len() as u32).to_le_bytes());
-            items.iter().for_each(|item| encode(item, fold_case, out));
+            items.iter().for_each(|item| encode(item, rules, out));
         }
         Value::Object(entries) => {
             out.push(7);
             out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
             for (key, inner) in entries {
                 text(4, key.as_bytes(), out);
-                encode(inner, fold_case, out);
+                encode(inner, rules, out);
             }
         }
     }
@@ -163,6 +165,7 @@ mod tests {
         assert_eq!(one(Value::Long(1), ES), one(Value::Double(1.0), ES));
         assert_ne!(one(Value::Long(1), ES), one(s("1"), ES));
         assert_ne!(one(Value::Bool(true), ES), one(Value::Long(1), ES));
+        assert_eq!(one(Value::Bool(true), ENDGAME), one(Value::Long(1), ENDGAME), "python: True == 1");
         assert_eq!(one(s("BaSh"), ENDGAME), one(s("bash"), ENDGAME));
         assert_ne!(one(s("BaSh"), ES), one(s("bash"), ES));
         // Lengths keep ("ab", "c") and ("a", "bc") apart.
