@@ -109,8 +109,43 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
     writeln!(out)?;
     writeln!(out, "wasm       {} bytes, fnv1a64 {:#018x}", bundle.wasm.len(), fnv1a64(&bundle.wasm))?;
     match &bundle.sequences {
-        Some(body) => writeln!(out, "sequences  {} bytes, fnv1a64 {:#018x}", body.len(), fnv1a64(body))?,
+        Some(tables) => {
+            writeln!(out, "sequences  {}", tables.len())?;
+            for (index, table) in tables.iter().enumerate() {
+                write_sequence(out, index, table)?;
+            }
+        }
         None => writeln!(out, "sequences  none")?,
+    }
+    Ok(())
+}
+
+/// A sequence table as the steps of its automaton: state *s* waits for step *s*.
+fn write_sequence(out: &mut String, index: usize, table: &super::SequenceTable) -> std::fmt::Result {
+    let flavor = match table.flavor {
+        super::SequenceFlavor::Elasticsearch => "elasticsearch",
+        super::SequenceFlavor::Endgame => "endgame",
+    };
+    let maxspan = table.maxspan_ns.map_or("none".to_string(), |ns| format!("{ns} ns"));
+    let case = if table.fold_case { "folded" } else { "as is" };
+    writeln!(out, "  table {index}: rule {}, {flavor}, maxspan {maxspan}, string keys {case}", table.rule)?;
+    let step = |out: &mut String, name: String, step: &super::SequenceStep| {
+        let keys: Vec<String> = step.keys.iter().map(|key| format!("value {}{}", key.value, if key.optional { " (optional)" } else { "" })).collect();
+        let mut flags = Vec::new();
+        if step.missing {
+            flags.push("missing");
+        }
+        if step.fork {
+            flags.push("fork");
+        }
+        let flags = if flags.is_empty() { String::new() } else { format!(", {}", flags.join(", ")) };
+        writeln!(out, "    {name:<8} predicate {}, by [{}], as written: step {}{flags}", step.predicate, keys.join(", "), step.source_step)
+    };
+    for (idx, each) in table.steps.iter().enumerate() {
+        step(out, format!("step {idx}"), each)?;
+    }
+    if let Some(until) = &table.until {
+        step(out, "until".to_string(), until)?;
     }
     Ok(())
 }
@@ -131,6 +166,7 @@ fn write_rule(out: &mut String, bundle: &Bundle, index: usize, rule: &Rule) -> s
     }
     match rule.query {
         Query::Event { predicate } => writeln!(out, "    query        event, predicate {predicate}")?,
+        Query::Sequence { table } => writeln!(out, "    query        sequence, table {table}")?,
     }
     for pipe in &rule.pipes {
         let args = match pipe {

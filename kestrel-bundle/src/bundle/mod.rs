@@ -60,10 +60,61 @@ pub struct Bundle {
     pub patterns: Patterns,
     /// The predicate module (docs/abi.md).
     pub wasm: Vec<u8>,
-    /// The raw `SEQUENCES` section body, when present; its format comes later.
-    pub sequences: Option<Vec<u8>>,
+    /// The `SEQUENCES` section: present exactly when a rule is a sequence; table *i* is
+    /// the one `Query::Sequence { table: i }` names.
+    pub sequences: Option<Vec<SequenceTable>>,
     /// The `LINEAGE` section, when a rule uses `descendant of`, `child of` or `event of`.
     pub lineage: Option<LineageTable>,
+}
+
+/// One `sequence` rule's steps, as the runtime's executor runs them (docs/sequences.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequenceTable {
+    /// The rule (index into [`Bundle::rules`]); its query names this table.
+    pub rule: u32,
+    /// Where the reference engines differ.
+    pub flavor: SequenceFlavor,
+    /// String keys fold case.
+    pub fold_case: bool,
+    /// Inclusive window from the first to the last event, in nanoseconds.
+    pub maxspan_ns: Option<u64>,
+    /// The steps after `runs=N` unrolling: at least one.
+    pub steps: Vec<SequenceStep>,
+    /// The `until` step.
+    pub until: Option<SequenceStep>,
+}
+
+/// One step of a sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequenceStep {
+    /// The role-0 predicate of the rule whose truth is a hit of the step.
+    pub predicate: u32,
+    /// The join key: one value function of the rule per `by` expression.
+    pub keys: Vec<SequenceKey>,
+    /// `![...]`: the sequence matches only if no such event occurs here.
+    pub missing: bool,
+    /// `fork` (endgame): the partial is copied forward, not consumed.
+    pub fork: bool,
+    /// The step as written (before unrolling), for messages and alerts.
+    pub source_step: u32,
+}
+
+/// One `by` expression of a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SequenceKey {
+    /// The value function computing it.
+    pub value: u32,
+    /// A `?optional` field: null is a key value (Elasticsearch).
+    pub optional: bool,
+}
+
+/// The semantics a sequence follows where the reference engines differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SequenceFlavor {
+    /// Code 0.
+    Elasticsearch,
+    /// Code 1: python eql.
+    Endgame,
 }
 
 /// The `LINEAGE` section: what the runtime's process tracker reads, and the lineage
@@ -305,6 +356,11 @@ pub enum Query {
     Event {
         /// The role-0 predicate of this rule whose truth is a match.
         predicate: u32,
+    },
+    /// A sequence (kind 1): its steps are a table of the `SEQUENCES` section.
+    Sequence {
+        /// Index into [`Bundle::sequences`].
+        table: u32,
     },
 }
 
@@ -559,13 +615,14 @@ impl SectionKind {
 
 /// Encodings of the enumerations, shared by the reader and the writer.
 pub(crate) mod codes {
-    use super::{FieldKind, PredicateRole, RegexAnchor, Relation};
+    use super::{FieldKind, PredicateRole, RegexAnchor, Relation, SequenceFlavor};
     use crate::schema::{FieldType, TimestampUnit};
 
     pub(crate) const DYNAMIC: u8 = 255;
     pub(crate) const FLAG_ARRAY: u8 = 1;
     pub(crate) const FLAG_FOLDED: u8 = 2;
     pub(crate) const QUERY_EVENT: u8 = 0;
+    pub(crate) const QUERY_SEQUENCE: u8 = 1;
     pub(crate) const FAMILY_V4: u8 = 4;
     pub(crate) const FAMILY_V6: u8 = 6;
 
@@ -624,6 +681,17 @@ pub(crate) mod codes {
 
     pub(crate) fn relation_of(code: u8) -> Option<Relation> {
         [Relation::Descendant, Relation::Child, Relation::Event].into_iter().find(|relation| self::relation(*relation) == code)
+    }
+
+    pub(crate) fn flavor(flavor: SequenceFlavor) -> u8 {
+        match flavor {
+            SequenceFlavor::Elasticsearch => 0,
+            SequenceFlavor::Endgame => 1,
+        }
+    }
+
+    pub(crate) fn flavor_of(code: u8) -> Option<SequenceFlavor> {
+        [SequenceFlavor::Elasticsearch, SequenceFlavor::Endgame].into_iter().find(|flavor| self::flavor(*flavor) == code)
     }
 
     pub(crate) fn anchor(anchor: RegexAnchor) -> u8 {

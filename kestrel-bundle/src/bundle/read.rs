@@ -7,8 +7,8 @@
 
 use super::{
     ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CidrBlock, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageNode,
-    LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query, RegexPattern, Rule, SectionKind, TABLE_ENTRY_LEN, ValueFn, align8,
-    codes, fnv1a64, validate,
+    LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query, RegexPattern, Rule, SectionKind, SequenceKey, SequenceStep,
+    SequenceTable, TABLE_ENTRY_LEN, ValueFn, align8, codes, fnv1a64, validate,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -29,6 +29,7 @@ pub(crate) struct Sites {
     pub(crate) wasm: u64,
     pub(crate) lineage: u64,
     pub(crate) lineage_nodes: Vec<u64>,
+    pub(crate) sequences: Vec<u64>,
 }
 
 /// Where the parts of one rule start.
@@ -72,7 +73,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
                 sites.wasm = section.start as u64;
                 wasm = Some(r.take(body.len(), "the module")?.to_vec());
             }
-            SectionKind::Sequences => sequences = Some(r.take(body.len(), "the body")?.to_vec()),
+            SectionKind::Sequences => sequences = Some(read_sequences(&mut r, &mut sites).map_err(|e| e.context(name))?),
             SectionKind::Lineage => lineage = Some(read_lineage(&mut r, &mut sites).map_err(|e| e.context(name))?),
         }
         r.finish().map_err(|e| e.context(name))?;
@@ -304,6 +305,10 @@ impl<'a> Reader<'a> {
     }
 
     /// A one-byte code, turned into a value by `decode`; `expected` lists the valid codes.
+    fn bool(&mut self, what: &str) -> Result<bool, BundleError> {
+        self.code(what, "0 (false) or 1 (true)", |code| (code <= 1).then_some(code == 1))
+    }
+
     fn code<T>(&mut self, what: &str, expected: &str, decode: impl FnOnce(u8) -> Option<T>) -> Result<T, BundleError> {
         let at = self.offset();
         let code = self.u8(what)?;
@@ -379,6 +384,9 @@ mod min_size {
     pub(super) const CIDR_BLOCK: usize = 1 + 16 + 1;
     pub(super) const LINEAGE_VALUE: usize = 1 + 4;
     pub(super) const LINEAGE_NODE: usize = 1 + 4 + 4;
+    pub(super) const SEQUENCE: usize = 4 + 1 + 1 + 1 + 4 + 1;
+    pub(super) const SEQUENCE_STEP: usize = 4 + 4 + 1 + 1 + 4;
+    pub(super) const SEQUENCE_KEY: usize = 4 + 1;
 }
 
 fn read_manifest(r: &mut Reader, sites: &mut Sites) -> Result<Manifest, BundleError> {
@@ -500,8 +508,11 @@ fn read_rule(r: &mut Reader, sites: &mut RuleSites) -> Result<Rule, BundleError>
     let description = r.option("description", |r| r.str("description"))?;
     let tags = r.vec(min_size::STR, "the tag list", |r, index| r.str("tag").map_err(|e| e.context(format_args!("tag {index}"))))?;
     sites.query = r.offset();
-    r.code("query kind", "0 (an event query)", |code| (code == codes::QUERY_EVENT).then_some(()))?;
-    let query = Query::Event { predicate: r.u32("query predicate")? };
+    let kind = r.code("query kind", "0 (an event query) or 1 (a sequence)", |code| (code <= codes::QUERY_SEQUENCE).then_some(code))?;
+    let query = match kind {
+        codes::QUERY_EVENT => Query::Event { predicate: r.u32("query predicate")? },
+        _ => Query::Sequence { table: r.u32("sequence table")? },
+    };
     let pipes = r.vec(min_size::PIPE, "the pipe list", |r, index| {
         sites.pipes.push(r.offset());
         read_pipe(r).map_err(|e| e.context(format_args!("pipe {index}")))
@@ -618,4 +629,30 @@ fn read_lineage(r: &mut Reader, sites: &mut Sites) -> Result<LineageTable, Bundl
         Ok(LineageNode { relation, source, slot })
     })?;
     Ok(LineageTable { pid_field, ppid_field, subtype_field, process_category, create_values, terminate_values, nodes })
+}
+
+fn read_sequences(r: &mut Reader, sites: &mut Sites) -> Result<Vec<SequenceTable>, BundleError> {
+    r.vec(min_size::SEQUENCE, "the sequence tables", |r, index| {
+        sites.sequences.push(r.offset());
+        read_sequence(r).map_err(|e| e.context(format_args!("sequence table {index}")))
+    })
+}
+
+fn read_sequence(r: &mut Reader) -> Result<SequenceTable, BundleError> {
+    let rule = r.u32("rule")?;
+    let flavor = r.code("flavor", "0 (elasticsearch) or 1 (endgame)", codes::flavor_of)?;
+    let fold_case = r.bool("fold_case")?;
+    let maxspan_ns = r.option("maxspan_ns", |r| r.u64("maxspan_ns"))?;
+    let steps = r.vec(min_size::SEQUENCE_STEP, "the steps", |r, index| read_step(r).map_err(|e| e.context(format_args!("step {index}"))))?;
+    let until = r.option("until", |r| read_step(r).map_err(|e| e.context("the until step")))?;
+    Ok(SequenceTable { rule, flavor, fold_case, maxspan_ns, steps, until })
+}
+
+fn read_step(r: &mut Reader) -> Result<SequenceStep, BundleError> {
+    let predicate = r.u32("predicate")?;
+    let keys = r.vec(min_size::SEQUENCE_KEY, "the keys", |r, _| Ok(SequenceKey { value: r.u32("key value function")?, optional: r.bool("optional")? }))?;
+    let missing = r.bool("missing")?;
+    let fork = r.bool("fork")?;
+    let source_step = r.u32("source_step")?;
+    Ok(SequenceStep { predicate, keys, missing, fork, source_step })
 }

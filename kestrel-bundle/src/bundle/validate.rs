@@ -19,6 +19,7 @@ pub(crate) fn check(bundle: &Bundle, sites: Option<&Sites>) -> Result<(), Bundle
         self::rule(bundle, index, rule, at).map_err(|e| e.context(format_args!("rule {index} ({:?})", rule.id)))?;
     }
     patterns(bundle, at)?;
+    sequences(bundle, at)?;
     lineage(bundle, at)?;
     wasm(bundle, at)
 }
@@ -187,8 +188,23 @@ fn rule(bundle: &Bundle, index: usize, rule: &Rule, at: At) -> Result<(), Bundle
     {
         return Err(BundleError::maybe_at(sites.map(|s| s.risk_score), format!("the risk score is {score}; it must be a finite number")));
     }
-    let Query::Event { predicate } = rule.query;
-    check_predicate(bundle, index, predicate, PredicateRole::EventCondition).map_err(|message| BundleError::maybe_at(sites.map(|s| s.query), message))?;
+    match rule.query {
+        Query::Event { predicate } => check_predicate(bundle, index, predicate, PredicateRole::EventCondition)
+            .map_err(|message| BundleError::maybe_at(sites.map(|s| s.query), message))?,
+        Query::Sequence { table } => {
+            let tables = bundle.sequences.as_ref().map_or(0, Vec::len);
+            match bundle.sequences.as_ref().and_then(|sequences| sequences.get(table as usize)) {
+                None => return Err(BundleError::maybe_at(sites.map(|s| s.query), format!("sequence table {table} is out of range (there are {tables})"))),
+                Some(found) if found.rule as usize != index => {
+                    return Err(BundleError::maybe_at(
+                        sites.map(|s| s.query),
+                        format!("sequence table {table} belongs to rule {}, not to this one", found.rule),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
     for (pipe_index, pipe) in rule.pipes.iter().enumerate() {
         let error = |message: String| {
             BundleError::maybe_at(sites.and_then(|s| s.pipes.get(pipe_index).copied()), format!("pipe {pipe_index} ({}): {message}", pipe.name()))
@@ -238,6 +254,47 @@ fn check_predicate(bundle: &Bundle, rule: usize, id: u32, role: PredicateRole) -
     }
     if predicate.rule as usize != rule {
         return Err(format!("{what} {id} belongs to rule {}, not to this one", predicate.rule));
+    }
+    Ok(())
+}
+
+/// The `SEQUENCES` section is there exactly when a rule is a sequence, each table is
+/// the table of its rule (one table per sequence rule), and its steps name predicates
+/// (role 0) and value functions of that rule.
+fn sequences(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    // A sequence rule without its table was refused with the rule.
+    let Some(tables) = &bundle.sequences else { return Ok(()) };
+    if tables.is_empty() {
+        return Err(BundleError::new("the SEQUENCES section has no table; a bundle without sequences has no SEQUENCES section"));
+    }
+    for (index, table) in tables.iter().enumerate() {
+        let error = |message: String| BundleError::maybe_at(at.get(|s| s.sequences.get(index).copied()), format!("SEQUENCES: table {index}: {message}"));
+        let rule = table.rule as usize;
+        match bundle.rules.get(rule).map(|rule| &rule.query) {
+            None => return Err(error(format!("rule {rule} is out of range (there are {} rules)", bundle.rules.len()))),
+            Some(Query::Sequence { table }) if *table as usize == index => {}
+            Some(_) => return Err(error(format!("rule {rule} does not name this table as its query"))),
+        }
+        if table.steps.is_empty() {
+            return Err(error("a sequence has at least one step".to_string()));
+        }
+        let steps = table.steps.iter().enumerate().map(|(idx, step)| (format!("step {idx}"), step));
+        for (name, step) in steps.chain(table.until.iter().map(|step| ("the until step".to_string(), step))) {
+            check_predicate(bundle, rule, step.predicate, PredicateRole::EventCondition).map_err(|message| error(format!("{name}: {message}")))?;
+            for key in &step.keys {
+                match bundle.functions.values.get(key.value as usize) {
+                    None => return Err(error(format!("{name}: value function {} is out of range (there are {})", key.value, bundle.functions.values.len()))),
+                    Some(function) if function.rule != table.rule => {
+                        return Err(error(format!("{name}: value function {} belongs to rule {}, not to rule {rule}", key.value, function.rule)));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let width = table.steps[0].keys.len();
+        if let Some((idx, _)) = table.steps.iter().enumerate().find(|(_, step)| step.keys.len() != width) {
+            return Err(error(format!("step {idx} has {} keys and step 0 has {width}; every step joins on as many", table.steps[idx].keys.len())));
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::{
     ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageTable, LineageValue, MAGIC,
-    Manifest, NO_INDEX, Patterns, Pipe, Query, Rule, SectionKind, TABLE_ENTRY_LEN, align8, codes, fnv1a64, validate,
+    Manifest, NO_INDEX, Patterns, Pipe, Query, Rule, SectionKind, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, align8, codes, fnv1a64, validate,
 };
 use std::net::IpAddr;
 
@@ -17,8 +17,8 @@ pub(crate) fn write(bundle: &Bundle) -> Result<Vec<u8>, BundleError> {
         (SectionKind::Patterns, section(|out| patterns(out, &bundle.patterns))?),
         (SectionKind::Wasm, bundle.wasm.clone()),
     ];
-    if let Some(sequences) = &bundle.sequences {
-        sections.push((SectionKind::Sequences, sequences.clone()));
+    if let Some(tables) = &bundle.sequences {
+        sections.push((SectionKind::Sequences, section(|out| out.vec(tables, sequence))?));
     }
     if let Some(table) = &bundle.lineage {
         sections.push((SectionKind::Lineage, section(|out| lineage(out, table))?));
@@ -211,6 +211,10 @@ fn rule(out: &mut Writer, rule: &Rule) -> Result<(), BundleError> {
             out.u8(codes::QUERY_EVENT);
             out.u32(predicate);
         }
+        Query::Sequence { table } => {
+            out.u8(codes::QUERY_SEQUENCE);
+            out.u32(table);
+        }
     }
     out.vec(&rule.pipes, pipe)
 }
@@ -311,4 +315,29 @@ fn lineage(out: &mut Writer, table: &LineageTable) -> Result<(), BundleError> {
         out.u32(node.slot);
         Ok(())
     })
+}
+
+fn sequence(out: &mut Writer, table: &SequenceTable) -> Result<(), BundleError> {
+    out.u32(table.rule);
+    out.u8(codes::flavor(table.flavor));
+    out.bool(table.fold_case);
+    out.option(table.maxspan_ns.as_ref(), |out, maxspan| {
+        out.u64(*maxspan);
+        Ok(())
+    })?;
+    out.vec(&table.steps, step)?;
+    out.option(table.until.as_ref(), step)
+}
+
+fn step(out: &mut Writer, step: &SequenceStep) -> Result<(), BundleError> {
+    out.u32(step.predicate);
+    out.vec(&step.keys, |out, key| {
+        out.u32(key.value);
+        out.bool(key.optional);
+        Ok(())
+    })?;
+    out.bool(step.missing);
+    out.bool(step.fork);
+    out.u32(step.source_step);
+    Ok(())
 }

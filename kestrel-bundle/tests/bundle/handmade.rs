@@ -4,7 +4,8 @@
 use kestrel_bundle::bundle::WASM_HEADER;
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::{
-    Bundle, CidrBlock, Field, FieldKind, Functions, Layout, Manifest, Patterns, Pipe, Predicate, PredicateRole, Query, RegexAnchor, RegexPattern, Rule, ValueFn,
+    Bundle, CidrBlock, Field, FieldKind, Functions, Layout, Manifest, Patterns, Pipe, Predicate, PredicateRole, Query, RegexAnchor, RegexPattern, Rule,
+    SequenceFlavor, SequenceKey, SequenceStep, SequenceTable, ValueFn,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -33,8 +34,9 @@ fn block(address: IpAddr, prefix: u8) -> CidrBlock {
     CidrBlock { address, prefix }
 }
 
-/// Two rules, every pipe kind, typed and dynamic fields with folded slots, categories,
-/// regexes, IPv4 and IPv6 CIDR blocks, the smallest valid Wasm module and a sequences body.
+/// Three rules (two event queries, every pipe kind, and a sequence with per-step keys,
+/// maxspan, a missing step and an until), typed and dynamic fields with folded slots,
+/// categories, regexes, IPv4 and IPv6 CIDR blocks and the smallest valid Wasm module.
 pub fn handmade() -> Bundle {
     use FieldKind::{Dynamic, Typed};
     let fields = vec![
@@ -79,7 +81,27 @@ pub fn handmade() -> Bundle {
                 Pipe::Head(u64::MAX),
             ],
         },
+        Rule {
+            id: "kestrel-linux-0003".to_string(),
+            name: "Download, make executable, run".to_string(),
+            severity: "medium".to_string(),
+            risk_score: Some(47.0),
+            description: None,
+            tags: vec!["Tactic: Execution".to_string()],
+            query: Query::Sequence { table: 0 },
+            pipes: vec![Pipe::Head(3)],
+        },
     ];
+    let step = |predicate: u32, keys: Vec<SequenceKey>, missing: bool, source_step: u32| SequenceStep { predicate, keys, missing, fork: false, source_step };
+    let by = |optional: bool| vec![SequenceKey { value: 4, optional: false }, SequenceKey { value: 5, optional }];
+    let sequences = vec![SequenceTable {
+        rule: 2,
+        flavor: SequenceFlavor::Elasticsearch,
+        fold_case: false,
+        maxspan_ns: Some(300_000_000_000),
+        steps: vec![step(4, by(false), false, 0), step(5, by(true), false, 1), step(5, by(true), false, 1), step(6, by(false), true, 2)],
+        until: Some(step(7, by(false), false, 0)),
+    }];
     let functions = Functions {
         categories: vec!["file".to_string(), "network".to_string(), "process".to_string()],
         predicates: vec![
@@ -87,8 +109,12 @@ pub fn handmade() -> Bundle {
             Predicate { rule: 0, role: PredicateRole::PipeFilter, category: None },
             Predicate { rule: 1, role: PredicateRole::EventCondition, category: Some(1) },
             Predicate { rule: 1, role: PredicateRole::PipeFilter, category: None },
+            Predicate { rule: 2, role: PredicateRole::EventCondition, category: Some(1) },
+            Predicate { rule: 2, role: PredicateRole::EventCondition, category: Some(0) },
+            Predicate { rule: 2, role: PredicateRole::EventCondition, category: Some(2) },
+            Predicate { rule: 2, role: PredicateRole::EventCondition, category: Some(2) },
         ],
-        values: vec![ValueFn { rule: 0 }, ValueFn { rule: 0 }, ValueFn { rule: 1 }, ValueFn { rule: 1 }],
+        values: vec![ValueFn { rule: 0 }, ValueFn { rule: 0 }, ValueFn { rule: 1 }, ValueFn { rule: 1 }, ValueFn { rule: 2 }, ValueFn { rule: 2 }],
     };
     let patterns = Patterns {
         regexes: vec![
@@ -113,14 +139,14 @@ pub fn handmade() -> Bundle {
             category_field: "event.category".to_string(),
             timestamp_field: "@timestamp".to_string(),
             timestamp_unit: TimestampUnit::Ns,
-            layout: Layout::plan(14, 4, 4, 60_000, 16_384),
+            layout: Layout::plan(14, 4, 8, 60_000, 16_384),
         },
         fields,
         rules,
         functions,
         patterns,
         wasm: WASM_HEADER.to_vec(),
-        sequences: Some(b"sequences: format to come".to_vec()),
+        sequences: Some(sequences),
         lineage: None,
     }
 }

@@ -4,7 +4,8 @@
 use kestrel_bundle::bundle::WASM_HEADER;
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::{
-    Bundle, CidrBlock, Field, FieldKind, Functions, Layout, Manifest, Patterns, Pipe, Predicate, PredicateRole, Query, RegexAnchor, RegexPattern, Rule, ValueFn,
+    Bundle, CidrBlock, Field, FieldKind, Functions, Layout, Manifest, Patterns, Pipe, Predicate, PredicateRole, Query, RegexAnchor, RegexPattern, Rule,
+    SequenceFlavor, SequenceKey, SequenceStep, SequenceTable, ValueFn,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +32,39 @@ struct RulePlan {
     category: Option<usize>,
     values: usize,
     pipes: Vec<PipePlan>,
+    sequence: Option<SequencePlan>,
+}
+
+/// A sequence query: per step (category pick, missing, fork), the key width and which
+/// keys are optional, and the until step's category pick.
+#[derive(Clone, Debug)]
+struct SequencePlan {
+    steps: Vec<(Option<usize>, bool, bool)>,
+    width: usize,
+    optional: Vec<bool>,
+    maxspan_ns: Option<u64>,
+    endgame: bool,
+    fold_case: bool,
+    until: Option<Option<usize>>,
+}
+
+fn sequence_plan() -> impl Strategy<Value = SequencePlan> {
+    (
+        prop::collection::vec((prop::option::of(any::<usize>()), any::<bool>(), any::<bool>()), 1..5),
+        0usize..4,
+        prop::collection::vec(any::<bool>(), 4),
+        (prop::option::of(any::<u64>()), any::<bool>(), any::<bool>()),
+        prop::option::of(prop::option::of(any::<usize>())),
+    )
+        .prop_map(|(steps, width, optional, (maxspan_ns, endgame, fold_case), until)| SequencePlan {
+            steps,
+            width,
+            optional,
+            maxspan_ns,
+            endgame,
+            fold_case,
+            until,
+        })
 }
 
 fn text(max: usize) -> impl Strategy<Value = String> {
@@ -63,9 +97,9 @@ fn rule_plan() -> impl Strategy<Value = RulePlan> {
     (
         (non_empty_text(12), text(16), prop::sample::select(vec!["", "low", "medium", "high", "critical"])),
         (prop::option::of(finite_f64()), prop::option::of(text(24)), prop::collection::vec(text(8), 0..3)),
-        (prop::option::of(any::<usize>()), 0usize..4, prop::collection::vec(pipe_plan(), 0..5)),
+        (prop::option::of(any::<usize>()), 0usize..4, prop::collection::vec(pipe_plan(), 0..5), prop::option::of(sequence_plan())),
     )
-        .prop_map(|((id, name, severity), (risk_score, description, tags), (category, values, pipes))| RulePlan {
+        .prop_map(|((id, name, severity), (risk_score, description, tags), (category, values, pipes, sequence))| RulePlan {
             id,
             name,
             severity: severity.to_string(),
@@ -75,6 +109,7 @@ fn rule_plan() -> impl Strategy<Value = RulePlan> {
             category,
             values,
             pipes,
+            sequence,
         })
 }
 
@@ -112,25 +147,49 @@ fn build(
     patterns: Patterns,
     (extra_slots, category_capacity, data_capacity, heap_capacity): (u32, u32, u32, u32),
     (compiler, schema_name, schema_fingerprint, unit): (String, String, u64, TimestampUnit),
-    (wasm_tail, sequences): (Vec<u8>, Option<Vec<u8>>),
+    wasm_tail: Vec<u8>,
     seed: u64,
 ) -> Bundle {
     let categories: Vec<String> = categories.into_iter().collect();
     let mut predicates = Vec::new();
     let mut values = Vec::new();
     let mut rules = Vec::new();
+    let mut tables = Vec::new();
     for (index, plan) in plans.into_iter().enumerate() {
         let rule = index as u32;
         let needs_keys = plan.pipes.iter().any(|pipe| matches!(pipe, PipePlan::Keys(..)));
-        let own_values: Vec<u32> = (0..plan.values.max(usize::from(needs_keys)))
+        let width = plan.sequence.as_ref().map_or(0, |sequence| sequence.width);
+        let own_values: Vec<u32> = (0..plan.values.max(usize::from(needs_keys)).max(width))
             .map(|_| {
                 values.push(ValueFn { rule });
                 values.len() as u32 - 1
             })
             .collect();
         let category_of = |pick: Option<usize>| pick.filter(|_| !categories.is_empty()).map(|pick| (pick % categories.len()) as u32);
-        predicates.push(Predicate { rule, role: PredicateRole::EventCondition, category: category_of(plan.category) });
-        let query = Query::Event { predicate: predicates.len() as u32 - 1 };
+        let query = match &plan.sequence {
+            None => {
+                predicates.push(Predicate { rule, role: PredicateRole::EventCondition, category: category_of(plan.category) });
+                Query::Event { predicate: predicates.len() as u32 - 1 }
+            }
+            Some(sequence) => {
+                let mut step = |category: Option<usize>, missing: bool, fork: bool, source_step: u32| {
+                    predicates.push(Predicate { rule, role: PredicateRole::EventCondition, category: category_of(category) });
+                    let keys = (0..sequence.width).map(|key| SequenceKey { value: own_values[key], optional: sequence.optional[key] }).collect();
+                    SequenceStep { predicate: predicates.len() as u32 - 1, keys, missing, fork, source_step }
+                };
+                let steps = sequence.steps.iter().enumerate().map(|(idx, (category, missing, fork))| step(*category, *missing, *fork, idx as u32)).collect();
+                let until = sequence.until.map(|category| step(category, false, false, 0));
+                tables.push(SequenceTable {
+                    rule,
+                    flavor: if sequence.endgame { SequenceFlavor::Endgame } else { SequenceFlavor::Elasticsearch },
+                    fold_case: sequence.fold_case,
+                    maxspan_ns: sequence.maxspan_ns,
+                    steps,
+                    until,
+                });
+                Query::Sequence { table: tables.len() as u32 - 1 }
+            }
+        };
         let pipes = plan
             .pipes
             .into_iter()
@@ -172,9 +231,16 @@ fn build(
     }
     let predicates: Vec<Predicate> = predicate_order.iter().map(|old| predicates[*old].clone()).collect();
     let values: Vec<ValueFn> = value_order.iter().map(|old| values[*old].clone()).collect();
+    for table in &mut tables {
+        for step in table.steps.iter_mut().chain(table.until.as_mut()) {
+            step.predicate = predicate_id[step.predicate as usize];
+            step.keys.iter_mut().for_each(|key| key.value = value_id[key.value as usize]);
+        }
+    }
     for rule in &mut rules {
-        let Query::Event { predicate } = &mut rule.query;
-        *predicate = predicate_id[*predicate as usize];
+        if let Query::Event { predicate } = &mut rule.query {
+            *predicate = predicate_id[*predicate as usize];
+        }
         for pipe in &mut rule.pipes {
             match pipe {
                 Pipe::Head(_) | Pipe::Tail(_) => {}
@@ -217,7 +283,7 @@ fn build(
         functions: Functions { categories, predicates, values },
         patterns,
         wasm,
-        sequences,
+        sequences: (!tables.is_empty()).then_some(tables),
         lineage: None,
     }
 }
@@ -230,7 +296,7 @@ fn bundle() -> impl Strategy<Value = Bundle> {
         patterns(),
         (0u32..5, 0u32..64, 0u32..200_000, 0u32..100_000),
         (text(12), text(8), any::<u64>(), prop::sample::select(TimestampUnit::ALL.to_vec())),
-        (prop::collection::vec(any::<u8>(), 0..24), prop::option::of(prop::collection::vec(any::<u8>(), 0..40))),
+        prop::collection::vec(any::<u8>(), 0..24),
         any::<u64>(),
     )
         .prop_map(|(fields, categories, plans, patterns, sizes, manifest, bodies, seed)| {

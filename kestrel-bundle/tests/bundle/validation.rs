@@ -18,21 +18,21 @@ fn every_semantic_check_has_a_failing_example() {
         // Layout.
         (|b| b.manifest.layout.memory_pages = 0, "layout: memory_pages is 0; guest memory needs at least one page"),
         (|b| b.manifest.layout.memory_pages = 65_537, "layout: memory_pages is 65537, more than the 65536 pages (4 GiB) of a 32-bit memory"),
-        (|b| b.manifest.layout.out_offset += 4, "layout: the out region starts at byte 324, which is not 8-aligned"),
-        (|b| b.manifest.layout.memory_pages = 1, "layout: the heap region (bytes 60592..76976) does not fit in guest memory of 1 pages (65536 bytes)"),
+        (|b| b.manifest.layout.out_offset += 4, "layout: the out region starts at byte 332, which is not 8-aligned"),
+        (|b| b.manifest.layout.memory_pages = 1, "layout: the heap region (bytes 60600..76984) does not fit in guest memory of 1 pages (65536 bytes)"),
         (
             |b| b.manifest.layout.data_offset = 0,
             "layout: the data region starts at byte 0, inside the first 64 bytes, which stay zero (address 0 is a null slot)",
         ),
         (|b| b.manifest.layout.data_offset = 64, "layout: the data region (bytes 64..60064) overlaps the slots region (bytes 64..288)"),
-        (|b| b.manifest.layout.args_offset -= 8, "layout: the args region (bytes 328..584) overlaps the out region (bytes 320..336)"),
+        (|b| b.manifest.layout.args_offset -= 8, "layout: the args region (bytes 336..592) overlaps the out region (bytes 328..344)"),
         (
             |b| b.manifest.layout = Layout::plan(1 << 20, 4, 4, u32::MAX, 0),
             "layout: memory_pages is 65793, more than the 65536 pages (4 GiB) of a 32-bit memory",
         ),
-        (|b| b.manifest.layout.result_count = 3, "layout: result_count is 3, but there are 4 predicates"),
-        (|b| b.manifest.layout.result_count = 5, "layout: the out region (bytes 320..336) overlaps the results region (bytes 312..322)"),
-        (|b| b.functions.predicates.truncate(3), "layout: result_count is 4, but there are 3 predicates"),
+        (|b| b.manifest.layout.result_count = 3, "layout: result_count is 3, but there are 8 predicates"),
+        (|b| b.manifest.layout.result_count = 9, "layout: the out region (bytes 328..344) overlaps the results region (bytes 312..330)"),
+        (|b| b.functions.predicates.truncate(3), "layout: result_count is 8, but there are 3 predicates"),
         // Fields.
         (|b| b.fields[0].name.clear(), "field 0 (\"\"): the name is empty"),
         (|b| b.fields[1].name = "@timestamp".into(), "field 1 (\"@timestamp\"): the name is listed twice; field names are unique"),
@@ -48,15 +48,15 @@ fn every_semantic_check_has_a_failing_example() {
         (|b| b.functions.categories[1] = "file".into(), "category 1 (\"file\"): the name is listed twice; category names are unique"),
         (|b| b.functions.categories.swap(0, 2), "category 1 (\"network\"): comes after \"process\"; categories are sorted by name"),
         // Predicates and value functions.
-        (|b| b.functions.predicates[3].rule = 2, "predicate 3: rule 2 is out of range (there are 2 rules)"),
+        (|b| b.functions.predicates[3].rule = 3, "predicate 3: rule 3 is out of range (there are 3 rules)"),
         (|b| b.functions.predicates[0].category = Some(3), "predicate 0: category 3 is out of range (there are 3 categories)"),
         (|b| b.functions.predicates[0].category = Some(NO_INDEX), "predicate 0: category 4294967295 is out of range (there are 3 categories)"),
-        (|b| b.functions.values[3].rule = 7, "value function 3: rule 7 is out of range (there are 2 rules)"),
+        (|b| b.functions.values[3].rule = 7, "value function 3: rule 7 is out of range (there are 3 rules)"),
         // Rules.
         (|b| b.rules[1].id.clear(), "rule 1 (\"\"): the id is empty"),
         (|b| b.rules[0].risk_score = Some(f64::NAN), "rule 0 (\"kestrel-linux-0001\"): the risk score is NaN; it must be a finite number"),
         (|b| b.rules[0].risk_score = Some(f64::NEG_INFINITY), "rule 0 (\"kestrel-linux-0001\"): the risk score is -inf; it must be a finite number"),
-        (|b| b.rules[0].query = Query::Event { predicate: 4 }, "rule 0 (\"kestrel-linux-0001\"): query predicate 4 is out of range (there are 4 predicates)"),
+        (|b| b.rules[0].query = Query::Event { predicate: 8 }, "rule 0 (\"kestrel-linux-0001\"): query predicate 8 is out of range (there are 8 predicates)"),
         (|b| b.rules[0].query = Query::Event { predicate: 1 }, "rule 0 (\"kestrel-linux-0001\"): query predicate 1 is a pipe filter (role 1)"),
         (|b| b.rules[0].query = Query::Event { predicate: 2 }, "rule 0 (\"kestrel-linux-0001\"): query predicate 2 belongs to rule 1, not to this one"),
         (
@@ -66,13 +66,49 @@ fn every_semantic_check_has_a_failing_example() {
         (|b| b.rules[0].pipes[0] = Pipe::Filter(3), "rule 0 (\"kestrel-linux-0001\"): pipe 0 (filter): filter predicate 3 belongs to rule 1, not to this one"),
         (
             |b| b.rules[1].pipes[1] = Pipe::Filter(9),
-            "rule 1 (\"kestrel-linux-0002\"): pipe 1 (filter): filter predicate 9 is out of range (there are 4 predicates)",
+            "rule 1 (\"kestrel-linux-0002\"): pipe 1 (filter): filter predicate 9 is out of range (there are 8 predicates)",
         ),
         (|b| b.rules[0].pipes[1] = Pipe::Unique(vec![]), "rule 0 (\"kestrel-linux-0001\"): pipe 1 (unique): needs at least one value function"),
         (|b| b.rules[1].pipes[2] = Pipe::UniqueCount(vec![]), "rule 1 (\"kestrel-linux-0002\"): pipe 2 (unique_count): needs at least one value function"),
         (|b| b.rules[1].pipes[5] = Pipe::Sort(vec![]), "rule 1 (\"kestrel-linux-0002\"): pipe 5 (sort): needs at least one value function"),
-        (|b| b.rules[1].pipes[4] = Pipe::Count(vec![2, 4]), "rule 1 (\"kestrel-linux-0002\"): pipe 4 (count): value function 4 is out of range (there are 4)"),
+        (|b| b.rules[1].pipes[4] = Pipe::Count(vec![2, 6]), "rule 1 (\"kestrel-linux-0002\"): pipe 4 (count): value function 6 is out of range (there are 6)"),
         (|b| b.rules[1].pipes[5] = Pipe::Sort(vec![0]), "rule 1 (\"kestrel-linux-0002\"): pipe 5 (sort): value function 0 belongs to rule 0, not to this one"),
+        // Sequences.
+        (|b| b.sequences = None, "rule 2 (\"kestrel-linux-0003\"): sequence table 0 is out of range (there are 0)"),
+        (
+            |b| {
+                b.rules[2].query = Query::Event { predicate: 4 };
+                b.sequences = Some(Vec::new());
+            },
+            "the SEQUENCES section has no table; a bundle without sequences has no SEQUENCES section",
+        ),
+        (|b| b.rules[2].query = Query::Sequence { table: 1 }, "rule 2 (\"kestrel-linux-0003\"): sequence table 1 is out of range (there are 1)"),
+        (|b| b.rules[1].query = Query::Sequence { table: 0 }, "rule 1 (\"kestrel-linux-0002\"): sequence table 0 belongs to rule 2, not to this one"),
+        (|b| b.sequences.as_mut().unwrap()[0].rule = 5, "rule 2 (\"kestrel-linux-0003\"): sequence table 0 belongs to rule 5, not to this one"),
+        (
+            |b| {
+                let mut extra = b.sequences.as_ref().unwrap()[0].clone();
+                extra.rule = 5;
+                b.sequences.as_mut().unwrap().push(extra);
+            },
+            "SEQUENCES: table 1: rule 5 is out of range (there are 3 rules)",
+        ),
+        (|b| b.rules[2].query = Query::Event { predicate: 4 }, "SEQUENCES: table 0: rule 2 does not name this table as its query"),
+        (|b| b.sequences.as_mut().unwrap()[0].steps.clear(), "SEQUENCES: table 0: a sequence has at least one step"),
+        (|b| b.sequences.as_mut().unwrap()[0].steps[1].predicate = 1, "SEQUENCES: table 0: step 1: query predicate 1 is a pipe filter (role 1)"),
+        (|b| b.sequences.as_mut().unwrap()[0].steps[1].predicate = 2, "SEQUENCES: table 0: step 1: query predicate 2 belongs to rule 1, not to this one"),
+        (
+            |b| b.sequences.as_mut().unwrap()[0].until.as_mut().unwrap().predicate = 8,
+            "SEQUENCES: table 0: the until step: query predicate 8 is out of range (there are 8 predicates)",
+        ),
+        (|b| b.sequences.as_mut().unwrap()[0].steps[0].keys[0].value = 6, "SEQUENCES: table 0: step 0: value function 6 is out of range (there are 6)"),
+        (|b| b.sequences.as_mut().unwrap()[0].steps[2].keys[1].value = 0, "SEQUENCES: table 0: step 2: value function 0 belongs to rule 0, not to rule 2"),
+        (
+            |b| {
+                b.sequences.as_mut().unwrap()[0].steps[3].keys.pop();
+            },
+            "SEQUENCES: table 0: step 3 has 1 keys and step 0 has 2; every step joins on as many",
+        ),
         // Patterns.
         (
             |b| b.patterns.cidr_sets[0][0] = CidrBlock { address: IpAddr::V4(Ipv4Addr::UNSPECIFIED), prefix: 33 },
@@ -87,25 +123,36 @@ fn every_semantic_check_has_a_failing_example() {
         (|b| b.wasm[0] = b'X', "the Wasm module does not start with the Wasm magic `\\0asm`"),
         (|b| b.wasm[4] = 2, "the Wasm module has binary version 2; only version 1 is supported"),
     ];
+    let mut wrong = Vec::new();
     for (edit, expected) in cases {
         let mut bundle = handmade();
         edit(&mut bundle);
-        let error = bundle.validate().expect_err(expected);
+        let Err(error) = bundle.validate() else {
+            wrong.push(format!("accepted, expected: {expected}"));
+            continue;
+        };
         assert_eq!(error.offset, None);
-        assert_eq!(error.to_string(), expected);
+        if error.to_string() != expected {
+            wrong.push(format!("expected: {expected}\n   found: {error}"));
+        }
         assert_eq!(bundle.to_bytes().expect_err(expected), error, "to_bytes runs the same checks");
     }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// What the format allows and a stricter reading might not: no categories, no rules,
-/// `count` without keys, an empty sequences body, unused slots, empty regions.
+/// `count` without keys, a sequence without keys or maxspan, unused slots, empty regions.
 #[test]
 fn edge_cases_that_are_valid() {
     let mut bundle = handmade();
     bundle.rules[0].pipes.push(Pipe::Count(vec![]));
     bundle.rules[0].risk_score = Some(-0.0);
-    bundle.sequences = Some(Vec::new());
-    bundle.manifest.layout = Layout::plan(100, 0, 4, 0, 0);
+    let table = &mut bundle.sequences.as_mut().unwrap()[0];
+    table.maxspan_ns = None;
+    table.until = None;
+    table.steps.truncate(1);
+    table.steps[0].keys.clear();
+    bundle.manifest.layout = Layout::plan(100, 0, 8, 0, 0);
     bundle.fields.push(Field { name: "zz".into(), kind: FieldKind::Dynamic, array: true, slot: 99, folded_slot: Some(98) });
     let bytes = bundle.to_bytes().unwrap();
     let read = Bundle::from_bytes(&bytes).unwrap();
@@ -153,7 +200,7 @@ fn semantic_errors_in_files_name_the_byte() {
 
     // The layout's result_count (its seventh u32) no longer matches the predicates.
     let layout = section_offset(&golden, 1) + find(&golden[section_offset(&golden, 1)..], b"@timestamp") + "@timestamp".len() + 1;
-    let error = read_patched(layout + 6 * 4, &5u32.to_le_bytes());
+    let error = read_patched(layout + 6 * 4, &9u32.to_le_bytes());
     assert_eq!(error.offset, Some(layout as u64 + 7 * 4), "the overlap is reported at out_offset: {error}");
     let error = read_patched(layout + 11 * 4, &128u32.to_le_bytes());
     assert_eq!(error.to_string(), format!("at byte {}: layout: the heap region (bytes 128..16512) overlaps the slots region (bytes 64..288)", layout + 11 * 4));
