@@ -111,11 +111,7 @@ impl<R: BufRead> BlockReader<R> {
         // Where the last line of `text` starts.
         let mut line_start = 0;
         loop {
-            let buffer = match self.input.fill_buf() {
-                Ok(buffer) => buffer,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            };
+            let buffer = fill(&mut self.input)?;
             if buffer.is_empty() {
                 if text.is_empty() {
                     self.recycle(text, lines);
@@ -157,11 +153,7 @@ impl<R: BufRead> BlockReader<R> {
     fn skip_line(&mut self, seq: u64, mut skipped: usize) -> std::io::Result<Block> {
         self.skipping = None;
         loop {
-            let buffer = match self.input.fill_buf() {
-                Ok(buffer) => buffer,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            };
+            let buffer = fill(&mut self.input)?;
             if buffer.is_empty() {
                 break;
             }
@@ -179,6 +171,19 @@ impl<R: BufRead> BlockReader<R> {
             }
         }
         Ok(Block { seq, text: Vec::new(), lines: Vec::new(), too_long: Some(skipped) })
+    }
+}
+
+/// The input's next bytes, retrying a read a signal interrupted. (The buffer is asked
+/// for again once it is known to be there: a borrow returned from inside the loop
+/// would outlive the iteration.)
+fn fill<R: BufRead>(input: &mut R) -> std::io::Result<&[u8]> {
+    loop {
+        match input.fill_buf() {
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+            Ok(_) => return input.fill_buf(),
+        }
     }
 }
 
