@@ -237,8 +237,13 @@ fn build_writes_a_bundle_only_for_rules_it_can_compile() {
     assert_eq!(std::fs::read(&again).unwrap(), bytes, "building twice gives the same bytes");
 
     let sequence = write(&dir, "rules/seq.eql", CLEAN);
+    let built = dir.join("sequence.bundle");
+    let out = eqlc(&["build", "-o", built.to_str().unwrap(), sequence.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "sequences build: {}", text(&out.stderr));
+
+    let missing = write(&dir, "rules/missing.eql", "sequence with maxspan=1s [process where true] ![file where true] [process where true]\n");
     let failed = dir.join("failed.bundle");
-    let out = eqlc(&["build", "-o", failed.to_str().unwrap(), sequence.to_str().unwrap()]);
+    let out = eqlc(&["build", "-o", failed.to_str().unwrap(), missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("error[E0701]"));
     assert!(!failed.exists(), "no bundle is written when a rule cannot be compiled");

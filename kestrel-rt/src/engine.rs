@@ -7,10 +7,12 @@
 
 use crate::guest::{self, Area};
 use crate::host::HostState;
+use crate::join_key::KeyRules;
 use crate::pipes::{Output, Pipeline, Row, Stage};
 use crate::program::Program;
+use crate::sequence::{Config, DEFAULT_MAX_PARTIALS, Flavor, Machine};
 use kestrel_bundle::abi::SLOT_SIZE;
-use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query};
+use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query, SequenceFlavor, SequenceTable};
 use kestrel_bundle::semantics::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -127,7 +129,8 @@ pub struct Alert {
 #[derive(Clone, Debug)]
 pub struct Match {
     pub rule: usize,
-    pub row: Row<EventRef>,
+    /// The matched events (one for an event query, one per step for a sequence).
+    pub row: Row<Vec<EventRef>>,
 }
 
 /// Counters of one rule.
@@ -141,6 +144,10 @@ pub struct RuleStats {
     pub traps: u64,
     /// Results dropped by a full pipe buffer.
     pub dropped: u64,
+    /// A sequence rule: what happened to its partial matches (expired, evicted, ...).
+    pub sequence: crate::sequence::Counters,
+    /// Join keys over the per-hit limit of a multi-value key, dropped.
+    pub keys_dropped: u64,
     /// Estimated time evaluating the rule's condition, when profiling (sampled: one
     /// batch in [`PROFILE_EVERY`] is timed rule by rule, and scaled up).
     pub time: Duration,
@@ -163,7 +170,26 @@ struct RulePlan {
     /// For each filter: whether it runs late (after `unique_count`, on the count).
     late: Vec<bool>,
     keys: Vec<Vec<usize>>,
-    pipeline: Pipeline<EventRef>,
+    pipeline: Pipeline<Vec<EventRef>>,
+}
+
+/// A sequence rule's executor, and how its join keys are formed.
+struct SequenceRun {
+    rule: usize,
+    table: SequenceTable,
+    rules: KeyRules,
+    machine: Machine<EventRef>,
+}
+
+impl SequenceRun {
+    fn new(table: &SequenceTable) -> SequenceRun {
+        let flavor = match table.flavor {
+            SequenceFlavor::Elasticsearch => Flavor::Elasticsearch,
+            SequenceFlavor::Endgame => Flavor::Endgame,
+        };
+        let config = Config { steps: table.steps.len(), maxspan: table.maxspan_ns, flavor, max_partials: DEFAULT_MAX_PARTIALS };
+        SequenceRun { rule: table.rule as usize, table: table.clone(), rules: KeyRules { flavor, fold_case: table.fold_case }, machine: Machine::new(config) }
+    }
 }
 
 pub struct Engine {
@@ -188,6 +214,10 @@ pub struct Engine {
     pub stats: Stats,
     /// The process tracker, when a rule uses lineage.
     lineage: Option<crate::lineage::Tracker>,
+    /// The sequence rules' executors.
+    sequences: Vec<SequenceRun>,
+    /// By predicate id: the sequence steps it decides (run, step; `None` for `until`).
+    steps_of: Vec<Vec<(usize, Option<usize>)>>,
     profiling: bool,
     _ticker: Ticker,
 }
@@ -307,6 +337,16 @@ impl Engine {
         let candidate_mask = category_candidates.iter().take(64).enumerate().filter(|(_, runs)| **runs).fold(0u64, |mask, (id, _)| mask | 1 << id);
         let stats = Stats { rules: vec![RuleStats::default(); bundle.rules.len()], ..Stats::default() };
         let lineage = bundle.lineage.as_ref().map(crate::lineage::Tracker::new);
+        let sequences: Vec<SequenceRun> = bundle.sequences.iter().flatten().map(SequenceRun::new).collect();
+        let mut steps_of = vec![Vec::new(); bundle.functions.predicates.len()];
+        for (run, sequence) in sequences.iter().enumerate() {
+            for (step, spec) in sequence.table.steps.iter().enumerate() {
+                steps_of[spec.predicate as usize].push((run, Some(step)));
+            }
+            if let Some(until) = &sequence.table.until {
+                steps_of[until.predicate as usize].push((run, None));
+            }
+        }
         let ticker = Ticker::start(program.engine.clone());
         Ok(Engine {
             program,
@@ -324,6 +364,8 @@ impl Engine {
             candidate_mask,
             stats,
             lineage,
+            sequences,
+            steps_of,
             profiling: false,
             _ticker: ticker,
         })
@@ -352,7 +394,7 @@ impl Engine {
     /// tracker's answers depend on the process events before. Otherwise evaluation is
     /// per event, and only [`Engine::dispatch`] needs order.
     pub fn needs_ordered_evaluation(&self) -> bool {
-        self.lineage.is_some()
+        self.lineage.is_some() || !self.sequences.is_empty()
     }
 
     /// The order-independent half of [`Engine::run`]: evaluates the events' conditions,
@@ -393,8 +435,9 @@ impl Engine {
     /// A filter after `unique_count`: the matched event goes back into guest memory,
     /// its fields `count` and `percent` (if the bundle reads them) replaced by the
     /// result's, as python eql sets them on the event; then the filter runs on it.
-    fn late_filter(&mut self, rule: usize, predicate: usize, row: &Row<EventRef>) -> bool {
-        let Some(fields) = &row.item.fields else { return false };
+    fn late_filter(&mut self, rule: usize, predicate: usize, row: &Row<Vec<EventRef>>) -> bool {
+        let Some(item) = row.item.first() else { return false };
+        let Some(fields) = &item.fields else { return false };
         let mut fields: Vec<Option<Value>> = fields.as_ref().clone();
         if let Some((count, percent)) = row.count {
             for (idx, field) in self.program.bundle.fields.iter().enumerate() {
@@ -405,7 +448,7 @@ impl Engine {
                 }
             }
         }
-        let event = Event { timestamp: row.item.timestamp, categories: Categories::default(), fields, raw: row.item.raw.clone() };
+        let event = Event { timestamp: item.timestamp, categories: Categories::default(), fields, raw: item.raw.clone() };
         let data_start = self.layout.data_offset as usize;
         let mut area = Area::new(data_start, data_start + self.layout.data_capacity as usize);
         if !self.write_event(&event, 0, &mut area) {
@@ -524,11 +567,19 @@ impl Engine {
         let program = self.program.clone();
         let predicates = &program.bundle.functions.predicates;
         let mut matched = Vec::new();
+        let mut steps = Vec::new();
         for (event, offset) in written.iter().enumerate() {
             let base = layout.results_offset as usize + event * result_count;
             matched.clear();
             let results = &self.memory.data(&self.store)[base..base + result_count];
             matched.extend(results.iter().enumerate().filter(|(_, result)| **result == 1).map(|(id, _)| id));
+            steps.clear();
+            steps.extend(matched.iter().flat_map(|id| self.steps_of[*id].iter().copied()));
+            if !steps.is_empty() {
+                let source = &events[*offset];
+                let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone(), fields: None };
+                self.advance_sequences(&steps, event as i32, &item, matches);
+            }
             for &id in &matched {
                 let rule = predicates[id].rule as usize;
                 if !matches!(self.program.bundle.rules[rule].query, Query::Event { .. }) {
@@ -540,6 +591,55 @@ impl Engine {
                 let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone(), fields };
                 let row = self.pipe_inputs(rule, event as i32, item);
                 matches.push(Match { rule, row });
+            }
+        }
+    }
+
+    /// Feeds one event to the sequence rules whose steps it hits (`steps`: run, step or
+    /// `None` for until), with the join keys its value functions give; completed
+    /// sequences become matches.
+    fn advance_sequences(&mut self, steps: &[(usize, Option<usize>)], event: i32, item: &EventRef, matches: &mut Vec<Match>) {
+        let mut runs: Vec<usize> = steps.iter().map(|(run, _)| *run).collect();
+        runs.dedup();
+        let mut keys = Vec::new();
+        for run in runs {
+            let (mut hits, mut until) = (Vec::new(), Vec::new());
+            for (_, step) in steps.iter().filter(|(each, _)| *each == run) {
+                let sequence = &self.sequences[run];
+                let spec = match step {
+                    Some(step) => &sequence.table.steps[*step],
+                    None => sequence.table.until.as_ref().expect("an until predicate has an until step"),
+                };
+                let (ids, optional): (Vec<usize>, Vec<bool>) = spec.keys.iter().map(|key| (key.value as usize, key.optional)).unzip();
+                let (rule, rules) = (sequence.rule, sequence.rules);
+                let values: Vec<Value> = ids.into_iter().map(|id| self.value_of(rule, id, event)).collect();
+                let dropped = crate::join_key::keys(&values, &optional, rules, &mut keys);
+                self.stats.rules[rule].keys_dropped += dropped as u64;
+                match step {
+                    Some(step) => hits.extend(keys.drain(..).map(|key| (*step, key))),
+                    None => until.append(&mut keys),
+                }
+            }
+            let sequence = &mut self.sequences[run];
+            let mut done = Vec::new();
+            sequence.machine.push(crate::sequence::Input { id: item, timestamp: item.timestamp, hits: &hits, until: &until }, &mut done);
+            let rule = sequence.rule;
+            self.stats.rules[rule].sequence = sequence.machine.counters;
+            for events in done {
+                self.stats.rules[rule].matches += 1;
+                matches.push(Match { rule, row: Row { item: events, filters: Vec::new(), keys: Vec::new(), count: None } });
+            }
+        }
+    }
+
+    /// Value function `id` on the batch's event `event` (null when it traps, counted).
+    fn value_of(&mut self, rule: usize, id: usize, event: i32) -> Value {
+        self.store.set_epoch_deadline(DEADLINE_TICKS);
+        match self.values[id].call(&mut self.store, event) {
+            Ok(()) => guest::read(self.memory.data(&self.store), self.layout.out_offset as usize),
+            Err(_) => {
+                self.stats.rules[rule].traps += 1;
+                Value::Null
             }
         }
     }
@@ -608,7 +708,8 @@ impl Engine {
     }
 
     /// Computes the filter truths and key values the rule's pipes need for a match.
-    fn pipe_inputs(&mut self, rule: usize, event: i32, item: EventRef) -> Row<EventRef> {
+    fn pipe_inputs(&mut self, rule: usize, event: i32, item: EventRef) -> Row<Vec<EventRef>> {
+        let item = vec![item];
         let plan = &self.rules[rule];
         if plan.filters.is_empty() && plan.keys.is_empty() {
             return Row { item, filters: Vec::new(), keys: Vec::new(), count: None };
@@ -629,23 +730,7 @@ impl Engine {
             });
             filters.push(truth == 1);
         }
-        let out = self.layout.out_offset as usize;
-        let mut keys = Vec::with_capacity(key_ids.len());
-        for ids in key_ids {
-            let mut values = Vec::with_capacity(ids.len());
-            for id in ids {
-                self.store.set_epoch_deadline(DEADLINE_TICKS);
-                let value = match self.values[id].call(&mut self.store, event) {
-                    Ok(()) => guest::read(self.memory.data(&self.store), out),
-                    Err(_) => {
-                        self.stats.rules[rule].traps += 1;
-                        Value::Null
-                    }
-                };
-                values.push(value);
-            }
-            keys.push(values);
-        }
+        let keys = key_ids.into_iter().map(|ids| ids.into_iter().map(|id| self.value_of(rule, id, event)).collect()).collect();
         Row { item, filters, keys, count: None }
     }
 
@@ -708,11 +793,11 @@ fn event_field(event: &Event, index: u32) -> Option<&Value> {
     event.fields.get(index as usize).and_then(Option::as_ref)
 }
 
-fn emit(rule: usize, outputs: Vec<Output<EventRef>>, stats: &mut RuleStats, alerts: &mut Vec<Alert>) {
+fn emit(rule: usize, outputs: Vec<Output<Vec<EventRef>>>, stats: &mut RuleStats, alerts: &mut Vec<Alert>) {
     for output in outputs {
         stats.alerts += 1;
         alerts.push(match output {
-            Output::Row(row) => Alert { rule, events: vec![row.item], count: row.count, key_count: None },
+            Output::Row(row) => Alert { rule, events: row.item, count: row.count, key_count: None },
             Output::Count { key, count, percent } => Alert { rule, events: Vec::new(), count: None, key_count: Some((key, count, percent)) },
         });
     }

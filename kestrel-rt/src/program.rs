@@ -58,11 +58,6 @@ impl Program {
     }
 
     pub fn from_bundle(bundle: Bundle) -> Result<Program, LoadError> {
-        // The sequence executor (`sequence`) is not fed by bundles yet: say so rather
-        // than run a bundle whose sequence rules would never alert.
-        if let Some(rule) = bundle.rules.iter().find(|rule| matches!(rule.query, kestrel_bundle::Query::Sequence { .. })) {
-            return Err(LoadError(format!("rule {:?} is a sequence; this kestrel does not run sequence rules from bundles yet", rule.id)));
-        }
         let engine = Engine::new(&config()).map_err(|error| LoadError(format!("cannot start the Wasm engine: {error}")))?;
         let module = Module::new(&engine, &bundle.wasm).map_err(|error| LoadError(format!("the bundle's Wasm module does not compile: {error}")))?;
         check_interface(&module, &bundle)?;

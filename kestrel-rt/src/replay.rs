@@ -105,6 +105,10 @@ pub struct RuleSummary {
     pub alerts: u64,
     pub traps: u64,
     pub dropped: u64,
+    /// A sequence rule's partial matches: started, completed, expired, evicted, ...
+    pub sequence: crate::sequence::Counters,
+    /// Join keys dropped over the per-hit limit of multi-value keys.
+    pub keys_dropped: u64,
     /// Estimated evaluation time (sampled), when profiling.
     pub time: Duration,
 }
@@ -150,7 +154,20 @@ impl Summary {
         for rule in rules.iter().take(20) {
             let traps = if rule.traps > 0 { format!(" ({} traps: disabled)", rule.traps) } else { String::new() };
             let dropped = if rule.dropped > 0 { format!(" ({} dropped by a full pipe)", rule.dropped) } else { String::new() };
-            text.push_str(&format!("{:>9} {:>9} {:>10.1}  {}{traps}{dropped}\n", rule.matches, rule.alerts, rule.time.as_secs_f64() * 1e3, rule.name));
+            let counters = rule.sequence;
+            let lost = counters.expired + counters.evicted + rule.keys_dropped;
+            let sequence = if lost > 0 {
+                format!(" (partial matches: {} expired, {} evicted at the cap; {} keys dropped)", counters.expired, counters.evicted, rule.keys_dropped)
+            } else {
+                String::new()
+            };
+            text.push_str(&format!(
+                "{:>9} {:>9} {:>10.1}  {}{traps}{dropped}{sequence}\n",
+                rule.matches,
+                rule.alerts,
+                rule.time.as_secs_f64() * 1e3,
+                rule.name
+            ));
         }
         if rules.len() > 20 {
             text.push_str(&format!("… and {} more rules with matches\n", rules.len() - 20));
@@ -519,7 +536,7 @@ impl<'w> Replay<'w> {
         for (offset, event) in events.iter().enumerate() {
             let index = first_arrival as usize + offset;
             let mut own = Vec::new();
-            while let Some(mut next) = found.next_if(|next| next.row.item.index == index) {
+            while let Some(mut next) = found.next_if(|next| next.row.item.first().is_some_and(|item| item.index == index)) {
                 let text = match &raw {
                     Some((at, text)) if *at == offset => text.clone(),
                     _ => {
@@ -528,7 +545,7 @@ impl<'w> Replay<'w> {
                         text
                     }
                 };
-                next.row.item.raw = text;
+                next.row.item.iter_mut().for_each(|item| item.raw = text.clone());
                 own.push(next);
             }
             self.admit_pending(Pending { timestamp: event.timestamp, arrival: index as u64 + 1, held: Held::Matches(own) });
@@ -637,6 +654,8 @@ impl<'w> Replay<'w> {
                 alerts: stats.alerts,
                 traps: stats.traps,
                 dropped: stats.dropped,
+                sequence: stats.sequence,
+                keys_dropped: stats.keys_dropped,
                 time: stats.time,
             })
             .collect();

@@ -47,16 +47,26 @@ pub struct Config {
 }
 
 /// One event, as the machine sees it.
-#[derive(Clone, Copy, Debug)]
-pub struct Input<'a> {
-    /// The caller's handle of the event, returned in completed matches.
-    pub id: u64,
+#[derive(Debug)]
+pub struct Input<'a, T> {
+    /// The caller's handle of the event (cloned into each partial it joins), returned in
+    /// completed matches.
+    pub id: &'a T,
     pub timestamp: i64,
     /// (step, key) for every step the event matches, one per key.
     pub hits: &'a [(usize, Key)],
     /// The keys under which the event is an `until` event.
     pub until: &'a [Key],
 }
+
+// Only references and numbers: copyable whatever `T` is.
+impl<T> Clone for Input<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Input<'_, T> {}
 
 /// What happened to partial matches so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -74,9 +84,9 @@ pub struct Counters {
 }
 
 #[derive(Clone, Debug)]
-struct Partial {
+struct Partial<T> {
     /// The events so far, in step order.
-    events: Vec<u64>,
+    events: Vec<T>,
     first: i64,
     /// The step it waits for (its place in `waiting`).
     stage: usize,
@@ -87,11 +97,11 @@ struct Partial {
 
 /// The open partial matches of one sequence rule.
 #[derive(Clone, Debug)]
-pub struct Machine {
+pub struct Machine<T> {
     config: Config,
     /// `waiting[s]`: key → slot of the partial waiting for step `s` (`waiting[0]` unused).
     waiting: Vec<HashMap<Key, usize>>,
-    slots: Vec<Option<Partial>>,
+    slots: Vec<Option<Partial<T>>>,
     free: Vec<usize>,
     /// (slot, serial) in creation order: the expiry and eviction order.
     order: VecDeque<(usize, u64)>,
@@ -100,8 +110,8 @@ pub struct Machine {
     pub counters: Counters,
 }
 
-impl Machine {
-    pub fn new(config: Config) -> Machine {
+impl<T: Clone> Machine<T> {
+    pub fn new(config: Config) -> Machine<T> {
         let config = Config { steps: config.steps.max(1), max_partials: config.max_partials.max(1), ..config };
         Machine {
             waiting: vec![HashMap::new(); config.steps],
@@ -122,7 +132,7 @@ impl Machine {
 
     /// Advances the machine by one event (events come in timestamp order); pushes the
     /// completed matches (event ids in step order) onto `done`.
-    pub fn push(&mut self, event: Input, done: &mut Vec<Vec<u64>>) {
+    pub fn push(&mut self, event: Input<T>, done: &mut Vec<Vec<T>>) {
         self.expire(event.timestamp);
         if self.config.flavor == Flavor::Endgame {
             self.end(event.until);
@@ -137,13 +147,13 @@ impl Machine {
         }
     }
 
-    fn hit(&mut self, step: usize, key: &Key, event: Input, done: &mut Vec<Vec<u64>>) {
+    fn hit(&mut self, step: usize, key: &Key, event: Input<T>, done: &mut Vec<Vec<T>>) {
         let last = self.config.steps - 1;
         if step == 0 {
             if last == 0 {
                 self.counters.started += 1;
                 self.counters.completed += 1;
-                done.push(vec![event.id]);
+                done.push(vec![event.id.clone()]);
             } else {
                 self.start(key, event);
             }
@@ -161,25 +171,25 @@ impl Machine {
             let mut partial = self.slots[slot].take().expect("checked above");
             self.free.push(slot);
             self.live -= 1;
-            partial.events.push(event.id);
+            partial.events.push(event.id.clone());
             self.counters.completed += 1;
             done.push(partial.events);
         } else {
             let partial = self.slots[slot].as_mut().expect("checked above");
-            partial.events.push(event.id);
+            partial.events.push(event.id.clone());
             partial.stage = step + 1;
             self.wait(step + 1, key.clone(), slot);
         }
     }
 
     /// A new partial from a step-0 hit, waiting for step 1.
-    fn start(&mut self, key: &Key, event: Input) {
+    fn start(&mut self, key: &Key, event: Input<T>) {
         if self.live >= self.config.max_partials {
             self.evict_oldest();
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        let partial = Partial { events: vec![event.id], first: event.timestamp, stage: 1, key: key.clone(), serial };
+        let partial = Partial { events: vec![event.id.clone()], first: event.timestamp, stage: 1, key: key.clone(), serial };
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot] = Some(partial);

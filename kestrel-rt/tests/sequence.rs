@@ -129,10 +129,10 @@ proptest! {
         let steps = config.steps;
         (Just(config), stream(steps))
     })) {
-        let mut machine = Machine::new(config.clone());
+        let mut machine: Machine<u64> = Machine::new(config.clone());
         let mut done = Vec::new();
         for (id, event) in events.iter().enumerate() {
-            machine.push(Input { id: id as u64, timestamp: event.timestamp, hits: &event.hits, until: &event.until }, &mut done);
+            machine.push(Input { id: &(id as u64), timestamp: event.timestamp, hits: &event.hits, until: &event.until }, &mut done);
             prop_assert!(machine.open() <= config.max_partials);
         }
         let (expected, counters, open) = naive(&config, &events);
@@ -146,12 +146,12 @@ proptest! {
 #[test]
 fn latest_partial_wins_and_one_event_advances_a_partial_once() {
     let run = |steps: usize, flavor: Flavor, events: &[(&[usize], bool)]| {
-        let mut machine = Machine::new(Config { steps, maxspan: None, flavor, max_partials: 100 });
+        let mut machine: Machine<u64> = Machine::new(Config { steps, maxspan: None, flavor, max_partials: 100 });
         let mut done = Vec::new();
         for (id, (steps, until)) in events.iter().enumerate() {
             let hits: Vec<(usize, Key)> = steps.iter().map(|step| (*step, key(0))).collect();
             let until: Vec<Key> = if *until { vec![key(0)] } else { Vec::new() };
-            machine.push(Input { id: id as u64 + 1, timestamp: id as i64, hits: &hits, until: &until }, &mut done);
+            machine.push(Input { id: &(id as u64 + 1), timestamp: id as i64, hits: &hits, until: &until }, &mut done);
         }
         done
     };
@@ -169,10 +169,10 @@ fn latest_partial_wins_and_one_event_advances_a_partial_once() {
 
 #[test]
 fn maxspan_is_inclusive_and_state_stays_under_the_cap() {
-    let mut machine = Machine::new(Config { steps: 2, maxspan: Some(10), flavor: Flavor::Elasticsearch, max_partials: 1_000 });
+    let mut machine: Machine<u64> = Machine::new(Config { steps: 2, maxspan: Some(10), flavor: Flavor::Elasticsearch, max_partials: 1_000 });
     let mut done = Vec::new();
-    let push = |machine: &mut Machine, done: &mut Vec<Vec<u64>>, id: u64, timestamp: i64, step: usize, n: u8| {
-        machine.push(Input { id, timestamp, hits: &[(step, key(n))], until: &[] }, done);
+    let push = |machine: &mut Machine<u64>, done: &mut Vec<Vec<u64>>, id: u64, timestamp: i64, step: usize, n: u8| {
+        machine.push(Input { id: &id, timestamp, hits: &[(step, key(n))], until: &[] }, done);
     };
     push(&mut machine, &mut done, 1, 0, 0, 0);
     push(&mut machine, &mut done, 2, 10, 1, 0);
@@ -182,7 +182,7 @@ fn maxspan_is_inclusive_and_state_stays_under_the_cap() {
     assert_eq!(machine.counters.expired, 1);
     // 100,000 distinct keys under a cap of 1,000: never more open, the rest evicted.
     for n in 0..100_000u64 {
-        machine.push(Input { id: n, timestamp: 40, hits: &[(0, n.to_le_bytes().to_vec().into_boxed_slice())], until: &[] }, &mut done);
+        machine.push(Input { id: &n, timestamp: 40, hits: &[(0, n.to_le_bytes().to_vec().into_boxed_slice())], until: &[] }, &mut done);
         assert!(machine.open() <= 1_000);
     }
     assert_eq!(machine.counters.evicted, 99_000);

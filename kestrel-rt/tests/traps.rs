@@ -2,9 +2,7 @@
 //! the other rules and the process go on. eqlc never writes such code, so the module
 //! here is written by hand against the ABI (docs/abi.md).
 
-use kestrel_bundle::bundle::{
-    Bundle, Functions, Layout, Manifest, Patterns, Predicate, PredicateRole, Query, Rule, SequenceFlavor, SequenceStep, SequenceTable,
-};
+use kestrel_bundle::bundle::{Bundle, Functions, Layout, Manifest, Patterns, Predicate, PredicateRole, Query, Rule};
 use kestrel_bundle::schema::TimestampUnit;
 use kestrel_rt::engine::{Engine, Event};
 use kestrel_rt::program::Program;
@@ -93,17 +91,4 @@ fn trapping_and_spinning_rules_are_disabled_and_counted() {
     assert_eq!(stats.rules[2].matches, 20, "the good rule sees every event");
     assert_eq!(alerts.len(), 20);
     assert!(alerts.iter().all(|alert| alert.rule == 2));
-}
-
-/// A bundle with a sequence rule is refused by name, never run without its sequences.
-#[test]
-fn sequence_rules_are_refused_until_the_runtime_runs_them() {
-    let mut bundle = bundle();
-    bundle.rules[2].query = Query::Sequence { table: 0 };
-    let step = SequenceStep { predicate: 2, keys: Vec::new(), missing: false, fork: false, source_step: 0 };
-    bundle.sequences =
-        Some(vec![SequenceTable { rule: 2, flavor: SequenceFlavor::Elasticsearch, fold_case: false, maxspan_ns: None, steps: vec![step], until: None }]);
-    let bytes = bundle.to_bytes().expect("a valid bundle");
-    let error = Program::load(&bytes).err().expect("refused");
-    assert_eq!(error.to_string(), "rule \"matches\" is a sequence; this kestrel does not run sequence rules from bundles yet");
 }

@@ -14,7 +14,7 @@ use crate::codes::Code;
 use crate::diag::Diagnostic;
 use crate::rules::RuleMeta;
 use crate::source::{FileId, Span};
-use crate::tir::{self, ExprKind};
+use crate::tir::{self, Case, ExprKind};
 use expr::{ExprGen, FnBuilder};
 use kestrel_bundle::bundle::{self as format, Bundle, Functions, Layout, Manifest, Predicate, PredicateRole, ValueFn};
 use kestrel_bundle::schema::Schema;
@@ -56,9 +56,10 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
     let rules: Vec<&tir::Rule> = inputs.iter().map(|input| input.rule).collect();
     let event_queries: Vec<&tir::EventQuery> = rules
         .iter()
-        .filter_map(|rule| match &rule.query {
-            tir::Query::Event(query) => Some(query),
-            _ => None,
+        .flat_map(|rule| match &rule.query {
+            tir::Query::Event(query) => vec![query],
+            tir::Query::Sequence(sequence) => sequence.steps.iter().chain(&sequence.until).map(|step| &step.query).collect(),
+            _ => Vec::new(),
         })
         .collect();
     // Lineage tests, inner ones before the tests whose subquery uses them.
@@ -77,24 +78,63 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         categories.sort();
     }
 
-    // Predicates and value functions, in rule order.
+    // Predicates and value functions (with the case their values keep), in rule order.
     let mut predicates: Vec<(usize, Predicate, tir::ExprId)> = Vec::new();
-    let mut values: Vec<(usize, tir::ExprId)> = Vec::new();
+    let mut values: Vec<(usize, tir::ExprId, Case)> = Vec::new();
     let mut bundle_rules = Vec::new();
+    let mut tables = Vec::new();
+    let category_id = |category: &tir::Category| match category {
+        tir::Category::Named(name) => categories.iter().position(|known| known == name).map(|idx| idx as u32),
+        tir::Category::Any => None,
+    };
     for (rule_idx, input) in inputs.iter().enumerate() {
-        let tir::Query::Event(query) = &input.rule.query else { continue };
-        let category = match &query.category {
-            tir::Category::Named(name) => categories.iter().position(|known| known == name).map(|idx| idx as u32),
-            tir::Category::Any => None,
+        let rule = input.rule;
+        let condition = |query: &tir::EventQuery, predicates: &mut Vec<(usize, Predicate, tir::ExprId)>| {
+            let category = category_id(&query.category);
+            predicates.push((rule_idx, Predicate { rule: rule_idx as u32, role: PredicateRole::EventCondition, category }, query.condition));
+            predicates.len() as u32 - 1
         };
-        let predicate = predicates.len() as u32;
-        predicates.push((rule_idx, Predicate { rule: rule_idx as u32, role: PredicateRole::EventCondition, category }, query.condition));
+        let query = match &rule.query {
+            tir::Query::Event(query) => format::Query::Event { predicate: condition(query, &mut predicates) },
+            tir::Query::Sequence(sequence) => {
+                // Join keys fold case in the runtime (docs/sequences.md), so the value
+                // functions give them as they are.
+                let mut step = |step: &tir::Step, predicates: &mut Vec<(usize, Predicate, tir::ExprId)>| {
+                    let keys = step
+                        .keys
+                        .iter()
+                        .map(|id| {
+                            values.push((rule_idx, *id, Case::Sensitive));
+                            let optional = matches!(&rule.expr(*id).kind, ExprKind::Field(path) if path.optional);
+                            format::SequenceKey { value: values.len() as u32 - 1, optional }
+                        })
+                        .collect();
+                    let predicate = condition(&step.query, predicates);
+                    format::SequenceStep { predicate, keys, missing: step.missing, fork: step.fork, source_step: step.source_step as u32 }
+                };
+                let steps = sequence.steps.iter().map(|each| step(each, &mut predicates)).collect();
+                let until = sequence.until.as_ref().map(|each| step(each, &mut predicates));
+                tables.push(format::SequenceTable {
+                    rule: rule_idx as u32,
+                    flavor: match sequence.semantics {
+                        tir::SequenceSemantics::Elasticsearch => format::SequenceFlavor::Elasticsearch,
+                        tir::SequenceSemantics::Endgame => format::SequenceFlavor::Endgame,
+                    },
+                    fold_case: sequence.key_case == Case::Insensitive,
+                    maxspan_ns: sequence.maxspan_ns,
+                    steps,
+                    until,
+                });
+                format::Query::Sequence { table: tables.len() as u32 - 1 }
+            }
+            tir::Query::Join(_) | tir::Query::Sample(_) => unreachable!("refused by `unsupported`"),
+        };
         let mut pipes = Vec::new();
         for pipe in &input.rule.pipes {
             let mut keys = |ids: &[tir::ExprId]| -> Vec<u32> {
                 ids.iter()
                     .map(|id| {
-                        values.push((rule_idx, *id));
+                        values.push((rule_idx, *id, rule.pipe_key_case));
                         values.len() as u32 - 1
                     })
                     .collect()
@@ -120,7 +160,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
             risk_score: meta.risk_score.filter(|score| score.is_finite()),
             description: meta.description.clone(),
             tags: meta.tags.clone(),
-            query: format::Query::Event { predicate },
+            query,
             pipes,
         });
     }
@@ -176,13 +216,12 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         predicate_fns.push(generator.f.finish());
     }
     let mut value_fns = Vec::new();
-    for (rule_idx, expr) in &values {
+    for (rule_idx, expr, case) in &values {
         let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
         generator.lineage_slots = lineage_slots(*rule_idx);
         generator.select_event(layout.slots_offset, slot_stride);
         generator.reset_heap();
-        let case = rules[*rule_idx].pipe_key_case;
-        generator.key_value(*expr, case);
+        generator.key_value(*expr, *case);
         let mut builder = generator.f;
         wasm::copy_to_out(&mut builder, layout.out_offset);
         value_fns.push(builder.finish());
@@ -209,11 +248,11 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         functions: Functions {
             categories,
             predicates: predicates.into_iter().map(|(_, predicate, _)| predicate).collect(),
-            values: values.iter().map(|(rule_idx, _)| ValueFn { rule: *rule_idx as u32 }).collect(),
+            values: values.iter().map(|(rule_idx, ..)| ValueFn { rule: *rule_idx as u32 }).collect(),
         },
         patterns: format::Patterns { regexes: patterns.regexes, cidr_sets: patterns.cidr_sets },
         wasm,
-        sequences: None,
+        sequences: (!tables.is_empty()).then_some(tables),
         lineage: None,
     };
     let index_of = |name: &str| bundle.fields.iter().position(|field| field.name == name).unwrap_or_default() as u32;
@@ -254,18 +293,25 @@ fn lineage_postorder(rule: &tir::Rule) -> Vec<tir::ExprId> {
 
 /// A diagnostic for a rule the back end cannot compile yet.
 fn unsupported(input: &Input) -> Option<Diagnostic> {
+    let lineage = || input.rule.exprs.iter().any(|node| matches!(node.kind, ExprKind::Lineage { .. }));
     let what = match &input.rule.query {
-        tir::Query::Sequence(_) => Some("sequence"),
-        tir::Query::Join(_) => Some("join"),
-        tir::Query::Sample(_) => Some("sample"),
+        tir::Query::Sequence(sequence) if sequence.steps.iter().any(|step| step.missing) => Some("sequences with a missing-event step (`![...]`)"),
+        tir::Query::Sequence(sequence) if sequence.steps.iter().any(|step| step.fork) => Some("sequences with `fork`"),
+        tir::Query::Sequence(_) if input.rule.pipes.iter().any(|pipe| !matches!(pipe, tir::Pipe::Head(_) | tir::Pipe::Tail(_))) => {
+            Some("sequences with pipes other than `head` and `tail`")
+        }
+        tir::Query::Sequence(_) if lineage() => Some("sequences with lineage tests"),
+        tir::Query::Sequence(_) => None,
+        tir::Query::Join(_) => Some("`join` rules"),
+        tir::Query::Sample(_) => Some("`sample` rules"),
         tir::Query::Event(_) => None,
     };
     let at = Span { start: input.span.start, end: input.span.start };
     if let Some(what) = what {
         return Some(
-            Diagnostic::new(Code::E0701, format!("`{what}` rules cannot be compiled into a bundle yet"))
+            Diagnostic::new(Code::E0701, format!("{what} cannot be compiled into a bundle yet"))
                 .primary(at, format!("rule `{}`", input.meta.name))
-                .note("this eqlc compiles event queries and their pipes; the sequence engine comes next")
+                .note("this eqlc compiles event queries with their pipes, and sequences without missing steps, `fork` or pipes other than `head` and `tail`")
                 .help("check the rule with `eqlc check`, and leave it out of `eqlc build` for now"),
         );
     }

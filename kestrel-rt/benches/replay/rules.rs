@@ -44,7 +44,8 @@ pub struct Corpus {
     pub linux: usize,
     /// Of those, rules with check errors (mostly fields of non-sensor data sources).
     pub check_errors: usize,
-    /// Rules the back end refuses with E0701 (sequences, for now).
+    /// Rules the back end refuses with E0701 (joins, samples, sequences with missing
+    /// steps, `fork` or pipes other than head and tail, for now).
     pub unsupported: usize,
     /// Rules the back end refuses for another reason.
     pub build_errors: usize,
