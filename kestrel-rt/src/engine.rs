@@ -176,7 +176,9 @@ struct RulePlan {
 /// A sequence rule's executor, and how its join keys are formed.
 struct SequenceRun {
     rule: usize,
-    table: SequenceTable,
+    /// Per step, then the until step last: its key value functions and which are
+    /// `?optional` (read from the table once, not per hit).
+    keys: Vec<(Vec<usize>, Vec<bool>)>,
     rules: KeyRules,
     machine: Machine<EventRef>,
 }
@@ -188,7 +190,8 @@ impl SequenceRun {
             SequenceFlavor::Endgame => Flavor::Endgame,
         };
         let config = Config { steps: table.steps.len(), maxspan: table.maxspan_ns, flavor, max_partials: DEFAULT_MAX_PARTIALS };
-        SequenceRun { rule: table.rule as usize, table: table.clone(), rules: KeyRules { flavor, fold_case: table.fold_case }, machine: Machine::new(config) }
+        let keys = table.steps.iter().chain(&table.until).map(|step| step.keys.iter().map(|key| (key.value as usize, key.optional)).unzip()).collect();
+        SequenceRun { rule: table.rule as usize, keys, rules: KeyRules { flavor, fold_case: table.fold_case }, machine: Machine::new(config) }
     }
 }
 
@@ -337,13 +340,14 @@ impl Engine {
         let candidate_mask = category_candidates.iter().take(64).enumerate().filter(|(_, runs)| **runs).fold(0u64, |mask, (id, _)| mask | 1 << id);
         let stats = Stats { rules: vec![RuleStats::default(); bundle.rules.len()], ..Stats::default() };
         let lineage = bundle.lineage.as_ref().map(crate::lineage::Tracker::new);
-        let sequences: Vec<SequenceRun> = bundle.sequences.iter().flatten().map(SequenceRun::new).collect();
+        let tables = bundle.sequences.as_deref().unwrap_or_default();
+        let sequences: Vec<SequenceRun> = tables.iter().map(SequenceRun::new).collect();
         let mut steps_of = vec![Vec::new(); bundle.functions.predicates.len()];
-        for (run, sequence) in sequences.iter().enumerate() {
-            for (step, spec) in sequence.table.steps.iter().enumerate() {
+        for (run, table) in tables.iter().enumerate() {
+            for (step, spec) in table.steps.iter().enumerate() {
                 steps_of[spec.predicate as usize].push((run, Some(step)));
             }
-            if let Some(until) = &sequence.table.until {
+            if let Some(until) = &table.until {
                 steps_of[until.predicate as usize].push((run, None));
             }
         }
@@ -600,20 +604,22 @@ impl Engine {
     /// sequences become matches.
     fn advance_sequences(&mut self, steps: &[(usize, Option<usize>)], event: i32, item: &EventRef, matches: &mut Vec<Match>) {
         let mut runs: Vec<usize> = steps.iter().map(|(run, _)| *run).collect();
+        runs.sort_unstable();
         runs.dedup();
-        let mut keys = Vec::new();
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
         for run in runs {
             let (mut hits, mut until) = (Vec::new(), Vec::new());
             for (_, step) in steps.iter().filter(|(each, _)| *each == run) {
                 let sequence = &self.sequences[run];
-                let spec = match step {
-                    Some(step) => &sequence.table.steps[*step],
-                    None => sequence.table.until.as_ref().expect("an until predicate has an until step"),
-                };
-                let (ids, optional): (Vec<usize>, Vec<bool>) = spec.keys.iter().map(|key| (key.value as usize, key.optional)).unzip();
+                let spec = step.unwrap_or(sequence.keys.len() - 1);
                 let (rule, rules) = (sequence.rule, sequence.rules);
-                let values: Vec<Value> = ids.into_iter().map(|id| self.value_of(rule, id, event)).collect();
-                let dropped = crate::join_key::keys(&values, &optional, rules, &mut keys);
+                values.clear();
+                for idx in 0..self.sequences[run].keys[spec].0.len() {
+                    let id = self.sequences[run].keys[spec].0[idx];
+                    let value = self.value_of(rule, id, event);
+                    values.push(value);
+                }
+                let dropped = crate::join_key::keys(&values, &self.sequences[run].keys[spec].1, rules, &mut keys);
                 self.stats.rules[rule].keys_dropped += dropped as u64;
                 match step {
                     Some(step) => hits.extend(keys.drain(..).map(|key| (*step, key))),
