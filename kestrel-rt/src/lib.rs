@@ -12,6 +12,7 @@ pub mod engine;
 pub mod functions;
 pub mod guest;
 pub mod host;
+pub mod join;
 pub mod join_key;
 pub mod json_scan;
 pub mod lineage;
