@@ -21,5 +21,6 @@ pub mod parallel;
 pub mod pipes;
 pub mod program;
 pub mod replay;
+pub mod sample;
 pub mod sequence;
 pub use kestrel_bundle::time;
