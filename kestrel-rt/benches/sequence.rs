@@ -38,17 +38,24 @@ fn rss() -> Option<u64> {
 /// then `events` events hit random steps of random open keys, a microsecond apart.
 fn open_partials(open: u64, events: u64) -> f64 {
     let hour = 3_600_000_000_000;
-    let mut machine: Machine<u64> = Machine::new(Config { steps: 3, maxspan: Some(hour), flavor: Flavor::Elasticsearch, max_partials: DEFAULT_MAX_PARTIALS });
+    let mut machine: Machine<u64> = Machine::new(Config {
+        steps: 3,
+        leading: false,
+        trailing: false,
+        maxspan: Some(hour),
+        flavor: Flavor::Elasticsearch,
+        max_partials: DEFAULT_MAX_PARTIALS,
+    });
     let keys: Vec<Key> = (0..open).map(key).collect();
     let mut done = Vec::new();
     for (n, key) in keys.iter().enumerate() {
-        machine.push(Input { id: &(n as u64), timestamp: n as i64, hits: &[(0, key.clone())], until: &[] }, &mut done);
+        machine.push(Input { id: &(n as u64), timestamp: n as i64, hits: &[(0, key.clone())], until: &[], missing: &[] }, &mut done);
     }
     let mut random = Random(0x2545_f491_4f6c_dd1d);
     let stream: Vec<[(usize, Key); 1]> = (0..events).map(|_| [(random.next(3) as usize, keys[random.next(open) as usize].clone())]).collect();
     let started = Instant::now();
     for (n, hits) in stream.iter().enumerate() {
-        machine.push(Input { id: &(n as u64), timestamp: open as i64 + n as i64 * 1_000, hits, until: &[] }, &mut done);
+        machine.push(Input { id: &(n as u64), timestamp: open as i64 + n as i64 * 1_000, hits, until: &[], missing: &[] }, &mut done);
         if done.len() > 4096 {
             done.clear();
         }
@@ -89,10 +96,11 @@ fn main() {
 fn under_the_cap(keys: u64) {
     let before = rss();
     let mut done = Vec::new();
-    let mut machine: Machine<u64> = Machine::new(Config { steps: 3, maxspan: None, flavor: Flavor::Elasticsearch, max_partials: DEFAULT_MAX_PARTIALS });
+    let mut machine: Machine<u64> =
+        Machine::new(Config { steps: 3, leading: false, trailing: false, maxspan: None, flavor: Flavor::Elasticsearch, max_partials: DEFAULT_MAX_PARTIALS });
     let mut peak = 0;
     for n in 0..keys {
-        machine.push(Input { id: &n, timestamp: n as i64, hits: &[(0, key(n))], until: &[] }, &mut done);
+        machine.push(Input { id: &n, timestamp: n as i64, hits: &[(0, key(n))], until: &[], missing: &[] }, &mut done);
         peak = peak.max(machine.open());
     }
     assert!(peak <= DEFAULT_MAX_PARTIALS);
@@ -107,9 +115,10 @@ fn under_the_cap(keys: u64) {
 fn per_partial(keys: u64) {
     let before = rss();
     let mut done = Vec::new();
-    let mut machine: Machine<u64> = Machine::new(Config { steps: 3, maxspan: None, flavor: Flavor::Elasticsearch, max_partials: keys as usize });
+    let mut machine: Machine<u64> =
+        Machine::new(Config { steps: 3, leading: false, trailing: false, maxspan: None, flavor: Flavor::Elasticsearch, max_partials: keys as usize });
     for n in 0..keys {
-        machine.push(Input { id: &n, timestamp: n as i64, hits: &[(0, key(n))], until: &[] }, &mut done);
+        machine.push(Input { id: &n, timestamp: n as i64, hits: &[(0, key(n))], until: &[], missing: &[] }, &mut done);
     }
     if let (Some(before), Some(after)) = (before, rss()) {
         let each = after.saturating_sub(before) as f64 / machine.open() as f64;

@@ -9,11 +9,12 @@
 //! `@timestamp` is the time of the last matched event (for a `count` output, of the
 //! last event read), never the wall clock: two replays of the same input write the
 //! same bytes. `unique_count` adds `"kestrel":{"count":N,"percent":P}`; `count` writes
-//! `"kestrel":{"key":[…],"count":N,"percent":P}` and no events.
+//! `"kestrel":{"key":[…],"count":N,"percent":P}` and no events. A sequence lists one
+//! event per step, `null` for a missing-event step (`![...]`).
 
 use crate::engine::Alert;
 use crate::time::format_rfc3339;
-use kestrel_bundle::bundle::Bundle;
+use kestrel_bundle::bundle::{Bundle, Query};
 use kestrel_bundle::semantics::Value;
 
 /// Appends one alert document and its newline to `out`. `now` is the timestamp of the
@@ -50,11 +51,23 @@ pub fn render(alert: &Alert, bundle: &Bundle, now: i64, out: &mut Vec<u8>) {
         out.push(b'}');
     }
     out.extend_from_slice(b",\"events\":[");
-    for (idx, event) in alert.events.iter().enumerate() {
+    // A sequence's missing steps (`![...]`) are `null`, so events keep their step's place.
+    let steps = match rule.query {
+        Query::Sequence { table } => bundle.sequences.as_deref().and_then(|tables| tables.get(table as usize)).map(|table| table.steps.as_slice()),
+        _ => None,
+    };
+    let missing = steps.filter(|steps| steps.iter().filter(|step| !step.missing).count() == alert.events.len() && steps.iter().any(|step| step.missing));
+    let mut events = alert.events.iter();
+    let places = missing.map_or(alert.events.len(), <[_]>::len);
+    for idx in 0..places {
         if idx > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(event.raw.trim().as_bytes());
+        let event = if missing.is_some_and(|steps| steps[idx].missing) { None } else { events.next() };
+        match event {
+            Some(event) => out.extend_from_slice(event.raw.trim().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
     }
     out.extend_from_slice(b"]}\n");
 }

@@ -10,7 +10,7 @@ use crate::host::HostState;
 use crate::join_key::KeyRules;
 use crate::pipes::{Output, Pipeline, Row, Stage};
 use crate::program::Program;
-use crate::sequence::{Config, DEFAULT_MAX_PARTIALS, Flavor, Machine};
+use crate::sequence::{Config, DEFAULT_MAX_PARTIALS, Flavor, Gap, Machine};
 use kestrel_bundle::abi::SLOT_SIZE;
 use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query, SequenceFlavor, SequenceTable};
 use kestrel_bundle::semantics::Value;
@@ -179,8 +179,18 @@ struct SequenceRun {
     /// Per step, then the until step last: its key value functions and which are
     /// `?optional` (read from the table once, not per hit).
     keys: Vec<(Vec<usize>, Vec<bool>)>,
+    /// Per step: what the machine calls it (positive steps are numbered apart).
+    roles: Vec<StepRole>,
     rules: KeyRules,
     machine: Machine<EventRef>,
+}
+
+/// A bundle step, for the machine.
+#[derive(Clone, Copy, Debug)]
+enum StepRole {
+    /// The n-th positive step.
+    Positive(usize),
+    Missing(Gap),
 }
 
 impl SequenceRun {
@@ -189,9 +199,32 @@ impl SequenceRun {
             SequenceFlavor::Elasticsearch => Flavor::Elasticsearch,
             SequenceFlavor::Endgame => Flavor::Endgame,
         };
-        let config = Config { steps: table.steps.len(), maxspan: table.maxspan_ns, flavor, max_partials: DEFAULT_MAX_PARTIALS };
+        let positives = table.steps.iter().filter(|step| !step.missing).count();
+        let mut seen = 0;
+        let roles: Vec<StepRole> = table
+            .steps
+            .iter()
+            .map(|step| match step.missing {
+                false => {
+                    seen += 1;
+                    StepRole::Positive(seen - 1)
+                }
+                true if seen == 0 => StepRole::Missing(Gap::Leading),
+                true if seen == positives => StepRole::Missing(Gap::Trailing),
+                true => StepRole::Missing(Gap::Before(seen)),
+            })
+            .collect();
+        let has = |gap: Gap| roles.iter().any(|role| matches!(role, StepRole::Missing(each) if *each == gap));
+        let config = Config {
+            steps: positives,
+            leading: has(Gap::Leading),
+            trailing: has(Gap::Trailing),
+            maxspan: table.maxspan_ns,
+            flavor,
+            max_partials: DEFAULT_MAX_PARTIALS,
+        };
         let keys = table.steps.iter().chain(&table.until).map(|step| step.keys.iter().map(|key| (key.value as usize, key.optional)).unzip()).collect();
-        SequenceRun { rule: table.rule as usize, keys, rules: KeyRules { flavor, fold_case: table.fold_case }, machine: Machine::new(config) }
+        SequenceRun { rule: table.rule as usize, keys, roles, rules: KeyRules { flavor, fold_case: table.fold_case }, machine: Machine::new(config) }
     }
 }
 
@@ -221,6 +254,9 @@ pub struct Engine {
     sequences: Vec<SequenceRun>,
     /// By predicate id: the sequence steps it decides (run, step; `None` for `until`).
     steps_of: Vec<Vec<(usize, Option<usize>)>>,
+    /// The sequence runs with a trailing missing step: their results wait for time to
+    /// pass, so every event evaluated moves their clock.
+    clocked: Vec<usize>,
     profiling: bool,
     _ticker: Ticker,
 }
@@ -351,6 +387,12 @@ impl Engine {
                 steps_of[until.predicate as usize].push((run, None));
             }
         }
+        let clocked = sequences
+            .iter()
+            .enumerate()
+            .filter(|(_, run)| run.roles.iter().any(|role| matches!(role, StepRole::Missing(Gap::Trailing))))
+            .map(|(run, _)| run)
+            .collect();
         let ticker = Ticker::start(program.engine.clone());
         Ok(Engine {
             program,
@@ -370,6 +412,7 @@ impl Engine {
             lineage,
             sequences,
             steps_of,
+            clocked,
             profiling: false,
             _ticker: ticker,
         })
@@ -425,6 +468,15 @@ impl Engine {
 
     /// Flushes the buffering pipes: call once, after the last event.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
+        let mut matches = Vec::new();
+        for run in 0..self.sequences.len() {
+            let mut done = Vec::new();
+            self.sequences[run].machine.finish(&mut done);
+            self.sequence_results(run, done, &mut matches);
+        }
+        for found in matches {
+            self.dispatch(found, alerts);
+        }
         for rule_idx in 0..self.rules.len() {
             let mut outputs = Vec::new();
             let mut pipeline = std::mem::replace(&mut self.rules[rule_idx].pipeline, Pipeline::new(Vec::new(), 0));
@@ -579,6 +631,9 @@ impl Engine {
             matched.extend(results.iter().enumerate().filter(|(_, result)| **result == 1).map(|(id, _)| id));
             steps.clear();
             steps.extend(matched.iter().flat_map(|id| self.steps_of[*id].iter().copied()));
+            if !self.clocked.is_empty() {
+                self.release_sequences(events[*offset].timestamp, matches);
+            }
             if !steps.is_empty() {
                 let source = &events[*offset];
                 let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone(), fields: None };
@@ -608,7 +663,7 @@ impl Engine {
         runs.dedup();
         let (mut keys, mut values) = (Vec::new(), Vec::new());
         for run in runs {
-            let (mut hits, mut until) = (Vec::new(), Vec::new());
+            let (mut hits, mut until, mut missing) = (Vec::new(), Vec::new(), Vec::new());
             for (_, step) in steps.iter().filter(|(each, _)| *each == run) {
                 let sequence = &self.sequences[run];
                 let spec = step.unwrap_or(sequence.keys.len() - 1);
@@ -621,20 +676,37 @@ impl Engine {
                 }
                 let dropped = crate::join_key::keys(&values, &self.sequences[run].keys[spec].1, rules, &mut keys);
                 self.stats.rules[rule].keys_dropped += dropped as u64;
-                match step {
-                    Some(step) => hits.extend(keys.drain(..).map(|key| (*step, key))),
+                match step.map(|step| self.sequences[run].roles[step]) {
+                    Some(StepRole::Positive(step)) => hits.extend(keys.drain(..).map(|key| (step, key))),
+                    Some(StepRole::Missing(gap)) => missing.extend(keys.drain(..).map(|key| (gap, key))),
                     None => until.append(&mut keys),
                 }
             }
-            let sequence = &mut self.sequences[run];
             let mut done = Vec::new();
-            sequence.machine.push(crate::sequence::Input { id: item, timestamp: item.timestamp, hits: &hits, until: &until }, &mut done);
-            let rule = sequence.rule;
-            self.stats.rules[rule].sequence = sequence.machine.counters;
-            for events in done {
-                self.stats.rules[rule].matches += 1;
-                matches.push(Match { rule, row: Row { item: events, filters: Vec::new(), keys: Vec::new(), count: None } });
-            }
+            let input = crate::sequence::Input { id: item, timestamp: item.timestamp, hits: &hits, until: &until, missing: &missing };
+            self.sequences[run].machine.push(input, &mut done);
+            self.sequence_results(run, done, matches);
+        }
+    }
+
+    /// Releases the results of the sequence rules with a trailing missing step whose
+    /// window has closed at `now`.
+    fn release_sequences(&mut self, now: i64, matches: &mut Vec<Match>) {
+        for idx in 0..self.clocked.len() {
+            let run = self.clocked[idx];
+            let mut done = Vec::new();
+            self.sequences[run].machine.release(now, &mut done);
+            self.sequence_results(run, done, matches);
+        }
+    }
+
+    /// Completed sequences of a run, as matches of its rule; the rule's counters.
+    fn sequence_results(&mut self, run: usize, done: Vec<Vec<EventRef>>, matches: &mut Vec<Match>) {
+        let rule = self.sequences[run].rule;
+        self.stats.rules[rule].sequence = self.sequences[run].machine.counters;
+        for events in done {
+            self.stats.rules[rule].matches += 1;
+            matches.push(Match { rule, row: Row { item: events, filters: Vec::new(), keys: Vec::new(), count: None } });
         }
     }
 

@@ -212,6 +212,10 @@ fn through_the_command_line(queries: &[(usize, &str)], events: &str, run: &Run) 
 }
 
 fn event_id(event: &serde_json::Value, field: &str) -> i64 {
+    // A missing-event step's place: the suites' `-1`.
+    if event.is_null() {
+        return -1;
+    }
     let value = event.get(field).or_else(|| field.split('.').try_fold(event, |value, key| value.get(key)));
     value.and_then(serde_json::Value::as_i64).unwrap_or_else(|| panic!("alert event without `{field}`: {event}"))
 }

@@ -295,7 +295,6 @@ fn lineage_postorder(rule: &tir::Rule) -> Vec<tir::ExprId> {
 fn unsupported(input: &Input) -> Option<Diagnostic> {
     let lineage = || input.rule.exprs.iter().any(|node| matches!(node.kind, ExprKind::Lineage { .. }));
     let what = match &input.rule.query {
-        tir::Query::Sequence(sequence) if sequence.steps.iter().any(|step| step.missing) => Some("sequences with a missing-event step (`![...]`)"),
         tir::Query::Sequence(sequence) if sequence.steps.iter().any(|step| step.fork) => Some("sequences with `fork`"),
         tir::Query::Sequence(_) if input.rule.pipes.iter().any(|pipe| !matches!(pipe, tir::Pipe::Head(_) | tir::Pipe::Tail(_))) => {
             Some("sequences with pipes other than `head` and `tail`")
@@ -311,7 +310,7 @@ fn unsupported(input: &Input) -> Option<Diagnostic> {
         return Some(
             Diagnostic::new(Code::E0701, format!("{what} cannot be compiled into a bundle yet"))
                 .primary(at, format!("rule `{}`", input.meta.name))
-                .note("this eqlc compiles event queries with their pipes, and sequences without missing steps, `fork` or pipes other than `head` and `tail`")
+                .note("this eqlc compiles event queries with their pipes, and sequences without `fork` or pipes other than `head` and `tail`")
                 .help("check the rule with `eqlc check`, and leave it out of `eqlc build` for now"),
         );
     }

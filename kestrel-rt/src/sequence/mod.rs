@@ -18,7 +18,20 @@
 //!   amortised O(1) per event; never a scan over the open partials. Stale queue entries
 //!   (partials that advanced to completion or were replaced) are skipped lazily.
 //! - **Bounded state**: at most `max_partials` open partials; a new one beyond the cap
-//!   evicts the oldest (deterministically, creation order), counted.
+//!   evicts the oldest (deterministically, creation order), counted. The same cap
+//!   bounds the keys of leading missing steps and the sequences waiting for their
+//!   trailing window.
+//! - **Missing events** (`![...]`), as Elasticsearch: the machine matches the positive
+//!   steps as if the missing ones were not there, and rules a completed sequence out
+//!   when an event of a missing step, under the sequence's key, falls in the step's
+//!   gap: strictly between the events of the positive steps around it; for leading and
+//!   trailing missing steps, within a maxspan-wide window (docs/sequences.md). A
+//!   partial whose gap was hit keeps advancing (it still takes its place under "latest
+//!   wins"), and is dropped when it completes. A sequence with a trailing missing step
+//!   is released only when its window has closed (an event past it, or the end of the
+//!   input: [`Machine::finish`]), never early.
+
+mod missing;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -37,8 +50,12 @@ pub enum Flavor {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Steps after `runs=N` unrolling (at least 1).
+    /// Positive (not missing) steps after `runs=N` unrolling (at least 1).
     pub steps: usize,
+    /// Whether missing steps come before the first positive step.
+    pub leading: bool,
+    /// Whether missing steps come after the last positive step.
+    pub trailing: bool,
     /// Inclusive, in timestamp units (nanoseconds); `None`: no limit.
     pub maxspan: Option<u64>,
     pub flavor: Flavor,
@@ -57,6 +74,19 @@ pub struct Input<'a, T> {
     pub hits: &'a [(usize, Key)],
     /// The keys under which the event is an `until` event.
     pub until: &'a [Key],
+    /// (gap, key) for every missing step the event matches, one per key.
+    pub missing: &'a [(Gap, Key)],
+}
+
+/// Where a missing step stands among the positive steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gap {
+    /// Before the first positive step.
+    Leading,
+    /// Between positive steps `s - 1` and `s`.
+    Before(usize),
+    /// After the last positive step.
+    Trailing,
 }
 
 // Only references and numbers: copyable whatever `T` is.
@@ -79,8 +109,11 @@ pub struct Counters {
     pub expired: u64,
     /// Ended by an until event.
     pub ended: u64,
-    /// Dropped to stay under the cap.
+    /// Dropped to stay under the cap (partials, leading-step keys, sequences waiting
+    /// for their trailing window).
     pub evicted: u64,
+    /// Completed, then ruled out by an event of a missing step.
+    pub ruled_out: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -88,6 +121,14 @@ struct Partial<T> {
     /// The events so far, in step order.
     events: Vec<T>,
     first: i64,
+    /// Timestamp of its latest event.
+    last: i64,
+    /// The latest leading missing hit before its first event.
+    lead: Option<i64>,
+    /// The earliest hit of a missing step in the gap it waits in.
+    gap_hit: Option<i64>,
+    /// A missing step's gap was hit: it advances, but will not be a result.
+    ruled_out: bool,
     /// The step it waits for (its place in `waiting`).
     stage: usize,
     key: Key,
@@ -107,6 +148,8 @@ pub struct Machine<T> {
     order: VecDeque<(usize, u64)>,
     live: usize,
     next_serial: u64,
+    leading: missing::Leading,
+    trailing: missing::Trailing<T>,
     pub counters: Counters,
 }
 
@@ -121,6 +164,8 @@ impl<T: Clone> Machine<T> {
             order: VecDeque::new(),
             live: 0,
             next_serial: 0,
+            leading: missing::Leading::default(),
+            trailing: missing::Trailing::default(),
             counters: Counters::default(),
         }
     }
@@ -130,10 +175,25 @@ impl<T: Clone> Machine<T> {
         self.live
     }
 
+    /// Entries of the expiry queue, stale ones included (bounded by twice the open
+    /// partials, plus a constant).
+    pub fn queued(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Completed sequences waiting for their trailing window to close.
+    pub fn waiting(&self) -> usize {
+        self.trailing.len()
+    }
+
     /// Advances the machine by one event (events come in timestamp order); pushes the
-    /// completed matches (event ids in step order) onto `done`.
+    /// completed matches (event ids of the positive steps, in step order) onto `done`.
     pub fn push(&mut self, event: Input<T>, done: &mut Vec<Vec<T>>) {
         self.expire(event.timestamp);
+        self.release(event.timestamp, done);
+        for (gap, key) in event.missing {
+            self.missing_hit(*gap, key, event.timestamp);
+        }
         if self.config.flavor == Flavor::Endgame {
             self.end(event.until);
         }
@@ -152,8 +212,19 @@ impl<T: Clone> Machine<T> {
         if step == 0 {
             if last == 0 {
                 self.counters.started += 1;
-                self.counters.completed += 1;
-                done.push(vec![event.id.clone()]);
+                let lead = if self.config.leading { self.leading.before(key, event.timestamp) } else { None };
+                let only = Partial {
+                    events: vec![event.id.clone()],
+                    first: event.timestamp,
+                    last: event.timestamp,
+                    lead,
+                    gap_hit: None,
+                    ruled_out: false,
+                    stage: 0,
+                    key: key.clone(),
+                    serial: 0,
+                };
+                self.complete(only, done);
             } else {
                 self.start(key, event);
             }
@@ -167,16 +238,18 @@ impl<T: Clone> Machine<T> {
             return;
         }
         self.waiting[step].remove(key);
+        let partial = self.slots[slot].as_mut().expect("checked above");
+        partial.events.push(event.id.clone());
+        partial.last = event.timestamp;
+        if partial.gap_hit.take().is_some_and(|hit| hit < event.timestamp) {
+            partial.ruled_out = true;
+        }
         if step == last {
-            let mut partial = self.slots[slot].take().expect("checked above");
+            let partial = self.slots[slot].take().expect("checked above");
             self.free.push(slot);
             self.live -= 1;
-            partial.events.push(event.id.clone());
-            self.counters.completed += 1;
-            done.push(partial.events);
+            self.complete(partial, done);
         } else {
-            let partial = self.slots[slot].as_mut().expect("checked above");
-            partial.events.push(event.id.clone());
             partial.stage = step + 1;
             self.wait(step + 1, key.clone(), slot);
         }
@@ -189,7 +262,18 @@ impl<T: Clone> Machine<T> {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        let partial = Partial { events: vec![event.id.clone()], first: event.timestamp, stage: 1, key: key.clone(), serial };
+        let lead = if self.config.leading { self.leading.before(key, event.timestamp) } else { None };
+        let partial = Partial {
+            events: vec![event.id.clone()],
+            first: event.timestamp,
+            last: event.timestamp,
+            lead,
+            gap_hit: None,
+            ruled_out: false,
+            stage: 1,
+            key: key.clone(),
+            serial,
+        };
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot] = Some(partial);
@@ -203,6 +287,13 @@ impl<T: Clone> Machine<T> {
         self.live += 1;
         self.counters.started += 1;
         self.order.push_back((slot, serial));
+        // Without a maxspan nothing pops entries of completed partials from the front:
+        // drop stale entries in bulk so the queue stays within twice the open partials
+        // (amortised constant per partial).
+        if self.order.len() > 2 * self.live + 64 {
+            let slots = &self.slots;
+            self.order.retain(|(slot, serial)| slots[*slot].as_ref().is_some_and(|partial| partial.serial == *serial));
+        }
         self.wait(1, key.clone(), slot);
     }
 
@@ -214,14 +305,81 @@ impl<T: Clone> Machine<T> {
         }
     }
 
+    /// A sequence whose positive steps are all matched: a result now, ruled out, or
+    /// left to wait for its trailing window.
+    fn complete(&mut self, partial: Partial<T>, done: &mut Vec<Vec<T>>) {
+        let Config { leading, trailing, max_partials, .. } = self.config;
+        if partial.ruled_out {
+            self.counters.ruled_out += 1;
+            return;
+        }
+        if trailing {
+            // Ruled out by a trailing hit at most maxspan after the window's start:
+            // the latest leading hit when there are leading steps (none: nothing can
+            // rule it out), else the first event.
+            let reference = if leading { partial.lead } else { Some(partial.first) };
+            if self.trailing.len() >= max_partials && self.trailing.evict_oldest() {
+                self.counters.evicted += 1;
+            }
+            self.trailing.push(partial.events, partial.key, partial.last, reference);
+            return;
+        }
+        if leading && partial.lead.is_some_and(|lead| !self.past_maxspan(lead, partial.last)) {
+            self.counters.ruled_out += 1;
+            return;
+        }
+        self.counters.completed += 1;
+        done.push(partial.events);
+    }
+
+    /// An event of a missing step, under `key`.
+    fn missing_hit(&mut self, gap: Gap, key: &Key, now: i64) {
+        match gap {
+            Gap::Leading => {
+                if self.leading.len() >= self.config.max_partials && self.leading.before(key, i64::MAX).is_none() && self.leading.evict_oldest() {
+                    self.counters.evicted += 1;
+                }
+                self.leading.record(key, now);
+            }
+            Gap::Before(step) => {
+                let Some(&slot) = self.waiting.get(step).and_then(|waiting| waiting.get(key)) else { return };
+                let partial = self.slots[slot].as_mut().expect("a waiting slot holds a partial");
+                if now > partial.last {
+                    partial.gap_hit = Some(partial.gap_hit.map_or(now, |hit| hit.min(now)));
+                }
+            }
+            Gap::Trailing => {
+                let maxspan = self.config.maxspan;
+                let in_window = |reference: i64, now: i64| !past(maxspan, reference, now);
+                self.counters.ruled_out += self.trailing.hit(key, now, in_window);
+            }
+        }
+    }
+
+    /// Releases the completed sequences whose trailing window has closed at `now`
+    /// (in completion order: one still open holds back those behind it).
+    pub fn release(&mut self, now: i64, done: &mut Vec<Vec<T>>) {
+        if self.trailing.len() > 0 {
+            let maxspan = self.config.maxspan;
+            self.counters.completed += self.trailing.release(|reference| past(maxspan, reference, now), done);
+        }
+    }
+
+    /// The end of the input: every window is closed. Releases the completed sequences
+    /// still waiting for theirs.
+    pub fn finish(&mut self, done: &mut Vec<Vec<T>>) {
+        self.counters.completed += self.trailing.release(|_| true, done);
+    }
+
     fn past_maxspan(&self, first: i64, now: i64) -> bool {
-        self.config.maxspan.is_some_and(|maxspan| now.saturating_sub(first) > 0 && now.saturating_sub(first) as u64 > maxspan)
+        past(self.config.maxspan, first, now)
     }
 
     /// Drops the partials whose first event is past the maxspan at `now`, oldest first.
     fn expire(&mut self, now: i64) {
-        if self.config.maxspan.is_none() {
-            return;
+        let Some(maxspan) = self.config.maxspan else { return };
+        if self.config.leading {
+            self.leading.expire(|hit| past(Some(maxspan), hit, now));
         }
         while let Some(&(slot, serial)) = self.order.front() {
             match &self.slots[slot] {
@@ -278,4 +436,9 @@ impl<T: Clone> Machine<T> {
             self.live -= 1;
         }
     }
+}
+
+/// Whether `now` is more than `maxspan` after `first` (never, without a maxspan).
+fn past(maxspan: Option<u64>, first: i64, now: i64) -> bool {
+    maxspan.is_some_and(|maxspan| now.saturating_sub(first) > 0 && now.saturating_sub(first) as u64 > maxspan)
 }
