@@ -21,6 +21,9 @@ pub struct RuleMeta {
     pub tags: Vec<String>,
     /// Operating systems the rule is written for, when the file says (`os`, `os_list`).
     pub os: Vec<String>,
+    /// A `sample` rule: samples per key (Elasticsearch's request parameter of that
+    /// name; 1 when the file does not say).
+    pub max_samples_per_key: Option<u32>,
 }
 
 /// One rule's query, located in a source file.
@@ -144,6 +147,7 @@ struct TomlRule {
     tags: Vec<String>,
     #[serde(default)]
     os_list: Vec<String>,
+    max_samples_per_key: Option<u32>,
 }
 
 fn toml_rule(name: &str, text: String, sources: &mut SourceMap) -> (Vec<RuleSource>, Vec<Diagnostic>) {
@@ -173,6 +177,7 @@ fn toml_rule(name: &str, text: String, sources: &mut SourceMap) -> (Vec<RuleSour
         description: rule.description,
         tags: rule.tags,
         os: rule.os_list,
+        max_samples_per_key: rule.max_samples_per_key,
     };
     let Some(query) = rule.query else {
         let diag = Diagnostic::new(Code::E0503, format!("rule `{}` has no `query`", meta.name))
@@ -224,6 +229,7 @@ struct JsonRule {
     tags: Vec<String>,
     #[serde(default)]
     os: Vec<String>,
+    max_samples_per_key: Option<u32>,
 }
 
 /// One rule per line; blank lines are skipped. A bad line is reported with its line
@@ -268,6 +274,7 @@ fn json_lines(name: &str, text: &str, sources: &mut SourceMap) -> (Vec<RuleSourc
             description: rule.description,
             tags: rule.tags,
             os: rule.os,
+            max_samples_per_key: rule.max_samples_per_key,
         };
         let len = query.len();
         let file = sources.add(format!("{name} (line {})", idx + 1), query);

@@ -20,6 +20,6 @@ pub mod time;
 
 pub use bundle::{
     ABI_VERSION, Bundle, BundleError, CidrBlock, FORMAT_VERSION, Field, FieldKind, Functions, Layout, MAGIC, Manifest, Patterns, Pipe, Predicate,
-    PredicateRole, Query, RegexAnchor, RegexPattern, Rule, SequenceFlavor, SequenceKey, SequenceStep, SequenceTable, ValueFn,
+    PredicateRole, Query, RegexAnchor, RegexPattern, Rule, SequenceFlavor, SequenceKey, SequenceStep, SequenceTable, TableKind, ValueFn,
 };
 pub use schema::{FieldDef, FieldId, FieldType, Schema, SchemaError, TimestampUnit};

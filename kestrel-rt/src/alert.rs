@@ -6,11 +6,12 @@
 //!  "events":[{…the matched event, verbatim…}]}
 //! ```
 //!
-//! `@timestamp` is the time of the last matched event (for a `count` output, of the
+//! `@timestamp` is the time of the latest matched event (for a `count` output, of the
 //! last event read), never the wall clock: two replays of the same input write the
 //! same bytes. `unique_count` adds `"kestrel":{"count":N,"percent":P}`; `count` writes
 //! `"kestrel":{"key":[…],"count":N,"percent":P}` and no events. A sequence lists one
-//! event per step, `null` for a missing-event step (`![...]`).
+//! event per step, `null` for a missing-event step (`![...]`). A sample adds
+//! `"kestrel":{"join_key":[…]}`: the values of its key.
 
 use crate::engine::Alert;
 use crate::time::format_rfc3339;
@@ -21,7 +22,7 @@ use kestrel_bundle::semantics::Value;
 /// last event read, used when the alert carries no event.
 pub fn render(alert: &Alert, bundle: &Bundle, now: i64, out: &mut Vec<u8>) {
     let rule = &bundle.rules[alert.rule];
-    let timestamp = alert.events.last().map_or(now, |event| event.timestamp);
+    let timestamp = alert.events.iter().map(|event| event.timestamp).max().unwrap_or(now);
     out.extend_from_slice(b"{\"@timestamp\":");
     string(&format_rfc3339(timestamp), out);
     out.extend_from_slice(b",\"event\":{\"kind\":\"alert\"},\"rule\":{\"id\":");
@@ -37,6 +38,12 @@ pub fn render(alert: &Alert, bundle: &Bundle, now: i64, out: &mut Vec<u8>) {
         number(score, out);
     }
     out.push(b'}');
+    if let Some(key) = &alert.join_key {
+        out.extend_from_slice(b",\"kestrel\":{\"join_key\":");
+        let json = serde_json::Value::Array(key.iter().map(Value::to_json).collect());
+        out.extend_from_slice(json.to_string().as_bytes());
+        out.push(b'}');
+    }
     if let Some((count, percent)) = alert.count {
         out.extend_from_slice(format!(",\"kestrel\":{{\"count\":{count},\"percent\":").as_bytes());
         number(percent, out);

@@ -12,7 +12,7 @@ use crate::pipes::{Output, Pipeline, Row, Stage};
 use crate::program::Program;
 use crate::sequence::{Config, DEFAULT_MAX_PARTIALS, Flavor, Gap, Machine};
 use kestrel_bundle::abi::SLOT_SIZE;
-use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query, SequenceFlavor, SequenceTable};
+use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query, SequenceFlavor, SequenceTable, TableKind};
 use kestrel_bundle::semantics::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -119,6 +119,8 @@ pub struct Alert {
     pub rule: usize,
     /// The matched events, in order.
     pub events: Vec<EventRef>,
+    /// A sample: the values of its key.
+    pub join_key: Option<Vec<Value>>,
     /// `unique_count`: the count and share of results with this one's key.
     pub count: Option<(u64, f64)>,
     /// `count`: the key and its count and share, instead of events.
@@ -129,8 +131,17 @@ pub struct Alert {
 #[derive(Clone, Debug)]
 pub struct Match {
     pub rule: usize,
-    /// The matched events (one for an event query, one per step for a sequence).
-    pub row: Row<Vec<EventRef>>,
+    pub row: Row<Found>,
+}
+
+/// What a rule found, as it goes through the rule's pipes.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// The matched events (one for an event query, one per positive step for a
+    /// sequence, one per step for a join or a sample).
+    pub events: Vec<EventRef>,
+    /// A sample: the values of its key.
+    pub join_key: Option<Vec<Value>>,
 }
 
 /// Counters of one rule.
@@ -146,6 +157,10 @@ pub struct RuleStats {
     pub dropped: u64,
     /// A sequence rule: what happened to its partial matches (expired, evicted, ...).
     pub sequence: crate::sequence::Counters,
+    /// A join rule: what happened to its keys.
+    pub join: crate::join::Counters,
+    /// A sample rule: what happened to its keys.
+    pub sample: crate::sample::Counters,
     /// Join keys over the per-hit limit of a multi-value key, dropped.
     pub keys_dropped: u64,
     /// Estimated time evaluating the rule's condition, when profiling (sampled: one
@@ -170,10 +185,10 @@ struct RulePlan {
     /// For each filter: whether it runs late (after `unique_count`, on the count).
     late: Vec<bool>,
     keys: Vec<Vec<usize>>,
-    pipeline: Pipeline<Vec<EventRef>>,
+    pipeline: Pipeline<Found>,
 }
 
-/// A sequence rule's executor, and how its join keys are formed.
+/// A multi-event rule's executor, and how its join keys are formed.
 struct SequenceRun {
     rule: usize,
     /// Per step, then the until step last: its key value functions and which are
@@ -182,7 +197,14 @@ struct SequenceRun {
     /// Per step: what the machine calls it (positive steps are numbered apart).
     roles: Vec<StepRole>,
     rules: KeyRules,
-    machine: Machine<EventRef>,
+    machine: Executor,
+}
+
+/// The executor of a table, by its kind.
+enum Executor {
+    Sequence(Box<Machine<EventRef>>),
+    Join(crate::join::Machine<EventRef>),
+    Sample(crate::sample::Machine<EventRef>),
 }
 
 /// A bundle step, for the machine.
@@ -224,7 +246,17 @@ impl SequenceRun {
             max_partials: DEFAULT_MAX_PARTIALS,
         };
         let keys = table.steps.iter().chain(&table.until).map(|step| step.keys.iter().map(|key| (key.value as usize, key.optional)).unzip()).collect();
-        SequenceRun { rule: table.rule as usize, keys, roles, rules: KeyRules { flavor, fold_case: table.fold_case }, machine: Machine::new(config) }
+        let machine = match table.kind {
+            TableKind::Sequence => Executor::Sequence(Box::new(Machine::new(config))),
+            TableKind::Join => Executor::Join(crate::join::Machine::new(crate::join::Config { steps: positives, max_keys: crate::join::DEFAULT_MAX_KEYS })),
+            TableKind::Sample { max_samples_per_key } => Executor::Sample(crate::sample::Machine::new(crate::sample::Config {
+                filters: positives,
+                max_samples_per_key: max_samples_per_key as usize,
+                max_keys: crate::sample::DEFAULT_MAX_KEYS,
+                max_events: crate::sample::DEFAULT_MAX_EVENTS,
+            })),
+        };
+        SequenceRun { rule: table.rule as usize, keys, roles, rules: KeyRules { flavor, fold_case: table.fold_case }, machine }
     }
 }
 
@@ -471,7 +503,9 @@ impl Engine {
         let mut matches = Vec::new();
         for run in 0..self.sequences.len() {
             let mut done = Vec::new();
-            self.sequences[run].machine.finish(&mut done);
+            if let Executor::Sequence(machine) = &mut self.sequences[run].machine {
+                machine.finish(&mut done);
+            }
             self.sequence_results(run, done, &mut matches);
         }
         for found in matches {
@@ -491,8 +525,8 @@ impl Engine {
     /// A filter after `unique_count`: the matched event goes back into guest memory,
     /// its fields `count` and `percent` (if the bundle reads them) replaced by the
     /// result's, as python eql sets them on the event; then the filter runs on it.
-    fn late_filter(&mut self, rule: usize, predicate: usize, row: &Row<Vec<EventRef>>) -> bool {
-        let Some(item) = row.item.first() else { return false };
+    fn late_filter(&mut self, rule: usize, predicate: usize, row: &Row<Found>) -> bool {
+        let Some(item) = row.item.events.first() else { return false };
         let Some(fields) = &item.fields else { return false };
         let mut fields: Vec<Option<Value>> = fields.as_ref().clone();
         if let Some((count, percent)) = row.count {
@@ -683,8 +717,20 @@ impl Engine {
                 }
             }
             let mut done = Vec::new();
-            let input = crate::sequence::Input { id: item, timestamp: item.timestamp, hits: &hits, until: &until, missing: &missing };
-            self.sequences[run].machine.push(input, &mut done);
+            match &mut self.sequences[run].machine {
+                Executor::Sequence(machine) => {
+                    let input = crate::sequence::Input { id: item, timestamp: item.timestamp, hits: &hits, until: &until, missing: &missing };
+                    machine.push(input, &mut done);
+                }
+                Executor::Join(machine) => machine.push(crate::join::Input { id: item, hits: &hits, until: &until }, &mut done),
+                Executor::Sample(machine) => {
+                    let mut samples = Vec::new();
+                    machine.push(crate::sample::Input { id: item, hits: &hits }, &mut samples);
+                    let results =
+                        samples.into_iter().map(|sample| Found { events: sample.events, join_key: Some(crate::join_key::decode(&sample.key)) }).collect();
+                    self.found(run, results, matches);
+                }
+            }
             self.sequence_results(run, done, matches);
         }
     }
@@ -695,18 +741,30 @@ impl Engine {
         for idx in 0..self.clocked.len() {
             let run = self.clocked[idx];
             let mut done = Vec::new();
-            self.sequences[run].machine.release(now, &mut done);
+            if let Executor::Sequence(machine) = &mut self.sequences[run].machine {
+                machine.release(now, &mut done);
+            }
             self.sequence_results(run, done, matches);
         }
     }
 
-    /// Completed sequences of a run, as matches of its rule; the rule's counters.
+    /// Completed sequences (or joins) of a run, as matches of its rule.
     fn sequence_results(&mut self, run: usize, done: Vec<Vec<EventRef>>, matches: &mut Vec<Match>) {
+        self.found(run, done.into_iter().map(|events| Found { events, join_key: None }).collect(), matches);
+    }
+
+    /// Results of a run, as matches of its rule; the rule's counters.
+    fn found(&mut self, run: usize, results: Vec<Found>, matches: &mut Vec<Match>) {
         let rule = self.sequences[run].rule;
-        self.stats.rules[rule].sequence = self.sequences[run].machine.counters;
-        for events in done {
-            self.stats.rules[rule].matches += 1;
-            matches.push(Match { rule, row: Row { item: events, filters: Vec::new(), keys: Vec::new(), count: None } });
+        let stats = &mut self.stats.rules[rule];
+        match &self.sequences[run].machine {
+            Executor::Sequence(machine) => stats.sequence = machine.counters,
+            Executor::Join(machine) => stats.join = machine.counters,
+            Executor::Sample(machine) => stats.sample = machine.counters,
+        }
+        for item in results {
+            stats.matches += 1;
+            matches.push(Match { rule, row: Row { item, filters: Vec::new(), keys: Vec::new(), count: None } });
         }
     }
 
@@ -786,8 +844,8 @@ impl Engine {
     }
 
     /// Computes the filter truths and key values the rule's pipes need for a match.
-    fn pipe_inputs(&mut self, rule: usize, event: i32, item: EventRef) -> Row<Vec<EventRef>> {
-        let item = vec![item];
+    fn pipe_inputs(&mut self, rule: usize, event: i32, item: EventRef) -> Row<Found> {
+        let item = Found { events: vec![item], join_key: None };
         let plan = &self.rules[rule];
         if plan.filters.is_empty() && plan.keys.is_empty() {
             return Row { item, filters: Vec::new(), keys: Vec::new(), count: None };
@@ -871,12 +929,12 @@ fn event_field(event: &Event, index: u32) -> Option<&Value> {
     event.fields.get(index as usize).and_then(Option::as_ref)
 }
 
-fn emit(rule: usize, outputs: Vec<Output<Vec<EventRef>>>, stats: &mut RuleStats, alerts: &mut Vec<Alert>) {
+fn emit(rule: usize, outputs: Vec<Output<Found>>, stats: &mut RuleStats, alerts: &mut Vec<Alert>) {
     for output in outputs {
         stats.alerts += 1;
         alerts.push(match output {
-            Output::Row(row) => Alert { rule, events: row.item, count: row.count, key_count: None },
-            Output::Count { key, count, percent } => Alert { rule, events: Vec::new(), count: None, key_count: Some((key, count, percent)) },
+            Output::Row(row) => Alert { rule, events: row.item.events, join_key: row.item.join_key, count: row.count, key_count: None },
+            Output::Count { key, count, percent } => Alert { rule, events: Vec::new(), join_key: None, count: None, key_count: Some((key, count, percent)) },
         });
     }
 }

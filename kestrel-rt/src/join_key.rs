@@ -120,6 +120,83 @@ fn encode(value: &Value, rules: KeyRules, out: &mut Vec<u8>) {
     }
 }
 
+/// The values a key was made of, for alerts (folded strings stay folded; numbers
+/// that are whole come back as integers). Bytes that are not a key give what could be
+/// read up to them.
+pub fn decode(mut key: &[u8]) -> Vec<Value> {
+    let mut values = Vec::new();
+    while !key.is_empty() {
+        match decode_one(key) {
+            Some((value, rest)) => {
+                values.push(value);
+                key = rest;
+            }
+            None => break,
+        }
+    }
+    values
+}
+
+fn take(bytes: &[u8], len: usize) -> Option<(&[u8], &[u8])> {
+    (bytes.len() >= len).then(|| bytes.split_at(len))
+}
+
+fn length(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    take(bytes, 4).map(|(len, rest)| (u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize, rest))
+}
+
+fn decode_one(key: &[u8]) -> Option<(Value, &[u8])> {
+    let (&tag, rest) = key.split_first()?;
+    Some(match tag {
+        0 => (Value::Null, rest),
+        1 => {
+            let (byte, rest) = take(rest, 1)?;
+            (Value::Bool(byte[0] != 0), rest)
+        }
+        2 => {
+            let (bytes, rest) = take(rest, 8)?;
+            (Value::Long(i64::from_le_bytes(bytes.try_into().expect("8 bytes"))), rest)
+        }
+        3 => {
+            let (bytes, rest) = take(rest, 8)?;
+            (Value::Double(f64::from_bits(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))), rest)
+        }
+        4 | 5 => {
+            let (len, rest) = length(rest)?;
+            let (bytes, rest) = take(rest, len)?;
+            let value = match (tag, len) {
+                (4, _) => Value::Str(String::from_utf8_lossy(bytes).into_owned()),
+                (_, 4) => Value::Ip(std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+                (_, 16) => Value::Ip(std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+                _ => return None,
+            };
+            (value, rest)
+        }
+        6 => {
+            let (count, mut rest) = length(rest)?;
+            let mut items = Vec::new();
+            for _ in 0..count {
+                let (item, after) = decode_one(rest)?;
+                items.push(item);
+                rest = after;
+            }
+            (Value::Array(items), rest)
+        }
+        7 => {
+            let (count, mut rest) = length(rest)?;
+            let mut entries = Vec::new();
+            for _ in 0..count {
+                let (Value::Str(name), after) = decode_one(rest)? else { return None };
+                let (inner, after) = decode_one(after)?;
+                entries.push((name.to_string(), inner));
+                rest = after;
+            }
+            (Value::Object(entries), rest)
+        }
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +234,16 @@ mod tests {
         let wide: Vec<Value> = (0..3).map(|_| Value::Array((0..10).map(Value::Long).collect())).collect();
         assert_eq!(keys_of(&wide, &[false; 3], ES), (keys_of(&wide, &[false; 3], ES).0, 1000 - MAX_KEYS_PER_HIT));
         assert_eq!(keys_of(&wide, &[false; 3], ES).0.len(), MAX_KEYS_PER_HIT);
+    }
+
+    #[test]
+    fn keys_decode_to_their_values() {
+        let values = vec![s("host"), Value::Null, Value::Bool(true), Value::Long(-3), Value::Double(2.5), Value::Ip("10.0.0.1".parse().unwrap())];
+        let (keys, _) = keys_of(&values, &[false, true, false, false, false, false], ES);
+        assert_eq!(decode(&keys[0]), values);
+        let nested = vec![Value::Array(vec![s("a"), Value::Long(1)])];
+        assert_eq!(decode(&keys_of(&nested, &[false], ENDGAME).0[0]), nested);
+        assert_eq!(decode(&[4, 9, 0]), Vec::<Value>::new(), "truncated bytes decode to what precedes them");
     }
 
     #[test]

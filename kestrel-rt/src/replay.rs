@@ -107,6 +107,10 @@ pub struct RuleSummary {
     pub dropped: u64,
     /// A sequence rule's partial matches: started, completed, expired, evicted, ...
     pub sequence: crate::sequence::Counters,
+    /// A join rule's keys.
+    pub join: crate::join::Counters,
+    /// A sample rule's keys.
+    pub sample: crate::sample::Counters,
     /// Join keys dropped over the per-hit limit of multi-value keys.
     pub keys_dropped: u64,
     /// Estimated evaluation time (sampled), when profiling.
@@ -155,9 +159,10 @@ impl Summary {
             let traps = if rule.traps > 0 { format!(" ({} traps: disabled)", rule.traps) } else { String::new() };
             let dropped = if rule.dropped > 0 { format!(" ({} dropped by a full pipe)", rule.dropped) } else { String::new() };
             let counters = rule.sequence;
-            let lost = counters.expired + counters.evicted + rule.keys_dropped;
+            let evicted = counters.evicted + rule.join.evicted + rule.sample.evicted;
+            let lost = counters.expired + evicted + rule.keys_dropped;
             let sequence = if lost > 0 {
-                format!(" (partial matches: {} expired, {} evicted at the cap; {} keys dropped)", counters.expired, counters.evicted, rule.keys_dropped)
+                format!(" (partial matches: {} expired, {evicted} evicted at the cap; {} keys dropped)", counters.expired, rule.keys_dropped)
             } else {
                 String::new()
             };
@@ -536,7 +541,7 @@ impl<'w> Replay<'w> {
         for (offset, event) in events.iter().enumerate() {
             let index = first_arrival as usize + offset;
             let mut own = Vec::new();
-            while let Some(mut next) = found.next_if(|next| next.row.item.first().is_some_and(|item| item.index == index)) {
+            while let Some(mut next) = found.next_if(|next| next.row.item.events.first().is_some_and(|item| item.index == index)) {
                 let text = match &raw {
                     Some((at, text)) if *at == offset => text.clone(),
                     _ => {
@@ -545,7 +550,7 @@ impl<'w> Replay<'w> {
                         text
                     }
                 };
-                next.row.item.iter_mut().for_each(|item| item.raw = text.clone());
+                next.row.item.events.iter_mut().for_each(|item| item.raw = text.clone());
                 own.push(next);
             }
             self.admit_pending(Pending { timestamp: event.timestamp, arrival: index as u64 + 1, held: Held::Matches(own) });
@@ -655,6 +660,8 @@ impl<'w> Replay<'w> {
                 traps: stats.traps,
                 dropped: stats.dropped,
                 sequence: stats.sequence,
+                join: stats.join,
+                sample: stats.sample,
                 keys_dropped: stats.keys_dropped,
                 time: stats.time,
             })

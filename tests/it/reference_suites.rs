@@ -4,9 +4,8 @@
 //! events' ids are compared, in order, with the suite's expectations.
 //!
 //! All the queries of one suite and case mode go into one bundle, one rule each, as a
-//! user's rule set would. Joins and samples wait for the sequence engine and are
-//! counted apart, as are queries `eqlc build` refuses with E0701 (not supported yet:
-//! missing-event steps, `fork`, pipes on sequences); any other query that is not run is
+//! user's rule set would. Queries `eqlc build` refuses with E0701 (not supported yet)
+//! are counted apart; any other query that is not run is
 //! listed, with its reason, in tests/data/reference/skips.toml, and a known gap (a
 //! query Kestrel answers wrongly today) in its `[gap]` table, which must fail: one that
 //! passes has to leave the list.
@@ -36,6 +35,14 @@ struct Case {
     expected: Vec<Vec<i64>>,
     /// The suite's result limit (`size`), if any.
     size: Option<usize>,
+    /// A sample's `max_samples_per_key`, if the suite sets it.
+    max_samples_per_key: Option<u32>,
+    /// A `sample`: Elasticsearch returns samples ordered by key, Kestrel streams them
+    /// as they complete; the harness orders them by key before comparing.
+    sample: bool,
+    /// The suite's `join_keys`, flattened (checked for samples, whose alerts carry
+    /// their key).
+    join_keys: Option<Vec<String>>,
 }
 
 /// How one group of cases runs.
@@ -77,10 +84,9 @@ fn listed(table: &str) -> HashMap<String, String> {
     table.into_iter().map(|(key, reason)| (key, reason.as_str().expect("a skip reason is a string").to_string())).collect()
 }
 
-/// Joins and samples: not run by the engine yet.
-fn is_multi_event(query: &str) -> bool {
-    let head = query.trim_start().split(|ch: char| !ch.is_ascii_alphabetic()).next().unwrap_or("");
-    matches!(head, "join" | "sample")
+/// Whether the query is a `sample`.
+fn is_sample(query: &str) -> bool {
+    query.trim_start().split(|ch: char| !ch.is_ascii_alphabetic()).next() == Some("sample")
 }
 
 /// Compiles the cases into one bundle and replays `events` (NDJSON) through it.
@@ -98,6 +104,7 @@ fn run_group(cases: &[&Case], events: &str, run: &Run) -> Outcomes {
             continue;
         }
         rule.meta.rule_id = Some(idx.to_string());
+        rule.meta.max_samples_per_key = case.max_samples_per_key;
         // Alone first, so that a query the back end refuses does not take the others down.
         let (bytes, diags) = driver::build(std::slice::from_ref(&rule), run.schema);
         if bytes.is_none() {
@@ -126,40 +133,85 @@ fn run_group(cases: &[&Case], events: &str, run: &Run) -> Outcomes {
     }
     let mut returned = returned_ids(&String::from_utf8(alerts).unwrap(), run.id_field);
     if run.declared.is_empty() {
-        let queries: Vec<(usize, &str)> =
-            rules.iter().map(|rule| rule.meta.rule_id.as_ref().unwrap().parse::<usize>().unwrap()).map(|idx| (idx, cases[idx].query.as_str())).collect();
+        let queries: Vec<(usize, &Case)> =
+            rules.iter().map(|rule| rule.meta.rule_id.as_ref().unwrap().parse::<usize>().unwrap()).map(|idx| (idx, cases[idx])).collect();
         if let Some(by_cli) = through_the_command_line(&queries, events, run) {
             assert_eq!(by_cli, returned, "`eqlc build` + `kestrel replay` answer differently from the library chain");
         }
     }
     for rule in &rules {
         let idx: usize = rule.meta.rule_id.as_ref().unwrap().parse().unwrap();
-        let mut ids = returned.remove(&idx).unwrap_or_default();
-        if let Some(size) = cases[idx].size {
-            ids.truncate(size);
+        let mut results = returned.remove(&idx).unwrap_or_default();
+        if cases[idx].sample {
+            results.sort_by(|(left, _), (right, _)| key_order(left, right));
         }
-        outcomes.insert(cases[idx].key.clone(), Ok(ids));
+        if let Some(size) = cases[idx].size {
+            results.truncate(size);
+        }
+        let keys: Vec<String> = results.iter().flat_map(|(key, _)| key.as_array().cloned().unwrap_or_default()).map(|value| key_text(&value)).collect();
+        let ids = results.into_iter().flat_map(|(_, ids)| ids).collect();
+        let outcome = match &cases[idx].join_keys {
+            Some(expected) if cases[idx].sample && *expected != keys => Err(format!("join keys {keys:?}, expected {expected:?}")),
+            _ => Ok(ids),
+        };
+        outcomes.insert(cases[idx].key.clone(), outcome);
     }
     outcomes
 }
 
-/// Event ids per rule (the rule id is the case's index) of alert NDJSON.
-fn returned_ids(alerts: &str, id_field: &str) -> HashMap<usize, Vec<i64>> {
-    let mut returned: HashMap<usize, Vec<i64>> = HashMap::new();
+/// Per rule: each alert's join key (null but for samples) and event ids.
+type Returned = HashMap<usize, Vec<(serde_json::Value, Vec<i64>)>>;
+
+/// Per rule (the rule id is the case's index) of alert NDJSON: each alert's join key
+/// (samples) and event ids.
+fn returned_ids(alerts: &str, id_field: &str) -> Returned {
+    let mut returned = Returned::new();
     for line in alerts.lines() {
         let alert: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|error| panic!("alert `{line}` is not JSON: {error}"));
         let rule: usize = alert["rule"]["id"].as_str().unwrap().parse().unwrap();
-        let ids = returned.entry(rule).or_default();
-        for event in alert["events"].as_array().unwrap() {
-            ids.push(event_id(event, id_field));
-        }
+        let ids = alert["events"].as_array().unwrap().iter().map(|event| event_id(event, id_field)).collect();
+        returned.entry(rule).or_default().push((alert["kestrel"]["join_key"].clone(), ids));
     }
     returned
 }
 
+/// A join-key value as the suites write it.
+fn key_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Elasticsearch's order of sample keys (a composite aggregation): value by value,
+/// null first, then booleans, numbers, strings.
+fn key_order(left: &serde_json::Value, right: &serde_json::Value) -> std::cmp::Ordering {
+    use serde_json::Value as J;
+    let rank = |value: &J| match value {
+        J::Null => 0,
+        J::Bool(_) => 1,
+        J::Number(_) => 2,
+        _ => 3,
+    };
+    let empty = Vec::new();
+    let (left, right) = (left.as_array().unwrap_or(&empty), right.as_array().unwrap_or(&empty));
+    for (a, b) in left.iter().zip(right) {
+        let order = rank(a).cmp(&rank(b)).then_with(|| match (a, b) {
+            (J::Bool(a), J::Bool(b)) => a.cmp(b),
+            (J::Number(a), J::Number(b)) => a.as_f64().unwrap_or(0.0).total_cmp(&b.as_f64().unwrap_or(0.0)),
+            (J::String(a), J::String(b)) => a.cmp(b),
+            _ => std::cmp::Ordering::Equal,
+        });
+        if order.is_ne() {
+            return order;
+        }
+    }
+    left.len().cmp(&right.len())
+}
+
 /// The same queries through the real command lines: a JSON-lines rule file, `eqlc
 /// build`, an NDJSON event file, `kestrel replay`. None (reported) without the binaries.
-fn through_the_command_line(queries: &[(usize, &str)], events: &str, run: &Run) -> Option<HashMap<usize, Vec<i64>>> {
+fn through_the_command_line(queries: &[(usize, &Case)], events: &str, run: &Run) -> Option<Returned> {
     let (Some(eqlc), Some(kestrel)) = (tests::workspace_binary("eqlc"), tests::workspace_binary("kestrel")) else {
         eprintln!(
             "SKIPPED: the command-line cross-check of the reference suites: no eqlc/kestrel binaries beside the test binary (`cargo test --workspace` builds them)"
@@ -171,7 +223,13 @@ fn through_the_command_line(queries: &[(usize, &str)], events: &str, run: &Run) 
     std::fs::create_dir_all(&dir).unwrap();
     let rules: String = queries
         .iter()
-        .map(|(idx, query)| format!("{}\n", serde_json::json!({ "name": format!("case {idx}"), "rule_id": idx.to_string(), "query": query })))
+        .map(|(idx, case)| {
+            let mut rule = serde_json::json!({ "name": format!("case {idx}"), "rule_id": idx.to_string(), "query": case.query });
+            if let Some(per_key) = case.max_samples_per_key {
+                rule["max_samples_per_key"] = per_key.into();
+            }
+            format!("{rule}\n")
+        })
         .collect();
     std::fs::write(dir.join("rules.jsonl"), rules).unwrap();
     std::fs::write(dir.join("events.ndjson"), events).unwrap();
@@ -280,14 +338,10 @@ fn python_suite_event_queries_replay_with_the_reference_answers() {
     let skips = skips();
     let mut cases = Vec::new();
     let mut flags = HashMap::new();
-    let (mut multi, mut skipped) = (0, 0);
+    let mut skipped = 0;
     for (idx, table) in document["queries"].as_array().unwrap().iter().enumerate() {
         let query = table["query"].as_str().unwrap().to_string();
         let key = format!("python:{}", idx + 1);
-        if is_multi_event(&query) {
-            multi += 1;
-            continue;
-        }
         if skips.contains_key(&key) {
             skipped += 1;
             continue;
@@ -295,7 +349,7 @@ fn python_suite_event_queries_replay_with_the_reference_answers() {
         let expected = table["expected_event_ids"].as_array().unwrap().iter().map(|id| id.as_integer().unwrap()).collect();
         let flag = |name: &str| table.get(name).and_then(toml::Value::as_bool).unwrap_or(false);
         flags.insert(key.clone(), (flag("case_sensitive"), flag("case_insensitive")));
-        cases.push(Case { key, query, expected: vec![expected], size: None });
+        cases.push(Case { key, query, expected: vec![expected], size: None, max_samples_per_key: None, sample: false, join_keys: None });
     }
     let schema = load_schema("python-eql.toml");
     let (declarations, declared) = python_functions();
@@ -326,7 +380,7 @@ fn python_suite_event_queries_replay_with_the_reference_answers() {
     }
     let Tally { failures, unsupported, gaps } = tally;
     eprintln!(
-        "python eql suite: {} queries ({runs} runs over both case modes): {} runs as python eql, {unsupported} not supported yet (E0701), {gaps} known gaps; {multi} joins deferred, {skipped} skipped (tests/data/reference/skips.toml); {} failures",
+        "python eql suite: {} queries ({runs} runs over both case modes): {} runs as python eql, {unsupported} not supported yet (E0701), {gaps} known gaps; {skipped} skipped (tests/data/reference/skips.toml); {} failures",
         cases.len(),
         runs - unsupported - gaps - failures.len(),
         failures.len()
@@ -347,7 +401,7 @@ fn elasticsearch_suite_event_queries_replay_with_the_reference_answers() {
     let millis = load_schema("es-millis.toml");
     let nanos = load_schema("es-nanos.toml");
     let mut tally = Tally::default();
-    let (mut total, mut multi, mut skipped) = (0, 0, 0);
+    let (mut total, mut skipped) = (0, 0);
     for (spec, data, id_field) in [
         ("test_queries.toml", "endgame", "serial_event_id"),
         ("additional_test_queries.toml", "endgame", "serial_event_id"),
@@ -362,10 +416,7 @@ fn elasticsearch_suite_event_queries_replay_with_the_reference_answers() {
         let runnable: Vec<&Case> = cases
             .iter()
             .filter(|case| {
-                if is_multi_event(&case.query) {
-                    multi += 1;
-                    false
-                } else if skips.contains_key(&case.key) {
+                if skips.contains_key(&case.key) {
                     skipped += 1;
                     false
                 } else {
@@ -380,6 +431,12 @@ fn elasticsearch_suite_event_queries_replay_with_the_reference_answers() {
         let (events, schema, schema_file) = match data {
             "endgame" => (es_endgame_events(&endgame, false), &millis, "es-millis.toml"),
             "endgame-nanos" => (es_endgame_events(&endgame, true), &nanos, "es-nanos.toml"),
+            // `sample1,sample2,sample3`: three indices searched together.
+            "sample" => (
+                ["sample1", "sample2", "sample3"].iter().map(|file| es_data_events(&dir.join(format!("data/{file}.data")), id_field)).collect(),
+                &millis,
+                "es-millis.toml",
+            ),
             file => (es_data_events(&dir.join("data").join(file), id_field), &millis, "es-millis.toml"),
         };
         let run = Run {
@@ -397,7 +454,7 @@ fn elasticsearch_suite_event_queries_replay_with_the_reference_answers() {
     }
     let Tally { failures, unsupported, gaps } = tally;
     eprintln!(
-        "Elasticsearch QA suites: {total} queries: {} as Elasticsearch, {unsupported} not supported yet (E0701), {gaps} known gaps; {multi} samples deferred, {skipped} skipped (tests/data/reference/skips.toml); {} failures",
+        "Elasticsearch QA suites: {total} queries: {} as Elasticsearch, {unsupported} not supported yet (E0701), {gaps} known gaps; {skipped} skipped (tests/data/reference/skips.toml); {} failures",
         total - unsupported - gaps - failures.len(),
         failures.len()
     );
@@ -425,7 +482,12 @@ fn es_cases(path: &Path) -> Vec<Case> {
                 vec![flat(&ids)]
             };
             let size = table.get("size").and_then(toml::Value::as_integer).map(|size| size as usize);
-            cases.push(Case { key: format!("es:{name}"), query: query.to_string(), expected, size });
+            let max_samples_per_key = table.get("max_samples_per_key").and_then(toml::Value::as_integer).map(|count| count as u32);
+            let join_keys = table
+                .get("join_keys")
+                .and_then(toml::Value::as_array)
+                .map(|keys| keys.iter().map(|key| key.as_str().map_or_else(|| key.to_string(), str::to_string)).collect());
+            cases.push(Case { key: format!("es:{name}"), query: query.to_string(), expected, size, max_samples_per_key, sample: is_sample(query), join_keys });
         }
     }
     cases
@@ -445,6 +507,26 @@ fn es_endgame_events(events: &[serde_json::Value], nanos: bool) -> String {
     json_array_to_ndjson(&events)
 }
 
+/// Epoch milliseconds of a day written `dd-MM-yyyy` or `yyyy-MM-dd`, or of epoch
+/// milliseconds written as a string.
+fn day_millis(text: &str, format: &str) -> Option<i64> {
+    if format == "epoch_millis" {
+        return text.parse().ok();
+    }
+    let parts: Vec<i64> = text.split('-').map(|part| part.parse().ok()).collect::<Option<_>>()?;
+    let (year, month, day) = match (format, parts.as_slice()) {
+        ("dd-MM-yyyy", [day, month, year]) => (*year, *month, *day),
+        ("yyyy-MM-dd", [year, month, day]) => (*year, *month, *day),
+        _ => return None,
+    };
+    // Days from 1970-01-01 in the proleptic Gregorian calendar.
+    let (year, month) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = year.div_euclid(400);
+    let of_era = year - era * 400;
+    let days = era * 146_097 + of_era * 365 + of_era / 4 - of_era / 100 + (153 * month + 2) / 5 + day - 1 - 719_468;
+    Some(days * 86_400_000)
+}
+
 /// A `.data` file (a JSON array, possibly with `//` comment lines), indexed as the ES
 /// loader does it: a JSON `null` in a field whose mapping has a `null_value` becomes
 /// that value. Ordered by the id field, so that equal timestamps keep the
@@ -461,10 +543,25 @@ fn es_data_events(path: &Path, id_field: &str) -> String {
         .flatten()
         .filter_map(|(field, definition)| Some((field.clone(), definition.get("null_value")?.clone())))
         .collect();
+    // Dates are indexed as instants: the same day written two ways in two indices, or
+    // as epoch milliseconds in a string, is one key (the sample suite keys on them).
+    // Only `@timestamp`, which the replay reads itself, stays as it is.
+    let day_formats: Vec<(String, String)> = mapping["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(field, definition)| definition["type"] == "date" && *field != "@timestamp")
+        .map(|(field, definition)| (field.clone(), definition.get("format").and_then(serde_json::Value::as_str).unwrap_or("epoch_millis").to_string()))
+        .collect();
     for event in &mut events {
         for (field, value) in &null_values {
             if event.get(field).is_some_and(serde_json::Value::is_null) {
                 event[field] = value.clone();
+            }
+        }
+        for (field, format) in &day_formats {
+            if let Some(millis) = event.get(field).and_then(serde_json::Value::as_str).and_then(|text| day_millis(text, format)) {
+                event[field] = millis.into();
             }
         }
     }

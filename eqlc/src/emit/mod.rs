@@ -59,7 +59,8 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         .flat_map(|rule| match &rule.query {
             tir::Query::Event(query) => vec![query],
             tir::Query::Sequence(sequence) => sequence.steps.iter().chain(&sequence.until).map(|step| &step.query).collect(),
-            _ => Vec::new(),
+            tir::Query::Join(join) => join.steps.iter().chain(&join.until).map(|step| &step.query).collect(),
+            tir::Query::Sample(sample) => sample.steps.iter().map(|step| &step.query).collect(),
         })
         .collect();
     // Lineage tests, inner ones before the tests whose subquery uses them.
@@ -94,40 +95,56 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
             predicates.push((rule_idx, Predicate { rule: rule_idx as u32, role: PredicateRole::EventCondition, category }, query.condition));
             predicates.len() as u32 - 1
         };
-        let query = match &rule.query {
-            tir::Query::Event(query) => format::Query::Event { predicate: condition(query, &mut predicates) },
+        // Join keys fold case in the runtime (docs/sequences.md), so the value
+        // functions give them as they are.
+        let mut step = |step: &tir::Step, predicates: &mut Vec<(usize, Predicate, tir::ExprId)>| {
+            let keys = step
+                .keys
+                .iter()
+                .map(|id| {
+                    values.push((rule_idx, *id, Case::Sensitive));
+                    let optional = matches!(&rule.expr(*id).kind, ExprKind::Field(path) if path.optional);
+                    format::SequenceKey { value: values.len() as u32 - 1, optional }
+                })
+                .collect();
+            let predicate = condition(&step.query, predicates);
+            format::SequenceStep { predicate, keys, missing: step.missing, fork: step.fork, source_step: step.source_step as u32 }
+        };
+        let (kind, steps, until, flavor, key_case, maxspan_ns) = match &rule.query {
+            tir::Query::Event(_) => (None, &[][..], None, format::SequenceFlavor::Elasticsearch, Case::Sensitive, None),
             tir::Query::Sequence(sequence) => {
-                // Join keys fold case in the runtime (docs/sequences.md), so the value
-                // functions give them as they are.
-                let mut step = |step: &tir::Step, predicates: &mut Vec<(usize, Predicate, tir::ExprId)>| {
-                    let keys = step
-                        .keys
-                        .iter()
-                        .map(|id| {
-                            values.push((rule_idx, *id, Case::Sensitive));
-                            let optional = matches!(&rule.expr(*id).kind, ExprKind::Field(path) if path.optional);
-                            format::SequenceKey { value: values.len() as u32 - 1, optional }
-                        })
-                        .collect();
-                    let predicate = condition(&step.query, predicates);
-                    format::SequenceStep { predicate, keys, missing: step.missing, fork: step.fork, source_step: step.source_step as u32 }
+                let flavor = match sequence.semantics {
+                    tir::SequenceSemantics::Elasticsearch => format::SequenceFlavor::Elasticsearch,
+                    tir::SequenceSemantics::Endgame => format::SequenceFlavor::Endgame,
                 };
-                let steps = sequence.steps.iter().map(|each| step(each, &mut predicates)).collect();
-                let until = sequence.until.as_ref().map(|each| step(each, &mut predicates));
-                tables.push(format::SequenceTable {
-                    rule: rule_idx as u32,
-                    flavor: match sequence.semantics {
-                        tir::SequenceSemantics::Elasticsearch => format::SequenceFlavor::Elasticsearch,
-                        tir::SequenceSemantics::Endgame => format::SequenceFlavor::Endgame,
-                    },
-                    fold_case: sequence.key_case == Case::Insensitive,
-                    maxspan_ns: sequence.maxspan_ns,
-                    steps,
-                    until,
-                });
+                (Some(format::TableKind::Sequence), &sequence.steps[..], sequence.until.as_ref(), flavor, sequence.key_case, sequence.maxspan_ns)
+            }
+            // `join` is python eql's: its keys follow endgame rules (null joins null).
+            tir::Query::Join(join) => {
+                (Some(format::TableKind::Join), &join.steps[..], join.until.as_ref(), format::SequenceFlavor::Endgame, join.key_case, None)
+            }
+            // `sample` is Elasticsearch's: null keys only for `?optional` fields.
+            tir::Query::Sample(sample) => {
+                let per_key = input.meta.max_samples_per_key.unwrap_or(1).max(1);
+                (
+                    Some(format::TableKind::Sample { max_samples_per_key: per_key }),
+                    &sample.steps[..],
+                    None,
+                    format::SequenceFlavor::Elasticsearch,
+                    sample.key_case,
+                    None,
+                )
+            }
+        };
+        let query = match (&rule.query, kind) {
+            (tir::Query::Event(query), _) => format::Query::Event { predicate: condition(query, &mut predicates) },
+            (_, kind) => {
+                let steps = steps.iter().map(|each| step(each, &mut predicates)).collect();
+                let until = until.map(|each| step(each, &mut predicates));
+                let kind = kind.expect("a multi-event query has a table kind");
+                tables.push(format::SequenceTable { rule: rule_idx as u32, kind, flavor, fold_case: key_case == Case::Insensitive, maxspan_ns, steps, until });
                 format::Query::Sequence { table: tables.len() as u32 - 1 }
             }
-            tir::Query::Join(_) | tir::Query::Sample(_) => unreachable!("refused by `unsupported`"),
         };
         let mut pipes = Vec::new();
         for pipe in &input.rule.pipes {
@@ -301,9 +318,11 @@ fn unsupported(input: &Input) -> Option<Diagnostic> {
         }
         tir::Query::Sequence(_) if lineage() => Some("sequences with lineage tests"),
         tir::Query::Sequence(_) => None,
-        tir::Query::Join(_) => Some("`join` rules"),
-        tir::Query::Sample(_) => Some("`sample` rules"),
-        tir::Query::Event(_) => None,
+        tir::Query::Join(_) | tir::Query::Sample(_) if input.rule.pipes.iter().any(|pipe| !matches!(pipe, tir::Pipe::Head(_) | tir::Pipe::Tail(_))) => {
+            Some("joins and samples with pipes other than `head` and `tail`")
+        }
+        tir::Query::Join(_) | tir::Query::Sample(_) if lineage() => Some("joins and samples with lineage tests"),
+        tir::Query::Join(_) | tir::Query::Sample(_) | tir::Query::Event(_) => None,
     };
     let at = Span { start: input.span.start, end: input.span.start };
     if let Some(what) = what {

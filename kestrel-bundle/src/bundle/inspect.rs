@@ -128,7 +128,12 @@ fn write_sequence(out: &mut String, index: usize, table: &super::SequenceTable) 
     };
     let maxspan = table.maxspan_ns.map_or("none".to_string(), |ns| format!("{ns} ns"));
     let case = if table.fold_case { "folded" } else { "as is" };
-    writeln!(out, "  table {index}: rule {}, {flavor}, maxspan {maxspan}, string keys {case}", table.rule)?;
+    let kind = match table.kind {
+        super::TableKind::Sequence => "sequence".to_string(),
+        super::TableKind::Join => "join".to_string(),
+        super::TableKind::Sample { max_samples_per_key } => format!("sample ({max_samples_per_key} per key)"),
+    };
+    writeln!(out, "  table {index}: rule {}, {kind}, {flavor}, maxspan {maxspan}, string keys {case}", table.rule)?;
     let step = |out: &mut String, name: String, step: &super::SequenceStep| {
         let keys: Vec<String> = step.keys.iter().map(|key| format!("value {}{}", key.value, if key.optional { " (optional)" } else { "" })).collect();
         let mut flags = Vec::new();

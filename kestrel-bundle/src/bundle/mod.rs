@@ -67,11 +67,14 @@ pub struct Bundle {
     pub lineage: Option<LineageTable>,
 }
 
-/// One `sequence` rule's steps, as the runtime's executor runs them (docs/sequences.md).
+/// One multi-event rule's steps (`sequence`, `join` or `sample`), as the runtime's
+/// executors run them (docs/sequences.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SequenceTable {
     /// The rule (index into [`Bundle::rules`]); its query names this table.
     pub rule: u32,
+    /// Which executor runs it.
+    pub kind: TableKind,
     /// Where the reference engines differ.
     pub flavor: SequenceFlavor,
     /// String keys fold case.
@@ -106,6 +109,20 @@ pub struct SequenceKey {
     pub value: u32,
     /// A `?optional` field: null is a key value (Elasticsearch).
     pub optional: bool,
+}
+
+/// The kind of a multi-event rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TableKind {
+    /// Code 0: `sequence`.
+    Sequence,
+    /// Code 1: `join` (python eql): no maxspan, no missing steps.
+    Join,
+    /// Code 2: `sample` (Elasticsearch): no maxspan, no until, no missing steps.
+    Sample {
+        /// Samples per key (Elasticsearch's request parameter): at least 1.
+        max_samples_per_key: u32,
+    },
 }
 
 /// The semantics a sequence follows where the reference engines differ.
@@ -689,6 +706,10 @@ pub(crate) mod codes {
             SequenceFlavor::Endgame => 1,
         }
     }
+
+    pub(crate) const TABLE_SEQUENCE: u8 = 0;
+    pub(crate) const TABLE_JOIN: u8 = 1;
+    pub(crate) const TABLE_SAMPLE: u8 = 2;
 
     pub(crate) fn flavor_of(code: u8) -> Option<SequenceFlavor> {
         [SequenceFlavor::Elasticsearch, SequenceFlavor::Endgame].into_iter().find(|flavor| self::flavor(*flavor) == code)

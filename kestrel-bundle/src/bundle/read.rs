@@ -8,7 +8,7 @@
 use super::{
     ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CidrBlock, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageNode,
     LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query, RegexPattern, Rule, SectionKind, SequenceKey, SequenceStep,
-    SequenceTable, TABLE_ENTRY_LEN, ValueFn, align8, codes, fnv1a64, validate,
+    SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64, validate,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -384,7 +384,7 @@ mod min_size {
     pub(super) const CIDR_BLOCK: usize = 1 + 16 + 1;
     pub(super) const LINEAGE_VALUE: usize = 1 + 4;
     pub(super) const LINEAGE_NODE: usize = 1 + 4 + 4;
-    pub(super) const SEQUENCE: usize = 4 + 1 + 1 + 1 + 4 + 1;
+    pub(super) const SEQUENCE: usize = 4 + 1 + 1 + 1 + 1 + 4 + 1;
     pub(super) const SEQUENCE_STEP: usize = 4 + 4 + 1 + 1 + 4;
     pub(super) const SEQUENCE_KEY: usize = 4 + 1;
 }
@@ -640,12 +640,17 @@ fn read_sequences(r: &mut Reader, sites: &mut Sites) -> Result<Vec<SequenceTable
 
 fn read_sequence(r: &mut Reader) -> Result<SequenceTable, BundleError> {
     let rule = r.u32("rule")?;
+    let kind = match r.code("kind", "0 (sequence), 1 (join) or 2 (sample)", |code| (code <= codes::TABLE_SAMPLE).then_some(code))? {
+        codes::TABLE_SEQUENCE => TableKind::Sequence,
+        codes::TABLE_JOIN => TableKind::Join,
+        _ => TableKind::Sample { max_samples_per_key: r.u32("max_samples_per_key")? },
+    };
     let flavor = r.code("flavor", "0 (elasticsearch) or 1 (endgame)", codes::flavor_of)?;
     let fold_case = r.bool("fold_case")?;
     let maxspan_ns = r.option("maxspan_ns", |r| r.u64("maxspan_ns"))?;
     let steps = r.vec(min_size::SEQUENCE_STEP, "the steps", |r, index| read_step(r).map_err(|e| e.context(format_args!("step {index}"))))?;
     let until = r.option("until", |r| read_step(r).map_err(|e| e.context("the until step")))?;
-    Ok(SequenceTable { rule, flavor, fold_case, maxspan_ns, steps, until })
+    Ok(SequenceTable { rule, kind, flavor, fold_case, maxspan_ns, steps, until })
 }
 
 fn read_step(r: &mut Reader) -> Result<SequenceStep, BundleError> {

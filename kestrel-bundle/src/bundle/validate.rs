@@ -2,7 +2,7 @@
 //! (after decoding, with the byte offset of each item so that errors name a byte).
 
 use super::read::{LAYOUT_NAMES, RuleSites, Sites};
-use super::{Bundle, BundleError, CidrBlock, MAX_MEMORY_PAGES, NO_INDEX, Pipe, PredicateRole, Query, Rule, WASM_HEADER};
+use super::{Bundle, BundleError, CidrBlock, MAX_MEMORY_PAGES, NO_INDEX, Pipe, PredicateRole, Query, Rule, TableKind, WASM_HEADER};
 use crate::abi::RESERVED_BYTES;
 use crate::schema::check_field_name;
 use std::collections::BTreeMap;
@@ -277,6 +277,23 @@ fn sequences(bundle: &Bundle, at: At) -> Result<(), BundleError> {
         }
         if table.steps.is_empty() {
             return Err(error("a sequence has at least one step".to_string()));
+        }
+        let kind = match table.kind {
+            TableKind::Sequence => None,
+            TableKind::Join => Some("a join"),
+            TableKind::Sample { max_samples_per_key: 0 } => return Err(error("a sample takes at least 1 sample per key".to_string())),
+            TableKind::Sample { .. } => Some("a sample"),
+        };
+        if let Some(kind) = kind {
+            if table.maxspan_ns.is_some() {
+                return Err(error(format!("{kind} has no maxspan")));
+            }
+            if let Some(idx) = table.steps.iter().position(|step| step.missing || step.fork) {
+                return Err(error(format!("step {idx}: {kind} has no missing or fork steps")));
+            }
+            if matches!(table.kind, TableKind::Sample { .. }) && table.until.is_some() {
+                return Err(error("a sample has no until step".to_string()));
+            }
         }
         let steps = table.steps.iter().enumerate().map(|(idx, step)| (format!("step {idx}"), step));
         for (name, step) in steps.chain(table.until.iter().map(|step| ("the until step".to_string(), step))) {

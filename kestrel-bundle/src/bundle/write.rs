@@ -2,7 +2,7 @@
 
 use super::{
     ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageTable, LineageValue, MAGIC,
-    Manifest, NO_INDEX, Patterns, Pipe, Query, Rule, SectionKind, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, align8, codes, fnv1a64, validate,
+    Manifest, NO_INDEX, Patterns, Pipe, Query, Rule, SectionKind, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, TableKind, align8, codes, fnv1a64, validate,
 };
 use std::net::IpAddr;
 
@@ -319,6 +319,14 @@ fn lineage(out: &mut Writer, table: &LineageTable) -> Result<(), BundleError> {
 
 fn sequence(out: &mut Writer, table: &SequenceTable) -> Result<(), BundleError> {
     out.u32(table.rule);
+    match table.kind {
+        TableKind::Sequence => out.u8(codes::TABLE_SEQUENCE),
+        TableKind::Join => out.u8(codes::TABLE_JOIN),
+        TableKind::Sample { max_samples_per_key } => {
+            out.u8(codes::TABLE_SAMPLE);
+            out.u32(max_samples_per_key);
+        }
+    }
     out.u8(codes::flavor(table.flavor));
     out.bool(table.fold_case);
     out.option(table.maxspan_ns.as_ref(), |out, maxspan| {

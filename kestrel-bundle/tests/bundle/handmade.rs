@@ -5,7 +5,7 @@ use kestrel_bundle::bundle::WASM_HEADER;
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::{
     Bundle, CidrBlock, Field, FieldKind, Functions, Layout, Manifest, Patterns, Pipe, Predicate, PredicateRole, Query, RegexAnchor, RegexPattern, Rule,
-    SequenceFlavor, SequenceKey, SequenceStep, SequenceTable, ValueFn,
+    SequenceFlavor, SequenceKey, SequenceStep, SequenceTable, TableKind, ValueFn,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -96,6 +96,7 @@ pub fn handmade() -> Bundle {
     let by = |optional: bool| vec![SequenceKey { value: 4, optional: false }, SequenceKey { value: 5, optional }];
     let sequences = vec![SequenceTable {
         rule: 2,
+        kind: TableKind::Sequence,
         flavor: SequenceFlavor::Elasticsearch,
         fold_case: false,
         maxspan_ns: Some(300_000_000_000),

@@ -5,7 +5,7 @@ use kestrel_bundle::bundle::WASM_HEADER;
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::{
     Bundle, CidrBlock, Field, FieldKind, Functions, Layout, Manifest, Patterns, Pipe, Predicate, PredicateRole, Query, RegexAnchor, RegexPattern, Rule,
-    SequenceFlavor, SequenceKey, SequenceStep, SequenceTable, ValueFn,
+    SequenceFlavor, SequenceKey, SequenceStep, SequenceTable, TableKind, ValueFn,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -181,6 +181,7 @@ fn build(
                 let until = sequence.until.map(|category| step(category, false, false, 0));
                 tables.push(SequenceTable {
                     rule,
+                    kind: TableKind::Sequence,
                     flavor: if sequence.endgame { SequenceFlavor::Endgame } else { SequenceFlavor::Elasticsearch },
                     fold_case: sequence.fold_case,
                     maxspan_ns: sequence.maxspan_ns,
