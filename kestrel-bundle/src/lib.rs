@@ -19,7 +19,7 @@ pub mod semantics;
 pub mod time;
 
 pub use bundle::{
-    ABI_VERSION, Bundle, BundleError, CidrBlock, FORMAT_VERSION, Field, FieldKind, Functions, Layout, MAGIC, Manifest, Patterns, Pipe, Predicate,
+    ABI_VERSION, Bundle, BundleError, Capture, CidrBlock, FORMAT_VERSION, Field, FieldKind, Functions, Layout, MAGIC, Manifest, Patterns, Pipe, Predicate,
     PredicateRole, Query, RegexAnchor, RegexPattern, Rule, SequenceFlavor, SequenceKey, SequenceStep, SequenceTable, TableKind, ValueFn,
 };
 pub use schema::{FieldDef, FieldId, FieldType, Schema, SchemaError, TimestampUnit};

@@ -45,6 +45,7 @@ fn open_partials(open: u64, events: u64) -> f64 {
         maxspan: Some(hour),
         flavor: Flavor::Elasticsearch,
         max_partials: DEFAULT_MAX_PARTIALS,
+        forks: Vec::new(),
     });
     let keys: Vec<Key> = (0..open).map(key).collect();
     let mut done = Vec::new();
@@ -96,8 +97,15 @@ fn main() {
 fn under_the_cap(keys: u64) {
     let before = rss();
     let mut done = Vec::new();
-    let mut machine: Machine<u64> =
-        Machine::new(Config { steps: 3, leading: false, trailing: false, maxspan: None, flavor: Flavor::Elasticsearch, max_partials: DEFAULT_MAX_PARTIALS });
+    let mut machine: Machine<u64> = Machine::new(Config {
+        steps: 3,
+        leading: false,
+        trailing: false,
+        maxspan: None,
+        flavor: Flavor::Elasticsearch,
+        max_partials: DEFAULT_MAX_PARTIALS,
+        forks: Vec::new(),
+    });
     let mut peak = 0;
     for n in 0..keys {
         machine.push(Input { id: &n, timestamp: n as i64, hits: &[(0, key(n))], until: &[], missing: &[] }, &mut done);
@@ -115,8 +123,15 @@ fn under_the_cap(keys: u64) {
 fn per_partial(keys: u64) {
     let before = rss();
     let mut done = Vec::new();
-    let mut machine: Machine<u64> =
-        Machine::new(Config { steps: 3, leading: false, trailing: false, maxspan: None, flavor: Flavor::Elasticsearch, max_partials: keys as usize });
+    let mut machine: Machine<u64> = Machine::new(Config {
+        steps: 3,
+        leading: false,
+        trailing: false,
+        maxspan: None,
+        flavor: Flavor::Elasticsearch,
+        max_partials: keys as usize,
+        forks: Vec::new(),
+    });
     for n in 0..keys {
         machine.push(Input { id: &n, timestamp: n as i64, hits: &[(0, key(n))], until: &[], missing: &[] }, &mut done);
     }

@@ -1,7 +1,8 @@
 //! The sequence executor against a naive matcher: a list of partial matches searched
 //! linearly, with the same rules written out plainly (latest partial wins per step and
 //! key, inclusive maxspan from the first event, until after or before the steps by
-//! flavour, oldest partial evicted at the cap), and missing-event steps checked as
+//! flavour, oldest partial evicted at the cap, `fork` steps advancing a copy), and
+//! missing-event steps checked as
 //! Elasticsearch does, after the fact, by searching the whole stream around each
 //! candidate. Random sequences, random streams.
 
@@ -115,7 +116,21 @@ fn naive_positive(config: &Config, events: &[Event]) -> (Vec<(Vec<u64>, Key)>, C
                     counters.expired += 1;
                     continue;
                 }
-                let mut partial = partials.remove(idx);
+                let fork = config.forks.get(step).copied().unwrap_or(false);
+                let mut partial = if fork {
+                    // A copy advances; the original stays where it waits.
+                    counters.forked += 1;
+                    let copy = Partial { serial, ..partials[idx].clone() };
+                    serial += 1;
+                    if step < config.steps - 1 && partials.len() >= config.max_partials {
+                        let oldest = (0..partials.len()).min_by_key(|idx| partials[*idx].serial).unwrap();
+                        partials.remove(oldest);
+                        counters.evicted += 1;
+                    }
+                    copy
+                } else {
+                    partials.remove(idx)
+                };
                 partial.events.push(id);
                 if step == config.steps - 1 {
                     counters.completed += 1;
@@ -146,8 +161,9 @@ fn key(n: u8) -> Key {
 /// the cap is large.)
 fn config() -> impl Strategy<Value = (Config, Vec<Gap>)> {
     let shape = (1usize..5, prop::bool::weighted(0.3), prop::bool::weighted(0.3), prop::collection::vec(0usize..4, 0..3));
-    (shape, prop::option::of(0u64..12), prop::bool::ANY, prop_oneof![Just(1_000usize), 1usize..6]).prop_map(
-        |((steps, leading, trailing, between), maxspan, endgame, max_partials)| {
+    let forks = prop::collection::vec(prop::bool::weighted(0.25), 4);
+    (shape, prop::option::of(0u64..12), prop::bool::ANY, prop_oneof![Just(1_000usize), 1usize..6], forks).prop_map(
+        |((steps, leading, trailing, between), maxspan, endgame, max_partials, forks)| {
             let mut gaps: Vec<Gap> = between.into_iter().filter(|step| (1..steps).contains(step)).map(Gap::Before).collect();
             if leading {
                 gaps.push(Gap::Leading);
@@ -157,7 +173,9 @@ fn config() -> impl Strategy<Value = (Config, Vec<Gap>)> {
             }
             let max_partials = if gaps.is_empty() { max_partials } else { 1_000 };
             let flavor = if endgame { Flavor::Endgame } else { Flavor::Elasticsearch };
-            (Config { steps, leading, trailing, maxspan, flavor, max_partials }, gaps)
+            // `fork` (endgame) on steps after the first.
+            let forks = forks.into_iter().take(steps).enumerate().map(|(step, fork)| step > 0 && fork).collect();
+            (Config { steps, leading, trailing, maxspan, flavor, max_partials, forks }, gaps)
         },
     )
 }
@@ -219,7 +237,8 @@ proptest! {
 #[test]
 fn latest_partial_wins_and_one_event_advances_a_partial_once() {
     let run = |steps: usize, flavor: Flavor, events: &[(&[usize], bool)]| {
-        let mut machine: Machine<u64> = Machine::new(Config { steps, leading: false, trailing: false, maxspan: None, flavor, max_partials: 100 });
+        let mut machine: Machine<u64> =
+            Machine::new(Config { steps, leading: false, trailing: false, maxspan: None, flavor, max_partials: 100, forks: Vec::new() });
         let mut done = Vec::new();
         for (id, (steps, until)) in events.iter().enumerate() {
             let hits: Vec<(usize, Key)> = steps.iter().map(|step| (*step, key(0))).collect();
@@ -241,9 +260,33 @@ fn latest_partial_wins_and_one_event_advances_a_partial_once() {
 }
 
 #[test]
+fn a_fork_step_advances_a_copy() {
+    // Over a1 b2 b3 c4, `[a][b] fork [c]` gives [a1, b3, c4]; without fork [a1, b2, c4]
+    // (eql-semantics.md §4.3).
+    let run = |forks: Vec<bool>| {
+        let mut machine: Machine<u64> =
+            Machine::new(Config { steps: 3, leading: false, trailing: false, maxspan: None, flavor: Flavor::Endgame, max_partials: 100, forks });
+        let mut done = Vec::new();
+        for (id, step) in [0usize, 1, 1, 2].into_iter().enumerate() {
+            machine.push(Input { id: &(id as u64 + 1), timestamp: id as i64, hits: &[(step, key(0))], until: &[], missing: &[] }, &mut done);
+        }
+        done
+    };
+    assert_eq!(run(vec![false, true, false]), vec![vec![1, 3, 4]]);
+    assert_eq!(run(Vec::new()), vec![vec![1, 2, 4]]);
+}
+
+#[test]
 fn maxspan_is_inclusive_and_state_stays_under_the_cap() {
-    let mut machine: Machine<u64> =
-        Machine::new(Config { steps: 2, leading: false, trailing: false, maxspan: Some(10), flavor: Flavor::Elasticsearch, max_partials: 1_000 });
+    let mut machine: Machine<u64> = Machine::new(Config {
+        steps: 2,
+        leading: false,
+        trailing: false,
+        maxspan: Some(10),
+        flavor: Flavor::Elasticsearch,
+        max_partials: 1_000,
+        forks: Vec::new(),
+    });
     let mut done = Vec::new();
     let push = |machine: &mut Machine<u64>, done: &mut Vec<Vec<u64>>, id: u64, timestamp: i64, step: usize, n: u8| {
         machine.push(Input { id: &id, timestamp, hits: &[(step, key(n))], until: &[], missing: &[] }, done);
@@ -267,7 +310,8 @@ fn what_missing_steps_keep_stays_under_the_cap() {
     // `[a] ![m]` (trailing) and `![m] [a]` (leading) over 100,000 distinct keys under a
     // cap of 1,000: at most 1,000 sequences wait for their window, at most 1,000 keys
     // of leading hits are kept; the rest evicted, counted.
-    let config = Config { steps: 1, leading: false, trailing: true, maxspan: Some(1_000_000), flavor: Flavor::Elasticsearch, max_partials: 1_000 };
+    let config =
+        Config { steps: 1, leading: false, trailing: true, maxspan: Some(1_000_000), flavor: Flavor::Elasticsearch, max_partials: 1_000, forks: Vec::new() };
     let mut machine: Machine<u64> = Machine::new(config);
     let mut done = Vec::new();
     for n in 0..100_000u64 {
@@ -281,7 +325,8 @@ fn what_missing_steps_keep_stays_under_the_cap() {
     assert_eq!(done.len(), 1_000);
     assert_eq!(done.first(), Some(&vec![99_000]), "the oldest were evicted");
 
-    let config = Config { steps: 1, leading: true, trailing: false, maxspan: Some(1_000_000), flavor: Flavor::Elasticsearch, max_partials: 1_000 };
+    let config =
+        Config { steps: 1, leading: true, trailing: false, maxspan: Some(1_000_000), flavor: Flavor::Elasticsearch, max_partials: 1_000, forks: Vec::new() };
     let mut machine: Machine<u64> = Machine::new(config);
     for n in 0..100_000u64 {
         let key = n.to_le_bytes().to_vec().into_boxed_slice();
@@ -303,7 +348,7 @@ fn what_missing_steps_keep_stays_under_the_cap() {
 fn completed_partials_leave_nothing_behind_without_a_maxspan() {
     // A million two-step matches without maxspan, far under the cap: nothing expires,
     // yet the expiry queue stays within twice the open partials (it is compacted).
-    let config = Config { steps: 2, leading: false, trailing: false, maxspan: None, flavor: Flavor::Elasticsearch, max_partials: 1_000_000 };
+    let config = Config { steps: 2, leading: false, trailing: false, maxspan: None, flavor: Flavor::Elasticsearch, max_partials: 1_000_000, forks: Vec::new() };
     let mut machine: Machine<u64> = Machine::new(config);
     let mut done = Vec::new();
     for n in 0..1_000_000u64 {

@@ -78,3 +78,42 @@ fn linux_rules_check_against_the_linux_schema() {
     assert!(unexplained.is_empty(), "linux rules failing for reasons other than non-sensor fields:\n{}", unexplained.join("\n"));
     assert!(clean >= 649, "only {clean} of 683 Linux rules check clean; the target is 649");
 }
+
+/// Every Linux rule that checks clean against `--schema linux` compiles, all of them
+/// into one bundle that the runtime loads: Kestrel runs Elastic's Linux rules unchanged.
+/// The rules the back end refuses (E0701) are counted by reason and must stay within
+/// the listed ones.
+#[test]
+fn linux_rules_build_into_one_bundle_the_runtime_loads() {
+    let Some(rules) = corpus_rules() else { return };
+    let options = FileOptions::parse("// eqlc: schema=linux");
+    let schema = options.schema();
+    let mut built = Vec::new();
+    let mut refused: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (location, rule) in rules.iter().filter(|(_, rule)| is_linux(rule)) {
+        let query = rule["query"].as_str().unwrap();
+        let (_, checked, _) = check_text(location, query, FileKind::Eql, &options);
+        let Some(mut one) = checked.into_iter().next() else { continue };
+        if one.diags.iter().any(Diagnostic::is_error) {
+            continue;
+        }
+        one.meta.rule_id = Some(location.clone());
+        let (bytes, diags) = eqlc::driver::build(std::slice::from_ref(&one), &schema);
+        if bytes.is_none() {
+            for diag in diags.iter().filter(|diag| diag.is_error()) {
+                *refused.entry(format!("{}: {}", diag.code, diag.message)).or_default() += 1;
+            }
+            continue;
+        }
+        built.push(one);
+    }
+    let (bytes, diags) = eqlc::driver::build(&built, &schema);
+    let bytes = bytes.unwrap_or_else(|| panic!("the Linux rules that build alone do not build together: {diags:?}"));
+    let program = kestrel_rt::program::Program::load(&bytes).unwrap_or_else(|error| panic!("the runtime refuses the Linux bundle: {error}"));
+    let sequences = program.bundle.sequences.as_ref().map_or(0, Vec::len);
+    eprintln!("linux rules built into one bundle: {} ({sequences} sequences), {} bytes; refused: {refused:?}", built.len(), bytes.len());
+    let refused_total: usize = refused.values().sum();
+    let allowed = ["E0701: sequences with lineage tests cannot be compiled into a bundle yet"];
+    assert!(refused.keys().all(|reason| allowed.contains(&reason.as_str())), "unexpected refusals: {refused:?}");
+    assert!(refused_total <= 4, "{refused_total} Linux rules refused");
+}

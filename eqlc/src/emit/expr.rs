@@ -63,11 +63,24 @@ pub struct ExprGen<'a> {
     bindings: HashMap<u32, u32>,
     /// The slot address (within an event's slots) of each lineage test of the rule.
     pub lineage_slots: HashMap<ExprId, u32>,
+    /// The slot address (within an event's slots) where the host writes the value of
+    /// `field` captured at sequence step `step`, read by `StepField` expressions.
+    pub capture_slots: HashMap<(usize, String), u32>,
 }
 
 impl<'a> ExprGen<'a> {
     pub fn new(rule: &'a tir::Rule, lib: &'a Library, consts: &'a mut Consts, fields: &'a FieldSlots, patterns: &'a mut Patterns, params: u32) -> ExprGen<'a> {
-        ExprGen { rule, lib, consts, fields, patterns, f: FnBuilder::new(params), bindings: HashMap::new(), lineage_slots: HashMap::new() }
+        ExprGen {
+            rule,
+            lib,
+            consts,
+            fields,
+            patterns,
+            f: FnBuilder::new(params),
+            bindings: HashMap::new(),
+            lineage_slots: HashMap::new(),
+            capture_slots: HashMap::new(),
+        }
     }
 
     fn emit(&mut self, instruction: Instruction<'static>) {
@@ -143,6 +156,21 @@ impl<'a> ExprGen<'a> {
     }
 
     /// Code leaving the three-valued truth of a condition.
+    /// The conjunction of conditions (true when there is none).
+    pub fn cond_all(&mut self, ids: &[ExprId]) {
+        match ids {
+            [] => self.i32(1),
+            [id] => self.cond(*id),
+            _ => self.combine(ids.len(), 0, |generator, idx| generator.cond(ids[idx])),
+        }
+    }
+
+    /// Code leaving the address of field `name`'s slot of the current event.
+    pub fn field_value(&mut self, name: &str) {
+        let slot = self.fields.slot(name);
+        self.event_slot(slot);
+    }
+
     pub fn cond(&mut self, id: ExprId) {
         let node = self.rule.expr(id);
         match node.kind.clone() {
@@ -227,6 +255,12 @@ impl<'a> ExprGen<'a> {
             ExprKind::Lineage { .. } if self.lineage_slots.contains_key(&id) => {
                 let address = self.lineage_slots[&id];
                 self.event_slot(address);
+            }
+            // The host writes the value captured at the earlier step to its slot.
+            ExprKind::StepField { step, path } if self.capture_slots.contains_key(&(step, path.name.clone())) => {
+                let address = self.capture_slots[&(step, path.name.clone())];
+                self.event_slot(address);
+                self.path_steps(&path.rest);
             }
             ExprKind::StepField { .. } | ExprKind::Lineage { .. } | ExprKind::Error => {
                 // The planner rejects these before code generation.

@@ -79,9 +79,13 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         categories.sort();
     }
 
-    // Predicates and value functions (with the case their values keep), in rule order.
-    let mut predicates: Vec<(usize, Predicate, tir::ExprId)> = Vec::new();
-    let mut values: Vec<(usize, tir::ExprId, Case)> = Vec::new();
+    // Predicates (each a conjunction of conditions) and value functions (with the case
+    // their values keep), in rule order.
+    let mut predicates: Vec<(usize, Predicate, Vec<tir::ExprId>)> = Vec::new();
+    let mut values: Vec<(usize, ValueSource, Case)> = Vec::new();
+    // Values captured at sequence steps for other steps and pipes: (rule, step, field),
+    // numbered; their slots come after the fields' and the lineage tests'.
+    let mut captures: Vec<(usize, usize, String)> = Vec::new();
     let mut bundle_rules = Vec::new();
     let mut tables = Vec::new();
     let category_id = |category: &tir::Category| match category {
@@ -90,25 +94,45 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
     };
     for (rule_idx, input) in inputs.iter().enumerate() {
         let rule = input.rule;
-        let condition = |query: &tir::EventQuery, predicates: &mut Vec<(usize, Predicate, tir::ExprId)>| {
-            let category = category_id(&query.category);
-            predicates.push((rule_idx, Predicate { rule: rule_idx as u32, role: PredicateRole::EventCondition, category }, query.condition));
+        let condition = |category: Option<u32>, conjuncts: Vec<tir::ExprId>, predicates: &mut Vec<(usize, Predicate, Vec<tir::ExprId>)>| {
+            predicates.push((rule_idx, Predicate { rule: rule_idx as u32, role: PredicateRole::EventCondition, category }, conjuncts));
             predicates.len() as u32 - 1
         };
+        let rule_captures = captured_fields(rule);
+        let first_capture = captures.len();
+        captures.extend(rule_captures.iter().map(|(step, name)| (rule_idx, *step, name.clone())));
         // Join keys fold case in the runtime (docs/sequences.md), so the value
         // functions give them as they are.
-        let mut step = |step: &tir::Step, predicates: &mut Vec<(usize, Predicate, tir::ExprId)>| {
+        let mut step = |index: usize, step: &tir::Step, predicates: &mut Vec<(usize, Predicate, Vec<tir::ExprId>)>| {
             let keys = step
                 .keys
                 .iter()
                 .map(|id| {
-                    values.push((rule_idx, *id, Case::Sensitive));
+                    values.push((rule_idx, ValueSource::Expr(*id), Case::Sensitive));
                     let optional = matches!(&rule.expr(*id).kind, ExprKind::Field(path) if path.optional);
                     format::SequenceKey { value: values.len() as u32 - 1, optional }
                 })
                 .collect();
-            let predicate = condition(&step.query, predicates);
-            format::SequenceStep { predicate, keys, missing: step.missing, fork: step.fork, source_step: step.source_step as u32 }
+            // The conditions reading other steps' events run apart, once the partial
+            // they read is known (role 3); the rest is the step's predicate.
+            let (reading, plain): (Vec<tir::ExprId>, Vec<tir::ExprId>) =
+                conjuncts(rule, step.query.condition).into_iter().partition(|id| reads_other_steps(rule, *id));
+            let category = category_id(&step.query.category);
+            let predicate = condition(category, plain, predicates);
+            let check = (!reading.is_empty()).then(|| {
+                predicates.push((rule_idx, Predicate { rule: rule_idx as u32, role: PredicateRole::StepCheck, category: None }, reading));
+                predicates.len() as u32 - 1
+            });
+            let captures = rule_captures
+                .iter()
+                .enumerate()
+                .filter(|(_, (at, _))| *at == index)
+                .map(|(number, (_, name))| {
+                    values.push((rule_idx, ValueSource::Field(name.clone()), Case::Sensitive));
+                    format::Capture { value: values.len() as u32 - 1, slot: (first_capture + number) as u32 }
+                })
+                .collect();
+            format::SequenceStep { predicate, keys, missing: step.missing, fork: step.fork, source_step: step.source_step as u32, check, captures }
         };
         let (kind, steps, until, flavor, key_case, maxspan_ns) = match &rule.query {
             tir::Query::Event(_) => (None, &[][..], None, format::SequenceFlavor::Elasticsearch, Case::Sensitive, None),
@@ -137,10 +161,12 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
             }
         };
         let query = match (&rule.query, kind) {
-            (tir::Query::Event(query), _) => format::Query::Event { predicate: condition(query, &mut predicates) },
+            (tir::Query::Event(query), _) => {
+                format::Query::Event { predicate: condition(category_id(&query.category), vec![query.condition], &mut predicates) }
+            }
             (_, kind) => {
-                let steps = steps.iter().map(|each| step(each, &mut predicates)).collect();
-                let until = until.map(|each| step(each, &mut predicates));
+                let steps = steps.iter().enumerate().map(|(index, each)| step(index, each, &mut predicates)).collect();
+                let until = until.map(|each| step(usize::MAX, each, &mut predicates));
                 let kind = kind.expect("a multi-event query has a table kind");
                 tables.push(format::SequenceTable { rule: rule_idx as u32, kind, flavor, fold_case: key_case == Case::Insensitive, maxspan_ns, steps, until });
                 format::Query::Sequence { table: tables.len() as u32 - 1 }
@@ -151,7 +177,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
             let mut keys = |ids: &[tir::ExprId]| -> Vec<u32> {
                 ids.iter()
                     .map(|id| {
-                        values.push((rule_idx, *id, rule.pipe_key_case));
+                        values.push((rule_idx, ValueSource::Expr(*id), rule.pipe_key_case));
                         values.len() as u32 - 1
                     })
                     .collect()
@@ -160,7 +186,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
                 tir::Pipe::Head(count) => format::Pipe::Head(*count),
                 tir::Pipe::Tail(count) => format::Pipe::Tail(*count),
                 tir::Pipe::Filter(condition) => {
-                    predicates.push((rule_idx, Predicate { rule: rule_idx as u32, role: PredicateRole::PipeFilter, category: None }, *condition));
+                    predicates.push((rule_idx, Predicate { rule: rule_idx as u32, role: PredicateRole::PipeFilter, category: None }, vec![*condition]));
                     format::Pipe::Filter(predicates.len() as u32 - 1)
                 }
                 tir::Pipe::Unique(ids) => format::Pipe::Unique(keys(ids)),
@@ -190,7 +216,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
             tir::Category::Named(name) => categories.iter().position(|known| known == name).map(|idx| idx as u32),
             tir::Category::Any => None,
         };
-        predicates.push((*rule_idx, Predicate { rule: *rule_idx as u32, role: PredicateRole::LineageSource, category }, query.condition));
+        predicates.push((*rule_idx, Predicate { rule: *rule_idx as u32, role: PredicateRole::LineageSource, category }, vec![query.condition]));
         let relation = match relation {
             tir::Relation::Descendant => format::Relation::Descendant,
             tir::Relation::Child => format::Relation::Child,
@@ -208,7 +234,16 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
     for (idx, node) in lineage_nodes.iter_mut().enumerate() {
         node.slot = fields.slot_count() + idx as u32;
     }
-    let slot_count = fields.slot_count() + lineage_nodes.len() as u32;
+    // Then the captures' slots.
+    let capture_base = fields.slot_count() + lineage_nodes.len() as u32;
+    for table in &mut tables {
+        for step in table.steps.iter_mut().chain(table.until.as_mut()) {
+            for capture in &mut step.captures {
+                capture.slot += capture_base;
+            }
+        }
+    }
+    let slot_count = capture_base + captures.len() as u32;
     let layout = Layout::plan_batched(BATCH_CAPACITY, slot_count, CATEGORY_CAPACITY, predicates.len() as u32, DATA_CAPACITY, HEAP_CAPACITY);
     let slot_stride = slot_count * kestrel_bundle::abi::SLOT_SIZE;
     let lineage_slots = |rule_idx: usize| -> std::collections::HashMap<tir::ExprId, u32> {
@@ -219,6 +254,14 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
             .map(|((_, id), node)| (*id, node.slot * kestrel_bundle::abi::SLOT_SIZE))
             .collect()
     };
+    let capture_slots = |rule_idx: usize| -> std::collections::HashMap<(usize, String), u32> {
+        captures
+            .iter()
+            .enumerate()
+            .filter(|(_, (rule, _, _))| *rule == rule_idx)
+            .map(|(number, (_, step, name))| ((*step, name.clone()), (capture_base + number as u32) * kestrel_bundle::abi::SLOT_SIZE))
+            .collect()
+    };
     // Constants go after the last region, up to the end of memory.
     let mut consts = consts::Consts::new(layout.heap_offset + layout.heap_capacity);
     let mut patterns = Patterns::default();
@@ -227,18 +270,23 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
     for (rule_idx, _, condition) in &predicates {
         let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
         generator.lineage_slots = lineage_slots(*rule_idx);
+        generator.capture_slots = capture_slots(*rule_idx);
         generator.select_event(layout.slots_offset, slot_stride);
         generator.reset_heap();
-        generator.cond(*condition);
+        generator.cond_all(condition);
         predicate_fns.push(generator.f.finish());
     }
     let mut value_fns = Vec::new();
-    for (rule_idx, expr, case) in &values {
+    for (rule_idx, source, case) in &values {
         let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
         generator.lineage_slots = lineage_slots(*rule_idx);
+        generator.capture_slots = capture_slots(*rule_idx);
         generator.select_event(layout.slots_offset, slot_stride);
         generator.reset_heap();
-        generator.key_value(*expr, *case);
+        match source {
+            ValueSource::Expr(expr) => generator.key_value(*expr, *case),
+            ValueSource::Field(name) => generator.field_value(name),
+        }
         let mut builder = generator.f;
         wasm::copy_to_out(&mut builder, layout.out_offset);
         value_fns.push(builder.finish());
@@ -286,6 +334,41 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
     (Some(bundle), Vec::new())
 }
 
+/// What a value function computes.
+enum ValueSource {
+    /// An expression of the rule (a `by` key, a pipe key).
+    Expr(tir::ExprId),
+    /// A field of the event, whole (a capture).
+    Field(String),
+}
+
+/// The fields of other steps' events a rule reads (`event0.x`, `events[1].x`), as
+/// (step, field), each once, in the order they first appear.
+fn captured_fields(rule: &tir::Rule) -> Vec<(usize, String)> {
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for node in &rule.exprs {
+        if let ExprKind::StepField { step, path } = &node.kind
+            && !found.iter().any(|(at, name)| at == step && *name == path.name)
+        {
+            found.push((*step, path.name.clone()));
+        }
+    }
+    found
+}
+
+/// The conditions of a conjunction (nested `and`s flattened), or the condition alone.
+fn conjuncts(rule: &tir::Rule, id: tir::ExprId) -> Vec<tir::ExprId> {
+    match &rule.expr(id).kind {
+        ExprKind::And(items) => items.iter().flat_map(|item| conjuncts(rule, *item)).collect(),
+        _ => vec![id],
+    }
+}
+
+/// Whether an expression reads another step's event.
+fn reads_other_steps(rule: &tir::Rule, id: tir::ExprId) -> bool {
+    matches!(rule.expr(id).kind, ExprKind::StepField { .. }) || rule.expr(id).kind.children().into_iter().any(|child| reads_other_steps(rule, child))
+}
+
 /// The lineage tests of a rule, each after the tests inside its own subquery.
 fn lineage_postorder(rule: &tir::Rule) -> Vec<tir::ExprId> {
     fn visit(rule: &tir::Rule, id: tir::ExprId, out: &mut Vec<tir::ExprId>) {
@@ -310,41 +393,35 @@ fn lineage_postorder(rule: &tir::Rule) -> Vec<tir::ExprId> {
 
 /// A diagnostic for a rule the back end cannot compile yet.
 fn unsupported(input: &Input) -> Option<Diagnostic> {
-    let lineage = || input.rule.exprs.iter().any(|node| matches!(node.kind, ExprKind::Lineage { .. }));
-    let what = match &input.rule.query {
-        tir::Query::Sequence(sequence) if sequence.steps.iter().any(|step| step.fork) => Some("sequences with `fork`"),
-        tir::Query::Sequence(_) if input.rule.pipes.iter().any(|pipe| !matches!(pipe, tir::Pipe::Head(_) | tir::Pipe::Tail(_))) => {
-            Some("sequences with pipes other than `head` and `tail`")
-        }
+    let rule = input.rule;
+    let lineage = || rule.exprs.iter().any(|node| matches!(node.kind, ExprKind::Lineage { .. }));
+    let other_pipes = || rule.pipes.iter().any(|pipe| !matches!(pipe, tir::Pipe::Head(_) | tir::Pipe::Tail(_)));
+    // A filter after `unique_count` reads the count off the result's first event, whole.
+    let late_filter = || rule.pipes.iter().skip_while(|pipe| !matches!(pipe, tir::Pipe::UniqueCount(_))).any(|pipe| matches!(pipe, tir::Pipe::Filter(_)));
+    let reads_steps = |step: &tir::Step| reads_other_steps(rule, step.query.condition);
+    let what = match &rule.query {
+        tir::Query::Sequence(_) if late_filter() => Some("sequences with a `filter` after `unique_count`"),
         tir::Query::Sequence(_) if lineage() => Some("sequences with lineage tests"),
-        tir::Query::Sequence(_) => None,
-        tir::Query::Join(_) | tir::Query::Sample(_) if input.rule.pipes.iter().any(|pipe| !matches!(pipe, tir::Pipe::Head(_) | tir::Pipe::Tail(_))) => {
-            Some("joins and samples with pipes other than `head` and `tail`")
+        tir::Query::Sequence(sequence)
+            if sequence.until.as_ref().is_some_and(reads_steps) || sequence.steps.iter().any(|step| step.missing && reads_steps(step)) =>
+        {
+            Some("sequences whose `until` or missing steps read other steps")
         }
+        tir::Query::Sequence(_) | tir::Query::Event(_) => None,
+        tir::Query::Join(_) | tir::Query::Sample(_) if other_pipes() => Some("joins and samples with pipes other than `head` and `tail`"),
         tir::Query::Join(_) | tir::Query::Sample(_) if lineage() => Some("joins and samples with lineage tests"),
-        tir::Query::Join(_) | tir::Query::Sample(_) | tir::Query::Event(_) => None,
+        tir::Query::Join(_) | tir::Query::Sample(_) if rule.exprs.iter().any(|node| matches!(node.kind, ExprKind::StepField { .. })) => {
+            Some("joins and samples reading other steps")
+        }
+        tir::Query::Join(_) | tir::Query::Sample(_) => None,
     };
     let at = Span { start: input.span.start, end: input.span.start };
-    if let Some(what) = what {
-        return Some(
-            Diagnostic::new(Code::E0701, format!("{what} cannot be compiled into a bundle yet"))
-                .primary(at, format!("rule `{}`", input.meta.name))
-                .note("this eqlc compiles event queries with their pipes, and sequences without `fork` or pipes other than `head` and `tail`")
-                .help("check the rule with `eqlc check`, and leave it out of `eqlc build` for now"),
-        );
-    }
-    for node in &input.rule.exprs {
-        let construct = match &node.kind {
-            ExprKind::StepField { .. } => "a reference to another event",
-            _ => continue,
-        };
-        return Some(
-            Diagnostic::new(Code::E0701, format!("{construct} cannot be compiled into a bundle yet"))
-                .primary(node.span, "not supported by the back end yet")
-                .note("references to other events come with the sequence engine"),
-        );
-    }
-    None
+    what.map(|what| {
+        Diagnostic::new(Code::E0701, format!("{what} cannot be compiled into a bundle yet"))
+            .primary(at, format!("rule `{}`", input.meta.name))
+            .note("this eqlc compiles event queries and sequences with their pipes and cross-step references, and joins and samples with `head` and `tail`")
+            .help("check the rule with `eqlc check`, and leave it out of `eqlc build` for now")
+    })
 }
 
 /// `eval(count)`: for each of the first `count` events of the batch, runs every enabled

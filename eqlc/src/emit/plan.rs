@@ -37,7 +37,8 @@ impl FieldSlots {
                 }
             }
             for node in &rule.exprs {
-                if let ExprKind::Field(path) = &node.kind {
+                // A field of another step's event is read (and captured) from that event.
+                if let ExprKind::Field(path) | ExprKind::StepField { path, .. } = &node.kind {
                     used.entry(path.name.clone()).or_insert(false);
                 }
                 let case = match &node.kind {

@@ -188,6 +188,7 @@ fn write_rule(out: &mut String, bundle: &Bundle, index: usize, rule: &Rule) -> s
             PredicateRole::EventCondition => "event condition",
             PredicateRole::PipeFilter => "pipe filter",
             PredicateRole::LineageSource => "lineage source",
+            PredicateRole::StepCheck => "step check",
         };
         let category = match predicate.category {
             None => "any category".to_string(),

@@ -100,6 +100,24 @@ pub struct SequenceStep {
     pub fork: bool,
     /// The step as written (before unrolling), for messages and alerts.
     pub source_step: u32,
+    /// The role-3 predicate that must also be true for a hit, with the captured
+    /// values of the partial waiting for this step in their slots; `None`: the step
+    /// reads no other step.
+    pub check: Option<u32>,
+    /// Values captured from the event of this step, for later steps' checks and the
+    /// rule's pipes.
+    pub captures: Vec<Capture>,
+}
+
+/// A value captured from a step's event (a field another step or a pipe reads as
+/// `event0.x` or `events[1].x`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capture {
+    /// The value function computing it on the step's event.
+    pub value: u32,
+    /// The slot (index among an event's slots) the host writes it to before running
+    /// a check or a pipe of the rule.
+    pub slot: u32,
 }
 
 /// One `by` expression of a step.
@@ -448,6 +466,10 @@ pub enum PredicateRole {
     /// Role 2: the subquery of a lineage test, run by the host through `pred_<id>`
     /// on events of its category, before `eval`.
     LineageSource,
+    /// Role 3: the part of a sequence step's condition that reads earlier steps'
+    /// events (`event0.x`), run by the host through `pred_<id>` once it has written the
+    /// waiting partial's captured values into their slots.
+    StepCheck,
 }
 
 /// One value function (a key of `unique`, `count`, `sort`, ...).
@@ -681,11 +703,14 @@ pub(crate) mod codes {
             PredicateRole::EventCondition => 0,
             PredicateRole::PipeFilter => 1,
             PredicateRole::LineageSource => 2,
+            PredicateRole::StepCheck => 3,
         }
     }
 
     pub(crate) fn role_of(code: u8) -> Option<PredicateRole> {
-        [PredicateRole::EventCondition, PredicateRole::PipeFilter, PredicateRole::LineageSource].into_iter().find(|role| self::role(*role) == code)
+        [PredicateRole::EventCondition, PredicateRole::PipeFilter, PredicateRole::LineageSource, PredicateRole::StepCheck]
+            .into_iter()
+            .find(|role| self::role(*role) == code)
     }
 
     pub(crate) fn relation(relation: Relation) -> u8 {

@@ -6,7 +6,7 @@
 //! Nothing here indexes or allocates without checking the bytes are there first.
 
 use super::{
-    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CidrBlock, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageNode,
+    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, Capture, CidrBlock, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageNode,
     LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query, RegexPattern, Rule, SectionKind, SequenceKey, SequenceStep,
     SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64, validate,
 };
@@ -385,7 +385,7 @@ mod min_size {
     pub(super) const LINEAGE_VALUE: usize = 1 + 4;
     pub(super) const LINEAGE_NODE: usize = 1 + 4 + 4;
     pub(super) const SEQUENCE: usize = 4 + 1 + 1 + 1 + 1 + 4 + 1;
-    pub(super) const SEQUENCE_STEP: usize = 4 + 4 + 1 + 1 + 4;
+    pub(super) const SEQUENCE_STEP: usize = 4 + 4 + 1 + 1 + 4 + 1 + 4;
     pub(super) const SEQUENCE_KEY: usize = 4 + 1;
 }
 
@@ -659,5 +659,7 @@ fn read_step(r: &mut Reader) -> Result<SequenceStep, BundleError> {
     let missing = r.bool("missing")?;
     let fork = r.bool("fork")?;
     let source_step = r.u32("source_step")?;
-    Ok(SequenceStep { predicate, keys, missing, fork, source_step })
+    let check = r.option("check", |r| r.u32("check predicate"))?;
+    let captures = r.vec(8, "the captures", |r, _| Ok(Capture { value: r.u32("capture value function")?, slot: r.u32("capture slot")? }))?;
+    Ok(SequenceStep { predicate, keys, missing, fork, source_step, check, captures })
 }

@@ -239,6 +239,7 @@ fn check_predicate(bundle: &Bundle, rule: usize, id: u32, role: PredicateRole) -
         PredicateRole::EventCondition => "query predicate",
         PredicateRole::PipeFilter => "filter predicate",
         PredicateRole::LineageSource => "lineage source predicate",
+        PredicateRole::StepCheck => "step check predicate",
     };
     let predicates = &bundle.functions.predicates;
     let Some(predicate) = predicates.get(id as usize) else {
@@ -249,6 +250,7 @@ fn check_predicate(bundle: &Bundle, rule: usize, id: u32, role: PredicateRole) -
             PredicateRole::EventCondition => "an event condition (role 0)",
             PredicateRole::PipeFilter => "a pipe filter (role 1)",
             PredicateRole::LineageSource => "a lineage source (role 2)",
+            PredicateRole::StepCheck => "a step check (role 3)",
         };
         return Err(format!("{what} {id} is {has}"));
     }
@@ -298,11 +300,19 @@ fn sequences(bundle: &Bundle, at: At) -> Result<(), BundleError> {
         let steps = table.steps.iter().enumerate().map(|(idx, step)| (format!("step {idx}"), step));
         for (name, step) in steps.chain(table.until.iter().map(|step| ("the until step".to_string(), step))) {
             check_predicate(bundle, rule, step.predicate, PredicateRole::EventCondition).map_err(|message| error(format!("{name}: {message}")))?;
-            for key in &step.keys {
-                match bundle.functions.values.get(key.value as usize) {
-                    None => return Err(error(format!("{name}: value function {} is out of range (there are {})", key.value, bundle.functions.values.len()))),
+            if let Some(check) = step.check {
+                check_predicate(bundle, rule, check, PredicateRole::StepCheck).map_err(|message| error(format!("{name}: {message}")))?;
+            }
+            let slot_count = bundle.manifest.layout.slot_count;
+            if let Some(capture) = step.captures.iter().find(|capture| capture.slot >= slot_count) {
+                return Err(error(format!("{name}: capture slot {} is out of range (an event has {slot_count})", capture.slot)));
+            }
+            let values = step.keys.iter().map(|key| key.value).chain(step.captures.iter().map(|capture| capture.value));
+            for value in values {
+                match bundle.functions.values.get(value as usize) {
+                    None => return Err(error(format!("{name}: value function {value} is out of range (there are {})", bundle.functions.values.len()))),
                     Some(function) if function.rule != table.rule => {
-                        return Err(error(format!("{name}: value function {} belongs to rule {}, not to rule {rule}", key.value, function.rule)));
+                        return Err(error(format!("{name}: value function {value} belongs to rule {}, not to rule {rule}", function.rule)));
                     }
                     Some(_) => {}
                 }

@@ -347,5 +347,13 @@ fn step(out: &mut Writer, step: &SequenceStep) -> Result<(), BundleError> {
     out.bool(step.missing);
     out.bool(step.fork);
     out.u32(step.source_step);
-    Ok(())
+    out.option(step.check.as_ref(), |out, check| {
+        out.u32(*check);
+        Ok(())
+    })?;
+    out.vec(&step.captures, |out, capture| {
+        out.u32(capture.value);
+        out.u32(capture.slot);
+        Ok(())
+    })
 }

@@ -14,6 +14,10 @@
 //! - **until**: in the Elasticsearch flavour an until event ends the partials of its
 //!   key after the event's own step hits (an event that is both the last step and the
 //!   until completes); in the endgame flavour (python eql) before them.
+//! - **fork** (endgame): a hit of a `fork` step advances a copy of the partial waiting
+//!   for it; the original stays and may be advanced again (python eql copies the list
+//!   instead of popping it). Copies expire by their first event through a heap of
+//!   their own, since they are created later than their first event.
 //! - **Expiry** walks a queue of partials in creation order from the front, so it is
 //!   amortised O(1) per event; never a scan over the open partials. Stale queue entries
 //!   (partials that advanced to completion or were replaced) are skipped lazily.
@@ -33,7 +37,8 @@
 
 mod missing;
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 /// Open partial matches a sequence rule keeps by default.
 pub const DEFAULT_MAX_PARTIALS: usize = 100_000;
@@ -61,6 +66,9 @@ pub struct Config {
     pub flavor: Flavor,
     /// Open partial matches kept at most (at least 1).
     pub max_partials: usize,
+    /// Per positive step: `fork` (endgame): a hit of the step advances a copy of the
+    /// partial waiting for it, which stays. Empty: no step forks.
+    pub forks: Vec<bool>,
 }
 
 /// One event, as the machine sees it.
@@ -114,6 +122,8 @@ pub struct Counters {
     pub evicted: u64,
     /// Completed, then ruled out by an event of a missing step.
     pub ruled_out: u64,
+    /// Copies made by `fork` steps (each a new open partial).
+    pub forked: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -144,8 +154,12 @@ pub struct Machine<T> {
     waiting: Vec<HashMap<Key, usize>>,
     slots: Vec<Option<Partial<T>>>,
     free: Vec<usize>,
-    /// (slot, serial) in creation order: the expiry and eviction order.
+    /// (slot, serial) in creation order: the eviction order, and the expiry order of
+    /// partials started by a step-0 hit (created in first-event order).
     order: VecDeque<(usize, u64)>,
+    /// (first event, serial, slot) of the copies made by `fork`, whose first event is
+    /// older than their creation: their expiry order.
+    forked: BinaryHeap<Reverse<(i64, u64, usize)>>,
     live: usize,
     next_serial: u64,
     leading: missing::Leading,
@@ -162,6 +176,7 @@ impl<T: Clone> Machine<T> {
             slots: Vec::new(),
             free: Vec::new(),
             order: VecDeque::new(),
+            forked: BinaryHeap::new(),
             live: 0,
             next_serial: 0,
             leading: missing::Leading::default(),
@@ -173,6 +188,13 @@ impl<T: Clone> Machine<T> {
     /// Open partial matches.
     pub fn open(&self) -> usize {
         self.live
+    }
+
+    /// The events so far of the partial waiting for `step` under `key`, if one is
+    /// (what a later step's condition reads, through the captures they carry).
+    pub fn peek(&self, step: usize, key: &Key) -> Option<&[T]> {
+        let slot = *self.waiting.get(step)?.get(key)?;
+        self.slots[slot].as_ref().map(|partial| partial.events.as_slice())
     }
 
     /// Entries of the expiry queue, stale ones included (bounded by twice the open
@@ -237,13 +259,30 @@ impl<T: Clone> Machine<T> {
             self.remove(slot);
             return;
         }
-        self.waiting[step].remove(key);
-        let partial = self.slots[slot].as_mut().expect("checked above");
-        partial.events.push(event.id.clone());
-        partial.last = event.timestamp;
-        if partial.gap_hit.take().is_some_and(|hit| hit < event.timestamp) {
-            partial.ruled_out = true;
+        let advance = |partial: &mut Partial<T>| {
+            partial.events.push(event.id.clone());
+            partial.last = event.timestamp;
+            if partial.gap_hit.take().is_some_and(|hit| hit < event.timestamp) {
+                partial.ruled_out = true;
+            }
+        };
+        let fork = self.config.forks.get(step).copied().unwrap_or(false);
+        if fork && step == last {
+            // The copy completes at once: it needs no slot.
+            self.counters.forked += 1;
+            let mut copy = self.slots[slot].clone().expect("checked above");
+            advance(&mut copy);
+            self.complete(copy, done);
+            return;
         }
+        let slot = if fork {
+            self.fork(slot)
+        } else {
+            self.waiting[step].remove(key);
+            slot
+        };
+        let partial = self.slots[slot].as_mut().expect("checked above");
+        advance(partial);
         if step == last {
             let partial = self.slots[slot].take().expect("checked above");
             self.free.push(slot);
@@ -295,6 +334,39 @@ impl<T: Clone> Machine<T> {
             self.order.retain(|(slot, serial)| slots[*slot].as_ref().is_some_and(|partial| partial.serial == *serial));
         }
         self.wait(1, key.clone(), slot);
+    }
+
+    /// A copy of the partial in `slot` (which stays where it waits), in a slot of its
+    /// own, counted as open; returns that slot.
+    fn fork(&mut self, slot: usize) -> usize {
+        let original = self.slots[slot].as_ref().expect("a waiting slot holds a partial");
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let copy = Partial { serial, events: original.events.clone(), key: original.key.clone(), ..*original };
+        if self.live >= self.config.max_partials {
+            self.evict_oldest();
+        }
+        let first = copy.first;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(copy);
+                slot
+            }
+            None => {
+                self.slots.push(Some(copy));
+                self.slots.len() - 1
+            }
+        };
+        self.live += 1;
+        self.counters.forked += 1;
+        self.order.push_back((slot, serial));
+        self.forked.push(Reverse((first, serial, slot)));
+        // Without a maxspan nothing pops the heap: keep it within twice the open partials.
+        if self.forked.len() > 2 * self.live + 64 {
+            let slots = &self.slots;
+            self.forked.retain(|Reverse((_, serial, slot))| slots[*slot].as_ref().is_some_and(|partial| partial.serial == *serial));
+        }
+        slot
     }
 
     /// Puts the partial in `slot` in wait for `stage`, replacing any other there.
@@ -393,6 +465,17 @@ impl<T: Clone> Machine<T> {
                 _ => {}
             }
             self.order.pop_front();
+        }
+        while let Some(&Reverse((first, serial, slot))) = self.forked.peek() {
+            let live = self.slots[slot].as_ref().is_some_and(|partial| partial.serial == serial);
+            if live {
+                if !past(Some(maxspan), first, now) {
+                    break;
+                }
+                self.counters.expired += 1;
+                self.remove(slot);
+            }
+            self.forked.pop();
         }
     }
 

@@ -7,13 +7,14 @@
 
 use crate::guest::{self, Area};
 use crate::host::HostState;
-use crate::join_key::KeyRules;
 use crate::pipes::{Output, Pipeline, Row, Stage};
 use crate::program::Program;
-use crate::sequence::{Config, DEFAULT_MAX_PARTIALS, Flavor, Gap, Machine};
+mod sequences;
+
 use kestrel_bundle::abi::SLOT_SIZE;
-use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query, SequenceFlavor, SequenceTable, TableKind};
+use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query};
 use kestrel_bundle::semantics::Value;
+use sequences::SequenceRun;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,6 +177,9 @@ pub struct Stats {
     pub oversized: u64,
     /// Processes the lineage tracker could not track (its sets were full).
     pub lineage_dropped: u64,
+    /// Values captured at sequence steps that found no room in guest memory when
+    /// written back for a check or a pipe (they read as null).
+    pub captures_dropped: u64,
     pub rules: Vec<RuleStats>,
 }
 
@@ -186,78 +190,6 @@ struct RulePlan {
     late: Vec<bool>,
     keys: Vec<Vec<usize>>,
     pipeline: Pipeline<Found>,
-}
-
-/// A multi-event rule's executor, and how its join keys are formed.
-struct SequenceRun {
-    rule: usize,
-    /// Per step, then the until step last: its key value functions and which are
-    /// `?optional` (read from the table once, not per hit).
-    keys: Vec<(Vec<usize>, Vec<bool>)>,
-    /// Per step: what the machine calls it (positive steps are numbered apart).
-    roles: Vec<StepRole>,
-    rules: KeyRules,
-    machine: Executor,
-}
-
-/// The executor of a table, by its kind.
-enum Executor {
-    Sequence(Box<Machine<EventRef>>),
-    Join(crate::join::Machine<EventRef>),
-    Sample(crate::sample::Machine<EventRef>),
-}
-
-/// A bundle step, for the machine.
-#[derive(Clone, Copy, Debug)]
-enum StepRole {
-    /// The n-th positive step.
-    Positive(usize),
-    Missing(Gap),
-}
-
-impl SequenceRun {
-    fn new(table: &SequenceTable) -> SequenceRun {
-        let flavor = match table.flavor {
-            SequenceFlavor::Elasticsearch => Flavor::Elasticsearch,
-            SequenceFlavor::Endgame => Flavor::Endgame,
-        };
-        let positives = table.steps.iter().filter(|step| !step.missing).count();
-        let mut seen = 0;
-        let roles: Vec<StepRole> = table
-            .steps
-            .iter()
-            .map(|step| match step.missing {
-                false => {
-                    seen += 1;
-                    StepRole::Positive(seen - 1)
-                }
-                true if seen == 0 => StepRole::Missing(Gap::Leading),
-                true if seen == positives => StepRole::Missing(Gap::Trailing),
-                true => StepRole::Missing(Gap::Before(seen)),
-            })
-            .collect();
-        let has = |gap: Gap| roles.iter().any(|role| matches!(role, StepRole::Missing(each) if *each == gap));
-        let config = Config {
-            steps: positives,
-            leading: has(Gap::Leading),
-            trailing: has(Gap::Trailing),
-            maxspan: table.maxspan_ns,
-            flavor,
-            max_partials: DEFAULT_MAX_PARTIALS,
-        };
-        let keys = table.steps.iter().chain(&table.until).map(|step| step.keys.iter().map(|key| (key.value as usize, key.optional)).unzip()).collect();
-        let machine = match table.kind {
-            TableKind::Sequence => Executor::Sequence(Box::new(Machine::new(config))),
-            TableKind::Join => Executor::Join(crate::join::Machine::new(crate::join::Config { steps: positives, max_keys: crate::join::DEFAULT_MAX_KEYS })),
-            TableKind::Sample { max_samples_per_key } => Executor::Sample(crate::sample::Machine::new(crate::sample::Config {
-                filters: positives,
-                max_samples_per_key: max_samples_per_key as usize,
-                max_keys: crate::sample::DEFAULT_MAX_KEYS,
-                max_events: crate::sample::DEFAULT_MAX_EVENTS,
-            })),
-        };
-        SequenceRun { rule: table.rule as usize, keys, roles, rules: KeyRules { flavor, fold_case: table.fold_case }, machine }
-    }
 }
 
 pub struct Engine {
@@ -289,6 +221,8 @@ pub struct Engine {
     /// The sequence runs with a trailing missing step: their results wait for time to
     /// pass, so every event evaluated moves their clock.
     clocked: Vec<usize>,
+    /// Start of the data region's free part after the batch's events (for captures).
+    spare_data: usize,
     profiling: bool,
     _ticker: Ticker,
 }
@@ -419,12 +353,7 @@ impl Engine {
                 steps_of[until.predicate as usize].push((run, None));
             }
         }
-        let clocked = sequences
-            .iter()
-            .enumerate()
-            .filter(|(_, run)| run.roles.iter().any(|role| matches!(role, StepRole::Missing(Gap::Trailing))))
-            .map(|(run, _)| run)
-            .collect();
+        let clocked = sequences.iter().enumerate().filter(|(_, run)| run.is_clocked()).map(|(run, _)| run).collect();
         let ticker = Ticker::start(program.engine.clone());
         Ok(Engine {
             program,
@@ -445,6 +374,7 @@ impl Engine {
             sequences,
             steps_of,
             clocked,
+            spare_data: layout.data_offset as usize,
             profiling: false,
             _ticker: ticker,
         })
@@ -501,13 +431,7 @@ impl Engine {
     /// Flushes the buffering pipes: call once, after the last event.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
         let mut matches = Vec::new();
-        for run in 0..self.sequences.len() {
-            let mut done = Vec::new();
-            if let Executor::Sequence(machine) = &mut self.sequences[run].machine {
-                machine.finish(&mut done);
-            }
-            self.sequence_results(run, done, &mut matches);
-        }
+        self.finish_sequences(&mut matches);
         for found in matches {
             self.dispatch(found, alerts);
         }
@@ -596,6 +520,7 @@ impl Engine {
             written.push(consumed);
             consumed += 1;
         }
+        self.spare_data = area.next;
         consumed
     }
 
@@ -688,86 +613,6 @@ impl Engine {
         }
     }
 
-    /// Feeds one event to the sequence rules whose steps it hits (`steps`: run, step or
-    /// `None` for until), with the join keys its value functions give; completed
-    /// sequences become matches.
-    fn advance_sequences(&mut self, steps: &[(usize, Option<usize>)], event: i32, item: &EventRef, matches: &mut Vec<Match>) {
-        let mut runs: Vec<usize> = steps.iter().map(|(run, _)| *run).collect();
-        runs.sort_unstable();
-        runs.dedup();
-        let (mut keys, mut values) = (Vec::new(), Vec::new());
-        for run in runs {
-            let (mut hits, mut until, mut missing) = (Vec::new(), Vec::new(), Vec::new());
-            for (_, step) in steps.iter().filter(|(each, _)| *each == run) {
-                let sequence = &self.sequences[run];
-                let spec = step.unwrap_or(sequence.keys.len() - 1);
-                let (rule, rules) = (sequence.rule, sequence.rules);
-                values.clear();
-                for idx in 0..self.sequences[run].keys[spec].0.len() {
-                    let id = self.sequences[run].keys[spec].0[idx];
-                    let value = self.value_of(rule, id, event);
-                    values.push(value);
-                }
-                let dropped = crate::join_key::keys(&values, &self.sequences[run].keys[spec].1, rules, &mut keys);
-                self.stats.rules[rule].keys_dropped += dropped as u64;
-                match step.map(|step| self.sequences[run].roles[step]) {
-                    Some(StepRole::Positive(step)) => hits.extend(keys.drain(..).map(|key| (step, key))),
-                    Some(StepRole::Missing(gap)) => missing.extend(keys.drain(..).map(|key| (gap, key))),
-                    None => until.append(&mut keys),
-                }
-            }
-            let mut done = Vec::new();
-            match &mut self.sequences[run].machine {
-                Executor::Sequence(machine) => {
-                    let input = crate::sequence::Input { id: item, timestamp: item.timestamp, hits: &hits, until: &until, missing: &missing };
-                    machine.push(input, &mut done);
-                }
-                Executor::Join(machine) => machine.push(crate::join::Input { id: item, hits: &hits, until: &until }, &mut done),
-                Executor::Sample(machine) => {
-                    let mut samples = Vec::new();
-                    machine.push(crate::sample::Input { id: item, hits: &hits }, &mut samples);
-                    let results =
-                        samples.into_iter().map(|sample| Found { events: sample.events, join_key: Some(crate::join_key::decode(&sample.key)) }).collect();
-                    self.found(run, results, matches);
-                }
-            }
-            self.sequence_results(run, done, matches);
-        }
-    }
-
-    /// Releases the results of the sequence rules with a trailing missing step whose
-    /// window has closed at `now`.
-    fn release_sequences(&mut self, now: i64, matches: &mut Vec<Match>) {
-        for idx in 0..self.clocked.len() {
-            let run = self.clocked[idx];
-            let mut done = Vec::new();
-            if let Executor::Sequence(machine) = &mut self.sequences[run].machine {
-                machine.release(now, &mut done);
-            }
-            self.sequence_results(run, done, matches);
-        }
-    }
-
-    /// Completed sequences (or joins) of a run, as matches of its rule.
-    fn sequence_results(&mut self, run: usize, done: Vec<Vec<EventRef>>, matches: &mut Vec<Match>) {
-        self.found(run, done.into_iter().map(|events| Found { events, join_key: None }).collect(), matches);
-    }
-
-    /// Results of a run, as matches of its rule; the rule's counters.
-    fn found(&mut self, run: usize, results: Vec<Found>, matches: &mut Vec<Match>) {
-        let rule = self.sequences[run].rule;
-        let stats = &mut self.stats.rules[rule];
-        match &self.sequences[run].machine {
-            Executor::Sequence(machine) => stats.sequence = machine.counters,
-            Executor::Join(machine) => stats.join = machine.counters,
-            Executor::Sample(machine) => stats.sample = machine.counters,
-        }
-        for item in results {
-            stats.matches += 1;
-            matches.push(Match { rule, row: Row { item, filters: Vec::new(), keys: Vec::new(), count: None } });
-        }
-    }
-
     /// Value function `id` on the batch's event `event` (null when it traps, counted).
     fn value_of(&mut self, rule: usize, id: usize, event: i32) -> Value {
         self.store.set_epoch_deadline(DEADLINE_TICKS);
@@ -845,7 +690,12 @@ impl Engine {
 
     /// Computes the filter truths and key values the rule's pipes need for a match.
     fn pipe_inputs(&mut self, rule: usize, event: i32, item: EventRef) -> Row<Found> {
-        let item = Found { events: vec![item], join_key: None };
+        self.pipe_row(rule, event, Found { events: vec![item], join_key: None })
+    }
+
+    /// The filter truths and key values the rule's pipes need for a result, computed
+    /// on the batch's event `event`.
+    fn pipe_row(&mut self, rule: usize, event: i32, item: Found) -> Row<Found> {
         let plan = &self.rules[rule];
         if plan.filters.is_empty() && plan.keys.is_empty() {
             return Row { item, filters: Vec::new(), keys: Vec::new(), count: None };
