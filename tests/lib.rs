@@ -148,11 +148,8 @@ pub fn build_bundle(paths: &[PathBuf], options: &FileOptions) -> Result<Vec<u8>,
     Err(eqlc::render::human(&diags, &sources, false))
 }
 
-/// The rule files under `dir` (recursively, sorted) whose every rule is an event query,
-/// i.e. the ones `eqlc build` can compile while sequences are not supported (E0701).
-pub fn event_query_rule_files(dir: &Path, options: &FileOptions) -> Vec<PathBuf> {
-    let schema = options.schema();
-    let check_options = Options { schema: &schema, dialect: options.dialect, endgame_case: options.endgame_case, declarations: &options.declarations };
+/// The rule files under `dir` (recursively, sorted).
+pub fn rule_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -166,14 +163,5 @@ pub fn event_query_rule_files(dir: &Path, options: &FileOptions) -> Vec<PathBuf>
         }
     }
     files.sort();
-    files.retain(|path| {
-        let mut sources = SourceMap::new();
-        let (rule_sources, _) = rules::load(std::slice::from_ref(path), &mut sources);
-        !rule_sources.is_empty()
-            && rule_sources.iter().all(|source| {
-                let checked = driver::check_rule(source, &sources, &check_options);
-                matches!(checked.rule.as_ref().map(|rule| &rule.query), Some(eqlc::tir::Query::Event(_)))
-            })
-    });
     files
 }

@@ -241,9 +241,9 @@ fn build_writes_a_bundle_only_for_rules_it_can_compile() {
     let out = eqlc(&["build", "-o", built.to_str().unwrap(), sequence.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "sequences build: {}", text(&out.stderr));
 
-    let lineage = write(&dir, "rules/lineage.eql", "sequence [process where true] [file where descendant of [process where true]]\n");
+    let piped = write(&dir, "rules/piped_join.eql", "join by user.name [process where true] [file where true] | unique process.name\n");
     let failed = dir.join("failed.bundle");
-    let out = eqlc(&["build", "--dialect", "endgame", "-o", failed.to_str().unwrap(), lineage.to_str().unwrap()]);
+    let out = eqlc(&["build", "--dialect", "endgame", "-o", failed.to_str().unwrap(), piped.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("error[E0701]"));
     assert!(!failed.exists(), "no bundle is written when a rule cannot be compiled");

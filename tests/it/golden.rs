@@ -12,7 +12,7 @@ use kestrel_rt::program::Program;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use tests::{FileOptions, build_bundle, event_query_rule_files, repo_root};
+use tests::{FileOptions, build_bundle, repo_root, rule_files};
 
 const REGENERATE: &str = "KESTREL_WRITE_GOLDEN=1 cargo test -p tests golden";
 
@@ -55,21 +55,22 @@ fn golden_dir() -> PathBuf {
     repo_root().join("tests/data/golden")
 }
 
-/// The golden bundles: Kestrel's own event-query rules (`rules/`, sequences left out
-/// until the back end compiles them) and the representative rules of
+/// The golden bundles: Kestrel's own rules (`rules/`) and the representative rules of
 /// `tests/data/golden/`, against the `linux` and the `dynamic` schema, and the endgame
 /// dialect.
 fn goldens() -> Vec<Golden> {
-    let builtin = event_query_rule_files(&repo_root().join("rules"), &FileOptions::parse(""));
-    assert!(!builtin.is_empty(), "no event-query rules in rules/");
+    let builtin = rule_files(&repo_root().join("rules"));
+    assert!(!builtin.is_empty(), "no rules in rules/");
     let events = vec![golden_dir().join("events")];
     let endgame = vec![golden_dir().join("endgame")];
+    let sequences = vec![golden_dir().join("sequences")];
     vec![
         Golden { file: "kestrel-rules-linux.kbundle", schema: "linux", dialect: "elasticsearch", sources: builtin.clone() },
         Golden { file: "kestrel-rules-dynamic.kbundle", schema: "dynamic", dialect: "elasticsearch", sources: builtin },
         Golden { file: "events-linux.kbundle", schema: "linux", dialect: "elasticsearch", sources: events.clone() },
         Golden { file: "events-dynamic.kbundle", schema: "dynamic", dialect: "elasticsearch", sources: events },
         Golden { file: "endgame-linux.kbundle", schema: "linux", dialect: "endgame", sources: endgame },
+        Golden { file: "sequences-linux.kbundle", schema: "linux", dialect: "elasticsearch", sources: sequences },
     ]
 }
 
@@ -151,7 +152,6 @@ fn golden_bundles_load_in_the_runtime() {
         assert!(bundle.manifest.compiler.starts_with("eqlc "), "{}: compiler `{}`", golden.file, bundle.manifest.compiler);
         assert_eq!(bundle.manifest.schema_name, golden.schema, "{}", golden.file);
         assert_eq!(bundle.manifest.schema_fingerprint, golden.options().schema().fingerprint(), "{}", golden.file);
-        assert!(bundle.sequences.is_none(), "{}: event queries only", golden.file);
         assert!(!bundle.rules.is_empty(), "{}: no rules", golden.file);
         let program = Program::load(&bytes).unwrap_or_else(|error| panic!("{}: the runtime refuses it: {error}", golden.file));
         assert_eq!(*program.bundle, bundle);
@@ -190,6 +190,15 @@ fn golden_bundles_cover_the_format() {
         assert!(count > 0, "no {what} in the golden bundles");
     }
     assert!(any_category > 0, "no `any where` rule in the golden bundles");
+    // The multi-event shapes: every table kind, missing steps, checks and captures,
+    // a lineage test inside a step.
+    let sequences = Bundle::from_bytes(&golden("sequences-linux.kbundle").committed()).expect("reads");
+    let tables = sequences.sequences.as_deref().unwrap_or_default();
+    let steps = || tables.iter().flat_map(|table| &table.steps);
+    assert!(tables.iter().any(|table| table.kind == kestrel_bundle::TableKind::Sequence && table.until.is_some()), "a sequence with until");
+    assert!(tables.iter().any(|table| matches!(table.kind, kestrel_bundle::TableKind::Sample { .. })), "a sample");
+    assert!(steps().any(|step| step.missing) && steps().any(|step| step.check.is_some()) && steps().any(|step| !step.captures.is_empty()));
+    assert!(sequences.lineage.is_some(), "a lineage test inside a sequence step");
 }
 
 /// The `eqlc` binary of this build, beside the test binary.
@@ -629,4 +638,9 @@ fn mutations_of_events_dynamic() {
 #[test]
 fn mutations_of_endgame_linux() {
     mutate("endgame-linux.kbundle");
+}
+
+#[test]
+fn mutations_of_sequences_linux() {
+    mutate("sequences-linux.kbundle");
 }

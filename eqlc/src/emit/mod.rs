@@ -380,8 +380,14 @@ fn lineage_postorder(rule: &tir::Rule) -> Vec<tir::ExprId> {
         }
     }
     let mut out = Vec::new();
-    if let tir::Query::Event(query) = &rule.query {
-        visit(rule, query.condition, &mut out);
+    match &rule.query {
+        tir::Query::Event(query) => visit(rule, query.condition, &mut out),
+        tir::Query::Sequence(sequence) => {
+            for step in sequence.steps.iter().chain(&sequence.until) {
+                visit(rule, step.query.condition, &mut out);
+            }
+        }
+        tir::Query::Join(_) | tir::Query::Sample(_) => {}
     }
     for pipe in &rule.pipes {
         if let tir::Pipe::Filter(condition) = pipe {
@@ -401,7 +407,6 @@ fn unsupported(input: &Input) -> Option<Diagnostic> {
     let reads_steps = |step: &tir::Step| reads_other_steps(rule, step.query.condition);
     let what = match &rule.query {
         tir::Query::Sequence(_) if late_filter() => Some("sequences with a `filter` after `unique_count`"),
-        tir::Query::Sequence(_) if lineage() => Some("sequences with lineage tests"),
         tir::Query::Sequence(sequence)
             if sequence.until.as_ref().is_some_and(reads_steps) || sequence.steps.iter().any(|step| step.missing && reads_steps(step)) =>
         {

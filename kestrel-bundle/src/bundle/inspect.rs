@@ -144,7 +144,11 @@ fn write_sequence(out: &mut String, index: usize, table: &super::SequenceTable) 
             flags.push("fork");
         }
         let flags = if flags.is_empty() { String::new() } else { format!(", {}", flags.join(", ")) };
-        writeln!(out, "    {name:<8} predicate {}, by [{}], as written: step {}{flags}", step.predicate, keys.join(", "), step.source_step)
+        let written = if name == "until" { String::new() } else { format!(", as written: step {}", step.source_step) };
+        let check = step.check.map_or(String::new(), |check| format!(", check predicate {check}"));
+        let captures: Vec<String> = step.captures.iter().map(|capture| format!("value {} to slot {}", capture.value, capture.slot)).collect();
+        let captures = if captures.is_empty() { String::new() } else { format!(", captures [{}]", captures.join(", ")) };
+        writeln!(out, "    {name:<8} predicate {}, by [{}]{written}{flags}{check}{captures}", step.predicate, keys.join(", "))
     };
     for (idx, each) in table.steps.iter().enumerate() {
         step(out, format!("step {idx}"), each)?;

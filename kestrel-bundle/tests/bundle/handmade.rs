@@ -92,7 +92,15 @@ pub fn handmade() -> Bundle {
             pipes: vec![Pipe::Head(3)],
         },
     ];
-    let step = |predicate: u32, keys: Vec<SequenceKey>, missing: bool, source_step: u32| SequenceStep { predicate, keys, missing, fork: false, source_step };
+    let step = |predicate: u32, keys: Vec<SequenceKey>, missing: bool, source_step: u32| SequenceStep {
+        predicate,
+        keys,
+        missing,
+        fork: false,
+        source_step,
+        check: None,
+        captures: Vec::new(),
+    };
     let by = |optional: bool| vec![SequenceKey { value: 4, optional: false }, SequenceKey { value: 5, optional }];
     let sequences = vec![SequenceTable {
         rule: 2,

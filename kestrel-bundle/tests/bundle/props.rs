@@ -175,7 +175,7 @@ fn build(
                 let mut step = |category: Option<usize>, missing: bool, fork: bool, source_step: u32| {
                     predicates.push(Predicate { rule, role: PredicateRole::EventCondition, category: category_of(category) });
                     let keys = (0..sequence.width).map(|key| SequenceKey { value: own_values[key], optional: sequence.optional[key] }).collect();
-                    SequenceStep { predicate: predicates.len() as u32 - 1, keys, missing, fork, source_step }
+                    SequenceStep { predicate: predicates.len() as u32 - 1, keys, missing, fork, source_step, check: None, captures: Vec::new() }
                 };
                 let steps = sequence.steps.iter().enumerate().map(|(idx, (category, missing, fork))| step(*category, *missing, *fork, idx as u32)).collect();
                 let until = sequence.until.map(|category| step(category, false, false, 0));
