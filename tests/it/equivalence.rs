@@ -54,6 +54,9 @@ dynamic = true
 "addrs" = "ip[]"
 "when" = "date"
 "when2" = "date"
+"ver" = "version"
+"ver2" = "version"
+"vers" = "version[]"
 "#;
 
 fn schema() -> Schema {
@@ -192,6 +195,27 @@ const ADDRESSES: &[&str] = &["1.2.3.4", "10.0.0.1", "::1", "::ffff:1.2.3.4", "fe
 const BLOCKS: &[&str] = &["10.0.0.0/8", "1.2.3.0/24", "::/0", "0.0.0.0/0", "::ffff:0:0/96", "fe80::/10", "2001:db8::/32", "1.2.3.4", "::1"];
 /// Date literals: RFC 3339 strings, and numbers (epoch milliseconds).
 const DATES: &[&str] = &["\"2024-05-04T12:00:00.001Z\"", "\"2024-05-04\"", "\"2024-05-04T12:00:00Z\"", "1714824000001", "0", "\"1970-01-01T00:00:00Z\""];
+/// Versions, valid and not, as literals and as values of version fields.
+const VERSIONS: &[&str] = &[
+    "1.5.0",
+    "1.11.3",
+    "1.2.4",
+    "1.2.4-SNAPSHOT",
+    "1.2.4-snapshot",
+    "bad",
+    "1.2",
+    "1.2.0",
+    "1.0.0-alpha",
+    "1.0.0-alpha.1",
+    "1.0.0-a-b",
+    "1.0.0-a.b",
+    "1.0.0-RC1",
+    "1.0.0+b",
+    "1.0.0",
+    "10.0.0",
+    "1.02",
+    "",
+];
 const NUMBERS: &[&str] =
     &["0", "1", "-1", "2", "3", "12", "1000", "9223372036854775807", "-9223372036854775807", "1.5", "-2.5", "0.0", "100000000000000000000.0", "0.1", "3.0"];
 
@@ -211,6 +235,8 @@ struct Kinds {
     string: BoxedStrategy<String>,
     number: BoxedStrategy<String>,
     address: BoxedStrategy<String>,
+    /// Version fields and literals (comparisons with them are in version order).
+    version: BoxedStrategy<String>,
 }
 
 struct Grammar {
@@ -240,6 +266,7 @@ impl Grammar {
             string: prop_oneof![3 => string_fields, 2 => string_literal()].boxed(),
             number: prop_oneof![3 => number_fields, 2 => pick(NUMBERS).prop_map(str::to_string)].boxed(),
             address: prop_oneof![3 => address_fields, 1 => pick(ADDRESSES).prop_map(quote)].boxed(),
+            version: prop_oneof![3 => pick(&["ver", "ver2", "vers", "vers[0]"]).prop_map(str::to_string), 2 => pick(VERSIONS).prop_map(quote)].boxed(),
         }
     }
 
@@ -247,10 +274,10 @@ impl Grammar {
     /// bodies (with the loop variable in scope), when loops are allowed here.
     fn level(&self, below: &Kinds, bodies: Option<&Bodies>) -> Kinds {
         let es = self.mode.es();
-        let Kinds { boolean: b, string: s, number: n, address: a } = below.clone();
+        let Kinds { boolean: b, string: s, number: n, address: a, version: v } = below.clone();
         let tilde = if es { prop_oneof![Just(""), Just("~")].boxed() } else { Just("").boxed() };
         // Any value: for deliberate mismatches.
-        let any = prop_oneof![s.clone(), n.clone(), a.clone(), b.clone()].boxed();
+        let any = prop_oneof![3 => s.clone(), 3 => n.clone(), 3 => a.clone(), 3 => b.clone(), 1 => v.clone()].boxed();
 
         let compare_op = pick(&["==", "!=", "<", "<=", ">", ">="]);
         let eq_op = pick(if es { &["==", "!="] } else { &["==", "!=", "="] });
@@ -260,6 +287,8 @@ impl Grammar {
             3 => (s.clone(), compare_op.clone(), s.clone()).prop_map(|(l, op, r)| format!("({l}) {op} ({r})")),
             3 => (n.clone(), compare_op.clone(), n.clone()).prop_map(|(l, op, r)| format!("({l}) {op} ({r})")),
             2 => (a.clone(), compare_op.clone(), a.clone()).prop_map(|(l, op, r)| format!("({l}) {op} ({r})")),
+            2 => (v.clone(), compare_op.clone(), prop_oneof![3 => v.clone(), 1 => s.clone()]).prop_map(|(l, op, r)| format!("({l}) {op} ({r})")),
+            1 => (s.clone(), compare_op.clone(), v.clone()).prop_map(|(l, op, r)| format!("({l}) {op} ({r})")),
             1 => (b.clone(), eq_op.clone(), b.clone()).prop_map(|(l, op, r)| format!("({l}) {op} ({r})")),
             2 => (any.clone(), compare_op.clone(), any.clone()).prop_map(|(l, op, r)| format!("({l}) {op} ({r})")),
             1 => (any.clone(), eq_op.clone()).prop_map(|(l, op)| format!("({l}) {op} null")),
@@ -392,7 +421,7 @@ impl Grammar {
         }
         let number = proptest::strategy::Union::new_weighted(number).boxed();
 
-        Kinds { boolean, string, number, address: a }
+        Kinds { boolean, string, number, address: a, version: v }
     }
 
     /// Expressions up to `depth` levels deep.
@@ -548,6 +577,11 @@ fn date_value() -> BoxedStrategy<Value> {
     prop_oneof![4 => proptest::sample::select(instants).prop_map(Value::Long), 1 => string_value()].boxed()
 }
 
+/// A version field's value: a version string, valid or not, or another string.
+fn version_value() -> BoxedStrategy<Value> {
+    prop_oneof![4 => pick(VERSIONS).prop_map(|text| Value::Str(text.to_string())), 1 => string_value()].boxed()
+}
+
 fn bool_value() -> BoxedStrategy<Value> {
     any::<bool>().prop_map(Value::Bool).boxed()
 }
@@ -601,12 +635,14 @@ fn event() -> BoxedStrategy<TestEvent> {
         ),
         (field_value(dynamic_value()), field_value(dynamic_value()), field_value(object_value.boxed()), field_value(objects.boxed())),
         (proptest::sample::subsequence(vec!["process", "file", "network"], 0..3), field_value(date_value()), field_value(date_value())),
+        (field_value(version_value()), field_value(version_value()), field_value(array_of(version_value()))),
     );
     typed
-        .prop_map(|((kw, kw2, num, num2, dbl), (addr, addr2, flag), (kws, nums, flags, addrs), (dyn1, dyn2, obj, objs), (categories, when, when2))| {
-            let names =
-                ["kw", "kw2", "num", "num2", "dbl", "addr", "addr2", "flag", "kws", "nums", "flags", "addrs", "dyn1", "dyn2", "obj", "objs", "when", "when2"];
-            let values = [kw, kw2, num, num2, dbl, addr, addr2, flag, kws, nums, flags, addrs, dyn1, dyn2, obj, objs, when, when2];
+        .prop_map(|((kw, kw2, num, num2, dbl), (addr, addr2, flag), (kws, nums, flags, addrs), (dyn1, dyn2, obj, objs), (categories, when, when2), (ver, ver2, vers))| {
+            let names = [
+                "kw", "kw2", "num", "num2", "dbl", "addr", "addr2", "flag", "kws", "nums", "flags", "addrs", "dyn1", "dyn2", "obj", "objs", "when", "when2", "ver", "ver2", "vers",
+            ];
+            let values = [kw, kw2, num, num2, dbl, addr, addr2, flag, kws, nums, flags, addrs, dyn1, dyn2, obj, objs, when, when2, ver, ver2, vers];
             let fields = names.iter().zip(values).filter_map(|(name, value)| value.map(|value| (name.to_string(), value))).collect();
             TestEvent { categories, object: Value::Object(fields) }
         })

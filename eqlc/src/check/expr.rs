@@ -169,6 +169,20 @@ impl<'a> Checker<'a> {
         }
         let mut lhs_id = self.expr(lhs);
         let mut rhs_id = self.expr(rhs);
+        // Elasticsearch: an `?optional` field the schema does not have is the null
+        // literal, so `==` and `!=` with it test presence too (`?x == ?y` on two such
+        // fields is true, as ES QA `sequenceOptionalFieldAsQueryKeysOnly` shows).
+        if self.is_es() && !self.options.schema.dynamic && matches!(op, CompareOp::Eq | CompareOp::NotEq) {
+            let unmapped = |id: ExprId| matches!(&self.node(id).kind, ExprKind::Field(path) if path.optional && !path.known);
+            let other = match (unmapped(lhs_id), unmapped(rhs_id)) {
+                (_, true) => Some(lhs_id),
+                (true, false) => Some(rhs_id),
+                (false, false) => None,
+            };
+            if let Some(other) = other {
+                return self.push(ExprKind::IsNull { expr: other, negated: op == CompareOp::NotEq }, Ty::of(Scalar::Bool), span);
+            }
+        }
         // Endgame `==` with a `*` in a string literal is a wildcard match, whichever side
         // the literal is on (the right one, when both are patterns).
         if self.options.dialect == Dialect::Endgame && matches!(op, CompareOp::Eq | CompareOp::NotEq) {
