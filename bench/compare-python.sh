@@ -11,8 +11,20 @@
 # the two engines ever disagree on the number of matches.
 #
 # Usage: bench/compare-python.sh [--corpus]     (--corpus: also the corpus rule set, once)
+#        bench/compare-python.sh --sequence     (a 3-step sequence instead; see below)
 # Environment: COUNT (events, 200000), SEED (1), ROUNDS (3), REPS (3 per side and
 # round), QUERY, KESTREL_BENCH_VENV.
+#
+# --sequence: the 3-step `sequence by` rule of bench/sequence.eql (RULE overrides) over
+# events from bench/gen_sequence_events.py (process lifetimes, so that sequences by
+# process.entity_id advance; RATE events/s, 500, over HOSTS hosts, 8), in ROUNDS rounds:
+#   python       as above, the event time from @timestamp, one result per sequence;
+#                PYTHON_REPS runs (1) per round and no warm-up: a run takes a minute
+#   end to end   kestrel: `eqlc build` then `kestrel replay -q` (release binaries, one
+#                process each, wall clock; --threads 1, then one per core)
+#   engine only  kestrel: the replay bench's Engine::run + finish over Events
+# and fails before any ratio if the engines disagree on the sequences (their number in
+# every run, and the events of each, in order, in round 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,12 +36,18 @@ QUERY=${QUERY:-'process where process.name == "bash"'}
 VENV=${KESTREL_BENCH_VENV:-bench/.venv}
 OUT="$PWD/bench/out"   # absolute: cargo bench runs the bench from kestrel-rt/
 CORPUS=no
+SEQUENCE=no
 for arg in "$@"; do
     case "$arg" in
         --corpus) CORPUS=yes ;;
-        *) echo "usage: bench/compare-python.sh [--corpus]" >&2; exit 2 ;;
+        --sequence) SEQUENCE=yes ;;
+        *) echo "usage: bench/compare-python.sh [--corpus | --sequence]" >&2; exit 2 ;;
     esac
 done
+if [ "$CORPUS$SEQUENCE" = yesyes ]; then
+    echo "usage: bench/compare-python.sh [--corpus | --sequence]" >&2
+    exit 2
+fi
 mkdir -p "$OUT"
 
 echo "== python reference: $VENV (eql 1.0.1)"
@@ -38,6 +56,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if ! "$VENV/bin/python" -c 'import sys, eql; sys.exit(eql.__version__ != "1.0.1")' 2>/dev/null; then
     "$VENV/bin/python" -m pip install --quiet 'eql==1.0.1'
+fi
+
+if [ "$SEQUENCE" = yes ]; then
+    COUNT="$COUNT" SEED="$SEED" ROUNDS="$ROUNDS" REPS="$REPS" KESTREL_BENCH_VENV="$VENV" exec bench/compare-sequence.sh
 fi
 
 EVENTS="$OUT/events-$COUNT-$SEED.ndjson"
