@@ -47,6 +47,9 @@ pub mod call {
     pub const STARTS_WITH: i32 = 11;
     pub const ENDS_WITH: i32 = 12;
     pub const STRING_CONTAINS: i32 = 13;
+    /// `lhs op rhs` in version order (an operand typed `version`): arguments `lhs`,
+    /// `rhs` and the operator as a long (`CompareOp::abi_code`); a boolean or null.
+    pub const COMPARE_VERSIONS: i32 = 14;
     /// Declared function *i* (custom predicates) is `DECLARED + i`.
     pub const DECLARED: i32 = 1000;
 }

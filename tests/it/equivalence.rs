@@ -638,14 +638,24 @@ fn event() -> BoxedStrategy<TestEvent> {
         (field_value(version_value()), field_value(version_value()), field_value(array_of(version_value()))),
     );
     typed
-        .prop_map(|((kw, kw2, num, num2, dbl), (addr, addr2, flag), (kws, nums, flags, addrs), (dyn1, dyn2, obj, objs), (categories, when, when2), (ver, ver2, vers))| {
-            let names = [
-                "kw", "kw2", "num", "num2", "dbl", "addr", "addr2", "flag", "kws", "nums", "flags", "addrs", "dyn1", "dyn2", "obj", "objs", "when", "when2", "ver", "ver2", "vers",
-            ];
-            let values = [kw, kw2, num, num2, dbl, addr, addr2, flag, kws, nums, flags, addrs, dyn1, dyn2, obj, objs, when, when2, ver, ver2, vers];
-            let fields = names.iter().zip(values).filter_map(|(name, value)| value.map(|value| (name.to_string(), value))).collect();
-            TestEvent { categories, object: Value::Object(fields) }
-        })
+        .prop_map(
+            |(
+                (kw, kw2, num, num2, dbl),
+                (addr, addr2, flag),
+                (kws, nums, flags, addrs),
+                (dyn1, dyn2, obj, objs),
+                (categories, when, when2),
+                (ver, ver2, vers),
+            )| {
+                let names = [
+                    "kw", "kw2", "num", "num2", "dbl", "addr", "addr2", "flag", "kws", "nums", "flags", "addrs", "dyn1", "dyn2", "obj", "objs", "when",
+                    "when2", "ver", "ver2", "vers",
+                ];
+                let values = [kw, kw2, num, num2, dbl, addr, addr2, flag, kws, nums, flags, addrs, dyn1, dyn2, obj, objs, when, when2, ver, ver2, vers];
+                let fields = names.iter().zip(values).filter_map(|(name, value)| value.map(|value| (name.to_string(), value))).collect();
+                TestEvent { categories, object: Value::Object(fields) }
+            },
+        )
         .boxed()
 }
 

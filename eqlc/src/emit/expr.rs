@@ -334,6 +334,11 @@ impl<'a> ExprGen<'a> {
 
     /// Arguments evaluated first (so nested host calls cannot clobber them), then copied.
     fn host_call(&mut self, function: i32, args: &[ExprId], flags: i32) {
+        self.host_call_with(function, args, &[], flags);
+    }
+
+    /// A host call whose arguments are `args`, then the constant slots at `constants`.
+    fn host_call_with(&mut self, function: i32, args: &[ExprId], constants: &[u32], flags: i32) {
         let locals: Vec<u32> = args
             .iter()
             .map(|arg| {
@@ -348,13 +353,27 @@ impl<'a> ExprGen<'a> {
             self.emit(Instruction::LocalGet(*local));
             self.call("set_arg");
         }
+        for (idx, address) in constants.iter().enumerate() {
+            self.i32((locals.len() + idx) as i32);
+            self.addr(*address);
+            self.call("set_arg");
+        }
         self.i32(function);
-        self.i32(args.len() as i32);
+        self.i32((args.len() + constants.len()) as i32);
         self.i32(flags);
         self.call("call_host");
     }
 
     fn compare(&mut self, op: CompareOp, lhs: ExprId, rhs: ExprId, case: Case) {
+        // An operand typed `version`: the order is the host's (docs/semantics.md,
+        // "Versions"). A version equals only the same string, so `==` and `!=` stay on
+        // the string paths below.
+        if !matches!(op, CompareOp::Eq | CompareOp::NotEq) && crate::interp::versioned(self.rule, lhs, rhs) {
+            let op_slot = self.consts.long_slot(i64::from(op.abi_code()));
+            self.host_call_with(call::COMPARE_VERSIONS, &[lhs, rhs], &[op_slot], call_flags(case, FunctionSemantics::Elasticsearch));
+            self.call("logic");
+            return;
+        }
         // A string literal on one side of `==` / `!=`: the fast string path.
         let literal_side = |id: ExprId| match &self.rule.expr(id).kind {
             ExprKind::Literal(Value::Str(text)) => Some(text.clone()),
@@ -382,7 +401,7 @@ impl<'a> ExprGen<'a> {
         }
         self.value_for(lhs, case);
         self.value_for(rhs, case);
-        self.i32(compare_code(op));
+        self.i32(op.abi_code());
         self.call("cmp");
     }
 
@@ -660,17 +679,6 @@ impl<'a> ExprGen<'a> {
         self.emit(Instruction::I32Sub);
         self.emit(Instruction::LocalSet(remaining));
         self.emit(Instruction::Br(0));
-    }
-}
-
-fn compare_code(op: CompareOp) -> i32 {
-    match op {
-        CompareOp::Eq => 0,
-        CompareOp::NotEq => 1,
-        CompareOp::Lt => 2,
-        CompareOp::Le => 3,
-        CompareOp::Gt => 4,
-        CompareOp::Ge => 5,
     }
 }
 

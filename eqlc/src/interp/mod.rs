@@ -176,6 +176,7 @@ impl<'r> Interpreter<'r> {
             }
             ExprKind::Truthy(inner) => compare::tri_value(eval(*inner).truthiness()),
             ExprKind::IsNull { expr, negated } => Value::Bool(eval(*expr).is_null() != *negated),
+            ExprKind::Compare { op, lhs, rhs, case } if versioned(self.rule, *lhs, *rhs) => compare::compare_as_versions(*op, &eval(*lhs), &eval(*rhs), *case),
             ExprKind::Compare { op, lhs, rhs, case } => compare::compare(*op, &eval(*lhs), &eval(*rhs), *case),
             ExprKind::Arith { op, lhs, rhs } => compare::arith(*op, &eval(*lhs), &eval(*rhs)),
             ExprKind::Neg(inner) => compare::negate(&eval(*inner)),
@@ -235,6 +236,12 @@ impl<'r> Interpreter<'r> {
             ExprKind::Error => Value::Null,
         }
     }
+}
+
+/// Whether a comparison of `lhs` and `rhs` is in version order: either is typed
+/// `version` (docs/semantics.md, "Versions"). The Wasm back end asks the same.
+pub fn versioned(rule: &tir::Rule, lhs: ExprId, rhs: ExprId) -> bool {
+    [lhs, rhs].iter().any(|id| rule.expr(*id).ty.scalar == tir::Scalar::Version)
 }
 
 /// The expressions a rule's query and pipes start from.

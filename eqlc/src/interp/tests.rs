@@ -204,6 +204,40 @@ fn addresses_compare_as_addresses() {
     assert_eq!(Interpreter::new(&rule).eval(condition(&rule), &env(&event_of(ip("10.1.2.3")))), T);
 }
 
+#[test]
+fn version_fields_compare_in_version_order() {
+    let text = r#"
+        name = "versions"
+        category_field = "event.category"
+        timestamp_field = "@timestamp"
+        timestamp_unit = "ns"
+        [fields]
+        "event.category" = "keyword"
+        "@timestamp" = "date"
+        "version" = "version"
+        "kw" = "keyword"
+    "#;
+    let schema = Schema::from_toml("versions", text).expect("a valid schema");
+    let eval = |text: &str, version: &str| {
+        let (ast, _) = crate::parse::file(&format!("any where {text}"), 0, ES);
+        let options = Options { schema: &schema, dialect: ES, endgame_case: EndgameCase::Insensitive, declarations: &[] };
+        let (rule, diags) = check::rule(&ast, &options);
+        assert!(!diags.iter().any(|diag| diag.is_error()), "`{text}`: {diags:?}");
+        let rule = rule.expect("a rule");
+        let event = Value::from_json(&json!({"version": version, "kw": "2.0.0"}));
+        Interpreter::new(&rule).eval(condition(&rule), &env(&event))
+    };
+    // The Elasticsearch QA suite's values (`sequenceWithVersionRangeCheck`, `...2`).
+    for (version, greater, less) in [("1.5.0", F, F), ("1.2.4", F, T), ("1.11.3", T, F), ("bad", T, F), ("1.2.4-SNAPSHOT", F, T)] {
+        assert_eq!(eval(r#"version > "1.5.0""#, version), greater, "{version} > 1.5.0");
+        assert_eq!(eval(r#"version < "1.5.0""#, version), less, "{version} < 1.5.0");
+    }
+    assert_eq!(eval(r#"version == "1.2.4""#, "1.2.4"), T);
+    assert_eq!(eval(r#"version != "1.2.4""#, "1.2.4+build"), T, "a version equals only the same string");
+    assert_eq!(eval("kw < version", "10.0.0"), T, "a keyword against a version field is read as a version");
+    assert_eq!(eval(r#"string(version) < "10.0.0""#, "2.0.0"), F, "`string()` gives a keyword, compared as text");
+}
+
 fn event_of(x: Value) -> Value {
     Value::Object(vec![("x".to_string(), x)])
 }

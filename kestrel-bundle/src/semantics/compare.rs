@@ -1,6 +1,7 @@
 //! Comparisons, set membership, pattern matching, arithmetic and number conversion,
 //! and the "any element" rule that lifts each of them over arrays.
 
+pub use super::version::compare_versions;
 use super::{ArithOp, Case, CompareOp, Pattern, Value, WildPiece};
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -94,6 +95,23 @@ pub fn canonical_ip(address: &IpAddr) -> IpAddr {
 /// `!=` is the negation of `==` (so an array differs from a value when no element
 /// equals it).
 pub fn compare(op: CompareOp, lhs: &Value, rhs: &Value, case: Case) -> Value {
+    compare_with(op, lhs, rhs, &|op, left, right| compare_scalars(op, left, right, case))
+}
+
+/// `lhs op rhs` where either operand is typed `version`: two strings compare in
+/// version order ([`compare_versions`]; with `Case::Insensitive`, after both are
+/// lower-cased), anything else as [`compare`] compares it; null and arrays as there.
+/// A version equals only the same string, so `==` and `!=` give what [`compare`] gives.
+pub fn compare_as_versions(op: CompareOp, lhs: &Value, rhs: &Value, case: Case) -> Value {
+    compare_with(op, lhs, rhs, &|op, left, right| match (left, right) {
+        (Value::Str(left), Value::Str(right)) => Some(holds(op, compare_versions(&fold(left, case), &fold(right, case)))),
+        _ => compare_scalars(op, left, right, case),
+    })
+}
+
+/// The null and any-element rules of [`compare`] around a comparison of two values
+/// that are not arrays.
+fn compare_with(op: CompareOp, lhs: &Value, rhs: &Value, scalars: &dyn Fn(CompareOp, &Value, &Value) -> Tri) -> Value {
     if lhs.is_null() || rhs.is_null() {
         return Value::Null;
     }
@@ -101,8 +119,20 @@ pub fn compare(op: CompareOp, lhs: &Value, rhs: &Value, case: Case) -> Value {
         CompareOp::NotEq => (CompareOp::Eq, true),
         other => (other, false),
     };
-    let tri = any_element(lhs, &mut |left| any_element(rhs, &mut |right| compare_scalars(op, left, right, case)));
+    let tri = any_element(lhs, &mut |left| any_element(rhs, &mut |right| scalars(op, left, right)));
     tri_value(if negate { tri.map(|value| !value) } else { tri })
+}
+
+/// Whether `op` holds between two values ordered `ordering`.
+pub fn holds(op: CompareOp, ordering: Ordering) -> bool {
+    match op {
+        CompareOp::Eq => ordering == Ordering::Equal,
+        CompareOp::NotEq => ordering != Ordering::Equal,
+        CompareOp::Lt => ordering == Ordering::Less,
+        CompareOp::Le => ordering != Ordering::Greater,
+        CompareOp::Gt => ordering == Ordering::Greater,
+        CompareOp::Ge => ordering != Ordering::Less,
+    }
 }
 
 /// Compares two values that are not arrays. Null when either is null or their types
@@ -125,14 +155,7 @@ pub fn compare_scalars(op: CompareOp, lhs: &Value, rhs: &Value, case: Case) -> T
         (Value::Bool(left), Value::Bool(right)) => left.cmp(right),
         _ => return None,
     };
-    Some(match op {
-        CompareOp::Eq => ordering == Ordering::Equal,
-        CompareOp::NotEq => ordering != Ordering::Equal,
-        CompareOp::Lt => ordering == Ordering::Less,
-        CompareOp::Le => ordering != Ordering::Greater,
-        CompareOp::Gt => ordering == Ordering::Greater,
-        CompareOp::Ge => ordering != Ordering::Less,
-    })
+    Some(holds(op, ordering))
 }
 
 fn as_f64(value: &Value) -> Option<f64> {

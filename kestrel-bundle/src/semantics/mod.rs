@@ -9,6 +9,7 @@ pub mod compare;
 pub mod functions;
 pub mod patterns;
 pub mod value;
+pub mod version;
 
 pub use value::Value;
 
@@ -30,6 +31,24 @@ pub enum CompareOp {
 }
 
 impl CompareOp {
+    /// The operator's number in the predicate ABI (docs/abi.md): the guest library's
+    /// `cmp` and the `kestrel.call` that compares versions take it.
+    pub fn abi_code(self) -> i32 {
+        match self {
+            CompareOp::Eq => 0,
+            CompareOp::NotEq => 1,
+            CompareOp::Lt => 2,
+            CompareOp::Le => 3,
+            CompareOp::Gt => 4,
+            CompareOp::Ge => 5,
+        }
+    }
+
+    /// The operator with an ABI number.
+    pub fn from_abi_code(code: i64) -> Option<CompareOp> {
+        [CompareOp::Eq, CompareOp::NotEq, CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge].into_iter().find(|op| i64::from(op.abi_code()) == code)
+    }
+
     pub fn text(self) -> &'static str {
         match self {
             CompareOp::Eq => "==",
