@@ -36,11 +36,12 @@ pub fn keys(values: &[Value], optional: &[bool], rules: KeyRules, out: &mut Vec<
     out.clear();
     match rules.flavor {
         Flavor::Endgame => {
-            let mut bytes = Vec::new();
-            for value in values {
-                encode(value, rules, &mut bytes);
-            }
-            out.push(bytes.into_boxed_slice());
+            with_scratch(|bytes| {
+                for value in values {
+                    encode(value, rules, bytes);
+                }
+                out.push(Key::from(&bytes[..]));
+            });
             0
         }
         Flavor::Elasticsearch => {
@@ -63,17 +64,30 @@ pub fn keys(values: &[Value], optional: &[bool], rules: KeyRules, out: &mut Vec<
             let total = choices.iter().try_fold(1usize, |total, elements| total.checked_mul(elements.len())).unwrap_or(usize::MAX);
             let kept = total.min(MAX_KEYS_PER_HIT);
             for combination in 0..kept {
-                let mut bytes = Vec::new();
-                let mut rest = combination;
-                for elements in &choices {
-                    encode(elements[rest % elements.len()], rules, &mut bytes);
-                    rest /= elements.len();
-                }
-                out.push(bytes.into_boxed_slice());
+                with_scratch(|bytes| {
+                    let mut rest = combination;
+                    for elements in &choices {
+                        encode(elements[rest % elements.len()], rules, bytes);
+                        rest /= elements.len();
+                    }
+                    out.push(Key::from(&bytes[..]));
+                });
             }
             total - kept
         }
     }
+}
+
+/// Runs `build` on this thread's key buffer, emptied: a key costs one allocation, its own.
+fn with_scratch(build: impl FnOnce(&mut Vec<u8>)) {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        let mut bytes = scratch.borrow_mut();
+        bytes.clear();
+        build(&mut bytes);
+    });
 }
 
 /// Appends the tagged encoding of `value`.

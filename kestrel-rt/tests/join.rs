@@ -69,7 +69,7 @@ fn naive(config: &Config, events: &[Event]) -> (Vec<Vec<u64>>, Counters, usize) 
 }
 
 fn key(n: u8) -> Key {
-    vec![n].into_boxed_slice()
+    vec![n].into()
 }
 
 fn config() -> impl Strategy<Value = Config> {
@@ -171,7 +171,7 @@ fn state_stays_under_the_cap() {
     let mut machine: Machine<u64> = Machine::new(Config { steps: 2, max_keys: 1_000 });
     let mut done = Vec::new();
     for n in 0..100_000u64 {
-        let key: Key = n.to_le_bytes().to_vec().into_boxed_slice();
+        let key: Key = n.to_le_bytes().to_vec().into();
         machine.push(Input { id: &n, hits: &[(0, key)], until: &[] }, &mut done);
         assert!(machine.open() <= 1_000);
     }
@@ -179,7 +179,7 @@ fn state_stays_under_the_cap() {
     // A million keys that complete: none open, none evicted.
     let mut machine: Machine<u64> = Machine::new(Config { steps: 2, max_keys: 10 });
     for n in 0..1_000_000u64 {
-        let key: Key = n.to_le_bytes().to_vec().into_boxed_slice();
+        let key: Key = n.to_le_bytes().to_vec().into();
         machine.push(Input { id: &n, hits: &[(0, key.clone()), (1, key)], until: &[] }, &mut done);
     }
     assert_eq!((machine.open(), machine.counters.evicted, machine.counters.completed), (0, 0, 1_000_000));

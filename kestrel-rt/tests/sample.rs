@@ -105,7 +105,7 @@ fn naive(config: &Config, events: &[Hits]) -> (Vec<Sample<u64>>, Counters, usize
 }
 
 fn key(n: u8) -> Key {
-    vec![n].into_boxed_slice()
+    vec![n].into()
 }
 
 fn config() -> impl Strategy<Value = Config> {
@@ -187,7 +187,7 @@ fn state_stays_under_the_caps() {
     let mut machine: Machine<u64> = Machine::new(config.clone());
     let mut done = Vec::new();
     for n in 0..100_000u64 {
-        let key: Key = n.to_le_bytes().to_vec().into_boxed_slice();
+        let key: Key = n.to_le_bytes().to_vec().into();
         machine.push(Input { id: &n, hits: &[(0, key.clone()), (0, key)] }, &mut done);
         assert!(machine.keys() <= 1_000 && machine.buffered() <= 1_500);
     }

@@ -153,7 +153,7 @@ fn naive_positive(config: &Config, events: &[Event]) -> (Vec<(Vec<u64>, Key)>, C
 }
 
 fn key(n: u8) -> Key {
-    vec![n].into_boxed_slice()
+    vec![n].into()
 }
 
 /// Random sequences: 1 to 4 positive steps, perhaps missing steps before, between and
@@ -299,7 +299,7 @@ fn maxspan_is_inclusive_and_state_stays_under_the_cap() {
     assert_eq!(machine.counters.expired, 1);
     // 100,000 distinct keys under a cap of 1,000: never more open, the rest evicted.
     for n in 0..100_000u64 {
-        machine.push(Input { id: &n, timestamp: 40, hits: &[(0, n.to_le_bytes().to_vec().into_boxed_slice())], until: &[], missing: &[] }, &mut done);
+        machine.push(Input { id: &n, timestamp: 40, hits: &[(0, n.to_le_bytes().to_vec().into())], until: &[], missing: &[] }, &mut done);
         assert!(machine.open() <= 1_000);
     }
     assert_eq!(machine.counters.evicted, 99_000);
@@ -315,7 +315,7 @@ fn what_missing_steps_keep_stays_under_the_cap() {
     let mut machine: Machine<u64> = Machine::new(config);
     let mut done = Vec::new();
     for n in 0..100_000u64 {
-        let key = n.to_le_bytes().to_vec().into_boxed_slice();
+        let key: Key = n.to_le_bytes().to_vec().into();
         machine.push(Input { id: &n, timestamp: n as i64, hits: &[(0, key)], until: &[], missing: &[] }, &mut done);
         assert!(machine.waiting() <= 1_000);
     }
@@ -329,7 +329,7 @@ fn what_missing_steps_keep_stays_under_the_cap() {
         Config { steps: 1, leading: true, trailing: false, maxspan: Some(1_000_000), flavor: Flavor::Elasticsearch, max_partials: 1_000, forks: Vec::new() };
     let mut machine: Machine<u64> = Machine::new(config);
     for n in 0..100_000u64 {
-        let key = n.to_le_bytes().to_vec().into_boxed_slice();
+        let key: Key = n.to_le_bytes().to_vec().into();
         machine.push(Input { id: &n, timestamp: n as i64, hits: &[], until: &[], missing: &[(Gap::Leading, key)] }, &mut done);
     }
     assert_eq!(machine.counters.evicted, 99_000);
@@ -337,7 +337,7 @@ fn what_missing_steps_keep_stays_under_the_cap() {
     // evicted key's is not.
     let mut done = Vec::new();
     for n in [99_999u64, 99_000, 98_999] {
-        let key = n.to_le_bytes().to_vec().into_boxed_slice();
+        let key: Key = n.to_le_bytes().to_vec().into();
         machine.push(Input { id: &n, timestamp: 100_000, hits: &[(0, key)], until: &[], missing: &[] }, &mut done);
     }
     assert_eq!(done, vec![vec![98_999]]);
@@ -352,7 +352,7 @@ fn completed_partials_leave_nothing_behind_without_a_maxspan() {
     let mut machine: Machine<u64> = Machine::new(config);
     let mut done = Vec::new();
     for n in 0..1_000_000u64 {
-        let key = (n % 7).to_le_bytes().to_vec().into_boxed_slice();
+        let key: Key = (n % 7).to_le_bytes().to_vec().into();
         machine.push(Input { id: &n, timestamp: n as i64, hits: &[(0, key.clone())], until: &[], missing: &[] }, &mut done);
         machine.push(Input { id: &n, timestamp: n as i64, hits: &[(1, key)], until: &[], missing: &[] }, &mut done);
         done.clear();

@@ -14,7 +14,7 @@ mod sequences;
 use kestrel_bundle::abi::SLOT_SIZE;
 use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query};
 use kestrel_bundle::semantics::Value;
-use sequences::SequenceRun;
+use sequences::{Scratch, SequenceRun};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -223,6 +223,7 @@ pub struct Engine {
     clocked: Vec<usize>,
     /// Start of the data region's free part after the batch's events (for captures).
     spare_data: usize,
+    sequence_scratch: Scratch,
     profiling: bool,
     _ticker: Ticker,
 }
@@ -375,6 +376,7 @@ impl Engine {
             steps_of,
             clocked,
             spare_data: layout.data_offset as usize,
+            sequence_scratch: Scratch::default(),
             profiling: false,
             _ticker: ticker,
         })

@@ -28,6 +28,19 @@ pub(super) struct StepEvent {
     captured: Option<Arc<[(u32, Value)]>>,
 }
 
+/// Buffers [`Engine::advance_sequences`] reuses from event to event.
+#[derive(Default)]
+pub(super) struct Scratch {
+    runs: Vec<usize>,
+    hits: Vec<(usize, Key)>,
+    until: Vec<Key>,
+    missing: Vec<(Gap, Key)>,
+    captured: Vec<(u32, Value)>,
+    keys: Vec<Key>,
+    values: Vec<Value>,
+    done: Vec<Vec<StepEvent>>,
+}
+
 /// A multi-event rule's executor, and how its join keys are formed.
 pub(super) struct SequenceRun {
     pub(super) rule: usize,
@@ -128,12 +141,18 @@ impl Engine {
     /// it hits (`steps`: run, step or `None` for until), with the join keys its value
     /// functions give; completed sequences become matches.
     pub(super) fn advance_sequences(&mut self, steps: &[(usize, Option<usize>)], event: i32, item: &EventRef, matches: &mut Vec<Match>) {
-        let mut runs: Vec<usize> = steps.iter().map(|(run, _)| *run).collect();
+        // Buffers kept from event to event: no allocation per event but the keys'.
+        let mut scratch = std::mem::take(&mut self.sequence_scratch);
+        let Scratch { runs, hits, until, missing, captured, keys, values, done } = &mut scratch;
+        runs.clear();
+        runs.extend(steps.iter().map(|(run, _)| *run));
         runs.sort_unstable();
         runs.dedup();
-        let (mut keys, mut values) = (Vec::new(), Vec::new());
-        for run in runs {
-            let (mut hits, mut until, mut missing, mut captured) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &run in runs.iter() {
+            hits.clear();
+            until.clear();
+            missing.clear();
+            captured.clear();
             for (_, step) in steps.iter().filter(|(each, _)| *each == run) {
                 let sequence = &self.sequences[run];
                 let spec = step.unwrap_or(sequence.keys.len() - 1);
@@ -144,7 +163,7 @@ impl Engine {
                     let value = self.value_of(rule, id, event);
                     values.push(value);
                 }
-                let dropped = crate::join_key::keys(&values, &self.sequences[run].keys[spec].1, rules, &mut keys);
+                let dropped = crate::join_key::keys(values, &self.sequences[run].keys[spec].1, rules, keys);
                 self.stats.rules[rule].keys_dropped += dropped as u64;
                 match step.map(|step| (step, self.sequences[run].roles[step])) {
                     Some((step, StepRole::Positive(position))) => {
@@ -160,32 +179,36 @@ impl Engine {
                         hits.extend(keys.drain(..).map(|key| (position, key)));
                     }
                     Some((_, StepRole::Missing(gap))) => missing.extend(keys.drain(..).map(|key| (gap, key))),
-                    None => until.append(&mut keys),
+                    None => until.append(keys),
                 }
             }
             match &mut self.sequences[run].machine {
                 Executor::Sequence(machine) => {
-                    let id = StepEvent { event: item.clone(), captured: (!captured.is_empty()).then(|| Arc::from(captured)) };
-                    let mut done = Vec::new();
-                    let input = crate::sequence::Input { id: &id, timestamp: item.timestamp, hits: &hits, until: &until, missing: &missing };
-                    machine.push(input, &mut done);
-                    self.sequence_results(run, done, event, matches);
+                    let id = StepEvent { event: item.clone(), captured: (!captured.is_empty()).then(|| Arc::from(&captured[..])) };
+                    let input = crate::sequence::Input { id: &id, timestamp: item.timestamp, hits, until, missing };
+                    machine.push(input, done);
+                    if !done.is_empty() {
+                        let completed = std::mem::take(done);
+                        self.sequence_results(run, completed, event, matches);
+                    }
                 }
                 Executor::Join(machine) => {
-                    let mut done = Vec::new();
-                    machine.push(crate::join::Input { id: item, hits: &hits, until: &until }, &mut done);
-                    let results = done.into_iter().map(|events| Found { events, join_key: None }).collect();
+                    let mut joined = Vec::new();
+                    machine.push(crate::join::Input { id: item, hits, until }, &mut joined);
+                    let results = joined.into_iter().map(|events| Found { events, join_key: None }).collect();
                     self.found(run, results, matches);
                 }
                 Executor::Sample(machine) => {
                     let mut samples = Vec::new();
-                    machine.push(crate::sample::Input { id: item, hits: &hits }, &mut samples);
+                    machine.push(crate::sample::Input { id: item, hits }, &mut samples);
                     let results =
                         samples.into_iter().map(|sample| Found { events: sample.events, join_key: Some(crate::join_key::decode(&sample.key)) }).collect();
                     self.found(run, results, matches);
                 }
             }
+            self.count(run);
         }
+        self.sequence_scratch = scratch;
     }
 
     /// The check of a step that reads earlier steps, for the partial waiting for it
@@ -260,7 +283,7 @@ impl Engine {
     /// (computed on the batch's event `event`, with the sequence's captures written).
     fn sequence_results(&mut self, run: usize, done: Vec<Vec<StepEvent>>, event: i32, matches: &mut Vec<Match>) {
         if done.is_empty() {
-            self.found(run, Vec::new(), matches);
+            self.count(run);
             return;
         }
         let rule = self.sequences[run].rule;

@@ -44,7 +44,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 pub const DEFAULT_MAX_PARTIALS: usize = 100_000;
 
 /// A join key, canonically encoded: equal keys have equal bytes.
-pub type Key = Box<[u8]>;
+pub type Key = std::sync::Arc<[u8]>;
 
 /// Where the two reference engines differ, for the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
