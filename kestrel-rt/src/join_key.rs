@@ -78,6 +78,57 @@ pub fn keys(values: &[Value], optional: &[bool], rules: KeyRules, out: &mut Vec<
     }
 }
 
+/// The key of one hit read straight from the event's slots in guest memory (at
+/// `addresses`, one per `by` expression), without a value function call or a decoded
+/// value: the bytes [`keys`] would give. Only for non-null scalars, and strings the
+/// rules do not fold; otherwise returns false, pushes nothing, and the caller takes the
+/// general path.
+pub fn key_from_slots(memory: &[u8], addresses: impl Iterator<Item = usize>, rules: KeyRules, out: &mut Vec<Key>) -> bool {
+    out.clear();
+    let mut handled = true;
+    with_scratch(|bytes| {
+        for at in addresses {
+            if !encode_slot(memory, at, rules, bytes) {
+                handled = false;
+                return;
+            }
+        }
+        out.push(Key::from(&bytes[..]));
+    });
+    handled
+}
+
+/// Appends the encoding of the scalar in the slot at `at`, as [`encode`] would of its
+/// value; false for anything else.
+fn encode_slot(memory: &[u8], at: usize, rules: KeyRules, out: &mut Vec<u8>) -> bool {
+    use kestrel_bundle::abi::tag;
+    let (Some(&kind), Some(len), Some(payload)) = (memory.get(at), memory.get(at + 4..at + 8), memory.get(at + 8..at + 16)) else { return false };
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    let payload = u64::from_le_bytes(payload.try_into().expect("8 bytes"));
+    let bytes = |offset: u64| memory.get(offset as usize & 0xFFFF_FFFF..(offset as usize & 0xFFFF_FFFF) + len);
+    match kind {
+        tag::BOOL => encode(&Value::Bool(payload != 0), rules, out),
+        tag::LONG => encode(&Value::Long(payload as i64), rules, out),
+        tag::DOUBLE => encode(&Value::Double(f64::from_bits(payload)), rules, out),
+        tag::STRING if !rules.fold_case => match bytes(payload) {
+            Some(text) => put_text(4, text, out),
+            None => return false,
+        },
+        tag::IP => match bytes(payload) {
+            Some(address) if len == 4 || len == 16 => put_text(5, address, out),
+            _ => return false,
+        },
+        _ => return false,
+    }
+    true
+}
+
+fn put_text(tag: u8, bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(tag);
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
 /// Runs `build` on this thread's key buffer, emptied: a key costs one allocation, its own.
 fn with_scratch(build: impl FnOnce(&mut Vec<u8>)) {
     thread_local! {
@@ -92,11 +143,7 @@ fn with_scratch(build: impl FnOnce(&mut Vec<u8>)) {
 
 /// Appends the tagged encoding of `value`.
 fn encode(value: &Value, rules: KeyRules, out: &mut Vec<u8>) {
-    let text = |tag: u8, bytes: &[u8], out: &mut Vec<u8>| {
-        out.push(tag);
-        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(bytes);
-    };
+    let text = put_text;
     match value {
         Value::Null => out.push(0),
         Value::Bool(value) if rules.flavor == Flavor::Endgame => encode(&Value::Long(i64::from(*value)), rules, out),
@@ -248,6 +295,45 @@ mod tests {
         let wide: Vec<Value> = (0..3).map(|_| Value::Array((0..10).map(Value::Long).collect())).collect();
         assert_eq!(keys_of(&wide, &[false; 3], ES), (keys_of(&wide, &[false; 3], ES).0, 1000 - MAX_KEYS_PER_HIT));
         assert_eq!(keys_of(&wide, &[false; 3], ES).0.len(), MAX_KEYS_PER_HIT);
+    }
+
+    #[test]
+    fn keys_read_from_slots_are_the_keys_of_the_values() {
+        use crate::guest::{self, Area};
+        let values = [
+            s("host-1"),
+            s(""),
+            s("ünïcode"),
+            Value::Long(-7),
+            Value::Double(2.0),
+            Value::Double(2.5),
+            Value::Double(f64::NAN),
+            Value::Bool(true),
+            Value::Ip("10.1.2.3".parse().unwrap()),
+            Value::Ip("::ffff:10.1.2.3".parse().unwrap()),
+            Value::Ip("2001:db8::1".parse().unwrap()),
+        ];
+        for rules in [ES, KeyRules { flavor: Flavor::Endgame, fold_case: false }] {
+            for first in &values {
+                for second in &values {
+                    let mut memory = vec![0u8; 4096];
+                    let mut area = Area::new(64, 4096);
+                    guest::write(&mut memory, 0, first, &mut area).unwrap();
+                    guest::write(&mut memory, 16, second, &mut area).unwrap();
+                    let mut direct = Vec::new();
+                    assert!(key_from_slots(&memory, [0, 16].into_iter(), rules, &mut direct), "{first:?} {second:?}");
+                    let (general, _) = keys_of(&[first.clone(), second.clone()], &[false, false], rules);
+                    assert_eq!(direct, general, "{first:?} {second:?} under {rules:?}");
+                }
+            }
+        }
+        // Null, arrays and folded strings take the general path.
+        let mut memory = vec![0u8; 4096];
+        let mut area = Area::new(64, 4096);
+        for (value, rules) in [(Value::Null, ES), (Value::Array(vec![s("a")]), ES), (s("A"), ENDGAME)] {
+            guest::write(&mut memory, 0, &value, &mut area).unwrap();
+            assert!(!key_from_slots(&memory, [0].into_iter(), rules, &mut Vec::new()), "{value:?}");
+        }
     }
 
     #[test]

@@ -239,15 +239,7 @@ fn through_the_command_line(queries: &[(usize, &Case)], events: &str, run: &Run)
         Dialect::Endgame => "endgame",
     };
     let mut build = std::process::Command::new(eqlc);
-    build
-        .arg("build")
-        .arg("-q")
-        .arg("--schema")
-        .arg(schema)
-        .args(["--dialect", dialect])
-        .arg("-o")
-        .arg(dir.join("rules.kbundle"))
-        .arg(dir.join("rules.jsonl"));
+    build.arg("build").arg("-q").arg("--schema").arg(schema).args(["--dialect", dialect]).arg("-o").arg(dir.join("rules.kbundle")).arg(dir.join("rules.jsonl"));
     if run.dialect == Dialect::Endgame && run.case == EndgameCase::Sensitive {
         build.arg("--case-sensitive");
     }

@@ -110,7 +110,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
                 .map(|id| {
                     values.push((rule_idx, ValueSource::Expr(*id), Case::Sensitive));
                     let optional = matches!(&rule.expr(*id).kind, ExprKind::Field(path) if path.optional);
-                    format::SequenceKey { value: values.len() as u32 - 1, optional }
+                    format::SequenceKey { value: values.len() as u32 - 1, optional, slot: None }
                 })
                 .collect();
             // The conditions reading other steps' events run apart, once the partial
@@ -234,12 +234,21 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
     for (idx, node) in lineage_nodes.iter_mut().enumerate() {
         node.slot = fields.slot_count() + idx as u32;
     }
-    // Then the captures' slots.
+    // Then the captures' slots. A `by` key that is a field, whole, names its slot.
     let capture_base = fields.slot_count() + lineage_nodes.len() as u32;
     for table in &mut tables {
+        let rule = rules[table.rule as usize];
         for step in table.steps.iter_mut().chain(table.until.as_mut()) {
             for capture in &mut step.captures {
                 capture.slot += capture_base;
+            }
+            for key in &mut step.keys {
+                if let (_, ValueSource::Expr(expr), Case::Sensitive) = &values[key.value as usize]
+                    && let ExprKind::Field(path) = &rule.expr(*expr).kind
+                    && path.rest.is_empty()
+                {
+                    key.slot = Some(fields.slot(&path.name) / kestrel_bundle::abi::SLOT_SIZE);
+                }
             }
         }
     }

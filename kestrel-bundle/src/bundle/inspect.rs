@@ -135,7 +135,14 @@ fn write_sequence(out: &mut String, index: usize, table: &super::SequenceTable) 
     };
     writeln!(out, "  table {index}: rule {}, {kind}, {flavor}, maxspan {maxspan}, string keys {case}", table.rule)?;
     let step = |out: &mut String, name: String, step: &super::SequenceStep| {
-        let keys: Vec<String> = step.keys.iter().map(|key| format!("value {}{}", key.value, if key.optional { " (optional)" } else { "" })).collect();
+        let keys: Vec<String> = step
+            .keys
+            .iter()
+            .map(|key| {
+                let slot = key.slot.map_or(String::new(), |slot| format!(" = slot {slot}"));
+                format!("value {}{slot}{}", key.value, if key.optional { " (optional)" } else { "" })
+            })
+            .collect();
         let mut flags = Vec::new();
         if step.missing {
             flags.push("missing");

@@ -127,6 +127,9 @@ pub struct SequenceKey {
     pub value: u32,
     /// A `?optional` field: null is a key value (Elasticsearch).
     pub optional: bool,
+    /// When the `by` expression is a field, whole: its slot (index among an event's
+    /// slots), which the host may read instead of calling the value function.
+    pub slot: Option<u32>,
 }
 
 /// The kind of a multi-event rule.

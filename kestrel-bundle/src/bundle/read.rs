@@ -386,7 +386,7 @@ mod min_size {
     pub(super) const LINEAGE_NODE: usize = 1 + 4 + 4;
     pub(super) const SEQUENCE: usize = 4 + 1 + 1 + 1 + 1 + 4 + 1;
     pub(super) const SEQUENCE_STEP: usize = 4 + 4 + 1 + 1 + 4 + 1 + 4;
-    pub(super) const SEQUENCE_KEY: usize = 4 + 1;
+    pub(super) const SEQUENCE_KEY: usize = 4 + 1 + 1;
 }
 
 fn read_manifest(r: &mut Reader, sites: &mut Sites) -> Result<Manifest, BundleError> {
@@ -655,7 +655,9 @@ fn read_sequence(r: &mut Reader) -> Result<SequenceTable, BundleError> {
 
 fn read_step(r: &mut Reader) -> Result<SequenceStep, BundleError> {
     let predicate = r.u32("predicate")?;
-    let keys = r.vec(min_size::SEQUENCE_KEY, "the keys", |r, _| Ok(SequenceKey { value: r.u32("key value function")?, optional: r.bool("optional")? }))?;
+    let keys = r.vec(min_size::SEQUENCE_KEY, "the keys", |r, _| {
+        Ok(SequenceKey { value: r.u32("key value function")?, optional: r.bool("optional")?, slot: r.option("key slot", |r| r.u32("key slot"))? })
+    })?;
     let missing = r.bool("missing")?;
     let fork = r.bool("fork")?;
     let source_step = r.u32("source_step")?;

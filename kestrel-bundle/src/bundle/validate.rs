@@ -307,6 +307,9 @@ fn sequences(bundle: &Bundle, at: At) -> Result<(), BundleError> {
             if let Some(capture) = step.captures.iter().find(|capture| capture.slot >= slot_count) {
                 return Err(error(format!("{name}: capture slot {} is out of range (an event has {slot_count})", capture.slot)));
             }
+            if let Some(slot) = step.keys.iter().filter_map(|key| key.slot).find(|slot| *slot >= slot_count) {
+                return Err(error(format!("{name}: key slot {slot} is out of range (an event has {slot_count})")));
+            }
             let values = step.keys.iter().map(|key| key.value).chain(step.captures.iter().map(|capture| capture.value));
             for value in values {
                 match bundle.functions.values.get(value as usize) {

@@ -342,7 +342,10 @@ fn step(out: &mut Writer, step: &SequenceStep) -> Result<(), BundleError> {
     out.vec(&step.keys, |out, key| {
         out.u32(key.value);
         out.bool(key.optional);
-        Ok(())
+        out.option(key.slot.as_ref(), |out, slot| {
+            out.u32(*slot);
+            Ok(())
+        })
     })?;
     out.bool(step.missing);
     out.bool(step.fork);

@@ -101,7 +101,7 @@ pub fn handmade() -> Bundle {
         check: None,
         captures: Vec::new(),
     };
-    let by = |optional: bool| vec![SequenceKey { value: 4, optional: false }, SequenceKey { value: 5, optional }];
+    let by = |optional: bool| vec![SequenceKey { value: 4, optional: false, slot: None }, SequenceKey { value: 5, optional, slot: None }];
     let sequences = vec![SequenceTable {
         rule: 2,
         kind: TableKind::Sequence,

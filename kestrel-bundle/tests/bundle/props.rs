@@ -174,7 +174,7 @@ fn build(
             Some(sequence) => {
                 let mut step = |category: Option<usize>, missing: bool, fork: bool, source_step: u32| {
                     predicates.push(Predicate { rule, role: PredicateRole::EventCondition, category: category_of(category) });
-                    let keys = (0..sequence.width).map(|key| SequenceKey { value: own_values[key], optional: sequence.optional[key] }).collect();
+                    let keys = (0..sequence.width).map(|key| SequenceKey { value: own_values[key], optional: sequence.optional[key], slot: None }).collect();
                     SequenceStep { predicate: predicates.len() as u32 - 1, keys, missing, fork, source_step, check: None, captures: Vec::new() }
                 };
                 let steps = sequence.steps.iter().enumerate().map(|(idx, (category, missing, fork))| step(*category, *missing, *fork, idx as u32)).collect();

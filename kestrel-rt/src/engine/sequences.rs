@@ -47,6 +47,9 @@ pub(super) struct SequenceRun {
     /// Per step, then the until step last: its key value functions and which are
     /// `?optional` (read from the table once, not per hit).
     keys: Vec<(Vec<usize>, Vec<bool>)>,
+    /// Per step, then the until step: the slots of its key fields, when every `by`
+    /// expression is a field, whole (the key is then read from guest memory directly).
+    key_slots: Vec<Option<Vec<u32>>>,
     /// Per step: what the machine calls it (positive steps are numbered apart).
     pub(super) roles: Vec<StepRole>,
     /// Per step: its check predicate (it reads earlier steps), if any.
@@ -118,9 +121,11 @@ impl SequenceRun {
                 max_events: crate::sample::DEFAULT_MAX_EVENTS,
             })),
         };
+        let key_slots = table.steps.iter().chain(&table.until).map(|step| step.keys.iter().map(|key| key.slot).collect::<Option<Vec<u32>>>()).collect();
         SequenceRun {
             rule: table.rule as usize,
             keys,
+            key_slots,
             roles,
             checks: table.steps.iter().map(|step| step.check.map(|check| check as usize)).collect(),
             captures: table.steps.iter().map(|step| step.captures.iter().map(|capture| (capture.value as usize, capture.slot)).collect()).collect(),
@@ -157,14 +162,24 @@ impl Engine {
                 let sequence = &self.sequences[run];
                 let spec = step.unwrap_or(sequence.keys.len() - 1);
                 let (rule, rules) = (sequence.rule, sequence.rules);
-                values.clear();
-                for idx in 0..self.sequences[run].keys[spec].0.len() {
-                    let id = self.sequences[run].keys[spec].0[idx];
-                    let value = self.value_of(rule, id, event);
-                    values.push(value);
+                // Fields, whole, read straight from the event's slots; otherwise (and for
+                // nulls, arrays, folded strings) through the value functions.
+                let direct = sequence.key_slots[spec].as_ref().is_some_and(|slots| {
+                    let layout = self.layout;
+                    let base = layout.slots_offset as usize + event as usize * (layout.slot_count * SLOT_SIZE) as usize;
+                    let addresses = slots.iter().map(|slot| base + *slot as usize * SLOT_SIZE as usize);
+                    crate::join_key::key_from_slots(self.memory.data(&self.store), addresses, rules, keys)
+                });
+                if !direct {
+                    values.clear();
+                    for idx in 0..self.sequences[run].keys[spec].0.len() {
+                        let id = self.sequences[run].keys[spec].0[idx];
+                        let value = self.value_of(rule, id, event);
+                        values.push(value);
+                    }
+                    let dropped = crate::join_key::keys(values, &self.sequences[run].keys[spec].1, rules, keys);
+                    self.stats.rules[rule].keys_dropped += dropped as u64;
                 }
-                let dropped = crate::join_key::keys(values, &self.sequences[run].keys[spec].1, rules, keys);
-                self.stats.rules[rule].keys_dropped += dropped as u64;
                 match step.map(|step| (step, self.sequences[run].roles[step])) {
                     Some((step, StepRole::Positive(position))) => {
                         if let Some(check) = self.sequences[run].checks[step] {

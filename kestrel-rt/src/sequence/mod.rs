@@ -252,11 +252,13 @@ impl<T: Clone> Machine<T> {
             }
             return;
         }
-        let Some(&slot) = self.waiting[step].get(key) else { return };
+        // Taken out of its wait at once (one hash lookup): it advances or expires; a
+        // fork step puts it back.
+        let Some(slot) = self.waiting[step].remove(key) else { return };
         let partial = self.slots[slot].as_ref().expect("a waiting slot holds a partial");
         if self.past_maxspan(partial.first, event.timestamp) {
             self.counters.expired += 1;
-            self.remove(slot);
+            self.drop_slot(slot);
             return;
         }
         let advance = |partial: &mut Partial<T>| {
@@ -267,6 +269,9 @@ impl<T: Clone> Machine<T> {
             }
         };
         let fork = self.config.forks.get(step).copied().unwrap_or(false);
+        if fork {
+            self.waiting[step].insert(key.clone(), slot);
+        }
         if fork && step == last {
             // The copy completes at once: it needs no slot.
             self.counters.forked += 1;
@@ -275,12 +280,7 @@ impl<T: Clone> Machine<T> {
             self.complete(copy, done);
             return;
         }
-        let slot = if fork {
-            self.fork(slot)
-        } else {
-            self.waiting[step].remove(key);
-            slot
-        };
+        let slot = if fork { self.fork(slot) } else { slot };
         let partial = self.slots[slot].as_mut().expect("checked above");
         advance(partial);
         if step == last {
@@ -302,17 +302,10 @@ impl<T: Clone> Machine<T> {
         let serial = self.next_serial;
         self.next_serial += 1;
         let lead = if self.config.leading { self.leading.before(key, event.timestamp) } else { None };
-        let partial = Partial {
-            events: vec![event.id.clone()],
-            first: event.timestamp,
-            last: event.timestamp,
-            lead,
-            gap_hit: None,
-            ruled_out: false,
-            stage: 1,
-            key: key.clone(),
-            serial,
-        };
+        let mut events = Vec::with_capacity(self.config.steps);
+        events.push(event.id.clone());
+        let partial =
+            Partial { events, first: event.timestamp, last: event.timestamp, lead, gap_hit: None, ruled_out: false, stage: 1, key: key.clone(), serial };
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot] = Some(partial);
