@@ -644,3 +644,24 @@ fn mutations_of_endgame_linux() {
 fn mutations_of_sequences_linux() {
     mutate("sequences-linux.kbundle");
 }
+
+/// The sequence tables of the multi-event golden bundle, as `kestrel inspect` prints
+/// them (the automaton of each rule: steps, keys and their slots, missing steps,
+/// checks and captures): what a reviewer reads when the lowering changes.
+#[test]
+fn sequence_tables_dump() {
+    let bundle = Bundle::from_bytes(&golden("sequences-linux.kbundle").committed()).expect("reads");
+    let text = bundle.inspect();
+    let tables: String = text
+        .lines()
+        .skip_while(|line| !line.starts_with("sequences"))
+        .take_while(|line| line.starts_with("sequences") || line.starts_with("  table") || line.starts_with("    "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(tables.lines().count() > 4, "no sequence tables in:\n{text}");
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(repo_root().join("snapshots/bundle"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!("sequence_tables", tables));
+}

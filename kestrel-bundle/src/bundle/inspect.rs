@@ -112,7 +112,7 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
         Some(tables) => {
             writeln!(out, "sequences  {}", tables.len())?;
             for (index, table) in tables.iter().enumerate() {
-                write_sequence(out, index, table)?;
+                write_sequence(out, bundle, index, table)?;
             }
         }
         None => writeln!(out, "sequences  none")?,
@@ -121,7 +121,10 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
 }
 
 /// A sequence table as the steps of its automaton: state *s* waits for step *s*.
-fn write_sequence(out: &mut String, index: usize, table: &super::SequenceTable) -> std::fmt::Result {
+fn write_sequence(out: &mut String, bundle: &Bundle, index: usize, table: &super::SequenceTable) -> std::fmt::Result {
+    // A slot by the field that has it (capture slots have none).
+    let slot_name =
+        |slot: u32| bundle.fields.iter().find(|field| field.slot == slot).map_or(format!("slot {slot}"), |field| format!("slot {slot} ({})", field.name));
     let flavor = match table.flavor {
         super::SequenceFlavor::Elasticsearch => "elasticsearch",
         super::SequenceFlavor::Endgame => "endgame",
@@ -139,7 +142,7 @@ fn write_sequence(out: &mut String, index: usize, table: &super::SequenceTable) 
             .keys
             .iter()
             .map(|key| {
-                let slot = key.slot.map_or(String::new(), |slot| format!(" = slot {slot}"));
+                let slot = key.slot.map_or(String::new(), |slot| format!(" = {}", slot_name(slot)));
                 format!("value {}{slot}{}", key.value, if key.optional { " (optional)" } else { "" })
             })
             .collect();
