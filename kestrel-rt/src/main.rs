@@ -43,6 +43,10 @@ enum Command {
         /// Results a buffering pipe (tail, sort, unique_count, count) keeps per rule.
         #[arg(long, default_value_t = kestrel_rt::engine::DEFAULT_MAX_BUFFERED)]
         max_buffered: usize,
+        /// Partial matches a sequence rule keeps (open keys of a join or sample rule);
+        /// beyond it the oldest are evicted, counted in the summary.
+        #[arg(long, default_value_t = kestrel_rt::sequence::DEFAULT_MAX_PARTIALS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        max_partials: usize,
         /// Exit with status 1 when a line is not a valid event (it is always reported).
         #[arg(long)]
         strict: bool,
@@ -70,14 +74,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect { bundle } => inspect(&bundle),
-        Command::Replay { bundle, alerts, order, reorder_window, max_buffered, strict, quiet, threads, events } => {
+        Command::Replay { bundle, alerts, order, reorder_window, max_buffered, max_partials, strict, quiet, threads, events } => {
             let order = match order {
                 OrderArg::Timestamp => Order::Timestamp,
                 OrderArg::Input => Order::Input,
             };
             let progress = !quiet && std::io::stderr().is_terminal();
             let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let options = Options { order, reorder_window, max_buffered, profile: !quiet, progress, threads, ..Options::default() };
+            let options = Options { order, reorder_window, max_buffered, max_partials, profile: !quiet, progress, threads, ..Options::default() };
             replay(&bundle, &alerts, &events, options, strict, quiet)
         }
     }

@@ -48,6 +48,8 @@ pub struct Options {
     pub reorder_window: usize,
     /// Results a buffering pipe keeps per rule.
     pub max_buffered: usize,
+    /// Partial matches a sequence rule keeps (keys of a join or a sample rule).
+    pub max_partials: usize,
     /// Longer lines are bad lines.
     pub max_line_bytes: usize,
     /// Estimate each rule's share of evaluation time by timing one batch in `PROFILE_EVERY`.
@@ -66,6 +68,7 @@ impl Default for Options {
             order: Order::Timestamp,
             reorder_window: DEFAULT_REORDER_WINDOW,
             max_buffered: DEFAULT_MAX_BUFFERED,
+            max_partials: crate::sequence::DEFAULT_MAX_PARTIALS,
             max_line_bytes: 16 << 20,
             profile: false,
             progress: false,
@@ -439,6 +442,7 @@ impl<'w> Replay<'w> {
     pub fn new(program: Arc<Program>, options: Options, alerts_out: &'w mut dyn Write) -> Result<Replay<'w>, EngineError> {
         let reader = EventReader::new(&program);
         let mut engine = Engine::new(program, options.max_buffered)?;
+        engine.set_max_state(options.max_partials);
         engine.set_profiling(options.profile);
         let started = Instant::now();
         Ok(Replay {

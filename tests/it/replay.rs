@@ -104,3 +104,20 @@ fn replay_cases() {
         });
     });
 }
+
+/// `--max-partials` (`Options::max_partials`) bounds what a sequence rule keeps: with a
+/// cap of 1, the sequence case's partials for different hosts evict each other, and
+/// the summary counts and reports it.
+#[test]
+fn the_cap_on_partial_matches_applies_and_is_counted() {
+    let path = repo_root().join("tests/data/replay/sequence.eql");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let events = std::fs::read_to_string(path.with_extension("ndjson")).unwrap();
+    let bundle = build(&path, &text);
+    let free = replay(&bundle, &events);
+    let capped = replay_with(&bundle, &events, Options { max_partials: 1, ..Options::default() });
+    assert_eq!(free.summary.rules[0].sequence.evicted, 0);
+    assert!(capped.summary.rules[0].sequence.evicted > 0, "{:?}", capped.summary.rules[0].sequence);
+    assert!(capped.summary.alerts <= free.summary.alerts);
+    assert!(capped.summary.render().contains("evicted at the cap"), "the summary says so:\n{}", capped.summary.render());
+}

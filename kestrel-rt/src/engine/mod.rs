@@ -344,7 +344,7 @@ impl Engine {
         let stats = Stats { rules: vec![RuleStats::default(); bundle.rules.len()], ..Stats::default() };
         let lineage = bundle.lineage.as_ref().map(crate::lineage::Tracker::new);
         let tables = bundle.sequences.as_deref().unwrap_or_default();
-        let sequences: Vec<SequenceRun> = tables.iter().map(SequenceRun::new).collect();
+        let sequences: Vec<SequenceRun> = tables.iter().map(|table| SequenceRun::new(table, crate::sequence::DEFAULT_MAX_PARTIALS)).collect();
         let mut steps_of = vec![Vec::new(); bundle.functions.predicates.len()];
         for (run, table) in tables.iter().enumerate() {
             for (step, spec) in table.steps.iter().enumerate() {
@@ -380,6 +380,14 @@ impl Engine {
             profiling: false,
             _ticker: ticker,
         })
+    }
+
+    /// Sets the partial matches each sequence rule keeps (and the keys of each join
+    /// and sample rule, and ten times that many buffered sample events), before any
+    /// event: beyond it the oldest are evicted, counted. At least 1.
+    pub fn set_max_state(&mut self, max_state: usize) {
+        let tables = self.program.bundle.sequences.as_deref().unwrap_or_default();
+        self.sequences = tables.iter().map(|table| SequenceRun::new(table, max_state.max(1))).collect();
     }
 
     /// Estimate per-rule evaluation time ([`RuleStats::time`]).

@@ -14,7 +14,7 @@ use super::{DEADLINE_TICKS, Engine, EventRef, Found, Match};
 use crate::guest::{self, Area};
 use crate::join_key::KeyRules;
 use crate::pipes::Row;
-use crate::sequence::{Config, DEFAULT_MAX_PARTIALS, Flavor, Gap, Key, Machine};
+use crate::sequence::{Config, Flavor, Gap, Key, Machine};
 use kestrel_bundle::abi::SLOT_SIZE;
 use kestrel_bundle::bundle::{SequenceFlavor, SequenceTable, TableKind};
 use kestrel_bundle::semantics::Value;
@@ -78,7 +78,9 @@ pub(super) enum StepRole {
 }
 
 impl SequenceRun {
-    pub(super) fn new(table: &SequenceTable) -> SequenceRun {
+    /// The run of a table; `max_state`: the partial matches (join and sample keys) it
+    /// keeps at most, and ten times that many buffered sample events.
+    pub(super) fn new(table: &SequenceTable, max_state: usize) -> SequenceRun {
         let flavor = match table.flavor {
             SequenceFlavor::Elasticsearch => Flavor::Elasticsearch,
             SequenceFlavor::Endgame => Flavor::Endgame,
@@ -105,20 +107,18 @@ impl SequenceRun {
             trailing: has(Gap::Trailing),
             maxspan: table.maxspan_ns,
             flavor,
-            max_partials: DEFAULT_MAX_PARTIALS,
+            max_partials: max_state,
             forks: table.steps.iter().filter(|step| !step.missing).map(|step| step.fork).collect(),
         };
         let keys = table.steps.iter().chain(&table.until).map(|step| step.keys.iter().map(|key| (key.value as usize, key.optional)).unzip()).collect();
         let machine = match table.kind {
             TableKind::Sequence => Executor::Sequence(Box::new(Machine::new(config))),
-            TableKind::Join => {
-                Executor::Join(crate::join::Machine::new(crate::join::Config { steps: positives.len(), max_keys: crate::join::DEFAULT_MAX_KEYS }))
-            }
+            TableKind::Join => Executor::Join(crate::join::Machine::new(crate::join::Config { steps: positives.len(), max_keys: max_state })),
             TableKind::Sample { max_samples_per_key } => Executor::Sample(crate::sample::Machine::new(crate::sample::Config {
                 filters: positives.len(),
                 max_samples_per_key: max_samples_per_key as usize,
-                max_keys: crate::sample::DEFAULT_MAX_KEYS,
-                max_events: crate::sample::DEFAULT_MAX_EVENTS,
+                max_keys: max_state,
+                max_events: max_state.saturating_mul(10),
             })),
         };
         let key_slots = table.steps.iter().chain(&table.until).map(|step| step.keys.iter().map(|key| key.slot).collect::<Option<Vec<u32>>>()).collect();
