@@ -136,6 +136,9 @@ pub struct Summary {
     pub oversized: u64,
     /// Host calls that failed (a full guest heap).
     pub host_failures: u64,
+    /// Values captured at sequence steps that found no room in guest memory when
+    /// written back for a check or a pipe (they read as null).
+    pub captures_dropped: u64,
     pub alerts: u64,
     pub elapsed: Duration,
     pub rules: Vec<RuleSummary>,
@@ -152,6 +155,9 @@ impl Summary {
         );
         if self.host_failures > 0 {
             text.push_str(&format!("{} host calls failed (guest heap full)\n", self.host_failures));
+        }
+        if self.captures_dropped > 0 {
+            text.push_str(&format!("{} captured values found no room in guest memory (read as null)\n", self.captures_dropped));
         }
         let mut rules: Vec<&RuleSummary> = self.rules.iter().filter(|rule| rule.matches > 0 || rule.traps > 0 || rule.time > Duration::ZERO).collect();
         rules.sort_by(|a, b| b.time.cmp(&a.time).then(b.matches.cmp(&a.matches)));
@@ -652,6 +658,7 @@ impl<'w> Replay<'w> {
         self.summary.events = stats.events;
         self.summary.oversized = stats.oversized;
         self.summary.host_failures = self.engine.host_failures();
+        self.summary.captures_dropped = stats.captures_dropped;
         self.summary.rules = bundle
             .rules
             .iter()
