@@ -99,25 +99,12 @@ impl std::fmt::Display for BadLine {
     }
 }
 
-/// Per-rule figures of a replay.
+/// Per-rule figures of a replay: the rule and the engine's counters for it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuleSummary {
     pub id: String,
     pub name: String,
-    pub matches: u64,
-    pub alerts: u64,
-    pub traps: u64,
-    pub dropped: u64,
-    /// A sequence rule's partial matches: started, completed, expired, evicted, ...
-    pub sequence: crate::sequence::Counters,
-    /// A join rule's keys.
-    pub join: crate::join::Counters,
-    /// A sample rule's keys.
-    pub sample: crate::sample::Counters,
-    /// Join keys dropped over the per-hit limit of multi-value keys.
-    pub keys_dropped: u64,
-    /// Estimated evaluation time (sampled), when profiling.
-    pub time: Duration,
+    pub stats: crate::engine::RuleStats,
 }
 
 /// What a replay did.
@@ -159,27 +146,28 @@ impl Summary {
         if self.captures_dropped > 0 {
             text.push_str(&format!("{} captured values found no room in guest memory (read as null)\n", self.captures_dropped));
         }
-        let mut rules: Vec<&RuleSummary> = self.rules.iter().filter(|rule| rule.matches > 0 || rule.traps > 0 || rule.time > Duration::ZERO).collect();
-        rules.sort_by(|a, b| b.time.cmp(&a.time).then(b.matches.cmp(&a.matches)));
+        let mut rules: Vec<&RuleSummary> =
+            self.rules.iter().filter(|rule| rule.stats.matches > 0 || rule.stats.traps > 0 || rule.stats.time > Duration::ZERO).collect();
+        rules.sort_by(|a, b| b.stats.time.cmp(&a.stats.time).then(b.stats.matches.cmp(&a.stats.matches)));
         if !rules.is_empty() {
             text.push_str(&format!("{:>9} {:>9} {:>10}  rule\n", "matches", "alerts", "time (ms)"));
         }
         for rule in rules.iter().take(20) {
-            let traps = if rule.traps > 0 { format!(" ({} traps: disabled)", rule.traps) } else { String::new() };
-            let dropped = if rule.dropped > 0 { format!(" ({} dropped by a full pipe)", rule.dropped) } else { String::new() };
-            let counters = rule.sequence;
-            let evicted = counters.evicted + rule.join.evicted + rule.sample.evicted;
-            let lost = counters.expired + evicted + rule.keys_dropped;
+            let stats = &rule.stats;
+            let traps = if stats.traps > 0 { format!(" ({} traps: disabled)", stats.traps) } else { String::new() };
+            let dropped = if stats.dropped > 0 { format!(" ({} dropped by a full pipe)", stats.dropped) } else { String::new() };
+            let evicted = stats.sequence.evicted + stats.join.evicted + stats.sample.evicted;
+            let lost = stats.sequence.expired + evicted + stats.keys_dropped;
             let sequence = if lost > 0 {
-                format!(" (partial matches: {} expired, {evicted} evicted at the cap; {} keys dropped)", counters.expired, rule.keys_dropped)
+                format!(" (partial matches: {} expired, {evicted} evicted at the cap; {} keys dropped)", stats.sequence.expired, stats.keys_dropped)
             } else {
                 String::new()
             };
             text.push_str(&format!(
                 "{:>9} {:>9} {:>10.1}  {}{traps}{dropped}{sequence}\n",
-                rule.matches,
-                rule.alerts,
-                rule.time.as_secs_f64() * 1e3,
+                stats.matches,
+                stats.alerts,
+                stats.time.as_secs_f64() * 1e3,
                 rule.name
             ));
         }
@@ -663,19 +651,7 @@ impl<'w> Replay<'w> {
             .rules
             .iter()
             .zip(&stats.rules)
-            .map(|(rule, stats)| RuleSummary {
-                id: rule.id.clone(),
-                name: rule.name.clone(),
-                matches: stats.matches,
-                alerts: stats.alerts,
-                traps: stats.traps,
-                dropped: stats.dropped,
-                sequence: stats.sequence,
-                join: stats.join,
-                sample: stats.sample,
-                keys_dropped: stats.keys_dropped,
-                time: stats.time,
-            })
+            .map(|(rule, stats)| RuleSummary { id: rule.id.clone(), name: rule.name.clone(), stats: stats.clone() })
             .collect();
         self.summary.elapsed = self.started.elapsed();
         Ok(self.summary)

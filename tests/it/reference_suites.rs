@@ -129,7 +129,7 @@ fn run_group(cases: &[&Case], events: &str, run: &Run) -> Outcomes {
     let summary = replay.finish().unwrap();
     assert!(bad.is_empty(), "the suite's events are all valid: {bad:?}");
     for rule in &summary.rules {
-        assert_eq!(rule.traps, 0, "rule {} trapped", rule.id);
+        assert_eq!(rule.stats.traps, 0, "rule {} trapped", rule.id);
     }
     let mut returned = returned_ids(&String::from_utf8(alerts).unwrap(), run.id_field);
     // The same through the real command lines, for the queries that do not call a

@@ -85,7 +85,7 @@ fn replay_cases() {
             }
             let summary = &first.summary;
             let rules: Vec<String> =
-                summary.rules.iter().map(|rule| format!("{}: {} matches, {} alerts, {} traps, {} dropped", rule.id, rule.matches, rule.alerts, rule.traps, rule.dropped)).collect();
+                summary.rules.iter().map(|rule| format!("{}: {} matches, {} alerts, {} traps, {} dropped", rule.id, rule.stats.matches, rule.stats.alerts, rule.stats.traps, rule.stats.dropped)).collect();
             let snapshot = format!(
                 "----- RULE\n{}\n----- ALERTS\n{}----- BAD LINES\n{}\n----- SUMMARY\nlines {}, events {}, alerts {}, bad lines {}, late {}, untimed {}, oversized {}\n{}\n",
                 text.trim_end(),
@@ -116,8 +116,8 @@ fn the_cap_on_partial_matches_applies_and_is_counted() {
     let bundle = build(&path, &text);
     let free = replay(&bundle, &events);
     let capped = replay_with(&bundle, &events, Options { max_partials: 1, ..Options::default() });
-    assert_eq!(free.summary.rules[0].sequence.evicted, 0);
-    assert!(capped.summary.rules[0].sequence.evicted > 0, "{:?}", capped.summary.rules[0].sequence);
+    assert_eq!(free.summary.rules[0].stats.sequence.evicted, 0);
+    assert!(capped.summary.rules[0].stats.sequence.evicted > 0, "{:?}", capped.summary.rules[0].stats.sequence);
     assert!(capped.summary.alerts <= free.summary.alerts);
     assert!(capped.summary.render().contains("evicted at the cap"), "the summary says so:\n{}", capped.summary.render());
 }

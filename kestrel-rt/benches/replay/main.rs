@@ -342,15 +342,15 @@ fn top_rules(program: &Arc<Program>, input: &Input) {
     let mut replay = Replay::new(program.clone(), options, &mut sink).expect("the engine starts");
     replay.read_all("bench", input.bytes.as_slice(), &mut |_| {}).expect("reading from memory");
     let mut rules = replay.finish().expect("writing to memory").rules;
-    let total: Duration = rules.iter().map(|rule| rule.time).sum();
-    rules.sort_by_key(|rule| std::cmp::Reverse(rule.time));
-    let top: Duration = rules.iter().take(10).map(|rule| rule.time).sum();
+    let total: Duration = rules.iter().map(|rule| rule.stats.time).sum();
+    rules.sort_by_key(|rule| std::cmp::Reverse(rule.stats.time));
+    let top: Duration = rules.iter().take(10).map(|rule| rule.stats.time).sum();
     println!(
         "  evaluation time by rule (sampled): the 10 slowest of {} rules take {:.0}% of it",
         rules.len(),
         100.0 * top.as_secs_f64() / total.as_secs_f64().max(f64::MIN_POSITIVE)
     );
     for rule in rules.iter().take(10) {
-        println!("    {:>5.1}%  {}", 100.0 * rule.time.as_secs_f64() / total.as_secs_f64().max(f64::MIN_POSITIVE), rule.name);
+        println!("    {:>5.1}%  {}", 100.0 * rule.stats.time.as_secs_f64() / total.as_secs_f64().max(f64::MIN_POSITIVE), rule.name);
     }
 }

@@ -306,6 +306,15 @@ impl<T: Clone> Machine<T> {
         events.push(event.id.clone());
         let partial =
             Partial { events, first: event.timestamp, last: event.timestamp, lead, gap_hit: None, ruled_out: false, stage: 1, key: key.clone(), serial };
+        let slot = self.place(partial);
+        self.counters.started += 1;
+        self.wait(1, key.clone(), slot);
+    }
+
+    /// Puts a new open partial in a free slot and at the back of the creation-order
+    /// queue; returns the slot.
+    fn place(&mut self, partial: Partial<T>) -> usize {
+        let serial = partial.serial;
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot] = Some(partial);
@@ -317,7 +326,6 @@ impl<T: Clone> Machine<T> {
             }
         };
         self.live += 1;
-        self.counters.started += 1;
         self.order.push_back((slot, serial));
         // Without a maxspan nothing pops entries of completed partials from the front:
         // drop stale entries in bulk so the queue stays within twice the open partials
@@ -326,7 +334,7 @@ impl<T: Clone> Machine<T> {
             let slots = &self.slots;
             self.order.retain(|(slot, serial)| slots[*slot].as_ref().is_some_and(|partial| partial.serial == *serial));
         }
-        self.wait(1, key.clone(), slot);
+        slot
     }
 
     /// A copy of the partial in `slot` (which stays where it waits), in a slot of its
@@ -340,19 +348,8 @@ impl<T: Clone> Machine<T> {
             self.evict_oldest();
         }
         let first = copy.first;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot] = Some(copy);
-                slot
-            }
-            None => {
-                self.slots.push(Some(copy));
-                self.slots.len() - 1
-            }
-        };
-        self.live += 1;
+        let slot = self.place(copy);
         self.counters.forked += 1;
-        self.order.push_back((slot, serial));
         self.forked.push(Reverse((first, serial, slot)));
         // Without a maxspan nothing pops the heap: keep it within twice the open partials.
         if self.forked.len() > 2 * self.live + 64 {
