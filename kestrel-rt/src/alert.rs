@@ -10,8 +10,8 @@
 //! last event read), never the wall clock: two replays of the same input write the
 //! same bytes. `unique_count` adds `"kestrel":{"count":N,"percent":P}`; `count` writes
 //! `"kestrel":{"key":[…],"count":N,"percent":P}` and no events. A sequence lists one
-//! event per step, `null` for a missing-event step (`![...]`). A sample adds
-//! `"kestrel":{"join_key":[…]}`: the values of its key.
+//! event per step, `null` for a missing-event step (`![...]`). A sequence with `by` and
+//! a sample add `"join_key":[…]` to the `kestrel` object: the values of its key.
 
 use crate::engine::Alert;
 use crate::time::format_rfc3339;
@@ -38,23 +38,25 @@ pub fn render(alert: &Alert, bundle: &Bundle, now: i64, out: &mut Vec<u8>) {
         number(score, out);
     }
     out.push(b'}');
+    // One `kestrel` object with whichever members the alert has.
+    let mut members: Vec<Vec<u8>> = Vec::new();
+    let list = |values: &[Value]| serde_json::Value::Array(values.iter().map(Value::to_json).collect()).to_string();
     if let Some(key) = &alert.join_key {
-        out.extend_from_slice(b",\"kestrel\":{\"join_key\":");
-        let json = serde_json::Value::Array(key.iter().map(Value::to_json).collect());
-        out.extend_from_slice(json.to_string().as_bytes());
-        out.push(b'}');
+        members.push(format!("\"join_key\":{}", list(key)).into_bytes());
     }
     if let Some((count, percent)) = alert.count {
-        out.extend_from_slice(format!(",\"kestrel\":{{\"count\":{count},\"percent\":").as_bytes());
-        number(percent, out);
-        out.push(b'}');
+        let mut member = format!("\"count\":{count},\"percent\":").into_bytes();
+        number(percent, &mut member);
+        members.push(member);
     }
     if let Some((key, count, percent)) = &alert.key_count {
-        out.extend_from_slice(b",\"kestrel\":{\"key\":");
-        let json = serde_json::Value::Array(key.iter().map(Value::to_json).collect());
-        out.extend_from_slice(json.to_string().as_bytes());
-        out.extend_from_slice(format!(",\"count\":{count},\"percent\":").as_bytes());
-        number(*percent, out);
+        let mut member = format!("\"key\":{},\"count\":{count},\"percent\":", list(key)).into_bytes();
+        number(*percent, &mut member);
+        members.push(member);
+    }
+    if !members.is_empty() {
+        out.extend_from_slice(b",\"kestrel\":{");
+        out.extend_from_slice(&members.join(&b',')[..]);
         out.push(b'}');
     }
     out.extend_from_slice(b",\"events\":[");

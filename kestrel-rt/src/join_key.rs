@@ -63,12 +63,18 @@ pub fn keys(values: &[Value], optional: &[bool], rules: KeyRules, out: &mut Vec<
             }
             let total = choices.iter().try_fold(1usize, |total, elements| total.checked_mul(elements.len())).unwrap_or(usize::MAX);
             let kept = total.min(MAX_KEYS_PER_HIT);
+            // In nested-loop order, the last expression's values varying fastest, as
+            // Elasticsearch lists the keys of a multi-value event.
+            let mut picks = vec![0; choices.len()];
             for combination in 0..kept {
+                let mut rest = combination;
+                for (pick, elements) in picks.iter_mut().zip(&choices).rev() {
+                    *pick = rest % elements.len();
+                    rest /= elements.len();
+                }
                 with_scratch(|bytes| {
-                    let mut rest = combination;
-                    for elements in &choices {
-                        encode(elements[rest % elements.len()], rules, bytes);
-                        rest /= elements.len();
+                    for (pick, elements) in picks.iter().zip(&choices) {
+                        encode(elements[*pick], rules, bytes);
                     }
                     out.push(Key::from(&bytes[..]));
                 });

@@ -6,7 +6,7 @@
 //! Elasticsearch does, after the fact, by searching the whole stream around each
 //! candidate. Random sequences, random streams.
 
-use kestrel_rt::sequence::{Config, Counters, Flavor, Gap, Input, Key, Machine};
+use kestrel_rt::sequence::{Completed, Config, Counters, Flavor, Gap, Input, Key, Machine};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -54,12 +54,12 @@ fn survives(config: &Config, events: &[Event], candidate: &[u64], key: &Key) -> 
 }
 
 /// The plain version: every rule applied to a flat list.
-fn naive(config: &Config, events: &[Event]) -> (Vec<Vec<u64>>, Counters, usize) {
+fn naive(config: &Config, events: &[Event]) -> (Vec<Completed<u64>>, Counters, usize) {
     let (candidates, mut counters, open) = naive_positive(config, events);
     let mut done = Vec::new();
     for (candidate, key) in candidates {
         if survives(config, events, &candidate, &key) {
-            done.push(candidate);
+            done.push(Completed { key, events: candidate });
         } else {
             counters.completed -= 1;
             counters.ruled_out += 1;
@@ -150,6 +150,11 @@ fn naive_positive(config: &Config, events: &[Event]) -> (Vec<(Vec<u64>, Key)>, C
         }
     }
     (done, counters, partials.len())
+}
+
+/// The events of completed sequences, without their keys.
+fn events_of(done: &[Completed<u64>]) -> Vec<Vec<u64>> {
+    done.iter().map(|completed| completed.events.clone()).collect()
 }
 
 fn key(n: u8) -> Key {
@@ -245,7 +250,7 @@ fn latest_partial_wins_and_one_event_advances_a_partial_once() {
             let until: Vec<Key> = if *until { vec![key(0)] } else { Vec::new() };
             machine.push(Input { id: &(id as u64 + 1), timestamp: id as i64, hits: &hits, until: &until, missing: &[] }, &mut done);
         }
-        done
+        events_of(&done)
     };
     let es = Flavor::Elasticsearch;
     // [a][b] over a1 a2 b3: [a2, b3]; over a1 b2 b3: [a1, b2].
@@ -270,7 +275,7 @@ fn a_fork_step_advances_a_copy() {
         for (id, step) in [0usize, 1, 1, 2].into_iter().enumerate() {
             machine.push(Input { id: &(id as u64 + 1), timestamp: id as i64, hits: &[(step, key(0))], until: &[], missing: &[] }, &mut done);
         }
-        done
+        events_of(&done)
     };
     assert_eq!(run(vec![false, true, false]), vec![vec![1, 3, 4]]);
     assert_eq!(run(Vec::new()), vec![vec![1, 2, 4]]);
@@ -288,14 +293,14 @@ fn maxspan_is_inclusive_and_state_stays_under_the_cap() {
         forks: Vec::new(),
     });
     let mut done = Vec::new();
-    let push = |machine: &mut Machine<u64>, done: &mut Vec<Vec<u64>>, id: u64, timestamp: i64, step: usize, n: u8| {
+    let push = |machine: &mut Machine<u64>, done: &mut Vec<Completed<u64>>, id: u64, timestamp: i64, step: usize, n: u8| {
         machine.push(Input { id: &id, timestamp, hits: &[(step, key(n))], until: &[], missing: &[] }, done);
     };
     push(&mut machine, &mut done, 1, 0, 0, 0);
     push(&mut machine, &mut done, 2, 10, 1, 0);
     push(&mut machine, &mut done, 3, 20, 0, 0);
     push(&mut machine, &mut done, 4, 31, 1, 0);
-    assert_eq!(done, vec![vec![1, 2]], "10 apart completes, 11 apart does not");
+    assert_eq!(events_of(&done), vec![vec![1, 2]], "10 apart completes, 11 apart does not");
     assert_eq!(machine.counters.expired, 1);
     // 100,000 distinct keys under a cap of 1,000: never more open, the rest evicted.
     for n in 0..100_000u64 {
@@ -323,7 +328,7 @@ fn what_missing_steps_keep_stays_under_the_cap() {
     assert_eq!(machine.counters.evicted, 99_000);
     machine.finish(&mut done);
     assert_eq!(done.len(), 1_000);
-    assert_eq!(done.first(), Some(&vec![99_000]), "the oldest were evicted");
+    assert_eq!(events_of(&done).first(), Some(&vec![99_000]), "the oldest were evicted");
 
     let config =
         Config { steps: 1, leading: true, trailing: false, maxspan: Some(1_000_000), flavor: Flavor::Elasticsearch, max_partials: 1_000, forks: Vec::new() };
@@ -340,7 +345,7 @@ fn what_missing_steps_keep_stays_under_the_cap() {
         let key: Key = n.to_le_bytes().to_vec().into();
         machine.push(Input { id: &n, timestamp: 100_000, hits: &[(0, key)], until: &[], missing: &[] }, &mut done);
     }
-    assert_eq!(done, vec![vec![98_999]]);
+    assert_eq!(events_of(&done), vec![vec![98_999]]);
     assert_eq!(machine.counters.ruled_out, 2);
 }
 

@@ -120,7 +120,7 @@ pub struct Alert {
     pub rule: usize,
     /// The matched events, in order.
     pub events: Vec<EventRef>,
-    /// A sample: the values of its key.
+    /// A sequence (with `by`) or a sample: the values of its join key.
     pub join_key: Option<Vec<Value>>,
     /// `unique_count`: the count and share of results with this one's key.
     pub count: Option<(u64, f64)>,
@@ -141,7 +141,7 @@ pub struct Found {
     /// The matched events (one for an event query, one per positive step for a
     /// sequence, one per step for a join or a sample).
     pub events: Vec<EventRef>,
-    /// A sample: the values of its key.
+    /// A sequence (with `by`) or a sample: the values of its join key.
     pub join_key: Option<Vec<Value>>,
 }
 

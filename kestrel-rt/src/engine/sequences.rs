@@ -14,7 +14,7 @@ use super::{DEADLINE_TICKS, Engine, EventRef, Found, Match};
 use crate::guest::{self, Area};
 use crate::join_key::KeyRules;
 use crate::pipes::Row;
-use crate::sequence::{Config, Flavor, Gap, Key, Machine};
+use crate::sequence::{Completed, Config, Flavor, Gap, Key, Machine};
 use kestrel_bundle::abi::SLOT_SIZE;
 use kestrel_bundle::bundle::{SequenceFlavor, SequenceTable, TableKind};
 use kestrel_bundle::semantics::Value;
@@ -38,7 +38,7 @@ pub(super) struct Scratch {
     captured: Vec<(u32, Value)>,
     keys: Vec<Key>,
     values: Vec<Value>,
-    done: Vec<Vec<StepEvent>>,
+    done: Vec<Completed<StepEvent>>,
 }
 
 /// A multi-event rule's executor, and how its join keys are formed.
@@ -296,7 +296,7 @@ impl Engine {
 
     /// Completed sequences of a run, as matches of its rule, with what its pipes need
     /// (computed on the batch's event `event`, with the sequence's captures written).
-    fn sequence_results(&mut self, run: usize, done: Vec<Vec<StepEvent>>, event: i32, matches: &mut Vec<Match>) {
+    fn sequence_results(&mut self, run: usize, done: Vec<Completed<StepEvent>>, event: i32, matches: &mut Vec<Match>) {
         if done.is_empty() {
             self.count(run);
             return;
@@ -304,16 +304,15 @@ impl Engine {
         let rule = self.sequences[run].rule;
         let piped = !self.rules[rule].filters.is_empty() || !self.rules[rule].keys.is_empty();
         self.count(run);
-        for events in done {
+        for Completed { key, events } in done {
             self.stats.rules[rule].matches += 1;
-            let row = if piped {
+            if piped {
                 self.write_captures(run, &events, event);
-                let item = Found { events: events.into_iter().map(|step| step.event).collect(), join_key: None };
-                self.pipe_row(rule, event, item)
-            } else {
-                let item = Found { events: events.into_iter().map(|step| step.event).collect(), join_key: None };
-                Row { item, filters: Vec::new(), keys: Vec::new(), count: None }
-            };
+            }
+            // A sequence without `by` has an empty key: no join key in its alert.
+            let join_key = (!key.is_empty()).then(|| crate::join_key::decode(&key));
+            let item = Found { events: events.into_iter().map(|step| step.event).collect(), join_key };
+            let row = if piped { self.pipe_row(rule, event, item) } else { Row { item, filters: Vec::new(), keys: Vec::new(), count: None } };
             matches.push(Match { rule, row });
         }
     }

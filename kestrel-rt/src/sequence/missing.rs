@@ -145,7 +145,7 @@ impl<T> Trailing<T> {
 
     /// Releases, from the front, the sequences whose window is `closed` (all when
     /// `closed` is always true); ruled-out ones are dropped on the way.
-    pub(super) fn release(&mut self, closed: impl Fn(i64) -> bool, done: &mut Vec<Vec<T>>) -> u64 {
+    pub(super) fn release(&mut self, closed: impl Fn(i64) -> bool, done: &mut Vec<super::Completed<T>>) -> u64 {
         let mut released = 0;
         while let Some(front) = self.queue.front() {
             if !front.ruled_out && !front.reference.is_none_or(&closed) {
@@ -153,7 +153,7 @@ impl<T> Trailing<T> {
             }
             let front = self.pop_front().expect("front exists");
             if !front.ruled_out {
-                done.push(front.events);
+                done.push(super::Completed { key: front.key, events: front.events });
                 released += 1;
             }
         }

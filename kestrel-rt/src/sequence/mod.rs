@@ -86,6 +86,14 @@ pub struct Input<'a, T> {
     pub missing: &'a [(Gap, Key)],
 }
 
+/// A completed sequence: its join key and the events of its positive steps, in step
+/// order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completed<T> {
+    pub key: Key,
+    pub events: Vec<T>,
+}
+
 /// Where a missing step stands among the positive steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gap {
@@ -210,7 +218,7 @@ impl<T: Clone> Machine<T> {
 
     /// Advances the machine by one event (events come in timestamp order); pushes the
     /// completed matches (event ids of the positive steps, in step order) onto `done`.
-    pub fn push(&mut self, event: Input<T>, done: &mut Vec<Vec<T>>) {
+    pub fn push(&mut self, event: Input<T>, done: &mut Vec<Completed<T>>) {
         self.expire(event.timestamp);
         self.release(event.timestamp, done);
         for (gap, key) in event.missing {
@@ -229,7 +237,7 @@ impl<T: Clone> Machine<T> {
         }
     }
 
-    fn hit(&mut self, step: usize, key: &Key, event: Input<T>, done: &mut Vec<Vec<T>>) {
+    fn hit(&mut self, step: usize, key: &Key, event: Input<T>, done: &mut Vec<Completed<T>>) {
         let last = self.config.steps - 1;
         if step == 0 {
             if last == 0 {
@@ -369,7 +377,7 @@ impl<T: Clone> Machine<T> {
 
     /// A sequence whose positive steps are all matched: a result now, ruled out, or
     /// left to wait for its trailing window.
-    fn complete(&mut self, partial: Partial<T>, done: &mut Vec<Vec<T>>) {
+    fn complete(&mut self, partial: Partial<T>, done: &mut Vec<Completed<T>>) {
         let Config { leading, trailing, max_partials, .. } = self.config;
         if partial.ruled_out {
             self.counters.ruled_out += 1;
@@ -391,7 +399,7 @@ impl<T: Clone> Machine<T> {
             return;
         }
         self.counters.completed += 1;
-        done.push(partial.events);
+        done.push(Completed { key: partial.key, events: partial.events });
     }
 
     /// An event of a missing step, under `key`.
@@ -420,7 +428,7 @@ impl<T: Clone> Machine<T> {
 
     /// Releases the completed sequences whose trailing window has closed at `now`
     /// (in completion order: one still open holds back those behind it).
-    pub fn release(&mut self, now: i64, done: &mut Vec<Vec<T>>) {
+    pub fn release(&mut self, now: i64, done: &mut Vec<Completed<T>>) {
         if self.trailing.len() > 0 {
             let maxspan = self.config.maxspan;
             self.counters.completed += self.trailing.release(|reference| past(maxspan, reference, now), done);
@@ -429,7 +437,7 @@ impl<T: Clone> Machine<T> {
 
     /// The end of the input: every window is closed. Releases the completed sequences
     /// still waiting for theirs.
-    pub fn finish(&mut self, done: &mut Vec<Vec<T>>) {
+    pub fn finish(&mut self, done: &mut Vec<Completed<T>>) {
         self.counters.completed += self.trailing.release(|_| true, done);
     }
 
