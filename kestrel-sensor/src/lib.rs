@@ -1,1 +1,3 @@
 //! Kestrel's Linux sensor.
+pub mod proc_fs;
+pub mod process_table;
