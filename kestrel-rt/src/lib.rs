@@ -7,8 +7,10 @@
 #![deny(unsafe_code)]
 
 pub mod alert;
+pub mod capture;
 pub mod cpu;
 pub mod engine;
+pub mod feed;
 pub mod functions;
 pub mod guest;
 pub mod host;

@@ -1,9 +1,13 @@
 //! `kestrel`: runs bundles built by eqlc. The command line is a contract (README.md).
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use kestrel_rt::capture::{CaptureReader, Entry, MAGIC, Record, is_capture};
+use kestrel_rt::feed::replay_capture;
 use kestrel_rt::program::Program;
-use kestrel_rt::replay::{BadLine, Options, Order, Replay};
-use std::io::{BufReader, IsTerminal, Write};
+use kestrel_rt::replay::{BadLine, Options, Order, Replay, Summary};
+use kestrel_rt::time::format_rfc3339;
+use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,42 +30,63 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs a bundle over NDJSON event logs and writes alerts as NDJSON.
-    Replay {
-        /// The bundle (`eqlc build -o BUNDLE`).
-        #[arg(long)]
-        bundle: PathBuf,
-        /// Where alerts go: a file, or `-` for stdout (the default).
-        #[arg(long, default_value = "-")]
-        alerts: String,
-        /// Event order: by the schema's timestamp field (ties in input order), or as read.
-        #[arg(long, value_enum, default_value = "timestamp")]
-        order: OrderArg,
-        /// Events held back to restore timestamp order; older events are run late, counted.
-        #[arg(long, default_value_t = kestrel_rt::replay::DEFAULT_REORDER_WINDOW)]
-        reorder_window: usize,
-        /// Results a buffering pipe (tail, sort, unique_count, count) keeps per rule.
-        #[arg(long, default_value_t = kestrel_rt::engine::DEFAULT_MAX_BUFFERED)]
-        max_buffered: usize,
-        /// Partial matches a sequence rule keeps (open keys of a join or sample rule);
-        /// beyond it the oldest are evicted, counted in the summary.
-        #[arg(long, default_value_t = kestrel_rt::sequence::DEFAULT_MAX_PARTIALS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-        max_partials: usize,
-        /// Exit with status 1 when a line is not a valid event (it is always reported).
-        #[arg(long)]
-        strict: bool,
-        /// No progress line and no summary.
-        #[arg(long, short)]
-        quiet: bool,
-        /// Threads parsing events (the engine itself runs on one); default: one per core.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// NDJSON event files; `-` reads stdin.
-        #[arg(required = true)]
-        events: Vec<String>,
-    },
+    /// Runs a bundle over NDJSON event logs or captures and writes alerts as NDJSON.
+    Replay(ReplayArgs),
+    /// Writes a capture's lines as NDJSON, or (`--header`) describes the capture.
+    Export(ExportArgs),
     /// Validates a bundle and prints what it holds.
     Inspect { bundle: PathBuf },
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The bundle (`eqlc build -o BUNDLE`); optional when every input is a capture
+    /// (a capture carries the bundle it was recorded with).
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// Where alerts go: a file, or `-` for stdout (the default).
+    #[arg(long, default_value = "-")]
+    alerts: String,
+    /// Event order: by the schema's timestamp field (ties in input order), or as read.
+    #[arg(long, value_enum, default_value = "timestamp")]
+    order: OrderArg,
+    /// Events held back to restore timestamp order; older events are run late, counted.
+    #[arg(long, default_value_t = kestrel_rt::replay::DEFAULT_REORDER_WINDOW)]
+    reorder_window: usize,
+    /// Results a buffering pipe (tail, sort, unique_count, count) keeps per rule.
+    #[arg(long, default_value_t = kestrel_rt::engine::DEFAULT_MAX_BUFFERED)]
+    max_buffered: usize,
+    /// Partial matches a sequence rule keeps (open keys of a join or sample rule);
+    /// beyond it the oldest are evicted, counted in the summary.
+    #[arg(long, default_value_t = kestrel_rt::sequence::DEFAULT_MAX_PARTIALS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_partials: usize,
+    /// Exit with status 1 when a line is not a valid event (it is always reported).
+    #[arg(long)]
+    strict: bool,
+    /// No progress line and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Threads parsing events (the engine itself runs on one); default: one per core.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// NDJSON event files and captures (told apart by their first bytes); `-` reads stdin.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+}
+
+/// The replay options a capture records (its own replace them).
+const RECORDED_OPTIONS: [&str; 4] = ["order", "reorder_window", "max_buffered", "max_partials"];
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Describe the capture (version, host, start, producer, bundle, counts) instead.
+    #[arg(long)]
+    header: bool,
+    /// Where the lines go: a file, or `-` for stdout (the default).
+    #[arg(short, long, default_value = "-")]
+    output: String,
+    /// The capture; `-` reads stdin.
+    capture: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -71,18 +96,32 @@ enum OrderArg {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     match cli.command {
         Command::Inspect { bundle } => inspect(&bundle),
-        Command::Replay { bundle, alerts, order, reorder_window, max_buffered, max_partials, strict, quiet, threads, events } => {
-            let order = match order {
+        Command::Export(args) => export(&args),
+        Command::Replay(args) => {
+            let order = match args.order {
                 OrderArg::Timestamp => Order::Timestamp,
                 OrderArg::Input => Order::Input,
             };
-            let progress = !quiet && std::io::stderr().is_terminal();
-            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let options = Options { order, reorder_window, max_buffered, max_partials, profile: !quiet, progress, threads, ..Options::default() };
-            replay(&bundle, &alerts, &events, options, strict, quiet)
+            let progress = !args.quiet && std::io::stderr().is_terminal();
+            let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let options = Options {
+                order,
+                reorder_window: args.reorder_window,
+                max_buffered: args.max_buffered,
+                max_partials: args.max_partials,
+                profile: !args.quiet,
+                progress,
+                threads,
+                ..Options::default()
+            };
+            let given = matches
+                .subcommand_matches("replay")
+                .map_or_else(Vec::new, |replay| RECORDED_OPTIONS.into_iter().filter(|id| replay.value_source(id) == Some(ValueSource::CommandLine)).collect());
+            replay(&args, options, &given)
         }
     }
 }
@@ -111,22 +150,98 @@ fn inspect(path: &PathBuf) -> ExitCode {
     }
 }
 
-fn replay(bundle: &PathBuf, alerts: &str, events: &[String], options: Options, strict: bool, quiet: bool) -> ExitCode {
-    let program = match load(bundle) {
-        Ok(program) => Arc::new(program),
-        Err(message) => return fail(message),
-    };
-    let mut out: Box<dyn Write> = if alerts == "-" {
-        Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock()))
-    } else {
-        match std::fs::File::create(alerts) {
-            Ok(file) => Box::new(std::io::BufWriter::with_capacity(1 << 16, file)),
-            Err(error) => return fail(format!("cannot write alerts to `{alerts}`: {error}")),
+/// Where alerts or exported lines go: a file, or `-` for stdout.
+fn output(path: &str, what: &str) -> Result<Box<dyn Write>, String> {
+    if path == "-" {
+        return Ok(Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())));
+    }
+    match std::fs::File::create(path) {
+        Ok(file) => Ok(Box::new(std::io::BufWriter::with_capacity(1 << 16, file))),
+        Err(error) => Err(format!("cannot write {what} to `{path}`: {error}")),
+    }
+}
+
+/// Standard input's first bytes, read once to tell a capture from NDJSON, and put back
+/// in front of the rest when it is read.
+#[derive(Default)]
+struct Stdin {
+    prefix: Option<Vec<u8>>,
+}
+
+impl Stdin {
+    fn prefix(&mut self) -> Result<&[u8], String> {
+        if self.prefix.is_none() {
+            let mut prefix = Vec::with_capacity(MAGIC.len());
+            std::io::stdin().lock().take(MAGIC.len() as u64).read_to_end(&mut prefix).map_err(|error| format!("cannot read standard input: {error}"))?;
+            self.prefix = Some(prefix);
         }
+        Ok(self.prefix.get_or_insert_default())
+    }
+}
+
+/// Whether input `name` (`-`: stdin) is a capture, by its first bytes.
+fn is_capture_input(name: &str, stdin: &mut Stdin) -> Result<bool, String> {
+    if name == "-" {
+        return Ok(is_capture(stdin.prefix()?));
+    }
+    let mut prefix = Vec::with_capacity(MAGIC.len());
+    let file = std::fs::File::open(name).map_err(|error| format!("cannot read `{name}`: {error}"))?;
+    file.take(MAGIC.len() as u64).read_to_end(&mut prefix).map_err(|error| format!("cannot read `{name}`: {error}"))?;
+    Ok(is_capture(&prefix))
+}
+
+/// Opens input `name` (`-`: stdin, with the bytes already read put back).
+fn open(name: &str, stdin: &mut Stdin) -> Result<Box<dyn Read>, String> {
+    if name == "-" {
+        let prefix = stdin.prefix.take().unwrap_or_default();
+        return Ok(Box::new(std::io::Cursor::new(prefix).chain(std::io::stdin().lock())));
+    }
+    match std::fs::File::open(name) {
+        Ok(file) => Ok(Box::new(file)),
+        Err(error) => Err(format!("cannot read `{name}`: {error}")),
+    }
+}
+
+/// What `kestrel replay` runs: consecutive NDJSON inputs make one stream, and each
+/// capture is a run of its own (its engine, its settings), in argument order.
+enum Run {
+    Events(Vec<String>),
+    Capture(String),
+}
+
+/// How a run ended, when it did not stop the command.
+struct RunEnd {
+    summary: Summary,
+    /// A capture was damaged (not only truncated): the command fails at the end.
+    damaged: bool,
+}
+
+fn replay(args: &ReplayArgs, options: Options, given: &[&str]) -> ExitCode {
+    let mut stdin = Stdin::default();
+    let mut runs: Vec<Run> = Vec::new();
+    for name in &args.inputs {
+        match is_capture_input(name, &mut stdin) {
+            Err(message) => return fail(message),
+            Ok(true) => runs.push(Run::Capture(name.clone())),
+            Ok(false) => match runs.last_mut() {
+                Some(Run::Events(names)) => names.push(name.clone()),
+                _ => runs.push(Run::Events(vec![name.clone()])),
+            },
+        }
+    }
+    let program = match &args.bundle {
+        Some(path) => match load(path) {
+            Ok(program) => Some(Arc::new(program)),
+            Err(message) => return fail(message),
+        },
+        None => match runs.iter().find_map(|run| if let Run::Events(names) = run { names.first() } else { None }) {
+            Some(name) => return fail(format!("`{name}` is not a capture: replaying NDJSON events needs `--bundle` (only a capture carries its bundle)")),
+            None => None,
+        },
     };
-    let mut replay = match Replay::new(program, options, &mut out) {
-        Ok(replay) => replay,
-        Err(error) => return fail(format!("cannot start the engine: {error}")),
+    let mut out = match output(&args.alerts, "alerts") {
+        Ok(out) => out,
+        Err(message) => return fail(message),
     };
     let mut bad_lines = 0u64;
     let mut report = |bad: &BadLine| {
@@ -135,29 +250,171 @@ fn replay(bundle: &PathBuf, alerts: &str, events: &[String], options: Options, s
             eprintln!("kestrel: bad line: {bad}");
         }
     };
-    for source in events {
-        let result = if source == "-" {
-            replay.read_all("-", std::io::stdin().lock(), &mut report)
-        } else {
-            match std::fs::File::open(source) {
-                Ok(file) => replay.read_all(source, BufReader::with_capacity(1 << 20, file), &mut report),
-                Err(error) => return fail(format!("cannot read `{source}`: {error}")),
-            }
+    let (mut bad_total, mut damaged) = (0, false);
+    for run in &runs {
+        let end = match (run, &program) {
+            (Run::Events(names), Some(program)) => replay_events(program.clone(), names, options.clone(), &mut out, &mut report, &mut stdin),
+            (Run::Events(_), None) => Err("replaying NDJSON events needs `--bundle`".to_string()),
+            (Run::Capture(name), _) => replay_capture_input(name, program.clone(), options.clone(), given, &mut out, &mut report, &mut stdin, args.quiet),
         };
-        if let Err(error) = result {
-            return fail(format!("while replaying `{source}`: {error}"));
+        let end = match end {
+            Ok(end) => end,
+            Err(message) => return fail(message),
+        };
+        bad_total += end.summary.bad_lines;
+        damaged |= end.damaged;
+        if !args.quiet {
+            eprint!("{}", end.summary.render());
         }
     }
-    let summary = match replay.finish() {
-        Ok(summary) => summary,
-        Err(error) => return fail(format!("cannot write alerts: {error}")),
-    };
     drop(out);
     if bad_lines > BAD_LINES_SHOWN {
         eprintln!("kestrel: … {} more bad lines", bad_lines - BAD_LINES_SHOWN);
     }
-    if !quiet {
-        eprint!("{}", summary.render());
+    if damaged || (args.strict && bad_total > 0) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// Replays NDJSON inputs as one stream.
+fn replay_events(
+    program: Arc<Program>,
+    names: &[String],
+    options: Options,
+    out: &mut dyn Write,
+    report: &mut dyn FnMut(&BadLine),
+    stdin: &mut Stdin,
+) -> Result<RunEnd, String> {
+    let mut replay = Replay::new(program, options, out).map_err(|error| format!("cannot start the engine: {error}"))?;
+    for name in names {
+        let input = BufReader::with_capacity(1 << 20, open(name, stdin)?);
+        replay.read_all(name, input, report).map_err(|error| format!("while replaying `{name}`: {error}"))?;
     }
-    if strict && summary.bad_lines > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    let summary = replay.finish().map_err(|error| format!("cannot write alerts: {error}"))?;
+    Ok(RunEnd { summary, damaged: false })
+}
+
+/// Replays one capture with its recorded settings (and its bundle, unless `program`).
+#[allow(clippy::too_many_arguments)]
+fn replay_capture_input(
+    name: &str,
+    program: Option<Arc<Program>>,
+    options: Options,
+    given: &[&str],
+    out: &mut dyn Write,
+    report: &mut dyn FnMut(&BadLine),
+    stdin: &mut Stdin,
+    quiet: bool,
+) -> Result<RunEnd, String> {
+    let reader = CaptureReader::new(open(name, stdin)?).map_err(|error| format!("`{name}`: {error}"))?;
+    let header = reader.header();
+    if !given.is_empty() {
+        let flags: Vec<String> = given.iter().map(|id| format!("--{}", id.replace('_', "-"))).collect();
+        eprintln!(
+            "kestrel: `{name}` replays with the options it was recorded with ({}); {} apply to NDJSON inputs only",
+            header.settings.describe(),
+            flags.join(", ")
+        );
+    }
+    if !quiet {
+        eprintln!("kestrel: `{name}`: capture of {:?} started {} by {:?}", header.host, format_rfc3339(header.start), header.producer);
+    }
+    let replayed = replay_capture(reader, name, program, options, out, report).map_err(|error| format!("`{name}`: {error}"))?;
+    let damaged = match &replayed.stopped {
+        None => false,
+        Some(error) if error.is_truncation() => {
+            eprintln!("kestrel: `{name}`: {error}; its {} lines and {} flush points before were replayed", replayed.lines, replayed.flushes);
+            false
+        }
+        Some(error) => {
+            eprintln!("kestrel: `{name}`: {error}; its {} lines and {} flush points before were replayed", replayed.lines, replayed.flushes);
+            true
+        }
+    };
+    Ok(RunEnd { summary: replayed.summary, damaged })
+}
+
+fn export(args: &ExportArgs) -> ExitCode {
+    let name = args.capture.as_str();
+    let input = match open(name, &mut Stdin::default()) {
+        Ok(input) => input,
+        Err(message) => return fail(message),
+    };
+    let reader = match CaptureReader::new(input) {
+        Ok(reader) => reader,
+        Err(error) => return fail(format!("`{name}`: {error}")),
+    };
+    if args.header {
+        return describe(reader);
+    }
+    let mut out = match output(&args.output, "lines") {
+        Ok(out) => out,
+        Err(message) => return fail(message),
+    };
+    let mut damaged = false;
+    for entry in reader {
+        let written = match entry {
+            Ok(Entry { record: Record::Line(mut line), number, .. }) => {
+                // A line pushed with its own end keeps it; the others get one.
+                if line.last() != Some(&b'\n') {
+                    line.push(b'\n');
+                }
+                if line[..line.len() - 1].contains(&b'\n') {
+                    eprintln!("kestrel: `{name}`: record {number} holds a line break: written as is, it makes more than one line");
+                }
+                out.write_all(&line)
+            }
+            Ok(Entry { record: Record::LongLine(len), number, .. }) => {
+                eprintln!("kestrel: `{name}`: record {number} is a line of {len} bytes kept by its length only: written as an empty line");
+                out.write_all(b"\n")
+            }
+            Ok(_) => Ok(()),
+            Err(error) => {
+                eprintln!("kestrel: `{name}`: {error}; the lines before it were written");
+                damaged |= !error.is_truncation();
+                Ok(())
+            }
+        };
+        if let Err(error) = written {
+            return fail(format!("cannot write lines: {error}"));
+        }
+    }
+    if let Err(error) = out.flush() {
+        return fail(format!("cannot write lines: {error}"));
+    }
+    if damaged { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// `kestrel export --header`: what the capture says about itself, and its counts.
+fn describe(mut reader: CaptureReader<Box<dyn Read>>) -> ExitCode {
+    let header = reader.header().clone();
+    let mut text = format!("Kestrel capture, format {}\n", reader.version());
+    text.push_str(&format!("producer  {:?}\nhost      {:?}\nstart     {}\n", header.producer, header.host, format_rfc3339(header.start)));
+    text.push_str(&format!("options   {}\n", header.settings.describe()));
+    let bundle = &header.bundle;
+    let fingerprint = kestrel_bundle::bundle::fnv1a64(bundle);
+    text.push_str(&match kestrel_bundle::Bundle::from_bytes(bundle) {
+        Ok(loaded) => format!(
+            "bundle    {} bytes (fnv1a64 {fingerprint:#018x}), {} rules, schema {:?} (fingerprint {:#018x}), compiler {:?}\n",
+            bundle.len(),
+            loaded.rules.len(),
+            loaded.manifest.schema_name,
+            loaded.manifest.schema_fingerprint,
+            loaded.manifest.compiler
+        ),
+        Err(error) => format!("bundle    {} bytes (fnv1a64 {fingerprint:#018x}), not a valid bundle: {error}\n", bundle.len()),
+    });
+    let mut end = "no end-of-capture record".to_string();
+    let mut damaged = false;
+    for entry in &mut reader {
+        match entry {
+            Ok(Entry { record: Record::End(trailer), .. }) => end = format!("complete, finished {}", format_rfc3339(trailer.end)),
+            Ok(_) => {}
+            Err(error) => {
+                damaged = !error.is_truncation();
+                end = error.to_string();
+            }
+        }
+    }
+    text.push_str(&format!("lines     {}\nflushes   {}\nend       {end}\n", reader.lines(), reader.flushes()));
+    print!("{text}");
+    if damaged { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

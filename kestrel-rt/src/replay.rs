@@ -7,6 +7,11 @@
 //! lost. Events run in timestamp order (stable: equal timestamps keep input order)
 //! through a reorder window of bounded size: an event older than one already run is
 //! run anyway, late, and counted. `Order::Input` runs events as they come.
+//!
+//! Lines come in two ways that share everything after parsing: [`Replay::read_all`]
+//! reads a whole input (parsed on worker threads), and [`Replay::push_line`] takes one
+//! line at a time from a live producer, with [`Replay::flush`] to evaluate what it
+//! pushed and write the alerts now (`crate::feed` records both in a capture).
 
 use crate::alert;
 use crate::engine::{Alert, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Match};
@@ -30,8 +35,8 @@ use std::time::{Duration, Instant};
 /// 64 MiB for 1 KiB events).
 pub const DEFAULT_REORDER_WINDOW: usize = 1 << 16;
 
-/// Events handed to the engine at once.
-const CHUNK: usize = 1024;
+/// Events handed to the engine at once; pushed events wait for at most this many.
+pub const CHUNK: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Order {
@@ -248,6 +253,23 @@ impl Window {
     }
 }
 
+/// Lines pushed one at a time ([`Replay::push_line`]) whose events wait to be
+/// evaluated together: the events (without their lines), and their lines one after
+/// another in `text`.
+#[derive(Default)]
+struct Pushed {
+    events: Vec<Event>,
+    text: String,
+    lines: Vec<Range<usize>>,
+    /// Lines pushed so far, blank and bad ones included (the last one's number).
+    count: u64,
+}
+
+/// The message of a line over the length limit (as `parallel` words it).
+fn too_long(len: usize, limit: usize) -> String {
+    format!("line of {len} bytes or more, over the limit of {limit} bytes")
+}
+
 /// Turns lines into engine events: the projection and the special fields.
 #[derive(Clone)]
 pub struct EventReader {
@@ -416,6 +438,8 @@ pub struct Replay<'w> {
     read: (Vec<Event>, Vec<Range<usize>>),
     /// Events released from the window, for ordered evaluation.
     chunk: Vec<Event>,
+    /// Lines pushed one at a time, not evaluated yet.
+    pushed: Pushed,
     /// Events handed to the engine so far (the next chunk's first index).
     run: usize,
     arrivals: u64,
@@ -448,6 +472,7 @@ impl<'w> Replay<'w> {
             matches: Vec::new(),
             read: (Vec::new(), Vec::new()),
             chunk: Vec::with_capacity(CHUNK),
+            pushed: Pushed::default(),
             run: 0,
             arrivals: 0,
             last_read: 0,
@@ -463,6 +488,8 @@ impl<'w> Replay<'w> {
 
     /// Reads every line of `input`, named `source` in messages.
     pub fn read_all(&mut self, source: &str, input: impl BufRead, bad: &mut dyn FnMut(&BadLine)) -> std::io::Result<()> {
+        // Lines pushed before come first.
+        self.evaluate_pushed();
         let reader = self.reader.clone();
         let threads = self.options.threads.max(1);
         let blocks = Blocks { line_limit: self.options.max_line_bytes, block_bytes: self.options.block_bytes.max(1), threads };
@@ -490,13 +517,7 @@ impl<'w> Replay<'w> {
                 Parsed::Event { event, timestamp, line } => (event, timestamp, line),
             };
             self.summary.lines += 1;
-            match timestamp {
-                Some(timestamp) => self.last_read = timestamp,
-                None => {
-                    self.summary.untimed += 1;
-                    event.timestamp = self.last_read;
-                }
-            }
+            self.stamp(&mut event, timestamp);
             self.arrivals += 1;
             if ordered {
                 event.raw = Arc::from(text_of(&block.text, line));
@@ -513,6 +534,23 @@ impl<'w> Replay<'w> {
         lines.clear();
         self.read = (events, lines);
         self.flush_chunk();
+        self.show_progress();
+        self.write_error.is_none()
+    }
+
+    /// An event's time: its own, or the last event's when it has none (counted).
+    fn stamp(&mut self, event: &mut Event, timestamp: Option<i64>) {
+        match timestamp {
+            Some(timestamp) => self.last_read = timestamp,
+            None => {
+                self.summary.untimed += 1;
+                event.timestamp = self.last_read;
+            }
+        }
+    }
+
+    /// Rewrites the progress line, at most four times a second, when asked to.
+    fn show_progress(&mut self) {
         if self.options.progress && self.last_progress.elapsed() >= Duration::from_millis(250) {
             self.last_progress = Instant::now();
             let seconds = self.started.elapsed().as_secs_f64();
@@ -524,7 +562,133 @@ impl<'w> Replay<'w> {
                 self.arrivals as f64 / seconds
             );
         }
-        self.write_error.is_none()
+    }
+
+    /// Feeds one line, one event, as a live producer hands it over: `source` names it in
+    /// messages, and pushed lines are numbered from 1 in push order whatever their
+    /// source (so a bad line's number is its line in `kestrel export`'s output).
+    ///
+    /// The line (with or without its `\n`) is read exactly as a line of
+    /// [`Replay::read_all`] is: the same reader and limits, bad lines reported to `bad`
+    /// and counted (a line over [`Options::max_line_bytes`], or one that holds a line
+    /// break inside, is a bad line), blank lines skipped (their number is used). Events
+    /// are evaluated in batches, at the latest when [`CHUNK`] of them wait or at the
+    /// next [`Replay::flush`]. With [`Order::Input`] the alerts are those `read_all`
+    /// gives for the same lines in the same order; where a flush falls only moves where
+    /// the engine's batches start, which changes an outcome only when guest memory runs
+    /// short within a batch (`host_failures`, `captures_dropped`): a capture records
+    /// its flush points so its replay cuts the same batches.
+    ///
+    /// Returns an error when alerts cannot be written (then and at each call after).
+    pub fn push_line(&mut self, source: &str, line: &str, bad: &mut dyn FnMut(&BadLine)) -> std::io::Result<()> {
+        self.pushed.count += 1;
+        let number = self.pushed.count;
+        // The line's own end, if it came with one, as `read_all` cuts lines.
+        let line = line.strip_suffix('\n').map_or(line, |line| line.strip_suffix('\r').unwrap_or(line));
+        if line.len() > self.options.max_line_bytes {
+            self.push_bad(source, number, None, too_long(line.len(), self.options.max_line_bytes), bad);
+        } else if !line.trim().is_empty() {
+            let text = line.trim_end();
+            if let Some(at) = memchr::memchr(b'\n', text.as_bytes()) {
+                self.push_bad(source, number, Some(at + 1), "the line holds a line break".to_string(), bad);
+            } else {
+                match self.reader.read_fields(text) {
+                    Ok((event, timestamp)) => self.take_pushed(event, timestamp, text),
+                    Err((column, message)) => self.push_bad(source, number, column, message, bad),
+                }
+            }
+        }
+        self.write_status()
+    }
+
+    /// [`Replay::push_line`] for a line as bytes (a capture's): a line that is not
+    /// UTF-8 is a bad line, as in [`Replay::read_all`].
+    pub fn push_bytes(&mut self, source: &str, line: &[u8], bad: &mut dyn FnMut(&BadLine)) -> std::io::Result<()> {
+        match std::str::from_utf8(line) {
+            Ok(text) => self.push_line(source, text, bad),
+            Err(_) if line.len() > self.options.max_line_bytes => self.push_line_of(source, line.len(), bad),
+            Err(error) => {
+                self.pushed.count += 1;
+                self.push_bad(source, self.pushed.count, Some(error.valid_up_to() + 1), "the line is not UTF-8".to_string(), bad);
+                self.write_status()
+            }
+        }
+    }
+
+    /// Pushes a line known only by its length `len` (a capture keeps no line over its
+    /// record limit): a bad line, as one of that length over the limit.
+    pub fn push_line_of(&mut self, source: &str, len: usize, bad: &mut dyn FnMut(&BadLine)) -> std::io::Result<()> {
+        self.pushed.count += 1;
+        let limit = self.options.max_line_bytes;
+        let message = if len > limit { too_long(len, limit) } else { format!("line of {len} bytes, not kept") };
+        self.push_bad(source, self.pushed.count, None, message, bad);
+        self.write_status()
+    }
+
+    fn push_bad(&mut self, source: &str, line: u64, column: Option<usize>, message: String, bad: &mut dyn FnMut(&BadLine)) {
+        self.summary.lines += 1;
+        self.summary.bad_lines += 1;
+        bad(&BadLine { source: source.to_string(), line, column, message });
+    }
+
+    /// A pushed line's event: into the reorder window, or (when conditions do not need
+    /// order) held with the events waiting to be evaluated together.
+    fn take_pushed(&mut self, mut event: Event, timestamp: Option<i64>, text: &str) {
+        self.summary.lines += 1;
+        self.stamp(&mut event, timestamp);
+        self.arrivals += 1;
+        if self.engine.needs_ordered_evaluation() {
+            event.raw = Arc::from(text);
+            self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(event) });
+            return;
+        }
+        let start = self.pushed.text.len();
+        self.pushed.text.push_str(text);
+        self.pushed.lines.push(start..self.pushed.text.len());
+        self.pushed.events.push(event);
+        if self.pushed.events.len() >= CHUNK {
+            self.evaluate_pushed();
+            self.write_alerts();
+        }
+    }
+
+    /// Evaluates the pushed events waiting (the latest arrivals).
+    fn evaluate_pushed(&mut self) {
+        if self.pushed.events.is_empty() {
+            return;
+        }
+        let mut events = std::mem::take(&mut self.pushed.events);
+        let mut text = std::mem::take(&mut self.pushed.text);
+        let mut lines = std::mem::take(&mut self.pushed.lines);
+        self.evaluate_events(&events, &|offset| &text[lines[offset].clone()]);
+        events.clear();
+        text.clear();
+        lines.clear();
+        (self.pushed.events, self.pushed.text, self.pushed.lines) = (events, text, lines);
+    }
+
+    /// Evaluates what was pushed and what the window released, and writes the alerts
+    /// to the output, flushing it: a live producer calls it after each batch of lines,
+    /// so alerts are not held back. Events the reorder window holds (with
+    /// [`Order::Timestamp`]) stay there: releasing them early would change the order.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.evaluate_pushed();
+        self.flush_chunk();
+        self.show_progress();
+        if self.write_error.is_none()
+            && let Err(error) = self.alerts_out.flush()
+        {
+            self.write_error = Some(error);
+        }
+        self.write_status()
+    }
+
+    /// The first error writing alerts, if any (kept for [`Replay::finish`]).
+    fn write_status(&self) -> std::io::Result<()> {
+        match &self.write_error {
+            Some(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// Evaluates events just read (the last `events.len()` arrivals; in input order:
@@ -625,6 +789,7 @@ impl<'w> Replay<'w> {
 
     /// Runs what the reorder window still holds, flushes the pipes and returns the summary.
     pub fn finish(mut self) -> std::io::Result<Summary> {
+        self.evaluate_pushed();
         while let Some(pending) = self.window.pop() {
             self.release(pending);
             if self.chunk.len() >= CHUNK {
