@@ -1,24 +1,23 @@
-//! Loads the probes and prints the kinds of records for a few seconds (root only).
-use kestrel_sensor::probes::Probes;
-use kestrel_sensor::records::{Record, comm};
+//! Starts the sensor, runs a small scenario and prints the events as ECS JSON (root only).
+//! `cargo run -p kestrel-sensor --example probe_smoke`
+use kestrel_sensor::sensor::{Sensor, SensorOptions};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let mut probes = match Probes::start(8 << 20) {
-        Ok(probes) => probes,
+    let mut sensor = match Sensor::start(SensorOptions::default()) {
+        Ok(sensor) => sensor,
         Err(error) => {
             eprintln!("{error}");
             std::process::exit(1);
         }
     };
-    eprintln!("attached {}, skipped {:?}", probes.attached, probes.skipped);
-    let _ = std::process::Command::new("/bin/sh").args(["-c", "cd /tmp && echo x > /tmp/kestrel-smoke && mv /tmp/kestrel-smoke /tmp/kestrel-smoke2 && rm /tmp/kestrel-smoke2; exit 3"]).status();
+    eprintln!("attached {}, skipped {}, seeded {:?}", sensor.attached(), sensor.skipped().len(), sensor.seed);
+    let script = "cd /tmp && echo x > /tmp/kestrel-smoke && mv /tmp/kestrel-smoke /tmp/kestrel-smoke2 && rm /tmp/kestrel-smoke2; (exec 3<>/dev/tcp/127.0.0.1/9) 2>/dev/null; exit 3";
+    let _ = std::process::Command::new("/bin/sh").args(["-c", script]).status();
+    let _ = std::process::Command::new("/bin/bash").args(["-c", script]).status();
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(2) {
-        probes.read(Duration::from_millis(100), 1024, |bytes| match Record::parse(bytes) {
-            Ok(record) => eprintln!("{:?} pid={} ppid={} comm={} size={} tail={:?}", record.kind, record.header.pid, record.header.ppid, comm(&record.header), record.header.size, String::from_utf8_lossy(record.tail)),
-            Err(error) => eprintln!("bad record: {error}"),
-        });
+    while started.elapsed() < Duration::from_secs(1) {
+        sensor.poll(Duration::from_millis(100), &mut |event| println!("{}", event.json), &mut |bad| eprintln!("{bad}"));
     }
-    eprintln!("drops {:?}", probes.kernel_drops());
+    eprintln!("{:?}", sensor.stats());
 }
