@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod alert;
+pub mod builtin;
 pub mod capture;
 pub mod cpu;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod join;
 pub mod join_key;
 pub mod json_scan;
 pub mod lineage;
+pub mod live;
 pub mod ndjson;
 pub mod parallel;
 pub mod pipes;

@@ -36,6 +36,41 @@ enum Command {
     Export(ExportArgs),
     /// Validates a bundle and prints what it holds.
     Inspect { bundle: PathBuf },
+    /// Live detection: runs a bundle (the built-in rules by default) over this host's
+    /// kernel events, from eBPF probes. Needs root, or CAP_BPF and CAP_PERFMON.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The bundle (`eqlc build -o BUNDLE`); default: Kestrel's built-in rules.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// Where alerts go: a file, or `-` for stdout (the default).
+    #[arg(long, default_value = "-")]
+    alerts: String,
+    /// Record every event the engine sees into this capture (`kestrel replay CAPTURE`
+    /// gives the same alerts; `kestrel export CAPTURE` writes the events as NDJSON).
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Rewrite this file with Prometheus text-format metrics at each stats interval.
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// Seconds between stats lines (stderr) and metrics updates.
+    #[arg(long, default_value_t = 10.0)]
+    stats_interval: f64,
+    /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Size of the kernel ring buffer, in MiB (a power of two).
+    #[arg(long, default_value_t = 16)]
+    ring_mib: u32,
+    /// Partial matches a sequence rule keeps; beyond it the oldest are evicted, counted.
+    #[arg(long, default_value_t = kestrel_rt::sequence::DEFAULT_MAX_PARTIALS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_partials: usize,
+    /// No stats lines and no summary.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -101,6 +136,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Inspect { bundle } => inspect(&bundle),
         Command::Export(args) => export(&args),
+        Command::Run(args) => run(&args),
         Command::Replay(args) => {
             let order = match args.order {
                 OrderArg::Timestamp => Order::Timestamp,
@@ -123,6 +159,52 @@ fn main() -> ExitCode {
                 .map_or_else(Vec::new, |replay| RECORDED_OPTIONS.into_iter().filter(|id| replay.value_source(id) == Some(ValueSource::CommandLine)).collect());
             replay(&args, options, &given)
         }
+    }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let bundle = match &args.bundle {
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) => return fail(format!("cannot read `{}`: {error}", path.display())),
+        },
+        None => kestrel_rt::builtin::BUILTIN_BUNDLE.to_vec(),
+    };
+    if !args.ring_mib.is_power_of_two() {
+        return fail(format!("--ring-mib must be a power of two, not {}", args.ring_mib));
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(error) = signal_hook::flag::register(signal, stop.clone()) {
+            return fail(format!("cannot handle signal {signal}: {error}"));
+        }
+    }
+    let options = kestrel_rt::live::RunOptions {
+        bundle,
+        record: args.record.clone(),
+        metrics: args.metrics.clone(),
+        stats_every: std::time::Duration::from_secs_f64(args.stats_interval.max(0.1)),
+        stats_line: !args.quiet,
+        duration: args.duration.map(|seconds| std::time::Duration::from_secs_f64(seconds.max(0.0))),
+        sensor: kestrel_sensor::sensor::SensorOptions { ring_bytes: args.ring_mib << 20, ..Default::default() },
+        options: Options { max_partials: args.max_partials, profile: !args.quiet, ..Options::default() },
+    };
+    let mut out = match output(&args.alerts, "alerts") {
+        Ok(out) => out,
+        Err(message) => return fail(message),
+    };
+    match kestrel_rt::live::run(options, &mut out, stop) {
+        Ok(summary) => {
+            if !args.quiet {
+                eprint!("{}", summary.render());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error @ kestrel_rt::live::RunError::Sensor(_)) => {
+            eprintln!("kestrel: {error}");
+            ExitCode::from(2)
+        }
+        Err(error) => fail(error),
     }
 }
 

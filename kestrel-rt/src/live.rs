@@ -1,0 +1,289 @@
+//! `kestrel run`: live detection. Kernel events from the sensor become ECS lines that
+//! go through the same [`Feed`] as a replay (and, with `--record`, into a capture whose
+//! replay gives the same alerts). Drops are counted on both sides and reported on a
+//! periodic stats line, in the summary, and in a Prometheus text-format metrics file.
+
+use crate::capture::{Header, Settings};
+use crate::feed::{Feed, FeedError};
+use crate::replay::{BadLine, Options, Order, Summary};
+use kestrel_sensor::probes::ProbeError;
+use kestrel_sensor::sensor::{Sensor, SensorOptions, SensorStats};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Settings of a live run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The bundle to run (the built-in rules by default).
+    pub bundle: Vec<u8>,
+    /// Where a capture of the run is written.
+    pub record: Option<PathBuf>,
+    /// Where the Prometheus text-format metrics are (re)written at each stats interval.
+    pub metrics: Option<PathBuf>,
+    /// How often the stats line and the metrics are written.
+    pub stats_every: Duration,
+    /// Write the stats line to stderr.
+    pub stats_line: bool,
+    /// Stop after this long (otherwise at SIGINT or SIGTERM).
+    pub duration: Option<Duration>,
+    pub sensor: SensorOptions,
+    /// Engine settings (the order is always input order: the sensor orders events).
+    pub options: Options,
+}
+
+/// Why a live run could not start or stopped early.
+#[derive(Debug)]
+pub enum RunError {
+    Sensor(ProbeError),
+    Feed(FeedError),
+    Io(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Sensor(error) => write!(f, "{error}"),
+            RunError::Feed(error) => write!(f, "{error}"),
+            RunError::Io(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// What a live run did.
+#[derive(Clone, Debug, Default)]
+pub struct RunSummary {
+    pub replay: Summary,
+    pub sensor: SensorStats,
+    /// Events handed to the engine.
+    pub events: u64,
+    pub alerts: u64,
+    pub bad_lines: u64,
+    pub elapsed: Duration,
+    /// CPU time of the whole process (user + system).
+    pub cpu: Duration,
+    /// Whether recording stopped on a write error.
+    pub recording_failed: bool,
+    /// Programs that did not attach (hooks this kernel lacks).
+    pub skipped_probes: Vec<String>,
+}
+
+impl RunSummary {
+    pub fn render(&self) -> String {
+        let seconds = self.elapsed.as_secs_f64().max(1e-9);
+        let mut text = format!(
+            "ran {:.1} s: {} events ({:.0}/s), {} alerts; CPU {:.2} s ({:.1}% of one core)\n",
+            self.elapsed.as_secs_f64(),
+            self.events,
+            self.events as f64 / seconds,
+            self.alerts,
+            self.cpu.as_secs_f64(),
+            100.0 * self.cpu.as_secs_f64() / seconds
+        );
+        text.push_str(&format!("drops: {}\n", drops_line(&self.sensor, self.bad_lines)));
+        if self.recording_failed {
+            text.push_str("the capture stopped on a write error: it ends early (replayable up to there)\n");
+        }
+        text.push_str(&self.replay.render());
+        text
+    }
+}
+
+fn drops_line(stats: &SensorStats, bad_lines: u64) -> String {
+    format!(
+        "{} in the kernel (ring buffer full), {} syscall entries forgotten (map full), {} bad records, {} bad lines, {} processes evicted from the table",
+        stats.kernel_drops, stats.kernel_pending_drops, stats.convert.bad_records, bad_lines, stats.table.evicted
+    )
+}
+
+/// Counts the alert lines written through it.
+struct Counted<W: Write> {
+    inner: W,
+    lines: Arc<AtomicU64>,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.lines.fetch_add(bytes[..written].iter().filter(|byte| **byte == b'\n').count() as u64, Ordering::Relaxed);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// CPU time this process has used, from /proc/self/stat (utime + stime).
+pub fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5), counted after the name (which ends field 2).
+    let ticks: u64 = [11, 12].iter().filter_map(|index| fields.get(*index)?.parse::<u64>().ok()).sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Runs live detection until `stop` is set (or the duration passes), writing alerts to
+/// `alerts_out`. `stop` is set by the caller's signal handlers.
+pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool>) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let cpu_before = process_cpu();
+    let mut sensor = Sensor::start(options.sensor.clone()).map_err(RunError::Sensor)?;
+    let skipped_probes: Vec<String> = sensor.skipped().iter().map(|skipped| format!("{}: {}", skipped.program, skipped.reason)).collect();
+    for skipped in &skipped_probes {
+        eprintln!("kestrel: probe not attached: {skipped}");
+    }
+    let mut engine_options = options.options.clone();
+    engine_options.order = Order::Input;
+    engine_options.progress = false;
+    let alerts = Arc::new(AtomicU64::new(0));
+    let mut counted = Counted { inner: alerts_out, lines: alerts.clone() };
+    let producer = format!("kestrel {} run", env!("CARGO_PKG_VERSION"));
+    let mut feed = match &options.record {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|error| RunError::Io(format!("cannot create the capture {}: {error}", path.display())))?;
+            let header = Header::now(options.bundle.clone(), Settings::of(&engine_options), &producer);
+            Feed::recording(header, engine_options, &mut counted, Box::new(std::io::BufWriter::new(file))).map_err(RunError::Feed)?
+        }
+        None => {
+            let program = crate::program::Program::load(&options.bundle).map_err(|error| RunError::Feed(FeedError::Load(error)))?;
+            Feed::new(Arc::new(program), engine_options, &mut counted).map_err(RunError::Feed)?
+        }
+    };
+    eprintln!(
+        "kestrel: watching {} ({} probes attached, {} processes already running){}",
+        sensor.host().name,
+        sensor.attached(),
+        sensor.seed.read,
+        options.record.as_ref().map(|path| format!("; recording to {}", path.display())).unwrap_or_default()
+    );
+    let mut events = 0u64;
+    let mut bad_lines = 0u64;
+    let mut feed_error: Option<FeedError> = None;
+    let mut last_stats = Instant::now();
+    let mut events_at_last = 0u64;
+    while !stop.load(Ordering::Relaxed) && options.duration.is_none_or(|duration| started.elapsed() < duration) {
+        let mut report_bad = |bad: &BadLine| {
+            bad_lines += 1;
+            eprintln!("kestrel: bad event: {bad}");
+        };
+        let mut pushed = 0u64;
+        let count = sensor.poll(
+            Duration::from_millis(100),
+            &mut |event| {
+                pushed += 1;
+                if let Err(error) = feed.push_line("ebpf", &event.json, &mut report_bad) {
+                    keep_first(&mut feed_error, error);
+                }
+            },
+            &mut |bad| eprintln!("kestrel: bad record: {bad}"),
+        );
+        events += pushed;
+        if count > 0
+            && let Err(error) = feed.flush()
+        {
+            keep_first(&mut feed_error, error);
+        }
+        if let Some(FeedError::Alerts(_)) = &feed_error {
+            break;
+        }
+        if last_stats.elapsed() >= options.stats_every {
+            let seconds = last_stats.elapsed().as_secs_f64();
+            let stats = sensor.stats();
+            if options.stats_line {
+                eprintln!(
+                    "kestrel: {events} events ({:.0}/s), {} alerts; drops: {}",
+                    (events - events_at_last) as f64 / seconds,
+                    alerts.load(Ordering::Relaxed),
+                    drops_line(&stats, bad_lines)
+                );
+            }
+            if let Some(path) = &options.metrics {
+                write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines)?;
+            }
+            last_stats = Instant::now();
+            events_at_last = events;
+        }
+    }
+    // Drain what the probes already wrote.
+    loop {
+        let mut report_bad = |bad: &BadLine| {
+            bad_lines += 1;
+            eprintln!("kestrel: bad event: {bad}");
+        };
+        let mut pushed = 0u64;
+        sensor.poll(
+            Duration::ZERO,
+            &mut |event| {
+                pushed += 1;
+                if let Err(error) = feed.push_line("ebpf", &event.json, &mut report_bad) {
+                    keep_first(&mut feed_error, error);
+                }
+            },
+            &mut |bad| eprintln!("kestrel: bad record: {bad}"),
+        );
+        events += pushed;
+        if pushed == 0 {
+            break;
+        }
+        if let Err(error) = feed.flush() {
+            keep_first(&mut feed_error, error);
+        }
+    }
+    let stats = sensor.stats();
+    drop(sensor);
+    let recording_failed = feed.recording_failed();
+    let replay = feed.finish().map_err(RunError::Feed)?;
+    if let Some(FeedError::Alerts(error)) = feed_error {
+        return Err(RunError::Feed(FeedError::Alerts(error)));
+    }
+    if let Some(path) = &options.metrics {
+        write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines)?;
+    }
+    Ok(RunSummary {
+        replay,
+        sensor: stats,
+        events,
+        alerts: alerts.load(Ordering::Relaxed),
+        bad_lines,
+        elapsed: started.elapsed(),
+        cpu: process_cpu().saturating_sub(cpu_before),
+        recording_failed,
+        skipped_probes,
+    })
+}
+
+fn keep_first(slot: &mut Option<FeedError>, error: FeedError) {
+    if slot.is_none() {
+        eprintln!("kestrel: {error}");
+        *slot = Some(error);
+    }
+}
+
+/// Writes the metrics file (Prometheus text format) atomically: a temporary file renamed over it.
+fn write_metrics(path: &PathBuf, stats: &SensorStats, events: u64, alerts: u64, bad_lines: u64) -> Result<(), RunError> {
+    let metrics: [(&str, &str, &str, u64); 9] = [
+        ("kestrel_events_total", "counter", "Events handed to the detection engine.", events),
+        ("kestrel_alerts_total", "counter", "Alerts written.", alerts),
+        ("kestrel_kernel_drops_total", "counter", "Records the probes could not write (ring buffer full).", stats.kernel_drops),
+        ("kestrel_kernel_pending_drops_total", "counter", "Syscall entries the probes could not remember until their exit.", stats.kernel_pending_drops),
+        ("kestrel_bad_records_total", "counter", "Ring-buffer records that did not decode.", stats.convert.bad_records),
+        ("kestrel_bad_lines_total", "counter", "Events the engine could not read.", bad_lines),
+        ("kestrel_truncated_records_total", "counter", "Records with a string cut at its limit (argv, deep paths).", stats.convert.truncated),
+        ("kestrel_process_table_evicted_total", "counter", "Processes evicted from the full process table.", stats.table.evicted),
+        ("kestrel_processes", "gauge", "Processes in the process table.", stats.processes as u64),
+    ];
+    let mut text = String::new();
+    for (name, kind, help, value) in metrics {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|error| RunError::Io(format!("cannot write the metrics file {}: {error}", path.display())))
+}
