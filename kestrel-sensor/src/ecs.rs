@@ -151,7 +151,8 @@ impl Converter {
             Kind::Exec => {
                 let body = ExecBody::read(record.body)?;
                 let [exe, args, cwd] = record.strings([body.exe_len, body.args_len, body.cwd_len])?;
-                let args: Vec<String> = args.split(|byte| *byte == 0).filter(|arg| !arg.is_empty()).map(|arg| String::from_utf8_lossy(arg).into_owned()).collect();
+                let args: Vec<String> =
+                    args.split(|byte| *byte == 0).filter(|arg| !arg.is_empty()).map(|arg| String::from_utf8_lossy(arg).into_owned()).collect();
                 let info = ExecInfo {
                     executable: components_to_path(exe),
                     args,
@@ -222,7 +223,8 @@ impl Converter {
                 self.process(&mut json, &header, |_| {});
                 let local = address(body.family, &body.saddr);
                 let remote = address(body.family, &body.daddr);
-                let (source, destination) = if direction == Some("ingress") { ((remote, body.dport), (local, body.sport)) } else { ((local, body.sport), (remote, body.dport)) };
+                let (source, destination) =
+                    if direction == Some("ingress") { ((remote, body.dport), (local, body.sport)) } else { ((local, body.sport), (remote, body.dport)) };
                 for (key, (ip, port)) in [("source", source), ("destination", destination)] {
                     json.open(key);
                     if let Some(ip) = ip {
@@ -234,13 +236,16 @@ impl Converter {
                 if let Some(direction) = direction {
                     json.str("direction", direction);
                 }
-                json.str("transport", match body.protocol {
+                json.str(
+                    "transport",
+                    match body.protocol {
                         6 => "tcp",
                         17 => "udp",
                         _ => "unknown",
-                    })
-                    .str("type", if body.family == 10 { "ipv6" } else { "ipv4" })
-                    .close();
+                    },
+                )
+                .str("type", if body.family == 10 { "ipv6" } else { "ipv4" })
+                .close();
             }
             Kind::Cred => {
                 let body = CredBody::read(record.body)?;
@@ -346,10 +351,20 @@ impl Converter {
         }
         json.close();
         if let Some(group) = known.and_then(|process| self.table.get(process.pgid)).filter(|leader| leader.pid != 0) {
-            json.open("group_leader").num("pid", group.pid).str("entity_id", &group.entity_id).str("name", &group.name).str("executable", &group.executable).close();
+            json.open("group_leader")
+                .num("pid", group.pid)
+                .str("entity_id", &group.entity_id)
+                .str("name", &group.name)
+                .str("executable", &group.executable)
+                .close();
         }
         if let Some(entry) = self.table.entry_leader(header.pid) {
-            json.open("entry_leader").num("pid", entry.pid).str("entity_id", &entry.entity_id).str("name", &entry.name).str("executable", &entry.executable).close();
+            json.open("entry_leader")
+                .num("pid", entry.pid)
+                .str("entity_id", &entry.entity_id)
+                .str("name", &entry.name)
+                .str("executable", &entry.executable)
+                .close();
         }
         let ancestry: Vec<&str> = self.table.ancestors(header.pid, ANCESTRY_DEPTH).map(|process| &*process.entity_id).collect();
         if !ancestry.is_empty() {

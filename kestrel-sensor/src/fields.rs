@@ -175,7 +175,9 @@ pub fn markdown() -> String {
     let mut out = String::new();
     out.push_str("# What the Linux sensor fills\n\n");
     out.push_str("Generated from `kestrel-sensor/src/fields.rs` (test `fields::tests::the_docs_table_is_current`; regenerate with `KESTREL_WRITE_DOCS=1 cargo test -p kestrel-sensor fields`).\n");
-    out.push_str("The `linux` schema marks exactly these fields as produced, so `eqlc check` warns (W0007) when a rule needs a field the sensor never fills.\n\n");
+    out.push_str(
+        "The `linux` schema marks exactly these fields as produced, so `eqlc check` warns (W0007) when a rule needs a field the sensor never fills.\n\n",
+    );
     out.push_str("## Events\n\n| event.category | event.type | event.action | hook |\n|---|---|---|---|\n");
     for (category, kind, action, hook) in EVENTS {
         out.push_str(&format!("| {category} | {kind} | `{action}` | {hook} |\n"));

@@ -1,9 +1,9 @@
 //! Kestrel's Linux sensor.
-pub mod records;
+pub mod ecs;
+pub mod fields;
+pub mod json;
 pub mod probes;
 pub mod proc_fs;
 pub mod process_table;
-pub mod ecs;
-pub mod json;
+pub mod records;
 pub mod sensor;
-pub mod fields;

@@ -116,11 +116,7 @@ pub struct Probes {
 /// Checks the privileges live mode needs (root, or CAP_BPF + CAP_PERFMON in the effective set).
 pub fn check_privileges() -> Result<(), ProbeError> {
     let status = std::fs::read_to_string("/proc/self/status").map_err(|error| ProbeError::Privileges(format!("cannot read /proc/self/status: {error}")))?;
-    let effective = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
+    let effective = status.lines().find_map(|line| line.strip_prefix("CapEff:")).and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok()).unwrap_or(0);
     const CAP_SYS_ADMIN: u64 = 21;
     const CAP_PERFMON: u64 = 38;
     const CAP_BPF: u64 = 39;
@@ -153,11 +149,8 @@ impl Probes {
         check_privileges()?;
         ensure_tracefs().map_err(ProbeError::Load)?;
         let btf = Btf::from_sys_fs().map_err(|error| ProbeError::Load(format!("no kernel BTF at /sys/kernel/btf/vmlinux: {error}")))?;
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
-            .map_max_entries("EVENTS", ring_bytes)
-            .load(OBJECT)
-            .map_err(|error| ProbeError::Load(format!("{error:?}")))?;
+        let mut ebpf =
+            EbpfLoader::new().btf(Some(&btf)).map_max_entries("EVENTS", ring_bytes).load(OBJECT).map_err(|error| ProbeError::Load(format!("{error:?}")))?;
         {
             let mut config: Array<_, u32> = Array::try_from(ebpf.map_mut("CONFIG").ok_or_else(|| ProbeError::Load("no CONFIG map".into()))?)
                 .map_err(|error| ProbeError::Load(error.to_string()))?;
