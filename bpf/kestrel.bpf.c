@@ -180,12 +180,14 @@ static __always_inline __u32 write_path(struct kestrel_header *h, char *tail, __
             vfsmnt = (struct vfsmount *)((void *)up + bpf_core_field_offset(struct mount, mnt));
             continue;
         }
-        if (dentry == parent || !parent)
-            break;
         const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
         __u32 at = s->cursor & TAIL_MASK;
         long n = bpf_probe_read_kernel_str(&tail[at], NAME_MAX, name);
         s->cursor = at + (n > 0 ? n : 0);
+        /* A root that is not its mount's root: a pseudo file (memfd, pipe, socket) or
+         * a disconnected dentry. Its own name is all there is. */
+        if (dentry == parent || !parent)
+            break;
         dentry = parent;
     }
     if (i == PATH_DEPTH)

