@@ -11,4 +11,5 @@ mod golden;
 mod reference_suites;
 mod replay;
 mod roundtrip;
+mod rules;
 mod snapshots;
