@@ -45,7 +45,7 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 #[test]
 fn source_files_stay_under_a_thousand_lines() {
     let mut files = Vec::new();
-    for krate in ["eqlc", "kestrel-bundle", "kestrel-rt", "tests", "xtask"] {
+    for krate in ["eqlc", "kestrel-bundle", "kestrel-rt", "kestrel-sensor", "tests", "xtask"] {
         rust_files(&repo_root().join(krate), &mut files);
     }
     let long: Vec<String> = files
@@ -63,7 +63,7 @@ fn source_files_stay_under_a_thousand_lines() {
 /// and `masks_with` for its tests) and its cache hint (`cpu::prefetch`), one call each.
 #[test]
 fn libraries_forbid_unsafe_code() {
-    for lib in ["eqlc/src/lib.rs", "kestrel-bundle/src/lib.rs"] {
+    for lib in ["eqlc/src/lib.rs", "kestrel-bundle/src/lib.rs", "kestrel-sensor/src/lib.rs"] {
         let text = std::fs::read_to_string(repo_root().join(lib)).unwrap();
         assert!(text.contains("#![forbid(unsafe_code)]"), "{lib} must forbid unsafe code");
     }
