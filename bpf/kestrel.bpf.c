@@ -722,6 +722,7 @@ int kestrel_exit_memfd_create(struct tp_sys_exit *ctx)
 #define PTRACE_SETFPREGS 15
 #define PTRACE_ATTACH 16
 #define PTRACE_SEIZE 0x4206
+#define PTRACE_SETREGSET 0x4205
 
 SEC("tracepoint/syscalls/sys_exit_ptrace")
 int kestrel_exit_ptrace(struct tp_sys_exit *ctx)
@@ -731,7 +732,7 @@ int kestrel_exit_ptrace(struct tp_sys_exit *ctx)
         return 0;
     __u32 request = p.args[0];
     if (request != PTRACE_POKETEXT && request != PTRACE_POKEDATA && request != PTRACE_POKEUSR && request != PTRACE_SETREGS &&
-        request != PTRACE_SETFPREGS && request != PTRACE_ATTACH && request != PTRACE_SEIZE)
+        request != PTRACE_SETFPREGS && request != PTRACE_ATTACH && request != PTRACE_SEIZE && request != PTRACE_SETREGSET)
         return 0;
     struct scratch *s = scratch();
     if (!s)
