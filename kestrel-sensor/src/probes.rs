@@ -10,6 +10,13 @@ use std::time::Duration;
 /// The compiled probes (empty when the build had no clang: see build.rs).
 pub const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o"));
 
+/// Where the embedded probes come from: `clang` (built with this crate), `prebuilt`
+/// (the committed bpf/prebuilt/kestrel.bpf.o, when clang was missing), or `none`.
+pub const ORIGIN: &str = env!("KESTREL_PROBES_ORIGIN");
+
+/// Hash of the probe sources this crate was built with (see build.rs).
+pub const SOURCES_HASH: &str = env!("KESTREL_PROBES_SOURCES");
+
 /// Whether this binary carries the probes.
 pub fn built() -> bool {
     !OBJECT.is_empty()
@@ -221,4 +228,30 @@ fn attach(ebpf: &mut Ebpf, name: &str, hook: Hook, btf: &Btf) -> Result<(), Stri
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed object (used where clang is missing) is built from the current
+    /// sources. Regenerate with `KESTREL_WRITE_PROBES=1 cargo test -p kestrel-sensor prebuilt`
+    /// on a machine with clang.
+    #[test]
+    fn the_prebuilt_probes_match_the_sources() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bpf/prebuilt");
+        if std::env::var_os("KESTREL_WRITE_PROBES").is_some() {
+            assert_eq!(ORIGIN, "clang", "the prebuilt object must come from clang");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("kestrel.bpf.o"), OBJECT).unwrap();
+            std::fs::write(dir.join("SOURCES"), format!("{SOURCES_HASH}\n")).unwrap();
+        }
+        let recorded = std::fs::read_to_string(dir.join("SOURCES")).unwrap_or_default();
+        assert_eq!(
+            recorded.trim(),
+            SOURCES_HASH,
+            "bpf/prebuilt is stale: run `KESTREL_WRITE_PROBES=1 cargo test -p kestrel-sensor prebuilt` with clang installed"
+        );
+        assert!(dir.join("kestrel.bpf.o").metadata().is_ok_and(|meta| meta.len() > 1000));
+    }
 }
