@@ -406,6 +406,10 @@ SEC("tracepoint/syscalls/sys_enter_setregid")
 int kestrel_enter_setregid(struct tp_sys_enter *ctx) { return stash_gid(ctx, 2); }
 SEC("tracepoint/syscalls/sys_enter_setresgid")
 int kestrel_enter_setresgid(struct tp_sys_enter *ctx) { return stash_gid(ctx, 3); }
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int kestrel_enter_recvfrom(struct tp_sys_enter *ctx) { return stash(ctx, 6); }
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int kestrel_enter_recvmsg(struct tp_sys_enter *ctx) { return stash(ctx, 3); }
 SEC("tracepoint/syscalls/sys_enter_finit_module")
 int kestrel_enter_finit_module(struct tp_sys_enter *ctx) { return stash(ctx, 3); }
 SEC("tracepoint/syscalls/sys_enter_init_module")
@@ -655,6 +659,93 @@ int kestrel_sock_state(struct tp_inet_sock_set_state *ctx)
     }
     submit(s, sizeof(struct kestrel_net), 0);
     return 0;
+}
+
+/* ---- DNS responses ---- */
+
+#define IPPROTO_UDP 17
+#define DNS_PORT 53
+
+/* A DNS response received on a UDP socket whose peer is port 53 (connected, as libc's
+ * resolver does, or named by recvfrom's address): its first DNS_MAX bytes. */
+static __always_inline int dns_received(long ret, long fd, const void *buf, const void *from)
+{
+    if (ret <= 12)
+        return 0;
+    struct task_struct *task = current_task();
+    struct sock *sk = fd_sock(task, fd);
+    if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+        return 0;
+    struct scratch *s = scratch();
+    if (!s)
+        return 0;
+    struct kestrel_dns *body = (void *)s->data;
+    struct kestrel_net addresses = {};
+    if (!read_sock(&addresses, sk))
+        return 0;
+    if (addresses.dport != DNS_PORT && from) {
+        struct sockaddr_in6 sin6 = {};
+        bpf_probe_read_user(&sin6, sizeof(sin6), from);
+        addresses.dport = bpf_ntohs(sin6.sin6_port);
+        if (sin6.sin6_family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&sin6;
+            __builtin_memset(addresses.daddr, 0, 16);
+            __builtin_memcpy(addresses.daddr, &sin->sin_addr, 4);
+        } else if (sin6.sin6_family == AF_INET6) {
+            __builtin_memcpy(addresses.daddr, sin6.sin6_addr, 16);
+        }
+    }
+    if (addresses.dport != DNS_PORT)
+        return 0;
+    fill_header(&s->header, task, KIND_DNS);
+    body->family = addresses.family;
+    body->sport = addresses.sport;
+    body->dport = addresses.dport;
+    body->pad0 = 0;
+    body->pad1 = 0;
+    __builtin_memcpy(body->saddr, addresses.saddr, 16);
+    __builtin_memcpy(body->daddr, addresses.daddr, 16);
+    char *tail = s->data + sizeof(struct kestrel_dns);
+    __u32 len = ret > DNS_MAX ? DNS_MAX : ret;
+    len &= 2 * DNS_MAX - 1;
+    if (bpf_probe_read_user(tail, len, buf))
+        return 0;
+    body->data_len = len;
+    submit(s, sizeof(struct kestrel_dns), len);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int kestrel_exit_recvfrom(struct tp_sys_exit *ctx)
+{
+    struct pending p;
+    if (!take(&p))
+        return 0;
+    return dns_received(ctx->ret, (long)(int)p.args[0], (const void *)p.args[1], (const void *)p.args[4]);
+}
+
+/* struct user_msghdr and struct iovec, as user memory lays them out. */
+struct user_msghdr_head {
+    void *msg_name;
+    int msg_namelen;
+    int pad;
+    struct { void *iov_base; __u64 iov_len; } *msg_iov;
+};
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int kestrel_exit_recvmsg(struct tp_sys_exit *ctx)
+{
+    struct pending p;
+    if (!take(&p) || ctx->ret <= 12)
+        return 0;
+    struct user_msghdr_head msg = {};
+    void *base = NULL;
+    if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)p.args[1]) || !msg.msg_iov)
+        return 0;
+    bpf_probe_read_user(&base, sizeof(base), &msg.msg_iov->iov_base);
+    if (!base)
+        return 0;
+    return dns_received(ctx->ret, (long)(int)p.args[0], base, msg.msg_name);
 }
 
 /* ---- credentials, memfd, ptrace, modules ---- */

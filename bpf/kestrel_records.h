@@ -5,6 +5,7 @@
 #define KESTREL_RECORDS_VERSION 1
 #define STRING_MAX 4096
 #define PATH_DEPTH 40
+#define DNS_MAX 512
 #define FILE_CREATE 1
 #define FILE_DELETE 2
 #define FILE_RENAME 3
@@ -25,6 +26,7 @@
 #define KIND_MEMFD 7
 #define KIND_PTRACE 8
 #define KIND_MODULE 9
+#define KIND_DNS 10
 
 /* Common to every record: when, what, and the acting task. */
 struct kestrel_header {
@@ -180,6 +182,28 @@ struct kestrel_ptrace {
 _Static_assert(sizeof(struct kestrel_ptrace) == 8, "kestrel_ptrace size");
 _Static_assert(__builtin_offsetof(struct kestrel_ptrace, request) == 0, "kestrel_ptrace.request offset");
 _Static_assert(__builtin_offsetof(struct kestrel_ptrace, target_pid) == 4, "kestrel_ptrace.target_pid offset");
+
+/* `lookup_result`: a DNS response a process received (UDP, from port 53); strings */
+/* the message, up to `DNS_MAX` bytes. Addresses as in `NetBody` (local in saddr). */
+struct kestrel_dns {
+    __u16 data_len;
+    __u16 family;
+    __u16 sport;
+    __u16 dport;
+    __u32 pad0;
+    __u32 pad1;
+    __u8 saddr[16];
+    __u8 daddr[16];
+};
+_Static_assert(sizeof(struct kestrel_dns) == 48, "kestrel_dns size");
+_Static_assert(__builtin_offsetof(struct kestrel_dns, data_len) == 0, "kestrel_dns.data_len offset");
+_Static_assert(__builtin_offsetof(struct kestrel_dns, family) == 2, "kestrel_dns.family offset");
+_Static_assert(__builtin_offsetof(struct kestrel_dns, sport) == 4, "kestrel_dns.sport offset");
+_Static_assert(__builtin_offsetof(struct kestrel_dns, dport) == 6, "kestrel_dns.dport offset");
+_Static_assert(__builtin_offsetof(struct kestrel_dns, pad0) == 8, "kestrel_dns.pad0 offset");
+_Static_assert(__builtin_offsetof(struct kestrel_dns, pad1) == 12, "kestrel_dns.pad1 offset");
+_Static_assert(__builtin_offsetof(struct kestrel_dns, saddr) == 16, "kestrel_dns.saddr offset");
+_Static_assert(__builtin_offsetof(struct kestrel_dns, daddr) == 32, "kestrel_dns.daddr offset");
 
 /* `load_module`: strings file path components (finit_module) or nothing (init_module). */
 struct kestrel_module {

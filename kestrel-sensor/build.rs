@@ -59,7 +59,9 @@ fn main() {
         println!("cargo:warning=probes: clang or libbpf-dev missing; embedding the committed bpf/prebuilt/kestrel.bpf.o (built from these sources)");
         println!("cargo:rustc-env=KESTREL_PROBES_ORIGIN=prebuilt");
     } else {
-        println!("cargo:warning=probes not built: no clang/libbpf-dev and bpf/prebuilt is stale; `kestrel run` will be unavailable. Install clang, llvm and libbpf-dev.");
+        println!(
+            "cargo:warning=probes not built: no clang/libbpf-dev and bpf/prebuilt is stale; `kestrel run` will be unavailable. Install clang, llvm and libbpf-dev."
+        );
         std::fs::write(&out, b"").unwrap();
         println!("cargo:rustc-env=KESTREL_PROBES_ORIGIN=none");
     }

@@ -188,11 +188,11 @@ fn builtin_linux_schema() {
     assert!(!linux.dynamic);
     assert!(linux.field_count() > 500, "{}", linux.field_count());
     let categories = linux.categories().expect("linux closes event.category");
-    for category in ["process", "file", "network"] {
+    for category in ["process", "file", "network", "dns"] {
         assert!(categories.iter().any(|c| c == category), "{category}");
     }
     let (_, action) = linux.field("event.action").unwrap();
-    for value in ["exec", "fork", "end", "uid_change", "memfd_create", "rename"] {
+    for value in ["exec", "fork", "end", "uid_change", "memfd_create", "rename", "lookup_result"] {
         assert!(action.may_have_value(value), "{value}");
     }
     assert!(!action.may_have_value("exec_event"));
@@ -212,7 +212,7 @@ fn builtin_linux_schema() {
     expect("file.Ext.original.path", FieldType::Keyword, false, true);
     expect("process.env_vars", FieldType::Keyword, true, false);
     expect("event.type", FieldType::Keyword, true, true);
-    expect("dns.question.name", FieldType::Keyword, false, false);
+    expect("dns.question.name", FieldType::Keyword, false, true);
     expect("file.Ext.entropy", FieldType::Double, false, false);
     expect("process.parent.code_signature.trusted", FieldType::Boolean, false, false);
     assert_eq!(linux.field("host.os.type").unwrap().1.values.as_deref(), Some(&["linux".to_string()][..]));

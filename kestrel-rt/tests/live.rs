@@ -109,7 +109,11 @@ fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
 
     let alerts = std::fs::read_to_string(&alerts_path).unwrap();
     let names = rule_names(&alerts);
-    for expected in ["Reverse shell: a process connects out, then starts a shell reading its input", "Program executed from /dev/shm", "Program executed from an anonymous memory file"] {
+    for expected in [
+        "Reverse shell: a process connects out, then starts a shell reading its input",
+        "Program executed from /dev/shm",
+        "Program executed from an anonymous memory file",
+    ] {
         assert!(names.iter().any(|name| name == expected), "no `{expected}` alert; alerts were {names:?}");
     }
     // Nothing was dropped, and the summary and the metrics say so.
@@ -131,6 +135,10 @@ fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
     assert_eq!(lines.len() as u64, events);
     let memfd = lines.iter().find(|event| event["event"]["action"] == "memfd_create" && event["process"]["Ext"]["memfd"]["name"] == "kestrel-live");
     assert!(memfd.is_some(), "no memfd_create event named kestrel-live");
+    let lookup = lines.iter().find(|event| event["event"]["action"] == "lookup_result" && event["dns"]["question"]["name"] == "kestrel-live.example");
+    let lookup = lookup.unwrap_or_else(|| panic!("no lookup_result event for kestrel-live.example"));
+    assert_eq!(lookup["dns"]["resolved_ip"], serde_json::json!(["192.0.2.53"]));
+    assert_eq!(lookup["event"]["category"], serde_json::json!(["dns"]));
     let _ = std::fs::remove_dir_all(alerts_path.parent().unwrap());
 }
 

@@ -9,7 +9,7 @@
 use crate::json::JsonWriter;
 use crate::process_table::{ExecInfo, Process, ProcessTable, entity_id, start_ticks_from_boottime_ns};
 use crate::records::{
-    CredBody, ExecBody, ExitBody, FileBody, ForkBody, Header, Kind, MemfdBody, ModuleBody, NetBody, PtraceBody, Record, RecordError, c_string,
+    CredBody, DnsBody, ExecBody, ExitBody, FileBody, ForkBody, Header, Kind, MemfdBody, ModuleBody, NetBody, PtraceBody, Record, RecordError, c_string,
     components_to_path, cred_op, file_op, flags, net_op, resolve,
 };
 use std::collections::HashMap;
@@ -285,6 +285,31 @@ impl Converter {
                     json.open("Ext").open("ptrace").num("child_pid", body.target_pid).num("request", body.request).close().close();
                 });
             }
+            Kind::Dns => {
+                let body = DnsBody::read(record.body)?;
+                let [message] = record.strings([body.data_len])?;
+                let Some(response) = crate::dns::parse(message) else {
+                    return Err(RecordError::NotDns);
+                };
+                self.event(&mut json, "dns", "protocol", "lookup_result");
+                self.touch(&header);
+                self.process(&mut json, &header, |_| {});
+                json.open("dns")
+                    .str("response_code", response_code(response.response_code))
+                    .open("question")
+                    .str("name", &response.name)
+                    .str("type", &response.kind)
+                    .close();
+                let resolved: Vec<String> = response.resolved.iter().map(ToString::to_string).collect();
+                json.strs("resolved_ip", resolved.iter().map(String::as_str)).close();
+                let server = address(body.family, &body.daddr);
+                json.open("destination");
+                if let Some(ip) = server {
+                    json.str("ip", &ip.to_string()).str("address", &ip.to_string());
+                }
+                json.num("port", body.dport).close();
+                json.open("network").str("transport", "udp").str("protocol", "dns").close();
+            }
             Kind::Module => {
                 let body = ModuleBody::read(record.body)?;
                 let [path] = record.strings([body.path_len])?;
@@ -427,6 +452,18 @@ fn image(json: &mut JsonWriter, process: Option<&Process>, comm: &str) {
             json.str("name", comm);
         }
         _ => {}
+    }
+}
+
+fn response_code(code: u8) -> &'static str {
+    match code {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        _ => "OTHER",
     }
 }
 

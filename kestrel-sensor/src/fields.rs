@@ -34,7 +34,7 @@ const ALL: &str = "all";
 const PROCESS: &str = "all (the acting process)";
 const EXEC_FORK: &str = "all (from exec or fork of the process)";
 const FILE: &str = "file: creation, deletion, rename, modification";
-const NETWORK: &str = "network: connection_attempted, connection_accepted, disconnect_received";
+const NETWORK: &str = "network: connection_attempted, connection_accepted, disconnect_received (destination: also lookup_result)";
 
 /// A field the sensor fills.
 #[derive(Clone, Copy, Debug)]
@@ -53,8 +53,8 @@ const fn f(field: &'static str, events: &'static str, source: Source, note: &'st
 pub const FILLED: &[Filled] = &[
     f("@timestamp", ALL, Source::Kernel, "the probe's CLOCK_BOOTTIME stamp, moved to wall-clock time once at start"),
     f("event.kind", ALL, Source::Sensor, "`event`"),
-    f("event.category", ALL, Source::Sensor, "`process`, `file`, `network`"),
-    f("event.type", ALL, Source::Sensor, "`start`, `end`, `change`, `creation`, `deletion`"),
+    f("event.category", ALL, Source::Sensor, "`process`, `file`, `network`, `dns`"),
+    f("event.type", ALL, Source::Sensor, "`start`, `end`, `change`, `creation`, `deletion`, `protocol`"),
     f("event.action", ALL, Source::Sensor, "Elastic Defend's vocabulary: see the events table"),
     f("event.module", ALL, Source::Sensor, "`endpoint`, as Elastic Defend"),
     f("event.dataset", ALL, Source::Sensor, "`endpoint.events.<category>`"),
@@ -146,8 +146,13 @@ pub const FILLED: &[Filled] = &[
     f("destination.ip", NETWORK, Source::Kernel, ""),
     f("destination.address", NETWORK, Source::Kernel, ""),
     f("destination.port", NETWORK, Source::Kernel, ""),
+    f("dns.question.name", "lookup_result", Source::Kernel, "from the response a process received on a UDP socket from port 53"),
+    f("dns.question.type", "lookup_result", Source::Kernel, "`A`, `AAAA`, ..."),
+    f("dns.resolved_ip", "lookup_result", Source::Kernel, "A and AAAA answers"),
+    f("dns.response_code", "lookup_result", Source::Kernel, "`NOERROR`, `NXDOMAIN`, ..."),
+    f("network.protocol", "lookup_result", Source::Sensor, "`dns`"),
     f("network.direction", "connection_attempted, connection_accepted", Source::Sensor, "`egress`, `ingress`"),
-    f("network.transport", NETWORK, Source::Kernel, "`tcp`, `udp`"),
+    f("network.transport", NETWORK, Source::Kernel, "`tcp`, `udp` (lookup_result: `udp`)"),
     f("network.type", NETWORK, Source::Kernel, "`ipv4`, `ipv6`"),
 ];
 
@@ -168,6 +173,7 @@ pub const EVENTS: &[(&str, &str, &str, &str)] = &[
     ("network", "start", "connection_attempted", "syscalls connect (IPv4/IPv6; succeeded or in progress)"),
     ("network", "start", "connection_accepted", "syscalls accept, accept4"),
     ("network", "end", "disconnect_received", "tracepoint sock/inet_sock_set_state (peer closed a tracked TCP connection)"),
+    ("dns", "protocol", "lookup_result", "syscalls recvfrom, recvmsg: a DNS response on a UDP socket from port 53 (first 512 bytes)"),
 ];
 
 /// docs/sensor-fields.md.

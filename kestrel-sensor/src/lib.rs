@@ -5,6 +5,7 @@
 //! [`fields`] lists what it fills (docs/sensor-fields.md).
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod ecs;
 pub mod fields;
 pub mod json;

@@ -18,6 +18,8 @@ pub const RECORDS_VERSION: u32 = 1;
 /// Longest string a probe copies (bytes, including the NUL): one path component, an
 /// argument vector, a memfd name.
 pub const STRING_MAX: usize = 4096;
+/// Bytes of a DNS response a probe copies (a classic UDP DNS message is at most 512).
+pub const DNS_MAX: usize = 512;
 /// Path components a probe walks up from a dentry before it gives up (the path is
 /// then marked truncated and starts at the deepest component reached).
 pub const PATH_DEPTH: usize = 40;
@@ -45,10 +47,21 @@ pub struct RecordLayout {
 /// What went wrong decoding a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordError {
-    Short { need: usize, have: usize },
+    Short {
+        need: usize,
+        have: usize,
+    },
     UnknownKind(u16),
-    BadSize { declared: u32, have: usize },
-    StringsPastEnd { need: usize, have: usize },
+    BadSize {
+        declared: u32,
+        have: usize,
+    },
+    StringsPastEnd {
+        need: usize,
+        have: usize,
+    },
+    /// A `lookup_result` record whose bytes are not a DNS response.
+    NotDns,
 }
 
 impl std::fmt::Display for RecordError {
@@ -58,6 +71,7 @@ impl std::fmt::Display for RecordError {
             RecordError::UnknownKind(kind) => write!(f, "unknown record kind {kind}"),
             RecordError::BadSize { declared, have } => write!(f, "record declares {declared} bytes but {have} arrived"),
             RecordError::StringsPastEnd { need, have } => write!(f, "record strings need {need} bytes but the record has {have}"),
+            RecordError::NotDns => write!(f, "a DNS record that is not a DNS response"),
         }
     }
 }
@@ -240,6 +254,19 @@ records! {
         target_pid: u32,
     }
 
+    /// `lookup_result`: a DNS response a process received (UDP, from port 53); strings
+    /// the message, up to `DNS_MAX` bytes. Addresses as in `NetBody` (local in saddr).
+    struct DnsBody / "kestrel_dns" {
+        data_len: u16,
+        family: u16,
+        sport: u16,
+        dport: u16,
+        pad0: u32,
+        pad1: u32,
+        saddr: [u8; 16],
+        daddr: [u8; 16],
+    }
+
     /// `load_module`: strings file path components (finit_module) or nothing (init_module).
     struct ModuleBody / "kestrel_module" {
         flags: u32,
@@ -261,10 +288,11 @@ pub enum Kind {
     Memfd = 7,
     Ptrace = 8,
     Module = 9,
+    Dns = 10,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [Kind::Exec, Kind::Fork, Kind::Exit, Kind::File, Kind::Net, Kind::Cred, Kind::Memfd, Kind::Ptrace, Kind::Module];
+    pub const ALL: [Kind; 10] = [Kind::Exec, Kind::Fork, Kind::Exit, Kind::File, Kind::Net, Kind::Cred, Kind::Memfd, Kind::Ptrace, Kind::Module, Kind::Dns];
 
     pub fn from_u16(value: u16) -> Option<Kind> {
         Kind::ALL.into_iter().find(|kind| *kind as u16 == value)
@@ -281,6 +309,7 @@ impl Kind {
             Kind::Memfd => "KIND_MEMFD",
             Kind::Ptrace => "KIND_PTRACE",
             Kind::Module => "KIND_MODULE",
+            Kind::Dns => "KIND_DNS",
         }
     }
 }
@@ -317,6 +346,7 @@ const C_CONSTANTS: &[(&str, u64)] = &[
     ("KESTREL_RECORDS_VERSION", RECORDS_VERSION as u64),
     ("STRING_MAX", STRING_MAX as u64),
     ("PATH_DEPTH", PATH_DEPTH as u64),
+    ("DNS_MAX", DNS_MAX as u64),
     ("FILE_CREATE", file_op::CREATE as u64),
     ("FILE_DELETE", file_op::DELETE as u64),
     ("FILE_RENAME", file_op::RENAME as u64),
@@ -393,6 +423,7 @@ impl<'a> Record<'a> {
             Kind::Memfd => MemfdBody::SIZE,
             Kind::Ptrace => PtraceBody::SIZE,
             Kind::Module => ModuleBody::SIZE,
+            Kind::Dns => DnsBody::SIZE,
         };
         let need = Header::SIZE + body_size;
         if bytes.len() < need {

@@ -32,4 +32,26 @@ fd = os.memfd_create("kestrel-live", 0)
 os.write(fd, open("/bin/true", "rb").read())
 os.execv("/proc/self/fd/%d" % fd, ["kestrel-live-memfd"])
 '
+# 4. A name lookup: a one-shot DNS server on 127.0.0.1:53 answers kestrel-live.example
+#    with 192.0.2.53 to a client on a connected UDP socket (as libc's resolver does).
+python3 - <<'PY'
+import socket, struct, threading
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 53))
+def answer():
+    query, peer = server.recvfrom(512)
+    header = query[:2] + b"\x81\x80" + b"\x00\x01\x00\x01\x00\x00\x00\x00"
+    question = query[12:]
+    record = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 53])
+    server.sendto(header + question + record, peer)
+thread = threading.Thread(target=answer); thread.start()
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.connect(("127.0.0.1", 53))
+name = b"".join(bytes([len(label)]) + label for label in b"kestrel-live.example".split(b".")) + b"\x00"
+client.send(b"\xbe\xef\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + name + b"\x00\x01\x00\x01")
+client.settimeout(5)
+client.recv(512)
+thread.join()
+PY
 exit 0
