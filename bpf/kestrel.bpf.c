@@ -262,7 +262,7 @@ int kestrel_exec(struct tp_sched_process_exec *ctx)
     struct mm_struct *mm = BPF_CORE_READ(task, mm);
 
     body->argc = 0;
-    body->pad0 = 0;
+    body->env_len = 0;
     body->pad1 = 0;
     body->exe_len = write_file_path(&s->header, tail, &off, BPF_CORE_READ(mm, exe_file));
 
@@ -282,6 +282,18 @@ int kestrel_exec(struct tp_sched_process_exec *ctx)
         body->args_len = 0;
     }
     body->cwd_len = write_path(&s->header, tail, &off, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt));
+
+    unsigned long env_start = BPF_CORE_READ(mm, env_start);
+    unsigned long env_end = BPF_CORE_READ(mm, env_end);
+    __u64 env = env_end > env_start ? env_end - env_start : 0;
+    if (env > STRING_MAX - 1)
+        env = STRING_MAX - 1;
+    env &= STRING_MAX - 1;
+    at = off & TAIL_MASK;
+    if (env > 0 && bpf_probe_read_user(&tail[at], env, (void *)env_start) == 0) {
+        off = at + env;
+        body->env_len = env;
+    }
     submit(s, sizeof(struct kestrel_exec), off);
     return 0;
 }

@@ -102,6 +102,8 @@ struct fs_struct {
 struct mm_struct {
     unsigned long arg_start;
     unsigned long arg_end;
+    unsigned long env_start;
+    unsigned long env_end;
     struct file *exe_file;
 };
 

@@ -69,13 +69,14 @@ _Static_assert(__builtin_offsetof(struct kestrel_header, tty_major) == 72, "kest
 _Static_assert(__builtin_offsetof(struct kestrel_header, tty_minor) == 76, "kestrel_header.tty_minor offset");
 _Static_assert(__builtin_offsetof(struct kestrel_header, comm) == 80, "kestrel_header.comm offset");
 
-/* `exec`: strings executable (path components), args (NUL-separated), cwd (path components). */
+/* `exec`: strings executable (path components), args (NUL-separated), cwd (path */
+/* components), environment (NUL-separated `NAME=value`, the first `STRING_MAX - 1` bytes). */
 struct kestrel_exec {
     __u32 argc;
     __u16 exe_len;
     __u16 args_len;
     __u16 cwd_len;
-    __u16 pad0;
+    __u16 env_len;
     __u32 pad1;
 };
 _Static_assert(sizeof(struct kestrel_exec) == 16, "kestrel_exec size");
@@ -83,7 +84,7 @@ _Static_assert(__builtin_offsetof(struct kestrel_exec, argc) == 0, "kestrel_exec
 _Static_assert(__builtin_offsetof(struct kestrel_exec, exe_len) == 4, "kestrel_exec.exe_len offset");
 _Static_assert(__builtin_offsetof(struct kestrel_exec, args_len) == 6, "kestrel_exec.args_len offset");
 _Static_assert(__builtin_offsetof(struct kestrel_exec, cwd_len) == 8, "kestrel_exec.cwd_len offset");
-_Static_assert(__builtin_offsetof(struct kestrel_exec, pad0) == 10, "kestrel_exec.pad0 offset");
+_Static_assert(__builtin_offsetof(struct kestrel_exec, env_len) == 10, "kestrel_exec.env_len offset");
 _Static_assert(__builtin_offsetof(struct kestrel_exec, pad1) == 12, "kestrel_exec.pad1 offset");
 
 /* `fork`: the acting task is the parent; the body names the new process. */

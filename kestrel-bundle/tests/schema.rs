@@ -210,7 +210,7 @@ fn builtin_linux_schema() {
     expect("user.Ext.real.id", FieldType::Keyword, false, true);
     expect("process.Ext.ptrace.child_pid", FieldType::Long, false, true);
     expect("file.Ext.original.path", FieldType::Keyword, false, true);
-    expect("process.env_vars", FieldType::Keyword, true, false);
+    expect("process.env_vars", FieldType::Keyword, true, true);
     expect("event.type", FieldType::Keyword, true, true);
     expect("dns.question.name", FieldType::Keyword, false, true);
     expect("file.Ext.entropy", FieldType::Double, false, false);

@@ -135,6 +135,11 @@ fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
     assert_eq!(lines.len() as u64, events);
     let memfd = lines.iter().find(|event| event["event"]["action"] == "memfd_create" && event["process"]["Ext"]["memfd"]["name"] == "kestrel-live");
     assert!(memfd.is_some(), "no memfd_create event named kestrel-live");
+    let history = lines.iter().find(|event| {
+        event["event"]["action"] == "exec" && event["process"]["env_vars"].as_array().is_some_and(|vars| vars.iter().any(|var| var == "HISTFILE=/dev/null"))
+    });
+    assert!(history.is_some(), "no exec event with HISTFILE=/dev/null in process.env_vars");
+    assert!(!lines.iter().any(|event| event.to_string().contains("hunter2")), "an unlisted environment variable was reported");
     let lookup = lines.iter().find(|event| event["event"]["action"] == "lookup_result" && event["dns"]["question"]["name"] == "kestrel-live.example");
     let lookup = lookup.unwrap_or_else(|| panic!("no lookup_result event for kestrel-live.example"));
     assert_eq!(lookup["dns"]["resolved_ip"], serde_json::json!(["192.0.2.53"]));

@@ -150,7 +150,7 @@ impl Converter {
         match record.kind {
             Kind::Exec => {
                 let body = ExecBody::read(record.body)?;
-                let [exe, args, cwd] = record.strings([body.exe_len, body.args_len, body.cwd_len])?;
+                let [exe, args, cwd, env] = record.strings([body.exe_len, body.args_len, body.cwd_len, body.env_len])?;
                 let args: Vec<String> =
                     args.split(|byte| *byte == 0).filter(|arg| !arg.is_empty()).map(|arg| String::from_utf8_lossy(arg).into_owned()).collect();
                 let info = ExecInfo {
@@ -168,7 +168,12 @@ impl Converter {
                 };
                 self.table.exec(header.pid, info);
                 self.event(&mut json, "process", "start", "exec");
-                self.process(&mut json, &header, |_| {});
+                let env_vars = env_vars(env);
+                self.process(&mut json, &header, |json| {
+                    if !env_vars.is_empty() {
+                        json.strs("env_vars", env_vars.iter().map(String::as_str));
+                    }
+                });
             }
             Kind::Fork => {
                 let body = ForkBody::read(record.body)?;
@@ -453,6 +458,52 @@ fn image(json: &mut JsonWriter, process: Option<&Process>, comm: &str) {
         }
         _ => {}
     }
+}
+
+/// Environment variables an exec event reports (`process.env_vars`), as Elastic Defend
+/// reports a configured few: those that change how programs load, log or connect.
+/// Others (tokens, keys) are never reported.
+pub const ENV_VARS: &[&str] = &[
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "LD_BIND_NOW",
+    "LD_DEBUG",
+    "DYLD_INSERT_LIBRARIES",
+    "HISTFILE",
+    "HISTFILESIZE",
+    "HISTSIZE",
+    "HISTCONTROL",
+    "PROMPT_COMMAND",
+    "BASH_ENV",
+    "ENV",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "SSH_CLIENT",
+    "SSH_CONNECTION",
+    "SUDO_USER",
+    "SUDO_UID",
+    "SUDO_COMMAND",
+    "RUNNER_TRACKING_ID",
+    "PATH",
+    "SHELL",
+    "TERM",
+    "container",
+];
+
+/// The reported environment variables of an exec's environment block.
+fn env_vars(block: &[u8]) -> Vec<String> {
+    block
+        .split(|byte| *byte == 0)
+        .filter(|entry| entry.iter().position(|byte| *byte == b'=').is_some_and(|at| ENV_VARS.iter().any(|name| name.as_bytes() == &entry[..at])))
+        .map(|entry| String::from_utf8_lossy(entry).into_owned())
+        .collect()
 }
 
 fn response_code(code: u8) -> &'static str {

@@ -81,6 +81,12 @@ pub const FILLED: &[Filled] = &[
     f("process.args_count", EXEC_FORK, Source::Table, ""),
     f("process.command_line", EXEC_FORK, Source::Table, "args joined by spaces"),
     f("process.working_directory", EXEC_FORK, Source::Table, "cwd at exec"),
+    f(
+        "process.env_vars",
+        "exec",
+        Source::Kernel,
+        "the variables of `ecs::ENV_VARS` (loader, history, proxy, ssh, sudo) from the first 4095 bytes of the environment; never others",
+    ),
     f("process.interactive", PROCESS, Source::Kernel, "has a controlling terminal"),
     f("process.tty.char_device.major", PROCESS, Source::Kernel, "when interactive"),
     f("process.tty.char_device.minor", PROCESS, Source::Kernel, "when interactive"),

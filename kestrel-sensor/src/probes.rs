@@ -184,9 +184,24 @@ impl Probes {
         Ok(Probes { _ebpf: ebpf, ring, drops, attached, skipped })
     }
 
-    /// Waits up to `timeout` for records, then hands each waiting one to `each`
-    /// (at most `max` of them). Returns how many were handed over.
-    pub fn read(&mut self, timeout: Duration, max: usize, mut each: impl FnMut(&[u8])) -> usize {
+    /// Hands each waiting record to `each` (at most `max` of them). When none waits, it
+    /// first waits up to `timeout` for one, then `linger` more so that the records
+    /// arriving together are handed over together (the engine's cost is per batch as
+    /// much as per event). Returns how many were handed over.
+    pub fn read(&mut self, timeout: Duration, linger: Duration, max: usize, mut each: impl FnMut(&[u8])) -> usize {
+        let mut count = self.drain(max, &mut each);
+        if count == 0 {
+            let mut fds = [nix::poll::PollFd::new(self.ring.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let millis = timeout.as_millis().min(u16::MAX as u128) as u16;
+            if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)).is_ok_and(|ready| ready > 0) {
+                std::thread::sleep(linger);
+                count = self.drain(max, &mut each);
+            }
+        }
+        count
+    }
+
+    fn drain(&mut self, max: usize, each: &mut impl FnMut(&[u8])) -> usize {
         let mut count = 0;
         while count < max {
             match self.ring.next() {
@@ -196,11 +211,6 @@ impl Probes {
                 }
                 None => break,
             }
-        }
-        if count == 0 {
-            let mut fds = [nix::poll::PollFd::new(self.ring.as_fd(), nix::poll::PollFlags::POLLIN)];
-            let millis = timeout.as_millis().min(u16::MAX as u128) as u16;
-            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis));
         }
         count
     }

@@ -181,13 +181,14 @@ records! {
         comm: [u8; 16],
     }
 
-    /// `exec`: strings executable (path components), args (NUL-separated), cwd (path components).
+    /// `exec`: strings executable (path components), args (NUL-separated), cwd (path
+    /// components), environment (NUL-separated `NAME=value`, the first `STRING_MAX - 1` bytes).
     struct ExecBody / "kestrel_exec" {
         argc: u32,
         exe_len: u16,
         args_len: u16,
         cwd_len: u16,
-        pad0: u16,
+        env_len: u16,
         pad1: u32,
     }
 

@@ -14,11 +14,15 @@ pub struct SensorOptions {
     pub max_processes: usize,
     /// Records handed over per poll at most (then the caller runs them).
     pub batch: usize,
+    /// How long a poll that found the ring buffer empty waits, once a record arrives,
+    /// for the records that come with it: the latency added to an alert, against the
+    /// cost of running many small batches.
+    pub linger: Duration,
 }
 
 impl Default for SensorOptions {
     fn default() -> SensorOptions {
-        SensorOptions { ring_bytes: 16 << 20, max_processes: 65_536, batch: 4096 }
+        SensorOptions { ring_bytes: 16 << 20, max_processes: 65_536, batch: 8192, linger: Duration::from_millis(5) }
     }
 }
 
@@ -80,7 +84,7 @@ impl Sensor {
         let (arena, spans) = &mut self.arena;
         arena.clear();
         spans.clear();
-        self.probes.read(timeout, self.options.batch, |bytes| {
+        self.probes.read(timeout, self.options.linger, self.options.batch, |bytes| {
             let ktime = bytes.get(..8).map_or(0, |raw| u64::from_le_bytes(raw.try_into().unwrap_or_default()));
             spans.push((ktime, arena.len(), bytes.len()));
             arena.extend_from_slice(bytes);

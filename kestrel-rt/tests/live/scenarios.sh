@@ -32,7 +32,10 @@ fd = os.memfd_create("kestrel-live", 0)
 os.write(fd, open("/bin/true", "rb").read())
 os.execv("/proc/self/fd/%d" % fd, ["kestrel-live-memfd"])
 '
-# 4. A name lookup: a one-shot DNS server on 127.0.0.1:53 answers kestrel-live.example
+# 4. History disabled for a command (and a secret in the environment, never reported).
+HISTFILE=/dev/null KESTREL_LIVE_SECRET=hunter2 /bin/true
+
+# 5. A name lookup: a one-shot DNS server on 127.0.0.1:53 answers kestrel-live.example
 #    with 192.0.2.53 to a client on a connected UDP socket (as libc's resolver does).
 python3 - <<'PY'
 import socket, struct, threading
