@@ -2,7 +2,7 @@
 //! sustains with the built-in rules, whether any are dropped, what CPU it uses, and
 //! what it costs the workload, on this machine.
 //!
-//! `cargo bench -p kestrel-rt --bench live [-- --seconds 10 --workers 2]`
+//! `cargo bench -p kestrel-rt --bench live [-- --seconds 10 --workers 2 --files-only]`
 //!
 //! The workload is `workers` threads, each looping over: spawn `/bin/true` (fork, exec,
 //! end), create + write + rename + delete a file in a temporary directory (creation,
@@ -23,24 +23,31 @@ use std::time::{Duration, Instant};
 struct Args {
     seconds: f64,
     workers: usize,
+    /// Only file operations (creation, rename, deletion): the highest event rate the
+    /// workload can offer, to find where kestrel starts to drop.
+    files_only: bool,
 }
 
 fn args() -> Args {
-    let mut args = Args { seconds: 10.0, workers: 2 };
+    let mut args = Args { seconds: 10.0, workers: 2, files_only: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--seconds" => args.seconds = it.next().and_then(|value| value.parse().ok()).unwrap_or(args.seconds),
             "--workers" => args.workers = it.next().and_then(|value| value.parse().ok()).unwrap_or(args.workers),
+            "--files-only" => args.files_only = true,
             _ => {}
         }
     }
     args
 }
 
-/// One round of the workload; returns the events it should cause.
-fn round(dir: &std::path::Path, worker: usize, index: u64, port: u16) -> u64 {
-    let _ = Command::new("/bin/true").status();
+/// One round of the workload; returns the events it should cause. `files_only` rounds
+/// skip the spawn and the connection.
+fn round(dir: &std::path::Path, worker: usize, index: u64, port: u16, files_only: bool) -> u64 {
+    if !files_only {
+        let _ = Command::new("/bin/true").status();
+    }
     let path = dir.join(format!("w{worker}-{index}"));
     let renamed = dir.join(format!("w{worker}-{index}.moved"));
     if let Ok(mut file) = std::fs::File::create(&path) {
@@ -48,12 +55,15 @@ fn round(dir: &std::path::Path, worker: usize, index: u64, port: u16) -> u64 {
     }
     let _ = std::fs::rename(&path, &renamed);
     let _ = std::fs::remove_file(&renamed);
+    if files_only {
+        return 3;
+    }
     let _ = TcpStream::connect(("127.0.0.1", port));
     3 + 3 + 2
 }
 
 /// Runs `rounds` rounds on `workers` threads; returns the wall time.
-fn workload(workers: usize, rounds: u64, port: u16) -> Duration {
+fn workload(workers: usize, rounds: u64, port: u16, files_only: bool) -> Duration {
     let dir = std::env::temp_dir().join(format!("kestrel-bench-live-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let started = Instant::now();
@@ -68,7 +78,7 @@ fn workload(workers: usize, rounds: u64, port: u16) -> Duration {
                     if index >= rounds {
                         break;
                     }
-                    round(&dir, worker, index, port);
+                    round(&dir, worker, index, port, files_only);
                 }
             });
         }
@@ -112,9 +122,9 @@ fn main() {
     };
     // Calibrate: rounds that take about `seconds` alone.
     let probe_rounds = 200;
-    let probe = workload(args.workers, probe_rounds, port);
+    let probe = workload(args.workers, probe_rounds, port, args.files_only);
     let rounds = ((args.seconds / probe.as_secs_f64()) * probe_rounds as f64).max(probe_rounds as f64) as u64;
-    let baseline = workload(args.workers, rounds, port);
+    let baseline = workload(args.workers, rounds, port, args.files_only);
 
     let dir = std::env::temp_dir().join(format!("kestrel-bench-live-out-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -143,7 +153,7 @@ fn main() {
     std::thread::sleep(Duration::from_millis(1500));
     let events_before = metric(&std::fs::read_to_string(&metrics).unwrap_or_default(), "kestrel_events_total");
     let cpu_before = cpu_of(child.id());
-    let loaded = workload(args.workers, rounds, port);
+    let loaded = workload(args.workers, rounds, port, args.files_only);
     // Let kestrel drain what is in flight, then read its counters.
     std::thread::sleep(Duration::from_millis(2500));
     let cpu = cpu_of(child.id()) - cpu_before;
@@ -160,12 +170,22 @@ fn main() {
     let pending_drops = metric(&text, "kestrel_kernel_pending_drops_total");
     let bad = metric(&text, "kestrel_bad_records_total") + metric(&text, "kestrel_bad_lines_total");
     let busy = loaded.as_secs_f64() + 2.5;
-    println!("live sensor benchmark: {} workers, {rounds} rounds (8 events each expected), 2 cores", args.workers);
+    let per_round = if args.files_only { "3 events each: files only" } else { "8 events each expected" };
+    println!("live sensor benchmark: {} workers, {rounds} rounds ({per_round}), 2 cores", args.workers);
     println!("  workload alone       {:>8.3} s", baseline.as_secs_f64());
-    println!("  workload under run   {:>8.3} s  (slowdown ×{:.3} against its baseline in this run)", loaded.as_secs_f64(), loaded.as_secs_f64() / baseline.as_secs_f64());
+    println!(
+        "  workload under run   {:>8.3} s  (slowdown ×{:.3} against its baseline in this run)",
+        loaded.as_secs_f64(),
+        loaded.as_secs_f64() / baseline.as_secs_f64()
+    );
     println!("  events to the engine {:>8}    ({:.0} events/s over the loaded phase)", events, events as f64 / loaded.as_secs_f64());
     println!("  drops                kernel {kernel_drops}, syscall entries {pending_drops}, bad records/lines {bad}");
-    println!("  kestrel CPU          {:>8.3} s  ({:.1}% of one core over the phase and its drain; {:.2} µs per event)", cpu.as_secs_f64(), 100.0 * cpu.as_secs_f64() / busy, cpu.as_secs_f64() * 1e6 / events.max(1) as f64);
+    println!(
+        "  kestrel CPU          {:>8.3} s  ({:.1}% of one core over the phase and its drain; {:.2} µs per event)",
+        cpu.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / busy,
+        cpu.as_secs_f64() * 1e6 / events.max(1) as f64
+    );
     if kernel_drops + pending_drops + bad > 0 {
         println!("  NOTE: events were dropped; kestrel's log:\n{log}");
     }

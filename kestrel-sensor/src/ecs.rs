@@ -360,7 +360,10 @@ impl Converter {
         let known = self.table.get(header.pid).filter(|process| process.start_ticks == start_ticks || process.start_ticks == 0);
         json.open("process");
         json.num("pid", header.pid);
-        json.str("entity_id", &entity_id(boot, header.pid, start_ticks));
+        match known.filter(|process| process.start_ticks == start_ticks) {
+            Some(process) => json.str("entity_id", &process.entity_id),
+            None => json.str("entity_id", &entity_id(boot, header.pid, start_ticks)),
+        };
         json.str("start", &kestrel_bundle::time::format_rfc3339(self.clock.wall(header.start_ns)));
         let comm = crate::records::comm(header);
         image(json, known, &comm);
@@ -368,10 +371,10 @@ impl Converter {
         if header.tty_major != 0 {
             json.open("tty").open("char_device").num("major", header.tty_major).num("minor", header.tty_minor).close().close();
         }
-        json.open("user").str("id", &header.euid.to_string()).close();
-        json.open("group").str("id", &header.egid.to_string()).close();
-        json.open("real_user").str("id", &header.uid.to_string()).close();
-        json.open("real_group").str("id", &header.gid.to_string()).close();
+        json.open("user").num_str("id", header.euid).close();
+        json.open("group").num_str("id", header.egid).close();
+        json.open("real_user").num_str("id", header.uid).close();
+        json.open("real_group").num_str("id", header.gid).close();
         if let Some(previous) = known.and_then(|process| process.previous_executable.as_deref()) {
             json.open("previous").str("executable", previous).close();
         }
@@ -396,8 +399,8 @@ impl Converter {
                 .str("executable", &entry.executable)
                 .close();
         }
-        let ancestry: Vec<&str> = self.table.ancestors(header.pid, ANCESTRY_DEPTH).map(|process| &*process.entity_id).collect();
-        if !ancestry.is_empty() {
+        let mut ancestry = self.table.ancestors(header.pid, ANCESTRY_DEPTH).map(|process| &*process.entity_id).peekable();
+        if ancestry.peek().is_some() {
             json.open("Ext").strs("ancestry", ancestry).close();
         }
         extra(json);
@@ -406,16 +409,19 @@ impl Converter {
         let parent = self.table.get(header.ppid).filter(|process| process.start_ticks == parent_ticks || process.start_ticks == 0);
         json.open("parent");
         json.num("pid", header.ppid);
-        json.str("entity_id", &entity_id(boot, header.ppid, parent_ticks));
+        match parent.filter(|process| process.start_ticks == parent_ticks) {
+            Some(process) => json.str("entity_id", &process.entity_id),
+            None => json.str("entity_id", &entity_id(boot, header.ppid, parent_ticks)),
+        };
         json.str("start", &kestrel_bundle::time::format_rfc3339(self.clock.wall(header.parent_start_ns)));
         image(json, parent, "");
         if let Some(parent) = parent {
             json.bool("interactive", parent.interactive());
-            json.open("user").str("id", &parent.euid.to_string());
+            json.open("user").num_str("id", parent.euid);
             if let Some(name) = self.names.users.get(&parent.euid) {
                 json.str("name", name);
             }
-            json.close().open("group").str("id", &parent.egid.to_string());
+            json.close().open("group").num_str("id", parent.egid);
             if let Some(name) = self.names.groups.get(&parent.egid) {
                 json.str("name", name);
             }
@@ -423,20 +429,20 @@ impl Converter {
         }
         json.close();
         json.close();
-        json.open("user").str("id", &header.euid.to_string());
+        json.open("user").num_str("id", header.euid);
         if let Some(name) = self.names.users.get(&header.euid) {
             json.str("name", name);
         }
-        json.open("Ext").open("real").str("id", &header.uid.to_string());
+        json.open("Ext").open("real").num_str("id", header.uid);
         if let Some(name) = self.names.users.get(&header.uid) {
             json.str("name", name);
         }
         json.close().close().close();
-        json.open("group").str("id", &header.egid.to_string());
+        json.open("group").num_str("id", header.egid);
         if let Some(name) = self.names.groups.get(&header.egid) {
             json.str("name", name);
         }
-        json.open("Ext").open("real").str("id", &header.gid.to_string()).close().close().close();
+        json.open("Ext").open("real").num_str("id", header.gid).close().close().close();
     }
 }
 
@@ -448,7 +454,7 @@ fn image(json: &mut JsonWriter, process: Option<&Process>, comm: &str) {
             json.str("name", &process.name).str("executable", &process.executable);
             json.strs("args", process.args.iter().map(String::as_str));
             json.num("args_count", process.args.len() as i64);
-            json.str("command_line", &process.command_line());
+            json.joined("command_line", process.args.iter().map(String::as_str), " ");
             if !process.working_directory.is_empty() {
                 json.str("working_directory", &process.working_directory);
             }

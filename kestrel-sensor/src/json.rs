@@ -16,7 +16,11 @@ impl Default for JsonWriter {
 
 impl JsonWriter {
     pub fn new() -> JsonWriter {
-        JsonWriter { out: String::from("{"), has_member: vec![false] }
+        let mut out = String::with_capacity(4096);
+        out.push('{');
+        let mut has_member = Vec::with_capacity(8);
+        has_member.push(false);
+        JsonWriter { out, has_member }
     }
 
     fn key(&mut self, key: &str) {
@@ -51,8 +55,17 @@ impl JsonWriter {
     }
 
     pub fn num(&mut self, key: &str, value: impl Into<i64>) -> &mut Self {
+        use std::fmt::Write;
         self.key(key);
-        self.out.push_str(&value.into().to_string());
+        let _ = write!(self.out, "{}", value.into());
+        self
+    }
+
+    /// A number written as a JSON string (ECS keeps ids as keywords), without allocating.
+    pub fn num_str(&mut self, key: &str, value: impl Into<i64>) -> &mut Self {
+        use std::fmt::Write;
+        self.key(key);
+        let _ = write!(self.out, "\"{}\"", value.into());
         self
     }
 
@@ -75,6 +88,20 @@ impl JsonWriter {
         self
     }
 
+    /// `values` joined by `separator`, as one JSON string, without building it first.
+    pub fn joined<'a>(&mut self, key: &str, values: impl IntoIterator<Item = &'a str>, separator: &str) -> &mut Self {
+        self.key(key);
+        self.out.push('"');
+        for (index, value) in values.into_iter().enumerate() {
+            if index > 0 {
+                push_raw(&mut self.out, separator);
+            }
+            push_raw(&mut self.out, value);
+        }
+        self.out.push('"');
+        self
+    }
+
     /// The finished object (closes whatever is still open).
     pub fn finish(mut self) -> String {
         while !self.has_member.is_empty() {
@@ -84,21 +111,37 @@ impl JsonWriter {
     }
 }
 
-/// Appends `value` as a JSON string.
+/// Appends `value` as a JSON string: runs of bytes that need no escape are copied whole.
 fn push_string(out: &mut String, value: &str) {
     out.push('"');
-    for ch in value.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            ch if (ch as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", ch as u32)),
-            ch => out.push(ch),
-        }
-    }
+    push_raw(out, value);
     out.push('"');
+}
+
+/// Appends `value` escaped for inside a JSON string.
+fn push_raw(out: &mut String, value: &str) {
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    for (at, byte) in bytes.iter().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..0x20 => "",
+            _ => continue,
+        };
+        // Every byte that stops the run is ASCII, so both cuts are char boundaries.
+        out.push_str(&value[start..at]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{:04x}", byte));
+        } else {
+            out.push_str(escape);
+        }
+        start = at + 1;
+    }
+    out.push_str(&value[start..]);
 }
 
 #[cfg(test)]
@@ -108,12 +151,19 @@ mod tests {
     #[test]
     fn writes_nested_objects_that_parse_back() {
         let mut json = JsonWriter::new();
-        json.str("@timestamp", "t").open("process").num("pid", 7).strs("args", ["a\"b", "c\\d\n\u{1}"]).open("parent").bool("interactive", true);
+        json.str("@timestamp", "t")
+            .open("process")
+            .num("pid", 7)
+            .strs("args", ["a\"b", "c\\d\n\u{1}"])
+            .joined("command_line", ["a\"b", "c"], " ")
+            .open("parent")
+            .bool("interactive", true);
         let text = json.finish();
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["process"]["args"][0], "a\"b");
         assert_eq!(value["process"]["args"][1], "c\\d\n\u{1}");
         assert_eq!(value["process"]["parent"]["interactive"], true);
+        assert_eq!(value["process"]["command_line"], "a\"b c");
         assert_eq!(value["@timestamp"], "t");
     }
 }
