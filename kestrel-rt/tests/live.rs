@@ -140,6 +140,33 @@ fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
     });
     assert!(history.is_some(), "no exec event with HISTFILE=/dev/null in process.env_vars");
     assert!(!lines.iter().any(|event| event.to_string().contains("hunter2")), "an unlisted environment variable was reported");
+    // Every kind of event the sensor emits on this kernel (load_module needs a kernel with modules).
+    let actions: std::collections::BTreeSet<&str> = lines.iter().filter_map(|event| event["event"]["action"].as_str()).collect();
+    let modules = Path::new("/proc/modules").exists();
+    for action in [
+        "exec",
+        "fork",
+        "end",
+        "creation",
+        "modification",
+        "deletion",
+        "rename",
+        "connection_attempted",
+        "connection_accepted",
+        "disconnect_received",
+        "uid_change",
+        "gid_change",
+        "memfd_create",
+        "ptrace",
+        "lookup_result",
+    ] {
+        assert!(actions.contains(action), "no `{action}` event; saw {actions:?}");
+    }
+    let exited = lines.iter().find(|event| event["event"]["action"] == "end" && event["process"]["args"] == serde_json::json!(["sh", "-c", "exit 3"]));
+    assert_eq!(exited.map(|event| event["process"]["exit_code"].clone()), Some(serde_json::json!(3)), "no end event with exit code 3 for `sh -c 'exit 3'`");
+    if !modules {
+        eprintln!("NOTE: this kernel has no loadable modules (/proc/modules): load_module events cannot occur");
+    }
     let lookup = lines.iter().find(|event| event["event"]["action"] == "lookup_result" && event["dns"]["question"]["name"] == "kestrel-live.example");
     let lookup = lookup.unwrap_or_else(|| panic!("no lookup_result event for kestrel-live.example"));
     assert_eq!(lookup["dns"]["resolved_ip"], serde_json::json!(["192.0.2.53"]));

@@ -57,4 +57,25 @@ client.settimeout(5)
 client.recv(512)
 thread.join()
 PY
+# 6. A process that exits with status 3.
+sh -c 'exit 3'
+
+# 7. Every other kind of event: a file modified and renamed, credentials changed,
+#    a process traced.
+echo one > "$DIR/file" && echo two >> "$DIR/file" && mv "$DIR/file" "$DIR/file.moved"
+python3 -c 'import os; os.setgid(65534); os.setuid(65534)'
+python3 - <<'PY'
+import ctypes, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+child = os.fork()
+if child == 0:
+    time.sleep(5)
+    os._exit(0)
+PTRACE_ATTACH, PTRACE_DETACH = 16, 17
+if libc.ptrace(PTRACE_ATTACH, child, None, None) == 0:
+    os.waitpid(child, 0)
+    libc.ptrace(PTRACE_DETACH, child, None, None)
+os.kill(child, signal.SIGKILL)
+os.waitpid(child, 0)
+PY
 exit 0
