@@ -145,7 +145,7 @@ impl Converter {
         }
         let timestamp = self.clock.wall(header.ktime);
         let mut json = JsonWriter::new();
-        json.str("@timestamp", &kestrel_bundle::time::format_rfc3339(timestamp));
+        json.time("@timestamp", timestamp);
         let start_ticks = start_ticks_from_boottime_ns(header.start_ns);
         match record.kind {
             Kind::Exec => {
@@ -364,7 +364,7 @@ impl Converter {
             Some(process) => json.str("entity_id", &process.entity_id),
             None => json.str("entity_id", &entity_id(boot, header.pid, start_ticks)),
         };
-        json.str("start", &kestrel_bundle::time::format_rfc3339(self.clock.wall(header.start_ns)));
+        json.time("start", self.clock.wall(header.start_ns));
         let comm = crate::records::comm(header);
         image(json, known, &comm);
         json.bool("interactive", header.tty_major != 0);
@@ -413,7 +413,7 @@ impl Converter {
             Some(process) => json.str("entity_id", &process.entity_id),
             None => json.str("entity_id", &entity_id(boot, header.ppid, parent_ticks)),
         };
-        json.str("start", &kestrel_bundle::time::format_rfc3339(self.clock.wall(header.parent_start_ns)));
+        json.time("start", self.clock.wall(header.parent_start_ns));
         image(json, parent, "");
         if let Some(parent) = parent {
             json.bool("interactive", parent.interactive());
