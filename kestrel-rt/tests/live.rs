@@ -95,8 +95,8 @@ fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
         panic!("kestrel run did not start:\n{}", collector.join().unwrap());
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/live/scenarios.sh");
-    let status = Command::new("bash").arg(&script).status().expect("the scenarios run");
-    assert!(status.success(), "scenarios failed: {status}");
+    let scenarios = Command::new("bash").arg(&script).output().expect("the scenarios run");
+    assert!(scenarios.status.success(), "scenarios failed ({}):\n{}", scenarios.status, String::from_utf8_lossy(&scenarios.stderr));
     // Let the last events reach the engine, then stop it the way an operator would.
     std::thread::sleep(Duration::from_millis(1500));
     let started = Instant::now();

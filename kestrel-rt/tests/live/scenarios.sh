@@ -6,18 +6,20 @@ DIR=$(mktemp -d /tmp/kestrel-live.XXXXXX)
 trap 'rm -rf "$DIR"' EXIT
 # A local, non-loopback address, so the connection is not to 127.0.0.0/8.
 IP=${KESTREL_SCENARIO_IP:-$(hostname -I | awk '{print $1}')}
-PORT=${KESTREL_SCENARIO_PORT:-47444}
 
 # 1. Reverse shell: bash connects out, then starts an interactive shell reading the connection.
-python3 - "$PORT" "$DIR/ready" <<'PY' &
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1); s.settimeout(20)
-open(sys.argv[2], "w").close()
+python3 - "$DIR/ready" <<'PY' &
+import os, socket, sys
+s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen(1); s.settimeout(20)
+with open(sys.argv[1] + ".tmp", "w") as ready:
+    ready.write(str(s.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 c, _ = s.accept(); c.sendall(b"exit\n"); c.close()
 PY
 LISTENER=$!
-for _ in $(seq 100); do [ -e "$DIR/ready" ] && break; sleep 0.05; done
+for _ in $(seq 600); do [ -e "$DIR/ready" ] && break; sleep 0.05; done
+[ -e "$DIR/ready" ] || { echo "scenarios: the listener did not start" >&2; exit 1; }
+PORT=$(cat "$DIR/ready")
 bash -c "exec 3<>/dev/tcp/$IP/$PORT; bash -i <&3 >&3 2>&3" 2>/dev/null
 wait $LISTENER
 
@@ -57,10 +59,13 @@ client.settimeout(5)
 client.recv(512)
 thread.join()
 PY
-# 6. A process that exits with status 3.
+# 6. A binary that deletes itself while it runs (perl unlinks its own executable, $^X).
+cp /usr/bin/perl "$DIR/kestrel-live-selfdelete" && "$DIR/kestrel-live-selfdelete" -e 'unlink $^X or die "unlink: $!"'
+
+# 7. A process that exits with status 3.
 sh -c 'exit 3'
 
-# 7. Every other kind of event: a file modified and renamed, credentials changed,
+# 8. Every other kind of event: a file modified and renamed, credentials changed,
 #    a process traced.
 echo one > "$DIR/file" && echo two >> "$DIR/file" && mv "$DIR/file" "$DIR/file.moved"
 python3 -c 'import os; os.setgid(65534); os.setuid(65534)'
