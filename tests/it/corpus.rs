@@ -150,6 +150,10 @@ fn endpoint_linux_rules_compile_against_what_the_sensor_fills() {
         }
         served += 1;
     }
-    eprintln!("endpoint Linux rules served by the sensor: {served}/{} ({:.1}%); what the others need: {reasons:#?}", endpoint.len(), 100.0 * served as f64 / endpoint.len() as f64);
+    eprintln!(
+        "endpoint Linux rules served by the sensor: {served}/{} ({:.1}%); what the others need: {reasons:#?}",
+        endpoint.len(),
+        100.0 * served as f64 / endpoint.len() as f64
+    );
     assert!(served * 10 >= endpoint.len() * 9, "only {served} of {} endpoint Linux rules compile against what the sensor fills", endpoint.len());
 }
