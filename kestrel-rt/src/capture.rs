@@ -38,49 +38,22 @@ const RECORD_OVERHEAD: usize = 1 + 4 + 4;
 /// The payload length of the trailer: lines, flushes, end time.
 const TRAILER_BYTES: usize = 24;
 
-const CRC_TABLE: [u32; 256] = crc_table();
-
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut idx = 0;
-    while idx < 256 {
-        let mut crc = idx as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 != 0 { 0xEDB8_8320 ^ (crc >> 1) } else { crc >> 1 };
-            bit += 1;
-        }
-        table[idx] = crc;
-        idx += 1;
-    }
-    table
-}
-
-/// CRC-32 (IEEE 802.3, reflected, as zlib and PNG compute it), fed in pieces.
-#[derive(Clone, Copy, Debug)]
-pub struct Crc32(u32);
-
-impl Default for Crc32 {
-    fn default() -> Crc32 {
-        Crc32::new()
-    }
-}
+/// CRC-32 (IEEE 802.3, reflected, as zlib and PNG compute it), fed in pieces
+/// (crc32fast: carry-less multiplication where the CPU has it, ~10× a table).
+#[derive(Clone, Debug, Default)]
+pub struct Crc32(crc32fast::Hasher);
 
 impl Crc32 {
     pub fn new() -> Crc32 {
-        Crc32(!0)
+        Crc32(crc32fast::Hasher::new())
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
-        let mut crc = self.0;
-        for byte in bytes {
-            crc = CRC_TABLE[((crc ^ u32::from(*byte)) & 0xFF) as usize] ^ (crc >> 8);
-        }
-        self.0 = crc;
+        self.0.update(bytes);
     }
 
     pub fn finish(self) -> u32 {
-        !self.0
+        self.0.finalize()
     }
 }
 
