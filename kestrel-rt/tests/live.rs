@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Live tests run one at a time: one's burst of events must not fill another's ring buffer.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn kestrel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kestrel"))
 }
@@ -57,6 +60,7 @@ fn rule_names(alerts: &str) -> Vec<String> {
 
 #[test]
 fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(why) = cannot_run() {
         skip_or_fail(&why);
         return;
@@ -172,6 +176,59 @@ fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
     assert_eq!(lookup["dns"]["resolved_ip"], serde_json::json!(["192.0.2.53"]));
     assert_eq!(lookup["event"]["category"], serde_json::json!(["dns"]));
     let _ = std::fs::remove_dir_all(alerts_path.parent().unwrap());
+}
+
+/// Drops are counted, never silent: kestrel is stopped (SIGSTOP) with a 1 MiB ring
+/// buffer while a burst of file events fills it, then resumed; the kernel's drop count
+/// reaches the metrics file and the summary.
+#[test]
+fn kernel_drops_are_counted_and_reported() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(why) = cannot_run() {
+        skip_or_fail(&why);
+        return;
+    }
+    let metrics = scratch("drops.prom");
+    let mut child = kestrel()
+        .args(["run", "--ring-mib", "1", "--stats-interval", "0.5", "--duration", "120", "--alerts", "/dev/null"])
+        .arg("--metrics")
+        .arg(&metrics)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kestrel starts");
+    let stderr = child.stderr.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let collector = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("watching") {
+                let _ = ready_tx.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    ready_rx.recv_timeout(Duration::from_secs(60)).expect("kestrel run starts");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    // About 60,000 records: far more than 1 MiB holds.
+    let dir = scratch("burst");
+    std::fs::create_dir_all(&dir).unwrap();
+    for index in 0..20_000 {
+        let path = dir.join(format!("f{index}"));
+        std::fs::write(&path, b"x").unwrap();
+        std::fs::remove_file(&path).unwrap();
+    }
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(2000));
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+    let stderr = collector.join().unwrap();
+    let prometheus = std::fs::read_to_string(&metrics).unwrap();
+    let drops: u64 = prometheus.lines().find_map(|line| line.strip_prefix("kestrel_kernel_drops_total ")).unwrap().parse().unwrap();
+    assert!(drops > 1000, "only {drops} kernel drops counted:\n{prometheus}\n{stderr}");
+    assert!(stderr.contains(&format!("drops: {drops} in the kernel")), "the summary does not report {drops} kernel drops:\n{stderr}");
 }
 
 /// Without privileges `kestrel run` exits 2 and says what it needs. As root, the
