@@ -153,12 +153,46 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 /// Formats nanoseconds since the epoch as RFC 3339 in UTC with nanoseconds,
 /// e.g. `2024-05-04T12:00:00.001000000Z`.
 pub fn format_rfc3339(nanos: i64) -> String {
+    let mut out = String::with_capacity(30);
+    push_rfc3339(&mut out, nanos);
+    out
+}
+
+/// [`format_rfc3339`] appended to `out`, without the formatting machinery (the live
+/// sensor writes three per event).
+pub fn push_rfc3339(out: &mut String, nanos: i64) {
     let seconds = nanos.div_euclid(1_000_000_000);
-    let fraction = nanos.rem_euclid(1_000_000_000);
+    let fraction = nanos.rem_euclid(1_000_000_000) as u64;
     let days = seconds.div_euclid(86_400);
-    let of_day = seconds.rem_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400) as u64;
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:09}Z", of_day / 3600, of_day % 3600 / 60, of_day % 60)
+    // As `{year:04}`: at least four characters, a sign counting as one.
+    if year < 0 {
+        out.push('-');
+        push_padded(out, year.unsigned_abs(), 3);
+    } else {
+        push_padded(out, year as u64, 4);
+    }
+    for (separator, value, width) in
+        [('-', month as u64, 2), ('-', day as u64, 2), ('T', of_day / 3600, 2), (':', of_day % 3600 / 60, 2), (':', of_day % 60, 2), ('.', fraction, 9)]
+    {
+        out.push(separator);
+        push_padded(out, value, width);
+    }
+    out.push('Z');
+}
+
+/// Appends `value` in decimal, zero-padded to at least `width` digits.
+fn push_padded(out: &mut String, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    while rest > 0 || digits.len() - at < width {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -177,6 +211,27 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_is_written_as_the_formatter_would() {
+        let reference = |nanos: i64| {
+            let seconds = nanos.div_euclid(1_000_000_000);
+            let fraction = nanos.rem_euclid(1_000_000_000);
+            let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+            let of_day = seconds.rem_euclid(86_400);
+            format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:09}Z", of_day / 3600, of_day % 3600 / 60, of_day % 60)
+        };
+        let mut state: u64 = 3;
+        let mut cases = vec![0, 1, -1, i64::MIN, i64::MAX, 1_764_392_400_123_456_789, -9_000_000_000_000_000_000, 9_000_000_000_000_000_000];
+        for _ in 0..2000 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            cases.push(state as i64);
+            cases.push((state >> 8) as i64 - (1 << 55));
+        }
+        for nanos in cases {
+            assert_eq!(format_rfc3339(nanos), reference(nanos), "{nanos}");
+        }
+    }
 
     #[test]
     fn rfc3339_forms() {

@@ -13,9 +13,12 @@
 //! kernel and user drops (from the metrics file), kestrel's CPU time as a share of one
 //! core, and the workload's slowdown as a ratio to its own baseline in the same run.
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "../tests/live/support.rs"]
+mod support;
+
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -129,37 +132,18 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("kestrel-bench-live-out-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let metrics = dir.join("metrics.prom");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kestrel"))
-        .args(["run", "--stats-interval", "1", "--alerts", "/dev/null"])
-        .arg("--metrics")
-        .arg(&metrics)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kestrel starts");
-    let stderr = child.stderr.take().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let collector = std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("watching") {
-                let _ = ready_tx.send(());
-            }
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
-    ready_rx.recv_timeout(Duration::from_secs(60)).expect("kestrel run starts");
+    let running = support::start(
+        env!("CARGO_BIN_EXE_kestrel"),
+        ["--stats-interval".as_ref(), "1".as_ref(), "--alerts".as_ref(), "/dev/null".as_ref(), "--metrics".as_ref(), metrics.as_os_str()],
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let events_before = metric(&std::fs::read_to_string(&metrics).unwrap_or_default(), "kestrel_events_total");
-    let cpu_before = cpu_of(child.id());
+    let cpu_before = cpu_of(running.child.id());
     let loaded = workload(args.workers, rounds, port, args.files_only);
     // Let kestrel drain what is in flight, then read its counters.
     std::thread::sleep(Duration::from_millis(2500));
-    let cpu = cpu_of(child.id()) - cpu_before;
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
-    let log = collector.join().unwrap();
+    let cpu = cpu_of(running.child.id()) - cpu_before;
+    let (_, log) = running.stop();
     let text = std::fs::read_to_string(&metrics).unwrap_or_default();
     stop.store(true, Ordering::Relaxed);
     let _ = acceptor.join();

@@ -6,9 +6,11 @@
 //! Without root, kernel BTF or probes built in, the test says SKIPPED on stderr; with
 //! `KESTREL_REQUIRE_LIVE=1` (CI sets it) skipping is a failure.
 
-use std::io::{BufRead, BufReader};
+#[path = "live/support.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Live tests run one at a time: one's burst of events must not fill another's ring buffer.
@@ -68,45 +70,28 @@ fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
     let alerts_path = scratch("alerts.ndjson");
     let capture = scratch("run.kcap");
     let metrics = scratch("metrics.prom");
-    let mut child = kestrel()
-        .args(["run", "--stats-interval", "1", "--duration", "120"])
-        .arg("--alerts")
-        .arg(&alerts_path)
-        .arg("--record")
-        .arg(&capture)
-        .arg("--metrics")
-        .arg(&metrics)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kestrel starts");
-    // Wait until the probes are attached.
-    let stderr = child.stderr.take().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let collector = std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("watching") {
-                let _ = ready_tx.send(());
-            }
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
-    if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("kestrel run did not start:\n{}", collector.join().unwrap());
-    }
+    let running = support::start(
+        env!("CARGO_BIN_EXE_kestrel"),
+        [
+            "--stats-interval".as_ref(),
+            "1".as_ref(),
+            "--duration".as_ref(),
+            "120".as_ref(),
+            "--alerts".as_ref(),
+            alerts_path.as_os_str(),
+            "--record".as_ref(),
+            capture.as_os_str(),
+            "--metrics".as_ref(),
+            metrics.as_os_str(),
+        ],
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/live/scenarios.sh");
     let scenarios = Command::new("bash").arg(&script).output().expect("the scenarios run");
     assert!(scenarios.status.success(), "scenarios failed ({}):\n{}", scenarios.status, String::from_utf8_lossy(&scenarios.stderr));
     // Let the last events reach the engine, then stop it the way an operator would.
     std::thread::sleep(Duration::from_millis(1500));
     let started = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let exit = child.wait().unwrap();
-    let stderr = collector.join().unwrap();
+    let (exit, stderr) = running.stop();
     assert!(exit.success(), "kestrel run exited with {exit}:\n{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10), "SIGTERM took {:?} to stop kestrel", started.elapsed());
     eprintln!("{stderr}");
@@ -189,29 +174,22 @@ fn kernel_drops_are_counted_and_reported() {
         return;
     }
     let metrics = scratch("drops.prom");
-    let mut child = kestrel()
-        .args(["run", "--ring-mib", "1", "--stats-interval", "0.5", "--duration", "120", "--alerts", "/dev/null"])
-        .arg("--metrics")
-        .arg(&metrics)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kestrel starts");
-    let stderr = child.stderr.take().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let collector = std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("watching") {
-                let _ = ready_tx.send(());
-            }
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
-    ready_rx.recv_timeout(Duration::from_secs(60)).expect("kestrel run starts");
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let mut running = support::start(
+        env!("CARGO_BIN_EXE_kestrel"),
+        [
+            "--ring-mib".as_ref(),
+            "1".as_ref(),
+            "--stats-interval".as_ref(),
+            "0.5".as_ref(),
+            "--duration".as_ref(),
+            "120".as_ref(),
+            "--alerts".as_ref(),
+            "/dev/null".as_ref(),
+            "--metrics".as_ref(),
+            metrics.as_os_str(),
+        ],
+    );
+    running.signal("STOP");
     // About 60,000 records: far more than 1 MiB holds.
     let dir = scratch("burst");
     std::fs::create_dir_all(&dir).unwrap();
@@ -220,11 +198,11 @@ fn kernel_drops_are_counted_and_reported() {
         std::fs::write(&path, b"x").unwrap();
         std::fs::remove_file(&path).unwrap();
     }
-    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    running.signal("CONT");
     std::thread::sleep(Duration::from_millis(2000));
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    assert!(child.wait().unwrap().success());
-    let stderr = collector.join().unwrap();
+    running.signal("TERM");
+    let (exit, stderr) = running.wait();
+    assert!(exit.success(), "{stderr}");
     let prometheus = std::fs::read_to_string(&metrics).unwrap();
     let drops: u64 = prometheus.lines().find_map(|line| line.strip_prefix("kestrel_kernel_drops_total ")).unwrap().parse().unwrap();
     assert!(drops > 1000, "only {drops} kernel drops counted:\n{prometheus}\n{stderr}");
