@@ -30,6 +30,7 @@ pub const MAX_HEADER_BYTES: usize = 256 << 20;
 const TAG_LINE: u8 = b'L';
 const TAG_LONG_LINE: u8 = b'O';
 const TAG_FLUSH: u8 = b'F';
+const TAG_TICK: u8 = b'T';
 const TAG_END: u8 = b'E';
 
 /// Tag, length and CRC around each payload.
@@ -289,6 +290,9 @@ pub enum Record {
     LongLine(u64),
     /// The feed was flushed here: pending events were evaluated and alerts written.
     Flush,
+    /// The live clock reached this time (ns since the epoch) with no event: sequences
+    /// waiting for a missing event whose window closed before it were released.
+    Tick(i64),
     /// The trailer: the capture is complete.
     End(Trailer),
 }
@@ -371,6 +375,11 @@ impl<W: Write> CaptureWriter<W> {
     }
 
     /// Records a flush point, and pushes what is buffered to the underlying writer.
+    /// Records a clock tick (see [`Record::Tick`]); ticks are not counted in the trailer.
+    pub fn write_tick(&mut self, now: i64) -> std::io::Result<()> {
+        self.record(TAG_TICK, &now.to_le_bytes())
+    }
+
     pub fn write_flush(&mut self) -> std::io::Result<()> {
         self.flushes += 1;
         self.record(TAG_FLUSH, &[])?;
@@ -497,6 +506,7 @@ impl<R: Read> CaptureReader<R> {
             TAG_LINE => None,
             TAG_LONG_LINE => Some(8),
             TAG_FLUSH => Some(0),
+            TAG_TICK => Some(8),
             TAG_END => Some(TRAILER_BYTES),
             other => return Err(corrupt(format!("unknown record tag 0x{other:02x}"))),
         };
@@ -534,6 +544,7 @@ impl<R: Read> CaptureReader<R> {
                 Record::LongLine(len)
             }
             TAG_FLUSH => Record::Flush,
+            TAG_TICK => Record::Tick(u64_at(0) as i64),
             _ => {
                 let trailer = Trailer { lines: u64_at(0), flushes: u64_at(8), end: u64_at(16) as i64 };
                 if (trailer.lines, trailer.flushes) != (self.lines, self.flushes) {
@@ -549,7 +560,7 @@ impl<R: Read> CaptureReader<R> {
         match record {
             Record::Line(_) | Record::LongLine(_) => self.lines += 1,
             Record::Flush => self.flushes += 1,
-            Record::End(_) => {}
+            Record::Tick(_) | Record::End(_) => {}
         }
         self.number = number;
         self.offset += (len + RECORD_OVERHEAD) as u64;

@@ -147,6 +147,21 @@ impl<'w> Feed<'w> {
         recorded
     }
 
+    /// Records a clock tick, then releases the sequences whose missing-event window
+    /// closed before `now` (see [`Replay::tick`]): a live producer calls it when no
+    /// event came for a while, so such alerts do not wait for the next event.
+    pub fn tick(&mut self, now: i64) -> Result<(), FeedError> {
+        let recorded = self.record(|capture| capture.write_tick(now));
+        self.replay.tick(now).map_err(FeedError::Alerts)?;
+        recorded
+    }
+
+    /// Whether the bundle has sequences that wait for time to pass (a trailing missing
+    /// step): only then do ticks change anything.
+    pub fn needs_ticks(&self) -> bool {
+        self.replay.needs_ticks()
+    }
+
     /// Writes the capture's trailer, ends the replay and returns its summary.
     pub fn finish(mut self) -> Result<Summary, FeedError> {
         let recorded = match self.capture.take() {
@@ -218,6 +233,7 @@ pub fn replay_capture<R: Read>(
                     feed.replay.push_line_of(source, len, bad).map_err(FeedError::Alerts)?;
                 }
                 Record::Flush => feed.flush()?,
+                Record::Tick(now) => feed.tick(now)?,
                 Record::End(_) => {}
             },
             Err(error) => stopped = Some(error),

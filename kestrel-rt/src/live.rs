@@ -14,6 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// How far behind the clock a tick is (see [`Feed::tick`]): well past the time an
+/// event takes from the probe to the engine.
+pub const TICK_LAG: Duration = Duration::from_secs(2);
+
 /// Settings of a live run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -186,6 +190,14 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
         events += pushed;
         if count > 0
             && let Err(error) = feed.flush()
+        {
+            keep_first(&mut feed_error, error);
+        }
+        // A quiet host: let sequences waiting for a missing event see time pass. The tick
+        // lags the clock so an event still in flight cannot be overtaken by it.
+        if count == 0
+            && feed.needs_ticks()
+            && let Err(error) = feed.tick(sensor.now() - TICK_LAG.as_nanos() as i64)
         {
             keep_first(&mut feed_error, error);
         }

@@ -243,6 +243,16 @@ impl Window {
         }
     }
 
+    /// The earliest held event's timestamp.
+    fn earliest(&self) -> Option<i64> {
+        match (self.ordered.front(), self.stragglers.peek()) {
+            (Some(first), Some(Reverse(straggler))) => Some(first.timestamp.min(straggler.timestamp)),
+            (Some(first), None) => Some(first.timestamp),
+            (None, Some(Reverse(straggler))) => Some(straggler.timestamp),
+            (None, None) => None,
+        }
+    }
+
     /// The earliest event.
     fn pop(&mut self) -> Option<Pending> {
         match (self.ordered.front(), self.stragglers.peek()) {
@@ -681,6 +691,29 @@ impl<'w> Replay<'w> {
             self.write_error = Some(error);
         }
         self.write_status()
+    }
+
+    /// The clock reached `now` (ns since the epoch) with no event: after what was pushed
+    /// is evaluated, the sequences waiting for a missing event whose window closed before
+    /// `now` are released, and their alerts written. Time never goes back: `now` is
+    /// taken no later than the earliest event the reorder window still holds.
+    pub fn tick(&mut self, now: i64) -> std::io::Result<()> {
+        self.evaluate_pushed();
+        self.flush_chunk();
+        let held = self.window.earliest().unwrap_or(i64::MAX);
+        let now = now.min(held);
+        let mut matches = std::mem::take(&mut self.matches);
+        self.engine.tick(now, &mut matches);
+        for found in matches.drain(..) {
+            self.engine.dispatch(found, &mut self.alerts);
+        }
+        self.matches = matches;
+        self.flush()
+    }
+
+    /// Whether ticks can release anything (sequences with a trailing missing step).
+    pub fn needs_ticks(&self) -> bool {
+        self.engine.has_clocked_sequences()
     }
 
     /// The first error writing alerts, if any (kept for [`Replay::finish`]).

@@ -402,3 +402,73 @@ fn a_capture_that_cannot_be_written_stops_recording_and_not_the_feed() {
     let read = (&mut reader).take_while(Result::is_ok).count();
     assert!(read > 0 && !reader.is_complete());
 }
+
+/// Alerts written so far, readable while a feed holds the writer.
+#[derive(Clone, Default)]
+struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.borrow().clone()).unwrap()
+    }
+}
+
+/// A quiet live host: a sequence waiting for a missing event is released by a clock
+/// tick once its window has closed, not at the next event; the tick is recorded, and
+/// the capture's replay writes the same alerts.
+#[test]
+fn a_tick_releases_a_trailing_missing_sequence_and_replays_identically() {
+    let bundle =
+        build("trailing", "sequence by process.pid with maxspan=5s\n  [process where event.action == \"exec\"]\n  ![process where event.action == \"end\"]\n");
+    let at = |seconds: i64| 1_800_000_000_000_000_000 + seconds * 1_000_000_000;
+    let line = |seconds: i64, action: &str, pid: u32| {
+        format!(
+            "{{\"@timestamp\":\"{}\",\"event\":{{\"category\":[\"process\"],\"action\":\"{action}\"}},\"process\":{{\"pid\":{pid}}}}}",
+            kestrel_bundle::time::format_rfc3339(at(seconds))
+        )
+    };
+    let options = Options { order: Order::Input, ..Options::default() };
+    let alerts = Shared::default();
+    let mut capture = Vec::new();
+    let mut bad = |line: &BadLine| panic!("bad line {line}");
+    {
+        let mut out = alerts.clone();
+        let header = Header::now(bundle.clone(), Settings::of(&options), "test");
+        let mut feed = Feed::recording(header, options.clone(), &mut out, Box::new(&mut capture)).unwrap();
+        assert!(feed.needs_ticks());
+        feed.push_line("live", &line(0, "exec", 7), &mut bad).unwrap();
+        feed.push_line("live", &line(1, "exec", 8), &mut bad).unwrap();
+        feed.push_line("live", &line(2, "end", 8), &mut bad).unwrap();
+        feed.flush().unwrap();
+        feed.tick(at(4)).unwrap();
+        assert_eq!(alerts.text(), "", "pid 7's window (0 s + 5 s) is still open at 4 s");
+        feed.tick(at(9)).unwrap();
+        let after_tick = alerts.text();
+        assert!(after_tick.lines().count() == 1 && after_tick.contains("\"pid\":7"), "the tick at 9 s releases pid 7 (pid 8 ended):\n{after_tick}");
+        feed.push_line("live", &line(20, "exec", 9), &mut bad).unwrap();
+        feed.flush().unwrap();
+        feed.finish().unwrap();
+    }
+    let text = alerts.text();
+    assert_eq!(text.lines().count(), 2, "pid 9 at the end of the input:\n{text}");
+    let ticks =
+        CaptureReader::new(capture.as_slice()).unwrap().filter(|entry| matches!(entry.as_ref().map(|entry| &entry.record), Ok(Record::Tick(_)))).count();
+    assert_eq!(ticks, 2);
+    let mut replayed = Vec::new();
+    kestrel_rt::feed::replay_capture(CaptureReader::new(capture.as_slice()).unwrap(), "capture", None, Options::default(), &mut replayed, &mut |line| {
+        panic!("bad line {line}")
+    })
+    .unwrap();
+    assert_eq!(String::from_utf8(replayed).unwrap(), text);
+}

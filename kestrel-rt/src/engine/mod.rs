@@ -431,6 +431,21 @@ impl Engine {
         }
     }
 
+    /// The clock reached `now` with no event: the sequences waiting for a missing event
+    /// whose window closed before it, as matches (for [`Engine::dispatch`]).
+    pub fn tick(&mut self, now: i64, matches: &mut Vec<Match>) {
+        if !self.clocked.is_empty() {
+            // Between batches the data region is free, as at the end of the input.
+            self.spare_data = self.layout.data_offset as usize;
+            self.release_sequences(now, matches);
+        }
+    }
+
+    /// Whether any sequence rule waits for time to pass (a trailing missing step).
+    pub fn has_clocked_sequences(&self) -> bool {
+        !self.clocked.is_empty()
+    }
+
     /// The ordered half of [`Engine::run`]: feeds a match to its rule's pipes.
     pub fn dispatch(&mut self, found: Match, alerts: &mut Vec<Alert>) {
         let mut outputs = Vec::new();
