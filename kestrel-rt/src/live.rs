@@ -172,30 +172,16 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
     let mut last_stats = Instant::now();
     let mut events_at_last = 0u64;
     while !stop.load(Ordering::Relaxed) && options.duration.is_none_or(|duration| started.elapsed() < duration) {
-        let mut report_bad = |bad: &BadLine| {
-            bad_lines += 1;
-            eprintln!("kestrel: bad event: {bad}");
-        };
-        let mut pushed = 0u64;
-        let count = sensor.poll(
-            Duration::from_millis(100),
-            &mut |event| {
-                pushed += 1;
-                if let Err(error) = feed.push_line("ebpf", &event.json, &mut report_bad) {
-                    keep_first(&mut feed_error, error);
-                }
-            },
-            &mut |bad| eprintln!("kestrel: bad record: {bad}"),
-        );
+        let pushed = pump(&mut sensor, &mut feed, Duration::from_millis(100), &mut bad_lines, &mut feed_error);
         events += pushed;
-        if count > 0
+        if pushed > 0
             && let Err(error) = feed.flush()
         {
             keep_first(&mut feed_error, error);
         }
         // A quiet host: let sequences waiting for a missing event see time pass. The tick
         // lags the clock so an event still in flight cannot be overtaken by it.
-        if count == 0
+        if pushed == 0
             && feed.needs_ticks()
             && let Err(error) = feed.tick(sensor.now() - TICK_LAG.as_nanos() as i64)
         {
@@ -224,21 +210,7 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
     }
     // Drain what the probes already wrote.
     loop {
-        let mut report_bad = |bad: &BadLine| {
-            bad_lines += 1;
-            eprintln!("kestrel: bad event: {bad}");
-        };
-        let mut pushed = 0u64;
-        sensor.poll(
-            Duration::ZERO,
-            &mut |event| {
-                pushed += 1;
-                if let Err(error) = feed.push_line("ebpf", &event.json, &mut report_bad) {
-                    keep_first(&mut feed_error, error);
-                }
-            },
-            &mut |bad| eprintln!("kestrel: bad record: {bad}"),
-        );
+        let pushed = pump(&mut sensor, &mut feed, Duration::ZERO, &mut bad_lines, &mut feed_error);
         events += pushed;
         if pushed == 0 {
             break;
@@ -268,6 +240,27 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
         recording_failed,
         skipped_probes,
     })
+}
+
+/// One poll of the sensor: its events pushed to the feed (bad events reported and
+/// counted, the first feed error kept). Returns the events pushed.
+fn pump(sensor: &mut Sensor, feed: &mut Feed<'_>, timeout: Duration, bad_lines: &mut u64, feed_error: &mut Option<FeedError>) -> u64 {
+    let mut report_bad = |bad: &BadLine| {
+        *bad_lines += 1;
+        eprintln!("kestrel: bad event: {bad}");
+    };
+    let mut pushed = 0u64;
+    sensor.poll(
+        timeout,
+        &mut |event| {
+            pushed += 1;
+            if let Err(error) = feed.push_line("ebpf", &event.json, &mut report_bad) {
+                keep_first(feed_error, error);
+            }
+        },
+        &mut |bad| eprintln!("kestrel: bad record: {bad}"),
+    );
+    pushed
 }
 
 fn keep_first(slot: &mut Option<FeedError>, error: FeedError) {
