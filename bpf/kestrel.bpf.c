@@ -71,10 +71,10 @@ struct {
     __type(value, __u64);
 } DROPS SEC(".maps");
 
-/* Index 0: the sensor's own tgid (its events are not reported); 1: records version. */
+/* Index 0: the sensor's own tgid (its events are not reported). */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 2);
+    __uint(max_entries, 1);
     __type(key, __u32);
     __type(value, __u32);
 } CONFIG SEC(".maps");

@@ -56,6 +56,12 @@ impl Clock {
         Clock { offset_ns: realtime - boottime }
     }
 
+    /// Now, on this clock (ns since the epoch).
+    pub fn wall_now(&self) -> i64 {
+        let boottime = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).map(nanos).unwrap_or(0);
+        self.wall(boottime as u64)
+    }
+
     pub fn wall(&self, boot_ns: u64) -> i64 {
         self.offset_ns.saturating_add(boot_ns as i64)
     }

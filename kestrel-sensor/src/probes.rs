@@ -1,6 +1,5 @@
 //! Loading and attaching the probes (aya), and reading their ring buffer.
 
-use crate::records::RECORDS_VERSION;
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -166,7 +165,6 @@ impl Probes {
             let mut config: Array<_, u32> = Array::try_from(ebpf.map_mut("CONFIG").ok_or_else(|| ProbeError::Load("no CONFIG map".into()))?)
                 .map_err(|error| ProbeError::Load(error.to_string()))?;
             config.set(0, std::process::id(), 0).map_err(|error| ProbeError::Load(error.to_string()))?;
-            config.set(1, RECORDS_VERSION, 0).map_err(|error| ProbeError::Load(error.to_string()))?;
         }
         let mut attached = 0;
         let mut skipped = Vec::new();

@@ -12,7 +12,7 @@
 //! running past its end, or an unknown kind is an error ([`RecordError`]), counted by
 //! the caller.
 
-/// Record layout version, written into the probes and checked when they load.
+/// Record layout version, emitted into the C header (bump it with any layout change).
 pub const RECORDS_VERSION: u32 = 1;
 
 /// Longest string a probe copies (bytes, including the NUL): one path component, an

@@ -105,8 +105,7 @@ impl Sensor {
 
     /// Now, on the events' clock (ns since the epoch).
     pub fn now(&self) -> i64 {
-        let boot = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).map(|spec| spec.tv_sec() * 1_000_000_000 + spec.tv_nsec()).unwrap_or(0);
-        self.converter.clock.wall(boot as u64)
+        self.converter.clock.wall_now()
     }
 
     pub fn stats(&self) -> SensorStats {
