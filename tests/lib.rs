@@ -133,13 +133,17 @@ pub fn es_toml_nulls(text: &str) -> String {
 /// back end refuses it.
 pub fn build_bundle(paths: &[PathBuf], options: &FileOptions) -> Result<Vec<u8>, String> {
     let schema = options.schema();
-    let check_options = Options { schema: &schema, dialect: options.dialect, endgame_case: options.endgame_case, declarations: &options.declarations };
     let mut sources = SourceMap::new();
-    let (rule_sources, mut diags) = rules::load(paths, &mut sources);
-    let checked = driver::check_all(&rule_sources, &sources, &check_options);
+    let loaded = rules::load(paths, &mut sources);
+    let mut diags = loaded.diags;
+    diags.extend(eqlc::custom::check(&loaded.predicates, &schema, &options.declarations));
+    let mut declarations = options.declarations.clone();
+    declarations.extend(loaded.predicates.iter().map(eqlc::custom::CustomDef::declaration));
+    let check_options = Options { schema: &schema, dialect: options.dialect, endgame_case: options.endgame_case, declarations: &declarations };
+    let checked = driver::check_all(&loaded.rules, &sources, &check_options);
     diags.extend(checked.iter().flat_map(|rule| rule.diags.iter().cloned()));
     if !diags.iter().any(Diagnostic::is_error) {
-        let (bytes, build_diags) = driver::build(&checked, &schema);
+        let (bytes, build_diags) = driver::build(&checked, &schema, &loaded.predicates);
         if let Some(bytes) = bytes {
             return Ok(bytes);
         }
@@ -148,11 +152,17 @@ pub fn build_bundle(paths: &[PathBuf], options: &FileOptions) -> Result<Vec<u8>,
     Err(eqlc::render::human(&diags, &sources, false))
 }
 
-/// The rule files under `dir` (recursively, sorted).
+/// The rule files under `dir` (recursively, sorted), as eqlc finds them: of a rule
+/// package (a directory with a `manifest.toml`), only the manifest.
 pub fn rule_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
+        let manifest = dir.join(eqlc::rules::PACKAGE_MANIFEST);
+        if manifest.is_file() {
+            files.push(manifest);
+            continue;
+        }
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display())) {
             let path = entry.expect("directory entry").path();
             if path.is_dir() {

@@ -106,6 +106,8 @@ codes! {
     E0501 Error "io-error" "a file that cannot be read";
     E0502 Error "invalid-rule-file" "a rule file that is not valid TOML or JSON";
     E0503 Error "missing-query" "a rule file without a query";
+    E0504 Error "invalid-predicate" "a `[[predicate]]` declaration that is malformed";
+    E0505 Error "invalid-predicate-code" "a hand-written predicate whose code breaks the predicate ABI";
     // Schemas.
     E0601 Error "invalid-schema" "a schema file that is malformed";
     // Back end.

@@ -109,12 +109,15 @@ fn checked_name(name: &str) -> &str {
 /// it (E0701 for what the back end cannot run yet; B0001 if eqlc wrote a bundle its
 /// own validator rejects). Rules that failed to check are left out: call this only
 /// when no rule has errors, as `eqlc build` does.
-pub fn build(checked: &[Checked], schema: &kestrel_bundle::schema::Schema) -> (Option<Vec<u8>>, Vec<Diagnostic>) {
+///
+/// `custom` holds the hand-written predicates the rules were checked with (their
+/// declarations follow the host-declared functions in `Options::declarations`).
+pub fn build(checked: &[Checked], schema: &kestrel_bundle::schema::Schema, custom: &[crate::custom::CustomDef]) -> (Option<Vec<u8>>, Vec<Diagnostic>) {
     let inputs: Vec<crate::emit::Input> = checked
         .iter()
         .filter_map(|rule| rule.rule.as_ref().map(|typed| crate::emit::Input { meta: &rule.meta, rule: typed, file: rule.source.file, span: rule.source.span }))
         .collect();
-    let (bundle, mut diags) = crate::emit::bundle(&inputs, schema);
+    let (bundle, mut diags) = crate::emit::bundle(&inputs, schema, custom);
     let bytes = match bundle.map(|bundle| bundle.to_bytes()) {
         Some(Ok(bytes)) => Some(bytes),
         Some(Err(error)) => {

@@ -254,7 +254,7 @@ impl Declaration {
     }
 }
 
-fn parse_scalar(text: &str) -> Result<Scalar, String> {
+pub fn parse_scalar(text: &str) -> Result<Scalar, String> {
     Ok(match text {
         "any" => Scalar::Any,
         "keyword" | "string" => Scalar::Str,

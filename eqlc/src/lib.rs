@@ -13,6 +13,7 @@
 
 pub mod ast;
 pub mod check;
+pub mod custom;
 pub mod codes;
 pub mod diag;
 pub mod dialect;

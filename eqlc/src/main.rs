@@ -215,9 +215,11 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf], output: Option<&Pa
     }
     let (allowed, denied) = filters.split_at(report.allow.len());
     let endgame_case = if target.case_sensitive { EndgameCase::Sensitive } else { EndgameCase::Insensitive };
+    let loaded = rules::load(paths, &mut sources);
+    let (rule_sources, mut load_diags, predicates) = (loaded.rules, loaded.diags, loaded.predicates);
+    load_diags.extend(eqlc::custom::check(&predicates, &schema, &declarations));
+    declarations.extend(predicates.iter().map(eqlc::custom::CustomDef::declaration));
     let options = Options { schema: &schema, dialect: target.dialect, endgame_case, declarations: &declarations };
-
-    let (rule_sources, load_diags) = rules::load(paths, &mut sources);
     let io_failed = load_diags.iter().any(|diag| diag.code == Code::E0501);
     // A bug in eqlc while checking one rule is reported (B0001) and the others go on.
     let mut checked: Vec<Checked> = rule_sources
@@ -238,7 +240,7 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf], output: Option<&Pa
         && !io_failed
         && !diags.iter().any(Diagnostic::is_error)
     {
-        let (bytes, mut emit_diags) = driver::build(&checked, &schema);
+        let (bytes, mut emit_diags) = driver::build(&checked, &schema, &predicates);
         diags.append(&mut emit_diags);
         built = bytes.map(|bytes| (checked.len(), bytes));
         if let Some((_, bytes)) = &built
@@ -332,10 +334,12 @@ fn dump(target: &Target, what: Dump, paths: &[PathBuf]) -> ExitCode {
         Ok(schema) => schema,
         Err(diag) => return report_and_exit(&[*diag], &sources, Format::Human),
     };
-    let declarations: Vec<Declaration> = target.declarations.iter().filter_map(|text| Declaration::parse(text).ok()).collect();
+    let mut declarations: Vec<Declaration> = target.declarations.iter().filter_map(|text| Declaration::parse(text).ok()).collect();
     let endgame_case = if target.case_sensitive { EndgameCase::Sensitive } else { EndgameCase::Insensitive };
+    let loaded = rules::load(paths, &mut sources);
+    let (rule_sources, mut diags) = (loaded.rules, loaded.diags);
+    declarations.extend(loaded.predicates.iter().map(eqlc::custom::CustomDef::declaration));
     let options = Options { schema: &schema, dialect: target.dialect, endgame_case, declarations: &declarations };
-    let (rule_sources, mut diags) = rules::load(paths, &mut sources);
     for source in &rule_sources {
         let checked = driver::check_rule(source, &sources, &options);
         println!("# {}", source.meta.name);

@@ -56,10 +56,26 @@ impl FileKind {
     }
 }
 
+/// What [`load`] read: the rules, the hand-written predicates declared next to them,
+/// and the problems met.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub rules: Vec<RuleSource>,
+    pub predicates: Vec<crate::custom::CustomDef>,
+    pub diags: Vec<Diagnostic>,
+}
+
+/// The file that makes a directory a rule package (a rule with its hand-written
+/// predicates, their sources and fixtures): of such a directory, eqlc reads only it.
+pub const PACKAGE_MANIFEST: &str = "manifest.toml";
+
 /// Reads every rule under `paths`. Directories are walked recursively in name order
-/// and only `.eql`, `.toml`, `.jsonl` and `.ndjson` files in them are read; a file
-/// named explicitly is read whatever its extension (`.eql` is assumed).
-pub fn load(paths: &[PathBuf], sources: &mut SourceMap) -> (Vec<RuleSource>, Vec<Diagnostic>) {
+/// and only `.eql`, `.toml`, `.jsonl` and `.ndjson` files in them are read, except that
+/// of a directory holding a [`PACKAGE_MANIFEST`] only the manifest is read; a file
+/// named explicitly is read whatever its extension (`.eql` is assumed). TOML files
+/// may also declare hand-written predicates (`[[predicate]]`, whose sources are read
+/// relative to the file).
+pub fn load(paths: &[PathBuf], sources: &mut SourceMap) -> Loaded {
     let mut files: Vec<(PathBuf, FileKind)> = Vec::new();
     let mut diags = Vec::new();
     for path in paths {
@@ -70,6 +86,7 @@ pub fn load(paths: &[PathBuf], sources: &mut SourceMap) -> (Vec<RuleSource>, Vec
         }
     }
     let mut rules = Vec::new();
+    let mut predicates = Vec::new();
     for (path, kind) in files {
         let display = path.display().to_string();
         let text = if display == "-" {
@@ -80,14 +97,28 @@ pub fn load(paths: &[PathBuf], sources: &mut SourceMap) -> (Vec<RuleSource>, Vec
         };
         match text {
             Ok(text) => {
+                let declares = kind == FileKind::Toml && declares_predicates(&text);
                 let (mut found, mut problems) = split(&display, text, kind, sources);
                 rules.append(&mut found);
                 diags.append(&mut problems);
+                if declares && let Some((file, _)) = sources.files().filter(|(_, source)| source.name == display).last() {
+                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                    let mut read = |relative: &str| std::fs::read(dir.join(relative)).map_err(|error| format!("`{}`: {error}", dir.join(relative).display()));
+                    let text = sources.get(file).text.clone();
+                    let (mut found, mut problems) = crate::custom::parse(&text, file, &mut read);
+                    predicates.append(&mut found);
+                    diags.append(&mut problems);
+                }
             }
             Err(error) => diags.push(Diagnostic::new(Code::E0501, format!("cannot read `{display}`: {error}"))),
         }
     }
-    (rules, diags)
+    Loaded { rules, predicates, diags }
+}
+
+/// Whether a TOML text has `[[predicate]]` tables (checked before parsing it).
+fn declares_predicates(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text).is_ok_and(|table| table.contains_key("predicate"))
 }
 
 fn walk(dir: &Path, files: &mut Vec<(PathBuf, FileKind)>, diags: &mut Vec<Diagnostic>) {
@@ -100,6 +131,11 @@ fn walk(dir: &Path, files: &mut Vec<(PathBuf, FileKind)>, diags: &mut Vec<Diagno
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|entry| entry.ok().map(|entry| entry.path())).collect();
     paths.sort();
+    // A rule package: its manifest names everything else it holds (sources, fixtures).
+    if let Some(manifest) = paths.iter().find(|path| path.file_name().is_some_and(|name| name == PACKAGE_MANIFEST)) {
+        files.push((manifest.clone(), FileKind::Toml));
+        return;
+    }
     for path in paths {
         if path.is_dir() {
             walk(&path, files, diags);
@@ -132,6 +168,8 @@ fn rule_name_from_path(name: &str) -> String {
 #[derive(Deserialize)]
 struct TomlFile {
     rule: Option<TomlRule>,
+    /// Hand-written predicates, read by `custom::parse`.
+    predicate: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +201,10 @@ fn toml_rule(name: &str, text: String, sources: &mut SourceMap) -> (Vec<RuleSour
         }
     };
     let Some(rule) = parsed.rule else {
+        if parsed.predicate.is_some() {
+            // A file of predicate declarations only.
+            return (Vec::new(), Vec::new());
+        }
         let diag = Diagnostic::new(Code::E0503, format!("`{name}` has no `[rule]` table"))
             .primary(Span::new(0, 0), "expected `[rule]` with a `query`")
             .help("a TOML rule file needs `[rule]` with at least `name` and `query`")

@@ -123,7 +123,7 @@ fn through_the_engine(open: u64, events: u64) -> (f64, usize, u64) {
     let (rule_sources, _) = eqlc::rules::split("bench.eql", query.to_string(), eqlc::rules::FileKind::Eql, &mut sources);
     let rule = eqlc::driver::check_rule(&rule_sources[0], &sources, &options);
     assert!(!rule.has_errors(), "the bench rule checks");
-    let (bytes, diags) = eqlc::driver::build(std::slice::from_ref(&rule), &schema);
+    let (bytes, diags) = eqlc::driver::build(std::slice::from_ref(&rule), &schema, &[]);
     let program = Arc::new(Program::load(&bytes.unwrap_or_else(|| panic!("the bench rule builds: {diags:?}"))).expect("loads"));
     let second = 1_000_000_000i64;
     let line = |step: u64, host: u64, at: i64| {

@@ -11,7 +11,9 @@
 //! same bytes. `unique_count` adds `"kestrel":{"count":N,"percent":P}`; `count` writes
 //! `"kestrel":{"key":[…],"count":N,"percent":P}` and no events. A sequence lists one
 //! event per step, `null` for a missing-event step (`![...]`). A sequence with `by` and
-//! a sample add `"join_key":[…]` to the `kestrel` object: the values of its key.
+//! a sample add `"join_key":[…]` to the `kestrel` object: the values of its key. A
+//! rule calling hand-written predicates adds what they captured on its events:
+//! `"captures":{"<predicate>":{"<name>":value,…},…}` (a later event's values win).
 
 use crate::engine::Alert;
 use crate::time::format_rfc3339;
@@ -54,6 +56,9 @@ pub fn render(alert: &Alert, bundle: &Bundle, now: i64, out: &mut Vec<u8>) {
         number(*percent, &mut member);
         members.push(member);
     }
+    if let Some(captures) = captures(alert, bundle) {
+        members.push(format!("\"captures\":{captures}").into_bytes());
+    }
     if !members.is_empty() {
         out.extend_from_slice(b",\"kestrel\":{");
         out.extend_from_slice(&members.join(&b',')[..]);
@@ -91,4 +96,26 @@ fn number(value: f64, out: &mut Vec<u8>) {
         Some(number) => out.extend_from_slice(number.to_string().as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// What the hand-written predicates the rule calls captured on its events, as a JSON
+/// object by predicate name; `None` when they captured nothing.
+fn captures(alert: &Alert, bundle: &Bundle) -> Option<String> {
+    let predicates = bundle.custom.as_deref()?;
+    let mut by_predicate: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+    for event in &alert.events {
+        for captured in event.captures.iter().flat_map(|captures| captures.iter()) {
+            let Some(predicate) = predicates.get(captured.predicate as usize) else { continue };
+            if !predicate.rules.contains(&(alert.rule as u32)) {
+                continue;
+            }
+            let entry = by_predicate.entry(predicate.name.clone()).or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if let serde_json::Value::Object(values) = entry {
+                for (name, value) in captured.values.iter() {
+                    values.insert(name.clone(), value.to_json());
+                }
+            }
+        }
+    }
+    (!by_predicate.is_empty()).then(|| serde_json::Value::Object(by_predicate).to_string())
 }

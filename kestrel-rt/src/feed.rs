@@ -158,6 +158,11 @@ impl<'w> Feed<'w> {
 
     /// Whether the bundle has sequences that wait for time to pass (a trailing missing
     /// step): only then do ticks change anything.
+    /// The hand-written predicates' counters so far.
+    pub fn custom_stats(&self) -> Vec<crate::custom::CustomStats> {
+        self.replay.custom_stats()
+    }
+
     pub fn needs_ticks(&self) -> bool {
         self.replay.needs_ticks()
     }

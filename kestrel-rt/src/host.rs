@@ -21,6 +21,8 @@ pub struct HostState {
     pub limits: StoreLimits,
     /// Host calls that could not complete (a full heap), counted.
     pub host_failures: u64,
+    /// The bundle's hand-written predicates, when it has some.
+    pub custom: Option<Box<crate::custom::Custom>>,
 }
 
 fn memory(caller: &mut Caller<'_, HostState>) -> Option<wasmtime::Memory> {
@@ -68,6 +70,15 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         }
         heap_top.set(&mut caller, wasmtime::Val::I32(area.next as i32))?;
         Ok(())
+    })?;
+    linker.func_wrap("kestrel", "predicate", |mut caller: Caller<'_, HostState>, predicate: i32, slots: i32, args: i32, argc: i32| -> i32 {
+        let Some(memory) = memory(&mut caller) else { return truth::NULL };
+        let (data, state) = memory.data_and_store_mut(&mut caller);
+        let argc = (argc as u32).min(kestrel_bundle::abi::MAX_CALL_ARGS) as usize;
+        match state.custom.as_mut() {
+            Some(custom) => custom.eval(predicate as u32 as usize, data, slots as u32 as usize, args as u32 as usize, argc),
+            None => truth::NULL,
+        }
     })?;
     Ok(())
 }

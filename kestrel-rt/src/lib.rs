@@ -10,6 +10,7 @@ pub mod alert;
 pub mod builtin;
 pub mod capture;
 pub mod cpu;
+pub mod custom;
 pub mod engine;
 pub mod feed;
 pub mod functions;

@@ -5,6 +5,7 @@
 
 use crate::capture::{Header, Settings};
 use crate::feed::{Feed, FeedError};
+use crate::custom::CustomStats;
 use crate::replay::{BadLine, Options, Order, Summary};
 use kestrel_sensor::probes::ProbeError;
 use kestrel_sensor::sensor::{Sensor, SensorOptions, SensorStats};
@@ -202,7 +203,7 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
                 );
             }
             if let Some(path) = &options.metrics {
-                write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines)?;
+                write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines, &feed.custom_stats())?;
             }
             last_stats = Instant::now();
             events_at_last = events;
@@ -221,13 +222,14 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
     }
     let stats = sensor.stats();
     drop(sensor);
+    let custom = feed.custom_stats();
     let recording_failed = feed.recording_failed();
     let replay = feed.finish().map_err(RunError::Feed)?;
     if let Some(FeedError::Alerts(error)) = feed_error {
         return Err(RunError::Feed(FeedError::Alerts(error)));
     }
     if let Some(path) = &options.metrics {
-        write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines)?;
+        write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines, &custom)?;
     }
     Ok(RunSummary {
         replay,
@@ -271,7 +273,7 @@ fn keep_first(slot: &mut Option<FeedError>, error: FeedError) {
 }
 
 /// Writes the metrics file (Prometheus text format) atomically: a temporary file renamed over it.
-fn write_metrics(path: &PathBuf, stats: &SensorStats, events: u64, alerts: u64, bad_lines: u64) -> Result<(), RunError> {
+fn write_metrics(path: &PathBuf, stats: &SensorStats, events: u64, alerts: u64, bad_lines: u64, custom: &[CustomStats]) -> Result<(), RunError> {
     let metrics: [(&str, &str, &str, u64); 9] = [
         ("kestrel_events_total", "counter", "Events handed to the detection engine.", events),
         ("kestrel_alerts_total", "counter", "Alerts written.", alerts),
@@ -286,6 +288,20 @@ fn write_metrics(path: &PathBuf, stats: &SensorStats, events: u64, alerts: u64, 
     let mut text = String::new();
     for (name, kind, help, value) in metrics {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+    let per_predicate: [(&str, &str, &str, fn(&CustomStats) -> u64); 4] = [
+        ("kestrel_predicate_calls_total", "counter", "Calls of a hand-written predicate.", |p| p.calls),
+        ("kestrel_predicate_true_total", "counter", "Calls of a hand-written predicate that returned true.", |p| p.matched),
+        ("kestrel_predicate_skipped_total", "counter", "Calls of a disabled hand-written predicate (null).", |p| p.skipped),
+        ("kestrel_predicate_disabled", "gauge", "1 once a hand-written predicate is disabled (an error, or a limit reached).", |p| u64::from(p.disabled.is_some())),
+    ];
+    if !custom.is_empty() {
+        for (name, kind, help, value) in per_predicate {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for predicate in custom {
+                text.push_str(&format!("{name}{{predicate=\"{}\",runtime=\"{}\"}} {}\n", predicate.name, predicate.runtime, value(predicate)));
+            }
+        }
     }
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, text)

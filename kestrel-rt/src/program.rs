@@ -31,6 +31,8 @@ pub struct Program {
     /// Functions the embedder declares for rules that call them (eqlc `--declare`),
     /// in declaration order. Calls to one that is missing are null.
     pub declared: Arc<Vec<DeclaredFn>>,
+    /// The bundle's hand-written predicates, prepared (docs/abi.md).
+    pub custom: Arc<crate::custom::Compiled>,
 }
 
 /// The Wasm features a predicate module may use; everything else is off.
@@ -82,7 +84,8 @@ impl Program {
         host::link(&mut linker).map_err(|error| LoadError(format!("cannot link the host functions: {error}")))?;
         let pre = linker.instantiate_pre(&module).map_err(|error| LoadError(format!("the Wasm module does not link: {error}")))?;
         let cidr_sets = bundle.patterns.cidr_sets.iter().map(|set| set.iter().map(|block| (block.address, block.prefix)).collect()).collect();
-        Ok(Program { bundle: Arc::new(bundle), engine, pre, regexes: Arc::new(regexes), cidr_sets: Arc::new(cidr_sets), declared: Arc::new(Vec::new()) })
+        let custom = Arc::new(crate::custom::Compiled::new(&bundle, &engine));
+        Ok(Program { bundle: Arc::new(bundle), engine, pre, regexes: Arc::new(regexes), cidr_sets: Arc::new(cidr_sets), declared: Arc::new(Vec::new()), custom })
     }
 
     /// Supplies the functions the bundle's rules declare, in declaration order.
@@ -92,12 +95,13 @@ impl Program {
     }
 }
 
-/// The module imports only `kestrel.regex`, `kestrel.cidr` and `kestrel.call`, and exports
+/// The module imports only `kestrel.regex`, `kestrel.cidr`, `kestrel.call` and
+/// `kestrel.predicate`, and exports
 /// exactly the memory, `heap_top`, `eval` and one `pred_<id>` / `value_<id>` per entry of
 /// the bundle's FUNCTIONS section (docs/abi.md).
 fn check_interface(module: &Module, bundle: &Bundle) -> Result<(), LoadError> {
     for import in module.imports() {
-        if import.module() != "kestrel" || !matches!(import.name(), "regex" | "cidr" | "call") {
+        if import.module() != "kestrel" || !matches!(import.name(), "regex" | "cidr" | "call" | "predicate") {
             return Err(LoadError(format!("the Wasm module imports `{}.{}`, which the ABI does not provide", import.module(), import.name())));
         }
     }

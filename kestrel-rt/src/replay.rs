@@ -134,6 +134,8 @@ pub struct Summary {
     pub alerts: u64,
     pub elapsed: Duration,
     pub rules: Vec<RuleSummary>,
+    /// The bundle's hand-written predicates (docs/abi.md), in `CUSTOM` order.
+    pub custom: Vec<crate::custom::CustomStats>,
 }
 
 impl Summary {
@@ -178,6 +180,23 @@ impl Summary {
         }
         if rules.len() > 20 {
             text.push_str(&format!("… and {} more rules with matches\n", rules.len() - 20));
+        }
+        if !self.custom.is_empty() {
+            text.push_str(&format!("{:>9} {:>9}  hand-written predicate\n", "calls", "true"));
+        }
+        for predicate in &self.custom {
+            let mut notes = Vec::new();
+            if predicate.oversized > 0 {
+                notes.push(format!("{} views too large (null)", predicate.oversized));
+            }
+            if predicate.captures_dropped > 0 {
+                notes.push(format!("{} captures of the wrong type dropped", predicate.captures_dropped));
+            }
+            if let Some(reason) = &predicate.disabled {
+                notes.push(format!("DISABLED, {reason}; {} calls since were null", predicate.skipped));
+            }
+            let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
+            text.push_str(&format!("{:>9} {:>9}  {} ({}){notes}\n", predicate.calls, predicate.matched, predicate.name, predicate.runtime));
         }
         text
     }
@@ -467,6 +486,11 @@ pub struct Replay<'w> {
 }
 
 impl<'w> Replay<'w> {
+    /// The hand-written predicates' counters so far.
+    pub fn custom_stats(&self) -> Vec<crate::custom::CustomStats> {
+        self.engine.custom_stats()
+    }
+
     pub fn new(program: Arc<Program>, options: Options, alerts_out: &'w mut dyn Write) -> Result<Replay<'w>, EngineError> {
         let reader = EventReader::new(&program);
         let mut engine = Engine::new(program, options.max_buffered)?;
@@ -851,6 +875,7 @@ impl<'w> Replay<'w> {
             .zip(&stats.rules)
             .map(|(rule, stats)| RuleSummary { id: rule.id.clone(), name: rule.name.clone(), stats: stats.clone() })
             .collect();
+        self.summary.custom = self.engine.custom_stats();
         self.summary.elapsed = self.started.elapsed();
         Ok(self.summary)
     }

@@ -55,7 +55,7 @@ fn build(name: &str, text: &str) -> Vec<u8> {
     let mut sources = eqlc::source::SourceMap::new();
     let (rules, _) = eqlc::rules::split(&format!("{name}.eql"), text.to_string(), eqlc::rules::FileKind::Eql, &mut sources);
     let checked = eqlc::driver::check_all(&rules, &sources, &options);
-    let (bytes, diags) = eqlc::driver::build(&checked, &schema);
+    let (bytes, diags) = eqlc::driver::build(&checked, &schema, &[]);
     bytes.unwrap_or_else(|| panic!("{name}: {:?}", diags.iter().map(|diag| &diag.message).collect::<Vec<_>>()))
 }
 

@@ -40,7 +40,7 @@ fn bundle(dir: &Path) -> PathBuf {
     let mut sources = eqlc::source::SourceMap::new();
     let (rules, _) = eqlc::rules::split("kernel_module.eql", RULE.to_string(), eqlc::rules::FileKind::Eql, &mut sources);
     let checked = eqlc::driver::check_all(&rules, &sources, &options);
-    let (bytes, diags) = eqlc::driver::build(&checked, &schema);
+    let (bytes, diags) = eqlc::driver::build(&checked, &schema, &[]);
     let path = dir.join("rule.kbundle");
     std::fs::write(&path, bytes.unwrap_or_else(|| panic!("{diags:?}"))).unwrap();
     path

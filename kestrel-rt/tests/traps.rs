@@ -71,6 +71,7 @@ fn bundle() -> Bundle {
         wasm: wat::parse_str(wat).expect("the test module assembles"),
         sequences: None,
         lineage: None,
+        custom: None,
     }
 }
 

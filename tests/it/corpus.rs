@@ -98,7 +98,7 @@ fn linux_rules_build_into_one_bundle_the_runtime_loads() {
             continue;
         }
         one.meta.rule_id = Some(location.clone());
-        let (bytes, diags) = eqlc::driver::build(std::slice::from_ref(&one), &schema);
+        let (bytes, diags) = eqlc::driver::build(std::slice::from_ref(&one), &schema, &[]);
         if bytes.is_none() {
             for diag in diags.iter().filter(|diag| diag.is_error()) {
                 *refused.entry(format!("{}: {}", diag.code, diag.message)).or_default() += 1;
@@ -107,7 +107,7 @@ fn linux_rules_build_into_one_bundle_the_runtime_loads() {
         }
         built.push(one);
     }
-    let (bytes, diags) = eqlc::driver::build(&built, &schema);
+    let (bytes, diags) = eqlc::driver::build(&built, &schema, &[]);
     let bytes = bytes.unwrap_or_else(|| panic!("the Linux rules that build alone do not build together: {diags:?}"));
     let program = kestrel_rt::program::Program::load(&bytes).unwrap_or_else(|error| panic!("the runtime refuses the Linux bundle: {error}"));
     let sequences = program.bundle.sequences.as_ref().map_or(0, Vec::len);
@@ -143,7 +143,7 @@ fn endpoint_linux_rules_compile_against_what_the_sensor_fills() {
             }
             continue;
         }
-        let (bytes, diags) = eqlc::driver::build(std::slice::from_ref(&one), &schema);
+        let (bytes, diags) = eqlc::driver::build(std::slice::from_ref(&one), &schema, &[]);
         if bytes.is_none() {
             *reasons.entry(format!("build: {diags:?}")).or_default() += 1;
             continue;

@@ -728,7 +728,7 @@ fn run_engine(rules: &[&Compiled], events: &[TestEvent], schema: &Schema) -> Res
             Input { meta: &compiled.meta, rule: &compiled.rule, file, span: Span::new(0, compiled.text.len()) }
         })
         .collect();
-    let (bundle, diags) = emit::bundle(&inputs, schema);
+    let (bundle, diags) = emit::bundle(&inputs, schema, &[]);
     let bundle = bundle.ok_or_else(|| format!("no bundle: {diags:?}"))?;
     let bundle_fields: Vec<String> = bundle.fields.iter().map(|field| field.name.clone()).collect();
     let categories = bundle.functions.categories.clone();

@@ -255,7 +255,7 @@ fn through_the_bundle(file: &str, minimum: usize) {
             rule.meta.rule_id = Some(idx.to_string());
             rules.push(rule);
         }
-        let (bytes, diags) = eqlc::driver::build(&rules, &schema);
+        let (bytes, diags) = eqlc::driver::build(&rules, &schema, &[]);
         let bytes = bytes.unwrap_or_else(|| panic!("{file}: the cases do not build: {:?}", diags.iter().map(|diag| &diag.message).collect::<Vec<_>>()));
         let program = kestrel_rt::program::Program::load(&bytes).expect("the bundle loads");
         let mut alerts = Vec::new();

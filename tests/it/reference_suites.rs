@@ -106,7 +106,7 @@ fn run_group(cases: &[&Case], events: &str, run: &Run) -> Outcomes {
         rule.meta.rule_id = Some(idx.to_string());
         rule.meta.max_samples_per_key = case.max_samples_per_key;
         // Alone first, so that a query the back end refuses does not take the others down.
-        let (bytes, diags) = driver::build(std::slice::from_ref(&rule), run.schema);
+        let (bytes, diags) = driver::build(std::slice::from_ref(&rule), run.schema, &[]);
         if bytes.is_none() {
             let diags: Vec<String> = diags.iter().map(|diag| format!("{}: {}", diag.code, diag.message)).collect();
             outcomes.insert(case.key.clone(), Err(format!("does not build: {diags:?}")));
@@ -118,7 +118,7 @@ fn run_group(cases: &[&Case], events: &str, run: &Run) -> Outcomes {
         return outcomes;
     }
     let rules: Vec<Checked> = checked.into_iter().map(|(_, rule)| rule).collect();
-    let (bytes, diags) = driver::build(&rules, run.schema);
+    let (bytes, diags) = driver::build(&rules, run.schema, &[]);
     let bytes = bytes.unwrap_or_else(|| panic!("the group does not build: {diags:?}"));
     let program = Program::load(&bytes).unwrap_or_else(|error| panic!("eqlc wrote a bundle the runtime refuses: {error}")).with_declared(run.declared.clone());
     let mut alerts = Vec::new();

@@ -38,7 +38,7 @@ fn build(path: &Path, text: &str) -> Vec<u8> {
     let (_, checked, _) = check_text(&path.file_name().unwrap().to_string_lossy(), text, FileKind::Eql, &options);
     let errors: Vec<_> = checked.iter().flat_map(|rule| &rule.diags).filter(|diag| diag.is_error()).map(|diag| diag.message.clone()).collect();
     assert!(errors.is_empty(), "{}: {errors:?}", path.display());
-    let (bytes, diags) = eqlc::driver::build(&checked, &options.schema());
+    let (bytes, diags) = eqlc::driver::build(&checked, &options.schema(), &[]);
     bytes.unwrap_or_else(|| panic!("{}: does not build: {:?}", path.display(), diags.iter().map(|diag| &diag.message).collect::<Vec<_>>()))
 }
 

@@ -1,7 +1,8 @@
 //! Kestrel's built-in rules (`rules/`), tested as data.
 //!
 //! Each rule file `rules/<tactic>/<stem>.toml` has two fixtures in `tests/data/rules/<stem>/`,
-//! events in the Linux sensor's vocabulary (docs/rules.md):
+//! and each rule package `rules/<stem>/manifest.toml` (a rule with hand-written predicates)
+//! has them in `rules/<stem>/fixtures/`; events in the Linux sensor's vocabulary (docs/rules.md):
 //!
 //! - `positive.ndjson` must raise at least one alert of that rule, and no alert of any other
 //!   rule except those listed, one id a line, in an optional `also.txt` beside it;
@@ -29,6 +30,8 @@ const REGENERATE: &str = "cargo xtask build-rules";
 struct BuiltinRule {
     path: PathBuf,
     stem: String,
+    /// A rule package (`manifest.toml`): its fixtures are its own.
+    package: bool,
     id: String,
     severity: String,
     risk_score: f64,
@@ -43,7 +46,10 @@ impl BuiltinRule {
     }
 
     fn fixture_dir(&self) -> PathBuf {
-        fixtures_dir().join(&self.stem)
+        match self.path.parent() {
+            Some(dir) if self.package => dir.join("fixtures"),
+            _ => fixtures_dir().join(&self.stem),
+        }
     }
 
     /// The other rules the positive fixture may raise (`also.txt`).
@@ -74,8 +80,11 @@ fn builtin_rules() -> &'static [BuiltinRule] {
                 let risk_score = rule.get("risk_score").and_then(|value| value.as_integer().map(|n| n as f64).or(value.as_float()));
                 let tags =
                     rule.get("tags").and_then(toml::Value::as_array).map(|tags| tags.iter().filter_map(|tag| tag.as_str().map(str::to_string)).collect());
+                let package = path.file_name().is_some_and(|name| name == eqlc::rules::PACKAGE_MANIFEST);
+                let named = if package { path.parent().unwrap() } else { path.as_path() };
                 BuiltinRule {
-                    stem: path.file_stem().unwrap().to_string_lossy().to_string(),
+                    stem: named.file_stem().unwrap().to_string_lossy().to_string(),
+                    package,
                     id: string("rule_id"),
                     severity: string("severity"),
                     risk_score: risk_score.unwrap_or_else(|| panic!("{}: no `risk_score`", path.display())),
@@ -172,10 +181,10 @@ fn every_rule_has_fixtures() {
             let path = rule.fixture_dir().join(format!("{kind}.ndjson"));
             assert!(
                 path.is_file(),
-                "{} ({}) has no {kind} fixture: write tests/data/rules/{}/{kind}.ndjson (events in the sensor's vocabulary, see docs/rules.md)",
+                "{} ({}) has no {kind} fixture: write {} (events in the sensor's vocabulary, see docs/rules.md)",
                 rule.relative_path(),
                 rule.id,
-                rule.stem
+                path.display()
             );
         }
     }

@@ -66,6 +66,9 @@ pub struct ExprGen<'a> {
     /// The slot address (within an event's slots) where the host writes the value of
     /// `field` captured at sequence step `step`, read by `StepField` expressions.
     pub capture_slots: HashMap<(usize, String), u32>,
+    /// The rule's calls of hand-written predicates: `Func::Declared` index → index in
+    /// the bundle's `CUSTOM` section.
+    pub custom: HashMap<u32, u32>,
 }
 
 impl<'a> ExprGen<'a> {
@@ -80,6 +83,7 @@ impl<'a> ExprGen<'a> {
             bindings: HashMap::new(),
             lineage_slots: HashMap::new(),
             capture_slots: HashMap::new(),
+            custom: HashMap::new(),
         }
     }
 
@@ -246,6 +250,10 @@ impl<'a> ExprGen<'a> {
                 self.call("length");
             }
             ExprKind::Call { func: Func::Safe, args, .. } => self.value(args[0]),
+            ExprKind::Call { func: Func::Declared(index), args, .. } if self.custom.contains_key(&index) => {
+                self.predicate_call(self.custom[&index], &args);
+                self.call("bool_slot");
+            }
             ExprKind::Call { func, args, case, semantics } if host_function(func).is_some() => {
                 let flags = call_flags(case, semantics);
                 self.host_call(host_function(func).unwrap_or(0), &args, flags);
@@ -362,6 +370,28 @@ impl<'a> ExprGen<'a> {
         self.i32((args.len() + constants.len()) as i32);
         self.i32(flags);
         self.call("call_host");
+    }
+
+    /// Hand-written predicate `predicate` on the event with `args`: a truth value
+    /// (`kestrel.predicate`, docs/abi.md). Arguments are evaluated first, then copied.
+    fn predicate_call(&mut self, predicate: u32, args: &[ExprId]) {
+        let locals: Vec<u32> = args
+            .iter()
+            .map(|arg| {
+                self.value(*arg);
+                let local = self.f.local(ValType::I32);
+                self.emit(Instruction::LocalSet(local));
+                local
+            })
+            .collect();
+        for (idx, local) in locals.iter().enumerate() {
+            self.i32(idx as i32);
+            self.emit(Instruction::LocalGet(*local));
+            self.call("set_arg");
+        }
+        self.i32(predicate as i32);
+        self.i32(args.len() as i32);
+        self.call("call_predicate");
     }
 
     fn compare(&mut self, op: CompareOp, lhs: ExprId, rhs: ExprId, case: Case) {
@@ -488,6 +518,12 @@ impl<'a> ExprGen<'a> {
     }
 
     fn call_cond(&mut self, id: ExprId, func: Func, args: &[ExprId], case: Case, semantics: FunctionSemantics) {
+        if let Func::Declared(index) = func
+            && let Some(predicate) = self.custom.get(&index).copied()
+        {
+            self.predicate_call(predicate, args);
+            return;
+        }
         let op = match func {
             Func::StartsWith => Some(1),
             Func::EndsWith => Some(2),

@@ -110,7 +110,7 @@ mod tests {
     #[test]
     fn library_parses_with_its_names() {
         let library = Library::builtin();
-        assert_eq!(library.imports.len(), 3);
+        assert_eq!(library.imports.len(), 4);
         assert_eq!(library.imports[0].1, "regex");
         assert!(library.func("cmp") >= 3);
         assert!(library.func("wild") < library.function_count());

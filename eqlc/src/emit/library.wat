@@ -18,6 +18,7 @@
   (import "kestrel" "regex" (func $host_regex (param i32 i32 i32) (result i32)))
   (import "kestrel" "cidr" (func $host_cidr (param i32 i32 i32) (result i32)))
   (import "kestrel" "call" (func $host_call (param i32 i32 i32 i32)))
+  (import "kestrel" "predicate" (func $host_predicate (param i32 i32 i32 i32) (result i32)))
 
   (memory 1)
   (global $heap_top (mut i32) (i32.const 0))
@@ -78,6 +79,11 @@
     (i64.store (local.get $s) (i64.load (global.get $out)))
     (i64.store offset=8 (local.get $s) (i64.load offset=8 (global.get $out)))
     (local.get $s))
+
+  ;; Hand-written predicate $p on the current event, with the first $argc argument
+  ;; slots: a truth value.
+  (func $call_predicate (param $p i32) (param $argc i32) (result i32)
+    (call $host_predicate (local.get $p) (global.get $event_base) (global.get $args) (local.get $argc)))
 
   ;; ------------------------------------------------------------------------------
   ;; Bytes and strings

@@ -11,7 +11,9 @@ mod plan;
 mod wasm;
 
 use crate::codes::Code;
+use crate::custom::CustomDef;
 use crate::diag::Diagnostic;
+use crate::functions::Func;
 use crate::rules::RuleMeta;
 use crate::source::{FileId, Span};
 use crate::tir::{self, Case, ExprKind};
@@ -42,7 +44,10 @@ pub struct Input<'a> {
 
 /// Compiles checked rules into a bundle. Rules the back end cannot run yet get a
 /// diagnostic (E0701), and then no bundle is made.
-pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnostic>) {
+///
+/// `custom` holds the hand-written predicates the rules may call; the bundle records
+/// those that some rule calls.
+pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Option<Bundle>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     for input in inputs {
         if let Some(diag) = unsupported(input) {
@@ -228,9 +233,13 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
     // Slot addresses are offsets within an event's slots; code adds the event's base.
     // The lineage tests' slots come after the fields'.
     let lineage = &schema.lineage;
-    let tracker_fields: Vec<String> =
+    let mut host_fields: Vec<String> =
         if lineage_nodes.is_empty() { Vec::new() } else { vec![lineage.pid_field.clone(), lineage.ppid_field.clone(), lineage.subtype_field.clone()] };
-    let fields = FieldSlots::plan(rules.iter().copied(), &tracker_fields, schema, 0);
+    // The hand-written predicates some rule calls, numbered in declaration order; their
+    // views' fields are written like the rules'.
+    let called = called_predicates(&rules, custom);
+    host_fields.extend(called.iter().flat_map(|(def, _)| custom[*def].fields.iter().cloned()));
+    let fields = FieldSlots::plan(rules.iter().copied(), &host_fields, schema, 0);
     for (idx, node) in lineage_nodes.iter_mut().enumerate() {
         node.slot = fields.slot_count() + idx as u32;
     }
@@ -280,6 +289,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
         generator.lineage_slots = lineage_slots(*rule_idx);
         generator.capture_slots = capture_slots(*rule_idx);
+        generator.custom = custom_calls(rules[*rule_idx], custom, &called);
         generator.select_event(layout.slots_offset, slot_stride);
         generator.reset_heap();
         generator.cond_all(condition);
@@ -290,6 +300,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
         generator.lineage_slots = lineage_slots(*rule_idx);
         generator.capture_slots = capture_slots(*rule_idx);
+        generator.custom = custom_calls(rules[*rule_idx], custom, &called);
         generator.select_event(layout.slots_offset, slot_stride);
         generator.reset_heap();
         match source {
@@ -328,6 +339,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         wasm,
         sequences: (!tables.is_empty()).then_some(tables),
         lineage: None,
+        custom: None,
     };
     let index_of = |name: &str| bundle.fields.iter().position(|field| field.name == name).unwrap_or_default() as u32;
     let lineage_table = (!lineage_nodes.is_empty()).then(|| format::LineageTable {
@@ -339,8 +351,62 @@ pub fn bundle(inputs: &[Input], schema: &Schema) -> (Option<Bundle>, Vec<Diagnos
         terminate_values: lineage.terminate_values.clone(),
         nodes: lineage_nodes,
     });
-    let bundle = Bundle { lineage: lineage_table, ..bundle };
+    let custom_section = (!called.is_empty()).then(|| {
+        called
+            .iter()
+            .map(|(def, rules)| {
+                let def = &custom[*def];
+                format::CustomPredicate {
+                    name: def.name.clone(),
+                    runtime: def.runtime,
+                    code: def.code.clone(),
+                    fields: def.fields.iter().map(|name| index_of(name)).collect(),
+                    params: def.param_kinds(),
+                    captures: def.captures.clone(),
+                    limits: def.limits,
+                    rules: rules.clone(),
+                }
+            })
+            .collect()
+    });
+    let bundle = Bundle { lineage: lineage_table, custom: custom_section, ..bundle };
     (Some(bundle), Vec::new())
+}
+
+/// The hand-written predicates the rules call, in declaration order: (index into
+/// `custom`, the rules calling it, ascending).
+fn called_predicates(rules: &[&tir::Rule], custom: &[CustomDef]) -> Vec<(usize, Vec<u32>)> {
+    let mut called: Vec<(usize, Vec<u32>)> = Vec::new();
+    for (def_idx, def) in custom.iter().enumerate() {
+        let callers: Vec<u32> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| {
+                rule.exprs.iter().any(|node| {
+                    matches!(&node.kind, ExprKind::Call { func: Func::Declared(index), .. }
+                        if rule.declared.get(*index as usize).is_some_and(|name| name.eq_ignore_ascii_case(&def.name)))
+                })
+            })
+            .map(|(rule_idx, _)| rule_idx as u32)
+            .collect();
+        if !callers.is_empty() {
+            called.push((def_idx, callers));
+        }
+    }
+    called
+}
+
+/// For one rule: its declared functions that are hand-written predicates, by
+/// `Func::Declared` index, with their index in the `CUSTOM` section.
+fn custom_calls(rule: &tir::Rule, custom: &[CustomDef], called: &[(usize, Vec<u32>)]) -> std::collections::HashMap<u32, u32> {
+    rule.declared
+        .iter()
+        .enumerate()
+        .filter_map(|(index, name)| {
+            let position = called.iter().position(|(def, _)| custom[*def].name.eq_ignore_ascii_case(name))?;
+            Some((index as u32, position as u32))
+        })
+        .collect()
 }
 
 /// What a value function computes.
@@ -604,7 +670,7 @@ mod tests {
         }
         let inputs: Vec<Input> =
             checked.iter().map(|rule| Input { meta: &rule.meta, rule: rule.rule.as_ref().unwrap(), file: rule.source.file, span: rule.source.span }).collect();
-        let (bundle, diags) = bundle(&inputs, schema);
+        let (bundle, diags) = bundle(&inputs, schema, &[]);
         assert!(diags.is_empty(), "{diags:?}");
         bundle.unwrap()
     }

@@ -105,6 +105,23 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
             writeln!(out, "  test {index}: {relation:<13} source predicate {}, slot {}", node.source, node.slot)?;
         }
     }
+    if let Some(predicates) = &bundle.custom {
+        let field = |index: &u32| bundle.fields.get(*index as usize).map_or("(out of range)", |field| field.name.as_str());
+        writeln!(out)?;
+        writeln!(out, "hand-written predicates ({}):", predicates.len())?;
+        for (id, predicate) in predicates.iter().enumerate() {
+            let params: Vec<String> = predicate.params.iter().map(|kind| if *kind == super::FieldKind::Dynamic { "any".to_string() } else { kind.to_string() }).collect();
+            writeln!(out, "  {id:>3}  {}({}) -> boolean, {}, {} bytes, fnv1a64 {:#018x}", predicate.name, params.join(", "), predicate.runtime.name(), predicate.code.len(), fnv1a64(&predicate.code))?;
+            let fields: Vec<&str> = predicate.fields.iter().map(field).collect();
+            writeln!(out, "       reads [{}]", fields.join(", "))?;
+            if !predicate.captures.is_empty() {
+                let captures: Vec<String> = predicate.captures.iter().map(|capture| format!("{}: {}", capture.name, capture.kind)).collect();
+                writeln!(out, "       captures [{}]", captures.join(", "))?;
+            }
+            let limits = predicate.limits;
+            writeln!(out, "       limits: {} instructions, {} bytes, {} ms; called by rules {:?}", limits.instructions, limits.memory_bytes, limits.time_ms, predicate.rules)?;
+        }
+    }
 
     writeln!(out)?;
     writeln!(out, "wasm       {} bytes, fnv1a64 {:#018x}", bundle.wasm.len(), fnv1a64(&bundle.wasm))?;

@@ -65,6 +65,81 @@ pub struct Bundle {
     pub sequences: Option<Vec<SequenceTable>>,
     /// The `LINEAGE` section, when a rule uses `descendant of`, `child of` or `event of`.
     pub lineage: Option<LineageTable>,
+    /// The `CUSTOM` section, when a rule calls a hand-written predicate: predicate *i*
+    /// is the one `kestrel.predicate(i, ...)` runs (docs/abi.md, "Hand-written predicates").
+    pub custom: Option<Vec<CustomPredicate>>,
+}
+
+/// Most captures one hand-written predicate may declare.
+pub const MAX_CAPTURES: usize = 16;
+
+/// A hand-written predicate the rules call by name: its code, the event fields it
+/// reads, its arguments and captures, and the limits it runs under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomPredicate {
+    /// The name rules call it by.
+    pub name: String,
+    /// The runtime that runs `code`.
+    pub runtime: CustomRuntime,
+    /// Lua source text (UTF-8), or a Wasm binary module.
+    pub code: Vec<u8>,
+    /// Its event view: indexes into [`Bundle::fields`]; field id *i* of the view is
+    /// `fields[i]`.
+    pub fields: Vec<u32>,
+    /// The types of the call's arguments (`Dynamic`: any value).
+    pub params: Vec<FieldKind>,
+    /// The values `pred_capture` may return, by name, with their types.
+    pub captures: Vec<CaptureDecl>,
+    /// What one call may use.
+    pub limits: CustomLimits,
+    /// The rules that call it (indexes into [`Bundle::rules`], ascending): their alerts
+    /// carry its captures.
+    pub rules: Vec<u32>,
+}
+
+/// The runtime of a hand-written predicate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CustomRuntime {
+    /// Code 0: LuaJIT, sandboxed.
+    Lua,
+    /// Code 1: a Wasm module (written in WAT, compiled by eqlc).
+    Wasm,
+}
+
+impl CustomRuntime {
+    /// `lua` or `wasm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CustomRuntime::Lua => "lua",
+            CustomRuntime::Wasm => "wasm",
+        }
+    }
+}
+
+/// A value a hand-written predicate captures for alerts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureDecl {
+    /// Its key in the alert.
+    pub name: String,
+    /// Its type (`Dynamic`: any value).
+    pub kind: FieldKind,
+}
+
+/// Limits of one call of a hand-written predicate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CustomLimits {
+    /// Lua: VM instructions one call may run (checked every 1,000).
+    pub instructions: u64,
+    /// Memory the predicate's state may hold, in bytes (Lua heap; Wasm linear memory).
+    pub memory_bytes: u64,
+    /// Wasm: wall time one call may run, in milliseconds (an epoch deadline).
+    pub time_ms: u64,
+}
+
+impl Default for CustomLimits {
+    fn default() -> CustomLimits {
+        CustomLimits { instructions: 1_000_000, memory_bytes: 16 << 20, time_ms: 100 }
+    }
 }
 
 /// One multi-event rule's steps (`sequence`, `join` or `sample`), as the runtime's
@@ -619,10 +694,11 @@ pub(crate) enum SectionKind {
     Wasm = 6,
     Sequences = 7,
     Lineage = 8,
+    Custom = 9,
 }
 
 impl SectionKind {
-    pub(crate) const ALL: [SectionKind; 8] = [
+    pub(crate) const ALL: [SectionKind; 9] = [
         SectionKind::Manifest,
         SectionKind::Fields,
         SectionKind::Rules,
@@ -631,6 +707,7 @@ impl SectionKind {
         SectionKind::Wasm,
         SectionKind::Sequences,
         SectionKind::Lineage,
+        SectionKind::Custom,
     ];
 
     pub(crate) fn from_u32(kind: u32) -> Option<SectionKind> {
@@ -647,11 +724,12 @@ impl SectionKind {
             SectionKind::Wasm => "WASM",
             SectionKind::Sequences => "SEQUENCES",
             SectionKind::Lineage => "LINEAGE",
+            SectionKind::Custom => "CUSTOM",
         }
     }
 
     pub(crate) fn required(self) -> bool {
-        !matches!(self, SectionKind::Sequences | SectionKind::Lineage)
+        !matches!(self, SectionKind::Sequences | SectionKind::Lineage | SectionKind::Custom)
     }
 }
 
@@ -748,6 +826,17 @@ pub(crate) mod codes {
             RegexAnchor::Whole => 0,
             RegexAnchor::Start => 1,
         }
+    }
+
+    pub(crate) fn runtime(runtime: super::CustomRuntime) -> u8 {
+        match runtime {
+            super::CustomRuntime::Lua => 0,
+            super::CustomRuntime::Wasm => 1,
+        }
+    }
+
+    pub(crate) fn runtime_of(code: u8) -> Option<super::CustomRuntime> {
+        [super::CustomRuntime::Lua, super::CustomRuntime::Wasm].into_iter().find(|runtime| self::runtime(*runtime) == code)
     }
 
     pub(crate) fn anchor_of(code: u8) -> Option<RegexAnchor> {

@@ -6,7 +6,7 @@
 //! Nothing here indexes or allocates without checking the bytes are there first.
 
 use super::{
-    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, Capture, CidrBlock, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageNode,
+    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, Capture, CaptureDecl, CidrBlock, CustomLimits, CustomPredicate, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageNode,
     LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query, RegexPattern, Rule, SectionKind, SequenceKey, SequenceStep,
     SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64, validate,
 };
@@ -30,6 +30,7 @@ pub(crate) struct Sites {
     pub(crate) lineage: u64,
     pub(crate) lineage_nodes: Vec<u64>,
     pub(crate) sequences: Vec<u64>,
+    pub(crate) custom: Vec<u64>,
 }
 
 /// Where the parts of one rule start.
@@ -59,6 +60,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
     let mut wasm = None;
     let mut sequences = None;
     let mut lineage = None;
+    let mut custom = None;
     for section in &sections {
         let body = bytes.get(section.start..section.end).ok_or_else(|| BundleError::new("section bounds were not checked (reader bug)"))?;
         let mut r = Reader { bytes: body, pos: 0, base: section.start as u64 };
@@ -75,6 +77,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
             }
             SectionKind::Sequences => sequences = Some(read_sequences(&mut r, &mut sites).map_err(|e| e.context(name))?),
             SectionKind::Lineage => lineage = Some(read_lineage(&mut r, &mut sites).map_err(|e| e.context(name))?),
+            SectionKind::Custom => custom = Some(read_custom(&mut r, &mut sites).map_err(|e| e.context(name))?),
         }
         r.finish().map_err(|e| e.context(name))?;
     }
@@ -88,6 +91,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
         wasm: wasm.ok_or_else(|| missing(SectionKind::Wasm))?,
         sequences,
         lineage,
+        custom,
     };
     validate::check(&bundle, Some(&sites))?;
     Ok(bundle)
@@ -387,6 +391,8 @@ mod min_size {
     pub(super) const SEQUENCE: usize = 4 + 1 + 1 + 1 + 1 + 4 + 1;
     pub(super) const SEQUENCE_STEP: usize = 4 + 4 + 1 + 1 + 4 + 1 + 4;
     pub(super) const SEQUENCE_KEY: usize = 4 + 1 + 1;
+    pub(super) const CUSTOM: usize = 4 + 1 + 4 + 4 + 4 + 4 + 8 + 8 + 8 + 4;
+    pub(super) const CAPTURE_DECL: usize = 4 + 1;
 }
 
 fn read_manifest(r: &mut Reader, sites: &mut Sites) -> Result<Manifest, BundleError> {
@@ -629,6 +635,27 @@ fn read_lineage(r: &mut Reader, sites: &mut Sites) -> Result<LineageTable, Bundl
         Ok(LineageNode { relation, source, slot })
     })?;
     Ok(LineageTable { pid_field, ppid_field, subtype_field, process_category, create_values, terminate_values, nodes })
+}
+
+fn read_custom(r: &mut Reader, sites: &mut Sites) -> Result<Vec<CustomPredicate>, BundleError> {
+    r.vec(min_size::CUSTOM, "the hand-written predicates", |r, index| {
+        sites.custom.push(r.offset());
+        read_custom_predicate(r).map_err(|e| e.context(format_args!("predicate {index}")))
+    })
+}
+
+fn read_custom_predicate(r: &mut Reader) -> Result<CustomPredicate, BundleError> {
+    let name = r.str("name")?;
+    let runtime = r.code("runtime", "0 (lua) or 1 (wasm)", codes::runtime_of)?;
+    let len = r.count(1, "code")?;
+    let code = r.take(len, "the code")?.to_vec();
+    let fields = r.vec(min_size::U32, "the fields", |r, _| r.u32("field"))?;
+    let kind = |r: &mut Reader| r.code("type", "a field type code", codes::field_kind_of);
+    let params = r.vec(1, "the parameters", |r, _| kind(r))?;
+    let captures = r.vec(min_size::CAPTURE_DECL, "the captures", |r, _| Ok(CaptureDecl { name: r.str("capture name")?, kind: kind(r)? }))?;
+    let limits = CustomLimits { instructions: r.u64("instructions")?, memory_bytes: r.u64("memory_bytes")?, time_ms: r.u64("time_ms")? };
+    let rules = r.vec(min_size::U32, "the rules", |r, _| r.u32("rule"))?;
+    Ok(CustomPredicate { name, runtime, code, fields, params, captures, limits, rules })
 }
 
 fn read_sequences(r: &mut Reader, sites: &mut Sites) -> Result<Vec<SequenceTable>, BundleError> {

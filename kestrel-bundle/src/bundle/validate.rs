@@ -2,8 +2,8 @@
 //! (after decoding, with the byte offset of each item so that errors name a byte).
 
 use super::read::{LAYOUT_NAMES, RuleSites, Sites};
-use super::{Bundle, BundleError, CidrBlock, MAX_MEMORY_PAGES, NO_INDEX, Pipe, PredicateRole, Query, Rule, TableKind, WASM_HEADER};
-use crate::abi::RESERVED_BYTES;
+use super::{Bundle, BundleError, CidrBlock, CustomRuntime, MAX_CAPTURES, MAX_MEMORY_PAGES, NO_INDEX, Pipe, PredicateRole, Query, Rule, TableKind, WASM_HEADER};
+use crate::abi::{MAX_CALL_ARGS, RESERVED_BYTES};
 use crate::schema::check_field_name;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,7 +21,72 @@ pub(crate) fn check(bundle: &Bundle, sites: Option<&Sites>) -> Result<(), Bundle
     patterns(bundle, at)?;
     sequences(bundle, at)?;
     lineage(bundle, at)?;
+    custom(bundle, at)?;
     wasm(bundle, at)
+}
+
+/// Hand-written predicates: unique names, code of their runtime's kind, fields and
+/// rules in range, sane limits. An empty section is written as no section.
+fn custom(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    let Some(predicates) = &bundle.custom else { return Ok(()) };
+    if predicates.is_empty() {
+        return Err(BundleError::new("CUSTOM: the section lists no predicates (a bundle without hand-written predicates has no CUSTOM section)"));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (index, predicate) in predicates.iter().enumerate() {
+        let error = |message: String| BundleError::maybe_at(at.get(|s| s.custom.get(index).copied()), format!("CUSTOM: predicate {index}: {message}"));
+        if predicate.name.is_empty() || !predicate.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+            return Err(error(format!("the name {:?} is not a function name (letters, digits and `_`)", predicate.name)));
+        }
+        if !names.insert(predicate.name.to_ascii_lowercase()) {
+            return Err(error(format!("the name `{}` is used twice", predicate.name)));
+        }
+        match predicate.runtime {
+            CustomRuntime::Lua if std::str::from_utf8(&predicate.code).is_err() => return Err(error("its Lua source is not UTF-8".into())),
+            CustomRuntime::Wasm if !predicate.code.starts_with(&WASM_HEADER) => {
+                return Err(error("its code does not start with the Wasm header (`\\0asm`, version 1)".into()));
+            }
+            _ => {}
+        }
+        if predicate.code.is_empty() {
+            return Err(error("it has no code".into()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for field in &predicate.fields {
+            if *field as usize >= bundle.fields.len() {
+                return Err(error(format!("field {field} is out of range (the bundle has {} fields)", bundle.fields.len())));
+            }
+            if !seen.insert(*field) {
+                return Err(error(format!("field {field} is listed twice")));
+            }
+        }
+        if predicate.params.len() > MAX_CALL_ARGS as usize {
+            return Err(error(format!("{} parameters; a call takes at most {MAX_CALL_ARGS}", predicate.params.len())));
+        }
+        if predicate.captures.len() > MAX_CAPTURES {
+            return Err(error(format!("{} captures; at most {MAX_CAPTURES}", predicate.captures.len())));
+        }
+        let mut capture_names = std::collections::BTreeSet::new();
+        for capture in &predicate.captures {
+            if capture.name.is_empty() || !capture_names.insert(capture.name.as_str()) {
+                return Err(error(format!("the capture name {:?} is empty or used twice", capture.name)));
+            }
+        }
+        let limits = predicate.limits;
+        if limits.instructions == 0 || limits.memory_bytes == 0 || limits.memory_bytes > 1 << 32 || limits.time_ms == 0 || limits.time_ms > 60_000 {
+            return Err(error(format!(
+                "its limits are out of range ({} instructions, {} bytes, {} ms; each must be positive, memory at most 4 GiB, time at most 60 s)",
+                limits.instructions, limits.memory_bytes, limits.time_ms
+            )));
+        }
+        if !predicate.rules.windows(2).all(|pair| pair[0] < pair[1]) {
+            return Err(error("its rules are not ascending and unique".into()));
+        }
+        if let Some(rule) = predicate.rules.iter().find(|rule| **rule as usize >= bundle.rules.len()) {
+            return Err(error(format!("rule {rule} is out of range (the bundle has {} rules)", bundle.rules.len())));
+        }
+    }
+    Ok(())
 }
 
 /// Looks up where an item starts in the file, when the bundle was read from one.

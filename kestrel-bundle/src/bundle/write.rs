@@ -1,7 +1,7 @@
 //! The bundle writer: one deterministic encoding of a validated [`Bundle`].
 
 use super::{
-    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageTable, LineageValue, MAGIC,
+    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CustomPredicate, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageTable, LineageValue, MAGIC,
     Manifest, NO_INDEX, Patterns, Pipe, Query, Rule, SectionKind, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, TableKind, align8, codes, fnv1a64, validate,
 };
 use std::net::IpAddr;
@@ -22,6 +22,9 @@ pub(crate) fn write(bundle: &Bundle) -> Result<Vec<u8>, BundleError> {
     }
     if let Some(table) = &bundle.lineage {
         sections.push((SectionKind::Lineage, section(|out| lineage(out, table))?));
+    }
+    if let Some(predicates) = &bundle.custom {
+        sections.push((SectionKind::Custom, section(|out| out.vec(predicates, custom))?));
     }
 
     let table_end = HEADER_LEN + TABLE_ENTRY_LEN * sections.len();
@@ -313,6 +316,33 @@ fn lineage(out: &mut Writer, table: &LineageTable) -> Result<(), BundleError> {
         out.u8(codes::relation(node.relation));
         out.u32(node.source);
         out.u32(node.slot);
+        Ok(())
+    })
+}
+
+fn custom(out: &mut Writer, predicate: &CustomPredicate) -> Result<(), BundleError> {
+    out.str(&predicate.name)?;
+    out.u8(codes::runtime(predicate.runtime));
+    out.len(predicate.code.len(), "the predicate's code")?;
+    out.bytes(&predicate.code);
+    out.vec(&predicate.fields, |out, field| {
+        out.u32(*field);
+        Ok(())
+    })?;
+    out.vec(&predicate.params, |out, kind| {
+        out.u8(codes::field_kind(*kind));
+        Ok(())
+    })?;
+    out.vec(&predicate.captures, |out, capture| {
+        out.str(&capture.name)?;
+        out.u8(codes::field_kind(capture.kind));
+        Ok(())
+    })?;
+    out.u64(predicate.limits.instructions);
+    out.u64(predicate.limits.memory_bytes);
+    out.u64(predicate.limits.time_ms);
+    out.vec(&predicate.rules, |out, rule| {
+        out.u32(*rule);
         Ok(())
     })
 }

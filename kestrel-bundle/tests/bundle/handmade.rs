@@ -157,6 +157,7 @@ pub fn handmade() -> Bundle {
         wasm: WASM_HEADER.to_vec(),
         sequences: Some(sequences),
         lineage: None,
+        custom: None,
     }
 }
 

@@ -286,6 +286,7 @@ fn build(
         wasm,
         sequences: (!tables.is_empty()).then_some(tables),
         lineage: None,
+        custom: None,
     }
 }
 

@@ -33,7 +33,7 @@ pub fn single(query: &str, dialect: Dialect) -> Result<Vec<u8>, String> {
         return Err(format!("`{query}` does not check: {}", messages(&rule.diags)));
     }
     rule.meta.rule_id = Some("bench".into());
-    let (bytes, diags) = driver::build(std::slice::from_ref(&rule), &schema);
+    let (bytes, diags) = driver::build(std::slice::from_ref(&rule), &schema, &[]);
     bytes.ok_or_else(|| format!("`{query}` does not build: {}", messages(&diags)))
 }
 
@@ -88,7 +88,7 @@ pub fn corpus(shared: &Path) -> Option<Result<Corpus, String>> {
             checked.meta.rule_id = Some(format!("corpus-{}", built.len()));
             checked.meta.name = format!("{} ({name})", rule["name"].as_str().unwrap_or("?"));
             // Alone first, so that one rule the back end refuses does not take the others down.
-            let (bytes, diags) = driver::build(std::slice::from_ref(&checked), &schema);
+            let (bytes, diags) = driver::build(std::slice::from_ref(&checked), &schema, &[]);
             if bytes.is_some() {
                 built.push(checked);
             } else if diags.iter().any(|diag| diag.code == Code::E0701) {
@@ -99,7 +99,7 @@ pub fn corpus(shared: &Path) -> Option<Result<Corpus, String>> {
         }
     }
     stats.rules = built.len();
-    let (bytes, diags) = driver::build(&built, &schema);
+    let (bytes, diags) = driver::build(&built, &schema, &[]);
     Some(match bytes {
         Some(bytes) => {
             stats.bundle = bytes;

@@ -112,6 +112,8 @@ pub struct EventRef {
     pub raw: Arc<str>,
     /// The event's fields, kept only for rules whose filters run late.
     pub fields: Option<Arc<Vec<Option<Value>>>>,
+    /// What hand-written predicates captured on the event (docs/abi.md).
+    pub captures: Option<Arc<Vec<crate::custom::Captured>>>,
 }
 
 /// One output of a rule: a match that passed its pipes, or a count.
@@ -275,6 +277,7 @@ impl Engine {
             heap_end: (layout.heap_offset + layout.heap_capacity) as usize,
             limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(1).tables(0).build(),
             host_failures: 0,
+            custom: (!program.custom.is_empty()).then(|| Box::new(crate::custom::Custom::new(&program.custom, &program.engine))),
         };
         let mut store = Store::new(&program.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -584,6 +587,9 @@ impl Engine {
             self.answer_lineage(events, written);
         }
         let count = written.len() as i32;
+        if let Some(custom) = self.store.data_mut().custom.as_mut() {
+            custom.stash.clear();
+        }
         let total = loop {
             self.store.set_epoch_deadline(DEADLINE_TICKS);
             match self.eval.call(&mut self.store, count) {
@@ -606,6 +612,12 @@ impl Engine {
         let result_count = layout.result_count as usize;
         let program = self.program.clone();
         let predicates = &program.bundle.functions.predicates;
+        // Captures by the event's position in the batch.
+        let stride = layout.slot_count * SLOT_SIZE;
+        let batch_captures: Vec<(usize, crate::custom::Captured)> = match self.store.data_mut().custom.as_mut() {
+            Some(custom) => custom.stash.drain(..).map(|(slots, captured)| ((slots.saturating_sub(layout.slots_offset) / stride.max(1)) as usize, captured)).collect(),
+            None => Vec::new(),
+        };
         let mut matched = Vec::new();
         let mut steps = Vec::new();
         for (event, offset) in written.iter().enumerate() {
@@ -620,7 +632,8 @@ impl Engine {
             }
             if !steps.is_empty() {
                 let source = &events[*offset];
-                let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone(), fields: None };
+                let captures = captured(&batch_captures, event);
+                let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone(), fields: None, captures };
                 self.advance_sequences(&steps, event as i32, &item, matches);
             }
             for &id in &matched {
@@ -631,11 +644,17 @@ impl Engine {
                 self.stats.rules[rule].matches += 1;
                 let source = &events[*offset];
                 let fields = self.rules[rule].late.contains(&true).then(|| Arc::new(source.fields.clone()));
-                let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone(), fields };
+                let captures = captured(&batch_captures, event);
+                let item = EventRef { index: first_index + offset, timestamp: source.timestamp, raw: source.raw.clone(), fields, captures };
                 let row = self.pipe_inputs(rule, event as i32, item);
                 matches.push(Match { rule, row });
             }
         }
+    }
+
+    /// Statistics of the bundle's hand-written predicates, in `CUSTOM` order.
+    pub fn custom_stats(&self) -> Vec<crate::custom::CustomStats> {
+        self.store.data().custom.as_ref().map(|custom| custom.stats()).unwrap_or_default()
     }
 
     /// Value function `id` on the batch's event `event` (null when it traps, counted).
@@ -812,4 +831,10 @@ fn emit(rule: usize, outputs: Vec<Output<Found>>, stats: &mut RuleStats, alerts:
             Output::Count { key, count, percent } => Alert { rule, events: Vec::new(), join_key: None, count: None, key_count: Some((key, count, percent)) },
         });
     }
+}
+
+/// The captures of the batch's event at `position`, if any.
+fn captured(batch: &[(usize, crate::custom::Captured)], position: usize) -> Option<Arc<Vec<crate::custom::Captured>>> {
+    let found: Vec<crate::custom::Captured> = batch.iter().filter(|(at, _)| *at == position).map(|(_, captured)| captured.clone()).collect();
+    (!found.is_empty()).then(|| Arc::new(found))
 }
