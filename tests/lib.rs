@@ -81,7 +81,21 @@ pub fn check_text(name: &str, text: &str, kind: FileKind, options: &FileOptions)
     let schema = options.schema();
     let check_options = Options { schema: &schema, dialect: options.dialect, endgame_case: options.endgame_case, declarations: &options.declarations };
     let mut sources = SourceMap::new();
-    let (rule_sources, load_diags) = rules::split(name, text.to_string(), kind, &mut sources);
+    let (rule_sources, mut load_diags) = rules::split(name, text.to_string(), kind, &mut sources);
+    // Hand-written predicates declared in the file, their sources read relative to
+    // tests/data/check/.
+    let mut declarations = options.declarations.clone();
+    if kind == FileKind::Toml
+        && rules::declares_predicates(text)
+        && let Some((file, _)) = sources.files().find(|(_, source)| source.name == name)
+    {
+        let dir = repo_root().join("tests/data/check");
+        let (predicates, diags) = eqlc::custom::parse(text, file, &mut |path| std::fs::read(dir.join(path)).map_err(|error| error.to_string()));
+        load_diags.extend(diags);
+        load_diags.extend(eqlc::custom::check(&predicates, &schema, &declarations));
+        declarations.extend(predicates.iter().map(eqlc::custom::CustomDef::declaration));
+    }
+    let check_options = Options { declarations: &declarations, ..check_options };
     let checked = driver::check_all(&rule_sources, &sources, &check_options);
     (sources, checked, load_diags)
 }
@@ -133,23 +147,9 @@ pub fn es_toml_nulls(text: &str) -> String {
 /// back end refuses it.
 pub fn build_bundle(paths: &[PathBuf], options: &FileOptions) -> Result<Vec<u8>, String> {
     let schema = options.schema();
+    let check_options = Options { schema: &schema, dialect: options.dialect, endgame_case: options.endgame_case, declarations: &options.declarations };
     let mut sources = SourceMap::new();
-    let loaded = rules::load(paths, &mut sources);
-    let mut diags = loaded.diags;
-    diags.extend(eqlc::custom::check(&loaded.predicates, &schema, &options.declarations));
-    let mut declarations = options.declarations.clone();
-    declarations.extend(loaded.predicates.iter().map(eqlc::custom::CustomDef::declaration));
-    let check_options = Options { schema: &schema, dialect: options.dialect, endgame_case: options.endgame_case, declarations: &declarations };
-    let checked = driver::check_all(&loaded.rules, &sources, &check_options);
-    diags.extend(checked.iter().flat_map(|rule| rule.diags.iter().cloned()));
-    if !diags.iter().any(Diagnostic::is_error) {
-        let (bytes, build_diags) = driver::build(&checked, &schema, &loaded.predicates);
-        if let Some(bytes) = bytes {
-            return Ok(bytes);
-        }
-        diags.extend(build_diags);
-    }
-    Err(eqlc::render::human(&diags, &sources, false))
+    driver::build_paths(paths, &check_options, &mut sources).map_err(|diags| eqlc::render::human(&diags, &sources, false))
 }
 
 /// The rule files under `dir` (recursively, sorted), as eqlc finds them: of a rule

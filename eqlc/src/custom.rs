@@ -116,7 +116,6 @@ pub fn parse(text: &str, file: FileId, read: &mut dyn FnMut(&str) -> Result<Vec<
     };
     let mut defs = Vec::new();
     for table in parsed.predicate {
-        let before = diags.len();
         let name_span = span(&table.name);
         let error = |at: Span, message: String, label: &str| Diagnostic::new(Code::E0504, message).primary(at, label.to_string()).in_file(file);
         let name = table.name.get_ref().clone();
@@ -135,7 +134,10 @@ pub fn parse(text: &str, file: FileId, read: &mut dyn FnMut(&str) -> Result<Vec<
         for param in &table.params {
             match parse_scalar(param.get_ref()) {
                 Ok(scalar) => params.push(scalar),
-                Err(message) => diags.push(error(span(param), message, "not a parameter type")),
+                Err(message) => {
+                    diags.push(error(span(param), message, "not a parameter type"));
+                    params.push(Scalar::Any);
+                }
             }
         }
         if params.len() > kestrel_bundle::abi::MAX_CALL_ARGS as usize {
@@ -209,10 +211,9 @@ pub fn parse(text: &str, file: FileId, read: &mut dyn FnMut(&str) -> Result<Vec<
             }
             _ => code,
         };
-        if diags.len() > before {
-            continue;
-        }
-        let Some(runtime) = runtime else { continue };
+        // A declaration with errors is kept, so that calls are still checked against it;
+        // the errors stop the build.
+        let runtime = runtime.unwrap_or(CustomRuntime::Lua);
         defs.push(CustomDef {
             name,
             runtime,
@@ -236,9 +237,17 @@ fn code_error(name: &str, at: Span, file: FileId, message: String) -> Diagnostic
         .in_file(file)
 }
 
-/// A `.wat` text or a binary module, as Wasm bytes.
+/// A `.wat` text or a binary module, as Wasm bytes. An error says where in the source.
 fn assemble(code: &[u8]) -> Result<Vec<u8>, String> {
-    wat::parse_bytes(code).map(|wasm| wasm.into_owned()).map_err(|error| error.to_string())
+    wat::parse_bytes(code).map(|wasm| wasm.into_owned()).map_err(|error| {
+        let text = error.to_string();
+        let mut lines = text.lines();
+        let message = lines.next().unwrap_or_default().to_string();
+        match lines.find_map(|line| line.trim().strip_prefix("--> <anon>:")) {
+            Some(at) => format!("{message} (at line:column {at} of the WAT source)"),
+            None => message,
+        }
+    })
 }
 
 /// What a hand-written module must look like (docs/abi.md): valid; imports nothing

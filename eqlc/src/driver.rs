@@ -128,3 +128,23 @@ pub fn build(checked: &[Checked], schema: &kestrel_bundle::schema::Schema, custo
     };
     (bytes, diags)
 }
+
+/// `eqlc build` as a library call: loads the rules and hand-written predicates under
+/// `paths`, checks every rule against `options` plus the predicates' declarations, and
+/// builds the bundle. Returns its bytes, or every diagnostic that stopped it (rendered
+/// against `sources`).
+pub fn build_paths(paths: &[std::path::PathBuf], options: &Options, sources: &mut SourceMap) -> Result<Vec<u8>, Vec<Diagnostic>> {
+    let loaded = crate::rules::load(paths, sources);
+    let mut diags = loaded.diags;
+    diags.extend(crate::custom::check(&loaded.predicates, options.schema, options.declarations));
+    let mut declarations = options.declarations.to_vec();
+    declarations.extend(loaded.predicates.iter().map(crate::custom::CustomDef::declaration));
+    let options = Options { declarations: &declarations, ..*options };
+    let checked = check_all(&loaded.rules, sources, &options);
+    diags.extend(checked.iter().flat_map(|rule| rule.diags.iter().cloned()));
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(diags);
+    }
+    let (bytes, build_diags) = build(&checked, options.schema, &loaded.predicates);
+    bytes.ok_or(build_diags)
+}

@@ -117,7 +117,7 @@ pub fn load(paths: &[PathBuf], sources: &mut SourceMap) -> Loaded {
 }
 
 /// Whether a TOML text has `[[predicate]]` tables (checked before parsing it).
-fn declares_predicates(text: &str) -> bool {
+pub fn declares_predicates(text: &str) -> bool {
     toml::from_str::<toml::Table>(text).is_ok_and(|table| table.contains_key("predicate"))
 }
 

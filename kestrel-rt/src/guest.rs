@@ -64,6 +64,30 @@ pub fn ip_bytes(address: &IpAddr) -> ([u8; 16], usize) {
     }
 }
 
+/// Copies the slot at `from_at` of memory `from` to `to_at` of memory `to` (another
+/// module's), its payload into `area`: scalars as they are, strings and addresses by
+/// their bytes, arrays and objects through [`read`] and [`write`]. A slot that does not
+/// read (a bad address, an unknown tag) is copied as null.
+pub fn copy_slot(from: &[u8], from_at: usize, to: &mut [u8], to_at: usize, area: &mut Area) -> Result<(), Full> {
+    let Some(slot) = from.get(from_at..from_at + SLOT_SIZE as usize) else { return put_slot(to, to_at, tag::NULL, 0, 0) };
+    let word = |range: std::ops::Range<usize>| u32::from_le_bytes(slot[range].try_into().unwrap_or([0; 4])) as usize;
+    match slot[0] {
+        tag::NULL | tag::BOOL | tag::LONG | tag::DOUBLE => {
+            let target = to.get_mut(to_at..to_at + SLOT_SIZE as usize).ok_or(Full)?;
+            target.copy_from_slice(slot);
+            Ok(())
+        }
+        tag::STRING | tag::IP => {
+            let (len, ptr) = (word(4..8), word(8..12));
+            let Some(bytes) = from.get(ptr..ptr.saturating_add(len)) else { return put_slot(to, to_at, tag::NULL, 0, 0) };
+            let at = area.take(len)?;
+            to.get_mut(at..at + len).ok_or(Full)?.copy_from_slice(bytes);
+            put_slot(to, to_at, slot[0], len as u32, at as u64)
+        }
+        _ => write(to, to_at, &read(from, from_at), area),
+    }
+}
+
 /// Writes `value` into the slot at `at`, putting its payload in `area`.
 pub fn write(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Result<(), Full> {
     write_at_depth(memory, at, value, area, 0, false)

@@ -4,6 +4,7 @@
 mod architecture;
 mod conformance;
 mod corpus;
+mod custom;
 mod equivalence;
 mod functions;
 mod fuzz;

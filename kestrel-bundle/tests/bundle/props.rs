@@ -1,7 +1,7 @@
 //! Properties: arbitrary valid bundles round-trip byte-for-byte, and `Layout::plan`
 //! gives valid layouts.
 
-use kestrel_bundle::bundle::WASM_HEADER;
+use kestrel_bundle::bundle::{CaptureDecl, CustomLimits, CustomPredicate, CustomRuntime, WASM_HEADER};
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::{
     Bundle, CidrBlock, Field, FieldKind, Functions, Layout, Manifest, Patterns, Pipe, Predicate, PredicateRole, Query, RegexAnchor, RegexPattern, Rule,
@@ -306,11 +306,49 @@ fn bundle() -> impl Strategy<Value = Bundle> {
         })
 }
 
+/// A `CUSTOM` section (or none) valid for a bundle of `fields` fields and `rules` rules.
+fn custom_section(fields: usize, rules: usize) -> impl Strategy<Value = Option<Vec<CustomPredicate>>> {
+    let index_set = |bound: usize| prop::collection::btree_set(0..bound.max(1) as u32, 0..4).prop_map(move |set| if bound == 0 { Vec::new() } else { set.into_iter().collect::<Vec<u32>>() });
+    let predicate = (
+        non_empty_text(8),
+        any::<bool>(),
+        prop::collection::vec(any::<u8>(), 0..16),
+        index_set(fields),
+        prop::collection::vec(field_kind(), 0..3),
+        prop::collection::btree_map(non_empty_text(6), field_kind(), 0..3),
+        index_set(rules),
+        (1u64..1 << 40, 1u64..=1 << 32, 1u64..=60_000),
+    );
+    prop::option::of(prop::collection::vec(predicate, 1..3)).prop_map(|predicates| {
+        predicates.map(|predicates| {
+            predicates
+                .into_iter()
+                .enumerate()
+                .map(|(idx, (name, lua, code, fields, params, captures, rules, (instructions, memory_bytes, time_ms)))| {
+                    let name = format!("p{idx}_{}", name.chars().filter(char::is_ascii_alphanumeric).collect::<String>());
+                    let code = if lua { format!("-- {}", String::from_utf8_lossy(&code)).into_bytes() } else { [WASM_HEADER.to_vec(), code].concat() };
+                    let runtime = if lua { CustomRuntime::Lua } else { CustomRuntime::Wasm };
+                    let captures = captures.into_iter().map(|(name, kind)| CaptureDecl { name, kind }).collect();
+                    let limits = CustomLimits { instructions, memory_bytes, time_ms };
+                    CustomPredicate { name, runtime, code, fields, params, captures, limits, rules }
+                })
+                .collect()
+        })
+    })
+}
+
+fn bundle_with_custom() -> impl Strategy<Value = Bundle> {
+    bundle().prop_flat_map(|bundle| {
+        let (fields, rules) = (bundle.fields.len(), bundle.rules.len());
+        (Just(bundle), custom_section(fields, rules)).prop_map(|(bundle, custom)| Bundle { custom, ..bundle })
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn arbitrary_valid_bundles_round_trip(bundle in bundle()) {
+    fn arbitrary_valid_bundles_round_trip(bundle in bundle_with_custom()) {
         prop_assert_eq!(bundle.validate(), Ok(()));
         let bytes = bundle.to_bytes().expect("a valid bundle writes");
         let read = Bundle::from_bytes(&bytes).expect("what was written reads back");

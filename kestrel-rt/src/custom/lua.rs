@@ -10,6 +10,8 @@
 //! instruction.
 
 use super::{CallError, ViewSpec};
+use crate::guest;
+use kestrel_bundle::abi::{SLOT_SIZE, tag};
 use kestrel_bundle::bundle::{CaptureDecl, CustomLimits, FieldKind};
 use kestrel_bundle::schema::FieldType;
 use kestrel_bundle::semantics::Value;
@@ -134,11 +136,13 @@ impl LuaPredicate {
         })
     }
 
-    /// `pred_eval` on one event view: `Some(bool)`, or `None` for nil (null).
-    pub fn eval(&mut self, fields: &[Value], args: &[Value]) -> Result<Option<bool>, CallError> {
-        let mut values = mlua::MultiValue::with_capacity(fields.len() + args.len());
-        for value in fields.iter().chain(args) {
-            let converted = self.to_lua(value).map_err(|error| CallError::Failed(describe(&error)))?;
+    /// `pred_eval` on one event view, read from the bundle's memory: `view` holds the
+    /// addresses of the slots of the view's fields, then of the call's arguments.
+    /// `Some(bool)`, or `None` for nil (null).
+    pub fn eval(&mut self, memory: &[u8], view: &[usize]) -> Result<Option<bool>, CallError> {
+        let mut values = mlua::MultiValue::with_capacity(view.len());
+        for at in view {
+            let converted = self.slot_to_lua(memory, *at).map_err(|error| CallError::Failed(describe(&error)))?;
             values.push_back(converted);
         }
         self.budget.set(self.ticks_per_call);
@@ -148,6 +152,29 @@ impl LuaPredicate {
             Ok(other) => Err(CallError::Failed(format!("pred_eval returned a {}, not a boolean or nil", other.type_name()))),
             Err(error) => Err(self.failure(&error)),
         }
+    }
+
+    /// The slot at `at` as a Lua value: scalars and strings straight from memory (strings
+    /// seen before from the cache), other values through `guest::read`.
+    fn slot_to_lua(&mut self, memory: &[u8], at: usize) -> mlua::Result<mlua::Value> {
+        let Some(slot) = memory.get(at..at + SLOT_SIZE as usize) else { return Ok(mlua::Value::Nil) };
+        let payload = u64::from_le_bytes(slot[8..16].try_into().unwrap_or([0; 8]));
+        Ok(match slot[0] {
+            tag::NULL => mlua::Value::Nil,
+            tag::BOOL => mlua::Value::Boolean(payload != 0),
+            // LuaJIT numbers are doubles.
+            tag::LONG => mlua::Value::Number(payload as i64 as f64),
+            tag::DOUBLE => mlua::Value::Number(f64::from_bits(payload)),
+            tag::STRING => {
+                let len = u32::from_le_bytes(slot[4..8].try_into().unwrap_or([0; 4])) as usize;
+                let start = payload as u32 as usize;
+                match memory.get(start..start.saturating_add(len)) {
+                    Some(bytes) => mlua::Value::String(self.string(bytes)?),
+                    None => mlua::Value::Nil,
+                }
+            }
+            _ => self.to_lua(&guest::read(memory, at))?,
+        })
     }
 
     /// `pred_capture` on the event view of the last `eval`: the declared captures it

@@ -9,9 +9,10 @@
 //! counted, its calls are null from then on, and every other rule keeps running.
 
 pub mod lua;
+#[cfg(test)]
+mod tests;
 pub mod wasm;
 
-use crate::guest;
 use kestrel_bundle::abi::{SLOT_SIZE, truth};
 use kestrel_bundle::bundle::{Bundle, CustomPredicate, CustomRuntime};
 use kestrel_bundle::semantics::Value;
@@ -139,8 +140,8 @@ pub struct Custom {
     predicates: Vec<Running>,
     /// Captures of the batch being evaluated: (the event's slots address, captured).
     pub stash: Vec<(u32, Captured)>,
-    fields: Vec<Value>,
-    args: Vec<Value>,
+    /// Scratch: the slot addresses of the current call's view.
+    view: Vec<usize>,
 }
 
 impl Custom {
@@ -173,7 +174,7 @@ impl Custom {
                 Running { runtime, slots: prepared.slots.clone(), has_captures: !def.captures.is_empty(), stats }
             })
             .collect();
-        Custom { predicates, stash: Vec::new(), fields: Vec::new(), args: Vec::new() }
+        Custom { predicates, stash: Vec::new(), view: Vec::new() }
     }
 
     /// Runs predicate `predicate` on the event whose slots start at `slots` in the
@@ -184,14 +185,14 @@ impl Custom {
             running.stats.skipped += 1;
             return truth::NULL;
         };
-        self.fields.clear();
-        self.fields.extend(running.slots.iter().map(|slot| guest::read(memory, slots + *slot as usize * SLOT_SIZE as usize)));
-        self.args.clear();
-        self.args.extend((0..argc).map(|idx| guest::read(memory, args + idx * SLOT_SIZE as usize)));
+        // The view: the addresses of its fields' slots in this event, then the arguments'.
+        self.view.clear();
+        self.view.extend(running.slots.iter().map(|slot| slots + *slot as usize * SLOT_SIZE as usize));
+        self.view.extend((0..argc).map(|idx| args + idx * SLOT_SIZE as usize));
         running.stats.calls += 1;
         let result = match runtime {
-            Runtime::Lua(lua) => lua.eval(&self.fields, &self.args),
-            Runtime::Wasm(wasm) => wasm.eval(&self.fields, &self.args),
+            Runtime::Lua(lua) => lua.eval(memory, &self.view),
+            Runtime::Wasm(wasm) => wasm.eval(memory, &self.view),
         };
         let result = match result {
             Ok(Some(true)) if running.has_captures => {

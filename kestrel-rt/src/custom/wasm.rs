@@ -101,14 +101,16 @@ impl WasmPredicate {
         }
     }
 
-    /// `pred_eval` on one event view: `Some(bool)`, or `None` for null. A view larger
-    /// than the region is `CallError::Oversized` (counted, the predicate stays on).
-    pub fn eval(&mut self, fields: &[Value], args: &[Value]) -> Result<Option<bool>, CallError> {
+    /// `pred_eval` on one event view, its slots copied from the bundle's memory
+    /// (`slots`: the addresses of the view's fields, then of the arguments):
+    /// `Some(bool)`, or `None` for null. A view larger than the region is
+    /// `CallError::Oversized` (counted, the predicate stays on).
+    pub fn eval(&mut self, from: &[u8], slots: &[usize]) -> Result<Option<bool>, CallError> {
         let (event, data, end, captures) = (self.event_at(), self.data_at(), self.view_end, self.captures_at());
         let memory = self.memory.data_mut(&mut self.store);
         let mut area = Area::new(data, end);
-        for (idx, value) in fields.iter().chain(args).enumerate() {
-            if guest::write(memory, event + idx * SLOT_SIZE as usize, value, &mut area).is_err() {
+        for (idx, at) in slots.iter().enumerate() {
+            if guest::copy_slot(from, *at, memory, event + idx * SLOT_SIZE as usize, &mut area).is_err() {
                 return Err(CallError::Oversized);
             }
         }

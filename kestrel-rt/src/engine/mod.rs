@@ -269,6 +269,9 @@ impl Engine {
         let bundle = program.bundle.clone();
         let layout = bundle.manifest.layout;
         let memory_bytes = layout.memory_bytes() as usize;
+        // Deadlines need the epoch moving before any guest code runs (hand-written
+        // predicates' `pred_init` runs below).
+        let ticker = Ticker::start(program.engine.clone());
         let state = HostState {
             regexes: program.regexes.clone(),
             cidr_sets: program.cidr_sets.clone(),
@@ -358,7 +361,6 @@ impl Engine {
             }
         }
         let clocked = sequences.iter().enumerate().filter(|(_, run)| run.is_clocked()).map(|(run, _)| run).collect();
-        let ticker = Ticker::start(program.engine.clone());
         Ok(Engine {
             program,
             store,

@@ -1,0 +1,7 @@
+;; Reads far outside its one page of memory: a trap.
+(module
+  (memory (export "memory") 1)
+  (global (export "view") i32 (i32.const 1024))
+  (global (export "view_len") i32 (i32.const 4096))
+  (func (export "pred_eval") (param $event i32) (param $ctx i32) (result i32)
+    (i32.load (i32.const 0x7ffffff0))))
