@@ -276,12 +276,13 @@ pub fn check_module(wasm: &[u8], captures: usize) -> Result<(), String> {
                 }
             }
             Payload::ImportSection(reader) => {
-                for import in reader.into_imports() {
+                if let Some(import) = reader.into_imports().next() {
                     let import = import.map_err(|error| error.to_string())?;
-                    if import.module != "kestrel" {
-                        return Err(format!("it imports `{}.{}`; a hand-written predicate may import only from the `kestrel` module", import.module, import.name));
-                    }
-                    return Err(format!("it imports `kestrel.{}`, which ABI v1 does not offer hand-written predicates", import.name));
+                    return Err(if import.module == "kestrel" {
+                        format!("it imports `kestrel.{}`, which ABI v1 does not offer hand-written predicates", import.name)
+                    } else {
+                        format!("it imports `{}.{}`; a hand-written predicate may import only from the `kestrel` module", import.module, import.name)
+                    });
                 }
             }
             Payload::FunctionSection(reader) => {

@@ -13,8 +13,8 @@
 
 pub mod ast;
 pub mod check;
-pub mod custom;
 pub mod codes;
+pub mod custom;
 pub mod diag;
 pub mod dialect;
 pub mod driver;

@@ -84,7 +84,9 @@ fn run(program: &Arc<Program>, events: &[Event], reps: usize) -> (Duration, usiz
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = !args.iter().any(|arg| arg == "--bench");
-    let value = |flag: &str, default: usize| args.iter().position(|arg| arg == flag).and_then(|at| args.get(at + 1)).and_then(|text| text.parse().ok()).unwrap_or(default);
+    let value = |flag: &str, default: usize| {
+        args.iter().position(|arg| arg == flag).and_then(|at| args.get(at + 1)).and_then(|text| text.parse().ok()).unwrap_or(default)
+    };
     let (count, reps) = if smoke { (400, 1) } else { (value("--events", 200_000), value("--reps", 7)) };
     let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/custom/equivalence");
     let lines = lines(count);

@@ -4,8 +4,8 @@
 //! periodic stats line, in the summary, and in a Prometheus text-format metrics file.
 
 use crate::capture::{Header, Settings};
-use crate::feed::{Feed, FeedError};
 use crate::custom::CustomStats;
+use crate::feed::{Feed, FeedError};
 use crate::replay::{BadLine, Options, Order, Summary};
 use kestrel_sensor::probes::ProbeError;
 use kestrel_sensor::sensor::{Sensor, SensorOptions, SensorStats};
@@ -289,11 +289,14 @@ fn write_metrics(path: &PathBuf, stats: &SensorStats, events: u64, alerts: u64, 
     for (name, kind, help, value) in metrics {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
     }
-    let per_predicate: [(&str, &str, &str, fn(&CustomStats) -> u64); 4] = [
+    type Metric = (&'static str, &'static str, &'static str, fn(&CustomStats) -> u64);
+    let per_predicate: [Metric; 4] = [
         ("kestrel_predicate_calls_total", "counter", "Calls of a hand-written predicate.", |p| p.calls),
         ("kestrel_predicate_true_total", "counter", "Calls of a hand-written predicate that returned true.", |p| p.matched),
         ("kestrel_predicate_skipped_total", "counter", "Calls of a disabled hand-written predicate (null).", |p| p.skipped),
-        ("kestrel_predicate_disabled", "gauge", "1 once a hand-written predicate is disabled (an error, or a limit reached).", |p| u64::from(p.disabled.is_some())),
+        ("kestrel_predicate_disabled", "gauge", "1 once a hand-written predicate is disabled (an error, or a limit reached).", |p| {
+            u64::from(p.disabled.is_some())
+        }),
     ];
     if !custom.is_empty() {
         for (name, kind, help, value) in per_predicate {

@@ -85,7 +85,15 @@ impl Program {
         let pre = linker.instantiate_pre(&module).map_err(|error| LoadError(format!("the Wasm module does not link: {error}")))?;
         let cidr_sets = bundle.patterns.cidr_sets.iter().map(|set| set.iter().map(|block| (block.address, block.prefix)).collect()).collect();
         let custom = Arc::new(crate::custom::Compiled::new(&bundle, &engine));
-        Ok(Program { bundle: Arc::new(bundle), engine, pre, regexes: Arc::new(regexes), cidr_sets: Arc::new(cidr_sets), declared: Arc::new(Vec::new()), custom })
+        Ok(Program {
+            bundle: Arc::new(bundle),
+            engine,
+            pre,
+            regexes: Arc::new(regexes),
+            cidr_sets: Arc::new(cidr_sets),
+            declared: Arc::new(Vec::new()),
+            custom,
+        })
     }
 
     /// Supplies the functions the bundle's rules declare, in declaration order.

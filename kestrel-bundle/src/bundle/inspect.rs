@@ -110,8 +110,17 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
         writeln!(out)?;
         writeln!(out, "hand-written predicates ({}):", predicates.len())?;
         for (id, predicate) in predicates.iter().enumerate() {
-            let params: Vec<String> = predicate.params.iter().map(|kind| if *kind == super::FieldKind::Dynamic { "any".to_string() } else { kind.to_string() }).collect();
-            writeln!(out, "  {id:>3}  {}({}) -> boolean, {}, {} bytes, fnv1a64 {:#018x}", predicate.name, params.join(", "), predicate.runtime.name(), predicate.code.len(), fnv1a64(&predicate.code))?;
+            let params: Vec<String> =
+                predicate.params.iter().map(|kind| if *kind == super::FieldKind::Dynamic { "any".to_string() } else { kind.to_string() }).collect();
+            writeln!(
+                out,
+                "  {id:>3}  {}({}) -> boolean, {}, {} bytes, fnv1a64 {:#018x}",
+                predicate.name,
+                params.join(", "),
+                predicate.runtime.name(),
+                predicate.code.len(),
+                fnv1a64(&predicate.code)
+            )?;
             let fields: Vec<&str> = predicate.fields.iter().map(field).collect();
             writeln!(out, "       reads [{}]", fields.join(", "))?;
             if !predicate.captures.is_empty() {
@@ -119,7 +128,11 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
                 writeln!(out, "       captures [{}]", captures.join(", "))?;
             }
             let limits = predicate.limits;
-            writeln!(out, "       limits: {} instructions, {} bytes, {} ms; called by rules {:?}", limits.instructions, limits.memory_bytes, limits.time_ms, predicate.rules)?;
+            writeln!(
+                out,
+                "       limits: {} instructions, {} bytes, {} ms; called by rules {:?}",
+                limits.instructions, limits.memory_bytes, limits.time_ms, predicate.rules
+            )?;
         }
     }
 

@@ -6,9 +6,9 @@
 //! Nothing here indexes or allocates without checking the bytes are there first.
 
 use super::{
-    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, Capture, CaptureDecl, CidrBlock, CustomLimits, CustomPredicate, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageNode,
-    LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query, RegexPattern, Rule, SectionKind, SequenceKey, SequenceStep,
-    SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64, validate,
+    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, Capture, CaptureDecl, CidrBlock, CustomLimits, CustomPredicate, FORMAT_VERSION, Field,
+    Functions, HEADER_LEN, Layout, LineageNode, LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query, RegexPattern, Rule,
+    SectionKind, SequenceKey, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64, validate,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -2,7 +2,9 @@
 //! (after decoding, with the byte offset of each item so that errors name a byte).
 
 use super::read::{LAYOUT_NAMES, RuleSites, Sites};
-use super::{Bundle, BundleError, CidrBlock, CustomRuntime, MAX_CAPTURES, MAX_MEMORY_PAGES, NO_INDEX, Pipe, PredicateRole, Query, Rule, TableKind, WASM_HEADER};
+use super::{
+    Bundle, BundleError, CidrBlock, CustomRuntime, MAX_CAPTURES, MAX_MEMORY_PAGES, NO_INDEX, Pipe, PredicateRole, Query, Rule, TableKind, WASM_HEADER,
+};
 use crate::abi::{MAX_CALL_ARGS, RESERVED_BYTES};
 use crate::schema::check_field_name;
 use std::collections::BTreeMap;

@@ -308,7 +308,10 @@ fn bundle() -> impl Strategy<Value = Bundle> {
 
 /// A `CUSTOM` section (or none) valid for a bundle of `fields` fields and `rules` rules.
 fn custom_section(fields: usize, rules: usize) -> impl Strategy<Value = Option<Vec<CustomPredicate>>> {
-    let index_set = |bound: usize| prop::collection::btree_set(0..bound.max(1) as u32, 0..4).prop_map(move |set| if bound == 0 { Vec::new() } else { set.into_iter().collect::<Vec<u32>>() });
+    let index_set = |bound: usize| {
+        prop::collection::btree_set(0..bound.max(1) as u32, 0..4)
+            .prop_map(move |set| if bound == 0 { Vec::new() } else { set.into_iter().collect::<Vec<u32>>() })
+    };
     let predicate = (
         non_empty_text(8),
         any::<bool>(),

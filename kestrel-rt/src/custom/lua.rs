@@ -26,22 +26,8 @@ const HOOK_EVERY: u32 = 1_000;
 /// Strings kept as Lua strings between calls (values repeat: names, actions, paths).
 const INTERNED: usize = 4_096;
 /// Globals of the base library a predicate does not get.
-const REMOVED: [&str; 14] = [
-    "load",
-    "loadstring",
-    "loadfile",
-    "dofile",
-    "require",
-    "module",
-    "collectgarbage",
-    "getfenv",
-    "setfenv",
-    "newproxy",
-    "print",
-    "gcinfo",
-    "pcall",
-    "xpcall",
-];
+const REMOVED: [&str; 14] =
+    ["load", "loadstring", "loadfile", "dofile", "require", "module", "collectgarbage", "getfenv", "setfenv", "newproxy", "print", "gcinfo", "pcall", "xpcall"];
 
 /// The trusted part: keeps one event table per predicate and fills it from the
 /// call's arguments, so a call allocates nothing but new strings.
@@ -123,8 +109,12 @@ impl LuaPredicate {
         }
         let no_capture = capture.clone().unwrap_or_else(|| eval.clone());
         budget.set(ticks_per_call);
-        let (wrapper, capture_wrapper): (Function, Function) =
-            lua.load(prelude(view.fields.len(), view.params)).set_name("=kestrel").set_mode(ChunkMode::Text).call((eval, no_capture, ctx)).map_err(|error| describe(&error))?;
+        let (wrapper, capture_wrapper): (Function, Function) = lua
+            .load(prelude(view.fields.len(), view.params))
+            .set_name("=kestrel")
+            .set_mode(ChunkMode::Text)
+            .call((eval, no_capture, ctx))
+            .map_err(|error| describe(&error))?;
         Ok(LuaPredicate {
             lua,
             eval: wrapper,
@@ -173,7 +163,7 @@ impl LuaPredicate {
                     None => mlua::Value::Nil,
                 }
             }
-            _ => self.to_lua(&guest::read(memory, at))?,
+            _ => self.lua_value(&guest::read(memory, at))?,
         })
     }
 
@@ -212,7 +202,7 @@ impl LuaPredicate {
         }
     }
 
-    fn to_lua(&mut self, value: &Value) -> mlua::Result<mlua::Value> {
+    fn lua_value(&mut self, value: &Value) -> mlua::Result<mlua::Value> {
         Ok(match value {
             Value::Null => mlua::Value::Nil,
             Value::Bool(truth) => mlua::Value::Boolean(*truth),
@@ -224,7 +214,7 @@ impl LuaPredicate {
             Value::Array(items) => {
                 let table = self.lua.create_table_with_capacity(items.len(), 0)?;
                 for (idx, item) in items.iter().enumerate() {
-                    table.raw_set(idx + 1, self.to_lua(item)?)?;
+                    table.raw_set(idx + 1, self.lua_value(item)?)?;
                 }
                 mlua::Value::Table(table)
             }
@@ -232,7 +222,7 @@ impl LuaPredicate {
                 let table = self.lua.create_table_with_capacity(0, entries.len())?;
                 for (key, item) in entries {
                     if table.raw_get::<mlua::Value>(key.as_str())?.is_nil() {
-                        table.raw_set(key.as_str(), self.to_lua(item)?)?;
+                        table.raw_set(key.as_str(), self.lua_value(item)?)?;
                     }
                 }
                 mlua::Value::Table(table)
@@ -283,17 +273,18 @@ fn from_lua(value: &mlua::Value, kind: FieldKind, depth: usize) -> Option<Value>
         (_, mlua::Value::Nil) => Value::Null,
         (FieldKind::Typed(FieldType::Keyword), mlua::Value::String(text)) => Value::Str(text.to_str().ok()?.to_string()),
         (FieldKind::Typed(FieldType::Long), mlua::Value::Number(value)) if value.fract() == 0.0 => Value::Long(*value as i64),
-        (FieldKind::Typed(FieldType::Long), mlua::Value::Integer(value)) => Value::Long(*value as i64),
+        (FieldKind::Typed(FieldType::Long), mlua::Value::Integer(value)) => Value::Long(*value),
         (FieldKind::Typed(FieldType::Double), mlua::Value::Number(value)) => Value::Double(*value),
         (FieldKind::Typed(FieldType::Double), mlua::Value::Integer(value)) => Value::Double(*value as f64),
         (FieldKind::Typed(FieldType::Boolean), mlua::Value::Boolean(truth)) => Value::Bool(*truth),
         (FieldKind::Typed(FieldType::Ip), mlua::Value::String(text)) => Value::Ip(text.to_str().ok()?.parse().ok()?),
         (FieldKind::Dynamic, mlua::Value::Boolean(truth)) => Value::Bool(*truth),
         (FieldKind::Dynamic, mlua::Value::Number(value)) => number(*value),
-        (FieldKind::Dynamic, mlua::Value::Integer(value)) => Value::Long(*value as i64),
+        (FieldKind::Dynamic, mlua::Value::Integer(value)) => Value::Long(*value),
         (FieldKind::Dynamic, mlua::Value::String(text)) => Value::Str(text.to_str().ok()?.to_string()),
         (FieldKind::Dynamic, mlua::Value::Table(table)) if depth < 4 => {
-            let items: Vec<Value> = table.clone().sequence_values::<mlua::Value>().take(1_024).filter_map(Result::ok).filter_map(|item| from_lua(&item, kind, depth + 1)).collect();
+            let items: Vec<Value> =
+                table.clone().sequence_values::<mlua::Value>().take(1_024).filter_map(Result::ok).filter_map(|item| from_lua(&item, kind, depth + 1)).collect();
             Value::Array(items)
         }
         _ => return None,

@@ -74,10 +74,7 @@ impl Compiled {
             .iter()
             .flatten()
             .map(|def| {
-                let view = ViewSpec {
-                    fields: def.fields.iter().map(|field| bundle.fields[*field as usize].name.clone()).collect(),
-                    params: def.params.len(),
-                };
+                let view = ViewSpec { fields: def.fields.iter().map(|field| bundle.fields[*field as usize].name.clone()).collect(), params: def.params.len() };
                 let slots = def.fields.iter().map(|field| bundle.fields[*field as usize].slot).collect();
                 let module = (def.runtime == CustomRuntime::Wasm)
                     .then(|| Module::new(engine, &def.code).map_err(|error| format!("the module does not compile: {}", first_line(&error.to_string()))));
@@ -154,7 +151,9 @@ impl Custom {
                 let def = &prepared.def;
                 let started = match (&def.runtime, &prepared.module) {
                     (CustomRuntime::Lua, _) => match std::str::from_utf8(&def.code) {
-                        Ok(source) => lua::LuaPredicate::new(&def.name, source, &prepared.view, &def.captures, def.limits).map(|lua| Runtime::Lua(Box::new(lua))),
+                        Ok(source) => {
+                            lua::LuaPredicate::new(&def.name, source, &prepared.view, &def.captures, def.limits).map(|lua| Runtime::Lua(Box::new(lua)))
+                        }
                         Err(_) => Err("the Lua source is not UTF-8".to_string()),
                     },
                     (CustomRuntime::Wasm, Some(Ok(module))) => {

@@ -32,12 +32,32 @@ fn lua(source: &str) -> Result<LuaPredicate, String> {
 
 #[test]
 fn the_lua_sandbox_has_no_way_out() {
-    for global in ["io", "os", "require", "package", "debug", "ffi", "jit", "load", "loadstring", "loadfile", "dofile", "module", "pcall", "xpcall", "collectgarbage", "getfenv", "setfenv", "print"] {
+    for global in [
+        "io",
+        "os",
+        "require",
+        "package",
+        "debug",
+        "ffi",
+        "jit",
+        "load",
+        "loadstring",
+        "loadfile",
+        "dofile",
+        "module",
+        "pcall",
+        "xpcall",
+        "collectgarbage",
+        "getfenv",
+        "setfenv",
+        "print",
+    ] {
         let source = format!("function pred_eval(event, ctx) return {global} == nil end");
         let mut predicate = lua(&source).unwrap();
         assert_eq!(eval(&mut predicate, &[Value::Null, Value::Null, Value::Long(1)]), Ok(Some(true)), "`{global}` is reachable");
     }
-    let mut predicate = lua("function pred_eval(event, ctx) return string.dump == nil and string.rep ~= nil and math.floor ~= nil and bit.band ~= nil end").unwrap();
+    let mut predicate =
+        lua("function pred_eval(event, ctx) return string.dump == nil and string.rep ~= nil and math.floor ~= nil and bit.band ~= nil end").unwrap();
     assert_eq!(eval(&mut predicate, &[Value::Null, Value::Null, Value::Long(1)]), Ok(Some(true)));
     // Sources load as text: a bytecode chunk (LuaJIT's `\x1bLJ` header) is refused.
     assert!(lua("\x1bLJ\x02\x00").is_err());
@@ -74,7 +94,10 @@ fn lua_captures_keep_their_declared_types() {
     let (values, dropped) = predicate.capture().unwrap();
     assert_eq!(values, vec![("score".to_string(), Value::Double(2.5)), ("count".to_string(), Value::Long(3))]);
     assert_eq!(dropped, 1, "a number where a keyword was declared is dropped, counted");
-    assert!(LuaPredicate::new("test", "function pred_eval() return true end", &view(), &captures, CustomLimits::default()).is_err(), "captures need pred_capture");
+    assert!(
+        LuaPredicate::new("test", "function pred_eval() return true end", &view(), &captures, CustomLimits::default()).is_err(),
+        "captures need pred_capture"
+    );
 }
 
 #[test]
@@ -82,7 +105,14 @@ fn lua_limits_stop_init_and_calls() {
     let limits = CustomLimits { instructions: 10_000, memory_bytes: 1 << 20, time_ms: 100 };
     let looping = LuaPredicate::new("test", "function pred_init() while true do end end function pred_eval() return true end", &view(), &[], limits);
     assert!(looping.err().is_some_and(|error| error.contains("instruction budget")), "pred_init is under the budget too");
-    let mut predicate = LuaPredicate::new("test", "function pred_eval(e) local t = {} for i = 1, 1e7 do t[i] = i end return true end", &view(), &[], CustomLimits { instructions: 1 << 40, ..limits }).unwrap();
+    let mut predicate = LuaPredicate::new(
+        "test",
+        "function pred_eval(e) local t = {} for i = 1, 1e7 do t[i] = i end return true end",
+        &view(),
+        &[],
+        CustomLimits { instructions: 1 << 40, ..limits },
+    )
+    .unwrap();
     assert!(matches!(eval(&mut predicate, &[Value::Null, Value::Null, Value::Null]), Err(CallError::Memory(_))));
     let mut predicate = LuaPredicate::new("test", "function pred_eval(e) return 1 end", &view(), &[], limits).unwrap();
     assert!(matches!(eval(&mut predicate, &[Value::Null, Value::Null, Value::Null]), Err(CallError::Failed(_))), "a number is not a truth value");

@@ -41,11 +41,18 @@ impl WasmPredicate {
         let instance = Instance::new(&mut store, module, &[]).map_err(|error| format!("cannot instantiate the module: {error}"))?;
         let memory = instance.get_memory(&mut store, "memory").ok_or("the module exports no memory")?;
         let global = |store: &mut Store<StoreLimits>, name: &str| -> Result<usize, String> {
-            instance.get_global(&mut *store, name).and_then(|global| global.get(&mut *store).i32()).map(|value| value as u32 as usize).ok_or(format!("the module exports no i32 global `{name}`"))
+            instance
+                .get_global(&mut *store, name)
+                .and_then(|global| global.get(&mut *store).i32())
+                .map(|value| value as u32 as usize)
+                .ok_or(format!("the module exports no i32 global `{name}`"))
         };
         let start = global(&mut store, "view")?;
         let len = global(&mut store, "view_len")?;
-        let end = start.checked_add(len).filter(|end| *end <= memory.data_size(&store)).ok_or(format!("its view region ({start}, {len} bytes) is outside its memory"))?;
+        let end = start
+            .checked_add(len)
+            .filter(|end| *end <= memory.data_size(&store))
+            .ok_or(format!("its view region ({start}, {len} bytes) is outside its memory"))?;
         let needed = CONTEXT_SIZE + (view.fields.len() + view.params + captures.len()) * SLOT_SIZE as usize;
         if len < needed || start % 8 != 0 {
             return Err(format!("its view region is {len} bytes at {start}; the predicate needs at least {needed}, 8-aligned"));
@@ -56,7 +63,18 @@ impl WasmPredicate {
             Err(_) if captures.is_empty() => None,
             Err(error) => return Err(format!("`pred_capture`: {error}")),
         };
-        let mut predicate = WasmPredicate { store, memory, eval, capture, captures: captures.to_vec(), view: start, view_end: end, fields: view.fields.len(), params: view.params, ticks };
+        let mut predicate = WasmPredicate {
+            store,
+            memory,
+            eval,
+            capture,
+            captures: captures.to_vec(),
+            view: start,
+            view_end: end,
+            fields: view.fields.len(),
+            params: view.params,
+            ticks,
+        };
         predicate.write_context();
         if let Ok(init) = instance.get_typed_func::<i32, i32>(&mut predicate.store, "pred_init") {
             predicate.store.set_epoch_deadline(ticks);

@@ -617,7 +617,9 @@ impl Engine {
         // Captures by the event's position in the batch.
         let stride = layout.slot_count * SLOT_SIZE;
         let batch_captures: Vec<(usize, crate::custom::Captured)> = match self.store.data_mut().custom.as_mut() {
-            Some(custom) => custom.stash.drain(..).map(|(slots, captured)| ((slots.saturating_sub(layout.slots_offset) / stride.max(1)) as usize, captured)).collect(),
+            Some(custom) => {
+                custom.stash.drain(..).map(|(slots, captured)| ((slots.saturating_sub(layout.slots_offset) / stride.max(1)) as usize, captured)).collect()
+            }
             None => Vec::new(),
         };
         let mut matched = Vec::new();
