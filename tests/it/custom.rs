@@ -153,3 +153,27 @@ fn hostile_predicates_are_stopped_counted_and_reported() {
     }
     assert!(!marker.exists(), "a sandboxed predicate ran a command");
 }
+
+/// A hand-written predicate in a sequence step: the sequence alerts, and its alert
+/// carries the captures of the step's event.
+#[test]
+fn predicates_work_in_sequence_steps() {
+    let package = repo_root().join("rules/lua_example_rule");
+    let program = program(&[data().join("sequence.toml"), package.clone()]);
+    let positive = std::fs::read_to_string(package.join("fixtures/positive.ndjson")).unwrap();
+    let payload = positive.lines().next().unwrap();
+    let event: serde_json::Value = serde_json::from_str(payload).unwrap();
+    let parent = event["process"]["parent"]["entity_id"].clone();
+    let curl = serde_json::json!({
+        "@timestamp": "2026-11-29T05:59:59Z",
+        "event": {"category": ["process"], "type": ["start"], "action": "exec"},
+        "process": {"pid": 4999, "name": "curl", "args": ["curl", "-sO", "http://example.com/x"], "parent": {"entity_id": parent}}
+    });
+    let (alerts, _) = replay(&program, &format!("{curl}\n{payload}\n"));
+    let sequence: Vec<&serde_json::Value> = alerts.iter().filter(|alert| alert["rule"]["id"] == "custom-sequence").collect();
+    assert_eq!(sequence.len(), 1, "{alerts:#?}");
+    assert_eq!(sequence[0]["events"].as_array().map(Vec::len), Some(2));
+    let captured = &sequence[0]["kestrel"]["captures"]["high_entropy_argument"];
+    assert_eq!(captured["length"], 128, "{captured}");
+    assert!(captured["entropy"].as_f64().is_some_and(|entropy| entropy > 4.8), "{captured}");
+}
