@@ -347,22 +347,9 @@ impl<'a> ExprGen<'a> {
 
     /// A host call whose arguments are `args`, then the constant slots at `constants`.
     fn host_call_with(&mut self, function: i32, args: &[ExprId], constants: &[u32], flags: i32) {
-        let locals: Vec<u32> = args
-            .iter()
-            .map(|arg| {
-                self.value(*arg);
-                let local = self.f.local(ValType::I32);
-                self.emit(Instruction::LocalSet(local));
-                local
-            })
-            .collect();
-        for (idx, local) in locals.iter().enumerate() {
-            self.i32(idx as i32);
-            self.emit(Instruction::LocalGet(*local));
-            self.call("set_arg");
-        }
+        self.set_args(args);
         for (idx, address) in constants.iter().enumerate() {
-            self.i32((locals.len() + idx) as i32);
+            self.i32((args.len() + idx) as i32);
             self.addr(*address);
             self.call("set_arg");
         }
@@ -373,8 +360,17 @@ impl<'a> ExprGen<'a> {
     }
 
     /// Hand-written predicate `predicate` on the event with `args`: a truth value
-    /// (`kestrel.predicate`, docs/abi.md). Arguments are evaluated first, then copied.
+    /// (`kestrel.predicate`, docs/abi.md).
     fn predicate_call(&mut self, predicate: u32, args: &[ExprId]) {
+        self.set_args(args);
+        self.i32(predicate as i32);
+        self.i32(args.len() as i32);
+        self.call("call_predicate");
+    }
+
+    /// Evaluates `args`, all of them first (so nested host calls cannot clobber the
+    /// argument slots), then copies them into the argument slots 0, 1, ...
+    fn set_args(&mut self, args: &[ExprId]) {
         let locals: Vec<u32> = args
             .iter()
             .map(|arg| {
@@ -389,9 +385,6 @@ impl<'a> ExprGen<'a> {
             self.emit(Instruction::LocalGet(*local));
             self.call("set_arg");
         }
-        self.i32(predicate as i32);
-        self.i32(args.len() as i32);
-        self.call("call_predicate");
     }
 
     fn compare(&mut self, op: CompareOp, lhs: ExprId, rhs: ExprId, case: Case) {
