@@ -205,10 +205,13 @@ pub fn parse(text: &str, file: FileId, read: &mut dyn FnMut(&str) -> Result<Vec<
                     Vec::new()
                 }
             },
-            Some(CustomRuntime::Lua) if std::str::from_utf8(&code).is_err() => {
-                diags.push(code_error(&name, source_span, file, "the Lua source is not UTF-8".into()));
-                Vec::new()
-            }
+            Some(CustomRuntime::Lua) if !code.is_empty() => match check_lua(&name, &code) {
+                Ok(()) => code,
+                Err(message) => {
+                    diags.push(code_error(&name, source_span, file, message));
+                    Vec::new()
+                }
+            },
             _ => code,
         };
         // A declaration with errors is kept, so that calls are still checked against it;
@@ -231,10 +234,22 @@ pub fn parse(text: &str, file: FileId, read: &mut dyn FnMut(&str) -> Result<Vec<
 }
 
 fn code_error(name: &str, at: Span, file: FileId, message: String) -> Diagnostic {
-    Diagnostic::new(Code::E0505, format!("the code of predicate `{name}` is not a valid predicate"))
-        .primary(at, message)
-        .help("docs/abi.md, \"Hand-written predicates\", lists what a module must export and may import")
-        .in_file(file)
+    let help = if message.contains("Lua") {
+        "fix the source; docs/abi.md, \"In Lua\", lists the functions a predicate defines and what the sandbox offers"
+    } else {
+        "docs/abi.md, \"In Wasm\", lists what a module must export and may import"
+    };
+    Diagnostic::new(Code::E0505, format!("the code of predicate `{name}` is not a valid predicate")).primary(at, message).help(help).in_file(file)
+}
+
+/// A Lua source must be UTF-8 text that LuaJIT compiles (it is compiled, not run).
+fn check_lua(name: &str, code: &[u8]) -> Result<(), String> {
+    let source = std::str::from_utf8(code).map_err(|_| "the Lua source is not UTF-8".to_string())?;
+    let lua = mlua::Lua::new_with(mlua::StdLib::NONE, mlua::LuaOptions::new()).map_err(|error| error.to_string())?;
+    match lua.load(source).set_name(format!("={name}")).set_mode(mlua::chunk::ChunkMode::Text).into_function() {
+        Ok(_) => Ok(()),
+        Err(error) => Err(format!("the Lua source does not compile: {}", error.to_string().lines().next().unwrap_or_default())),
+    }
 }
 
 /// A `.wat` text or a binary module, as Wasm bytes. An error says where in the source.
