@@ -383,3 +383,55 @@ pub fn check(defs: &[CustomDef], schema: &Schema, host_declared: &[Declaration])
     }
     diags
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"(module
+        (memory (export "memory") 1)
+        (global (export "view") i32 (i32.const 1024))
+        (global (export "view_len") i32 (i32.const 4096))
+        (func (export "pred_eval") (param i32 i32) (result i32) (i32.const 1)))"#;
+
+    fn module(text: &str) -> Vec<u8> {
+        wat::parse_str(text).unwrap()
+    }
+
+    #[test]
+    fn modules_are_checked_against_the_abi() {
+        assert_eq!(check_module(&module(GOOD), 0), Ok(()));
+        let cases = [
+            (GOOD.replace(r#"(export "view") "#, ""), 0, "`view`"),
+            (GOOD.replace("(global (export \"view_len\") i32", "(global (export \"view_len\") (mut i32)"), 0, "`view_len`"),
+            (GOOD.replace("(param i32 i32)", "(param i32)"), 0, "`pred_eval` must take 2 i32"),
+            (GOOD.replace(r#"(export "pred_eval")"#, ""), 0, "does not export `pred_eval"),
+            (GOOD.replace("(module", r#"(module (import "env" "abort" (func))"#), 0, "only from the `kestrel` module"),
+            (GOOD.replace("(module", r#"(module (import "kestrel" "regex" (func))"#), 0, "ABI v1 does not offer"),
+            (GOOD.to_string(), 2, "does not export `pred_capture"),
+            (
+                GOOD.replace(
+                    "(func (export \"pred_eval\")",
+                    "(func (export \"pred_capture\") (param i32 i32) (result i32) (i32.const 0))\n(func (export \"pred_eval\")",
+                ),
+                0,
+                "declares no `captures`",
+            ),
+        ];
+        for (text, captures, expected) in cases {
+            let error = check_module(&module(&text), captures).expect_err(&text);
+            assert!(error.contains(expected), "{error:?} should say {expected:?}");
+        }
+    }
+
+    #[test]
+    fn declarations_keep_their_arity_when_a_type_is_wrong() {
+        let text = "[[predicate]]\nname = \"p\"\nruntime = \"lua\"\nsource = \"p.lua\"\nparams = [\"long\", \"nope\"]\n";
+        let mut sources = crate::source::SourceMap::new();
+        let file = sources.add("p.toml", text);
+        let (defs, diags) = parse(text, file, &mut |_| Ok(b"function pred_eval() return true end".to_vec()));
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].code, Code::E0504);
+        assert_eq!(defs[0].params, vec![Scalar::Long, Scalar::Any], "calls are still checked for their count");
+    }
+}
