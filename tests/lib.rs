@@ -92,8 +92,9 @@ pub fn check_text(name: &str, text: &str, kind: FileKind, options: &FileOptions)
         let dir = repo_root().join("tests/data/check");
         let (predicates, diags) = eqlc::custom::parse(text, file, &mut |path| std::fs::read(dir.join(path)).map_err(|error| error.to_string()));
         load_diags.extend(diags);
-        load_diags.extend(eqlc::custom::check(&predicates, &schema, &declarations));
-        declarations.extend(predicates.iter().map(eqlc::custom::CustomDef::declaration));
+        let (all, declaration_diags) = eqlc::custom::declare(&predicates, &schema, &declarations);
+        load_diags.extend(declaration_diags);
+        declarations = all;
     }
     let check_options = Options { declarations: &declarations, ..check_options };
     let checked = driver::check_all(&rule_sources, &sources, &check_options);

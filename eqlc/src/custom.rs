@@ -353,6 +353,13 @@ pub fn check_module(wasm: &[u8], captures: usize) -> Result<(), String> {
     }
 }
 
+/// The functions rules may call: the host's declarations, then the predicates'; with
+/// the diagnostics of [`check`].
+pub fn declare(defs: &[CustomDef], schema: &Schema, host: &[Declaration]) -> (Vec<Declaration>, Vec<Diagnostic>) {
+    let declarations = host.iter().cloned().chain(defs.iter().map(CustomDef::declaration)).collect();
+    (declarations, check(defs, schema, host))
+}
+
 /// Checks declarations against the schema and each other: every field of a view exists
 /// (unless the schema is dynamic), and names are unique and not built-in functions.
 pub fn check(defs: &[CustomDef], schema: &Schema, host_declared: &[Declaration]) -> Vec<Diagnostic> {

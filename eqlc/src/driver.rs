@@ -136,9 +136,8 @@ pub fn build(checked: &[Checked], schema: &kestrel_bundle::schema::Schema, custo
 pub fn build_paths(paths: &[std::path::PathBuf], options: &Options, sources: &mut SourceMap) -> Result<Vec<u8>, Vec<Diagnostic>> {
     let loaded = crate::rules::load(paths, sources);
     let mut diags = loaded.diags;
-    diags.extend(crate::custom::check(&loaded.predicates, options.schema, options.declarations));
-    let mut declarations = options.declarations.to_vec();
-    declarations.extend(loaded.predicates.iter().map(crate::custom::CustomDef::declaration));
+    let (declarations, declaration_diags) = crate::custom::declare(&loaded.predicates, options.schema, options.declarations);
+    diags.extend(declaration_diags);
     let options = Options { declarations: &declarations, ..*options };
     let checked = check_all(&loaded.rules, sources, &options);
     diags.extend(checked.iter().flat_map(|rule| rule.diags.iter().cloned()));

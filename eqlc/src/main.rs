@@ -217,8 +217,8 @@ fn check(target: &Target, report: &Report, paths: &[PathBuf], output: Option<&Pa
     let endgame_case = if target.case_sensitive { EndgameCase::Sensitive } else { EndgameCase::Insensitive };
     let loaded = rules::load(paths, &mut sources);
     let (rule_sources, mut load_diags, predicates) = (loaded.rules, loaded.diags, loaded.predicates);
-    load_diags.extend(eqlc::custom::check(&predicates, &schema, &declarations));
-    declarations.extend(predicates.iter().map(eqlc::custom::CustomDef::declaration));
+    let (declarations, declaration_diags) = eqlc::custom::declare(&predicates, &schema, &declarations);
+    load_diags.extend(declaration_diags);
     let options = Options { schema: &schema, dialect: target.dialect, endgame_case, declarations: &declarations };
     let io_failed = load_diags.iter().any(|diag| diag.code == Code::E0501);
     // A bug in eqlc while checking one rule is reported (B0001) and the others go on.
@@ -334,11 +334,12 @@ fn dump(target: &Target, what: Dump, paths: &[PathBuf]) -> ExitCode {
         Ok(schema) => schema,
         Err(diag) => return report_and_exit(&[*diag], &sources, Format::Human),
     };
-    let mut declarations: Vec<Declaration> = target.declarations.iter().filter_map(|text| Declaration::parse(text).ok()).collect();
+    let host: Vec<Declaration> = target.declarations.iter().filter_map(|text| Declaration::parse(text).ok()).collect();
     let endgame_case = if target.case_sensitive { EndgameCase::Sensitive } else { EndgameCase::Insensitive };
     let loaded = rules::load(paths, &mut sources);
     let (rule_sources, mut diags) = (loaded.rules, loaded.diags);
-    declarations.extend(loaded.predicates.iter().map(eqlc::custom::CustomDef::declaration));
+    let (declarations, declaration_diags) = eqlc::custom::declare(&loaded.predicates, &schema, &host);
+    diags.extend(declaration_diags);
     let options = Options { schema: &schema, dialect: target.dialect, endgame_case, declarations: &declarations };
     for source in &rule_sources {
         let checked = driver::check_rule(source, &sources, &options);

@@ -284,12 +284,14 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
     let mut consts = consts::Consts::new(layout.heap_offset + layout.heap_capacity);
     let mut patterns = Patterns::default();
 
+    // Per rule: its declared functions that are hand-written predicates.
+    let calls_by_rule: Vec<std::collections::HashMap<u32, u32>> = rules.iter().map(|rule| custom_calls(rule, custom, &called)).collect();
     let mut predicate_fns = Vec::new();
     for (rule_idx, _, condition) in &predicates {
         let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
         generator.lineage_slots = lineage_slots(*rule_idx);
         generator.capture_slots = capture_slots(*rule_idx);
-        generator.custom = custom_calls(rules[*rule_idx], custom, &called);
+        generator.custom = calls_by_rule[*rule_idx].clone();
         generator.select_event(layout.slots_offset, slot_stride);
         generator.reset_heap();
         generator.cond_all(condition);
@@ -300,7 +302,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
         let mut generator = ExprGen::new(rules[*rule_idx], &library, &mut consts, &fields, &mut patterns, 1);
         generator.lineage_slots = lineage_slots(*rule_idx);
         generator.capture_slots = capture_slots(*rule_idx);
-        generator.custom = custom_calls(rules[*rule_idx], custom, &called);
+        generator.custom = calls_by_rule[*rule_idx].clone();
         generator.select_event(layout.slots_offset, slot_stride);
         generator.reset_heap();
         match source {
