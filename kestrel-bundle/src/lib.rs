@@ -14,6 +14,7 @@
 
 pub mod abi;
 pub mod bundle;
+pub mod enforce;
 pub mod schema;
 pub mod semantics;
 pub mod time;

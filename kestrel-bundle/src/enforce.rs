@@ -1,0 +1,126 @@
+//! Rule actions and what the enforcement hooks can see (docs/enforcement.md).
+//!
+//! A rule alerts by default. `kill` and `block` are carried by the bundle's optional
+//! `ACTIONS` section; eqlc accepts `block` only on a step the exec hook can decide, that
+//! is a step whose condition reads nothing but [`EXEC_HOOK_FIELDS`]; the runtime's hook
+//! event fills exactly those fields (a test compares it with the probe's exec event).
+
+/// What a rule does when it matches, besides alerting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Deny the operation of the deciding step inline (an exec fails with EPERM).
+    Block,
+    /// Kill processes of the match: one target per entry, in order.
+    Kill(Vec<KillTarget>),
+}
+
+/// A process a `kill` action kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KillTarget {
+    /// The process of the step's event, or its parent.
+    pub whom: Whom,
+    /// The step whose event names the process (0 for an event query; the positive
+    /// steps of a sequence, counted from 0, as Elastic's `state`).
+    pub step: u32,
+    /// Also kill the process's descendants.
+    pub tree: bool,
+}
+
+/// Which process of an event a kill target names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whom {
+    /// `process.entity_id`.
+    Process,
+    /// `process.parent.entity_id`.
+    Parent,
+}
+
+impl Whom {
+    /// The entity id field naming the process.
+    pub fn entity_field(self) -> &'static str {
+        match self {
+            Whom::Process => "process.entity_id",
+            Whom::Parent => "process.parent.entity_id",
+        }
+    }
+
+    /// The pid field naming the process.
+    pub fn pid_field(self) -> &'static str {
+        match self {
+            Whom::Process => "process.pid",
+            Whom::Parent => "process.parent.pid",
+        }
+    }
+}
+
+/// The action of one rule (rules without one only alert).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleAction {
+    /// The rule's index in the bundle.
+    pub rule: u32,
+    /// What it does.
+    pub action: Action,
+}
+
+/// The fields of the event the exec hook builds while an `execve` is paused (before the
+/// kernel has loaded the new image): everything known about the calling process, its
+/// parent and the file it executes. A `block` step may read only these.
+pub const EXEC_HOOK_FIELDS: &[&str] = &[
+    "@timestamp",
+    "event.kind",
+    "event.category",
+    "event.type",
+    "event.action",
+    "event.module",
+    "event.dataset",
+    "data_stream.type",
+    "data_stream.dataset",
+    "data_stream.namespace",
+    "ecs.version",
+    "agent.type",
+    "agent.version",
+    "host.name",
+    "host.hostname",
+    "host.id",
+    "host.architecture",
+    "host.os.type",
+    "host.os.kernel",
+    "process.pid",
+    "process.entity_id",
+    "process.start",
+    "process.name",
+    "process.executable",
+    "process.args",
+    "process.args_count",
+    "process.command_line",
+    "process.working_directory",
+    "process.interactive",
+    "process.user.id",
+    "process.group.id",
+    "process.real_user.id",
+    "process.real_group.id",
+    "process.previous.executable",
+    "process.parent.pid",
+    "process.parent.entity_id",
+    "process.parent.start",
+    "process.parent.name",
+    "process.parent.executable",
+    "process.parent.args",
+    "process.parent.args_count",
+    "process.parent.command_line",
+    "process.parent.working_directory",
+    "process.parent.user.id",
+    "process.parent.group.id",
+    "user.id",
+    "user.name",
+    "user.Ext.real.id",
+    "user.Ext.real.name",
+    "group.id",
+    "group.name",
+    "group.Ext.real.id",
+];
+
+/// Whether the exec hook fills `field`.
+pub fn exec_hook_fills(field: &str) -> bool {
+    EXEC_HOOK_FIELDS.contains(&field)
+}
