@@ -5,6 +5,11 @@
 //! is a step whose condition reads nothing but [`EXEC_HOOK_FIELDS`]; the runtime's hook
 //! event fills exactly those fields (a test compares it with the probe's exec event).
 
+use std::fmt;
+
+/// The most processes one `kill` action may name.
+pub const MAX_KILL_TARGETS: usize = 16;
+
 /// What a rule does when it matches, besides alerting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -12,6 +17,23 @@ pub enum Action {
     Block,
     /// Kill processes of the match: one target per entry, in order.
     Kill(Vec<KillTarget>),
+}
+
+impl fmt::Display for Action {
+    /// `block`, or `kill process of step 0, parent of step 1 (tree)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Block => f.write_str("block"),
+            Action::Kill(targets) => {
+                f.write_str("kill")?;
+                for (index, target) in targets.iter().enumerate() {
+                    let separator = if index == 0 { " " } else { ", " };
+                    write!(f, "{separator}{} of step {}{}", target.whom.name(), target.step, if target.tree { " (tree)" } else { "" })?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// A process a `kill` action kills.
@@ -36,6 +58,14 @@ pub enum Whom {
 }
 
 impl Whom {
+    /// `process` or `parent`, as rule files write it (`kill = ["process", "parent"]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Whom::Process => "process",
+            Whom::Parent => "parent",
+        }
+    }
+
     /// The entity id field naming the process.
     pub fn entity_field(self) -> &'static str {
         match self {
@@ -64,7 +94,8 @@ pub struct RuleAction {
 
 /// The fields of the event the exec hook builds while an `execve` is paused (before the
 /// kernel has loaded the new image): everything known about the calling process, its
-/// parent and the file it executes. A `block` step may read only these.
+/// parent and the file it executes. A `block` step may read only these. (`process.start`
+/// is not among them: /proc gives it in clock ticks, the probes in nanoseconds.)
 pub const EXEC_HOOK_FIELDS: &[&str] = &[
     "@timestamp",
     "event.kind",
@@ -87,7 +118,6 @@ pub const EXEC_HOOK_FIELDS: &[&str] = &[
     "host.os.kernel",
     "process.pid",
     "process.entity_id",
-    "process.start",
     "process.name",
     "process.executable",
     "process.args",
@@ -102,7 +132,6 @@ pub const EXEC_HOOK_FIELDS: &[&str] = &[
     "process.previous.executable",
     "process.parent.pid",
     "process.parent.entity_id",
-    "process.parent.start",
     "process.parent.name",
     "process.parent.executable",
     "process.parent.args",

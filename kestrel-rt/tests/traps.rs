@@ -72,6 +72,7 @@ fn bundle() -> Bundle {
         sequences: None,
         lineage: None,
         custom: None,
+        actions: Vec::new(),
     }
 }
 

@@ -342,6 +342,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
         sequences: (!tables.is_empty()).then_some(tables),
         lineage: None,
         custom: None,
+        actions: Vec::new(),
     };
     let index_of = |name: &str| bundle.fields.iter().position(|field| field.name == name).unwrap_or_default() as u32;
     let lineage_table = (!lineage_nodes.is_empty()).then(|| format::LineageTable {

@@ -72,6 +72,11 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
     if !orphans.is_empty() {
         writeln!(out, "  value functions of no rule: {orphans:?}")?;
     }
+    let orphans: Vec<String> =
+        bundle.actions.iter().filter(|entry| entry.rule as usize >= bundle.rules.len()).map(|entry| format!("rule {}: {}", entry.rule, entry.action)).collect();
+    if !orphans.is_empty() {
+        writeln!(out, "  actions of no rule: [{}]", orphans.join("; "))?;
+    }
 
     writeln!(out)?;
     let patterns = &bundle.patterns;
@@ -226,6 +231,9 @@ fn write_rule(out: &mut String, bundle: &Bundle, index: usize, rule: &Rule) -> s
             }
         };
         writeln!(out, "    | {}{args}", pipe.name())?;
+    }
+    for entry in bundle.actions.iter().filter(|entry| entry.rule as usize == index) {
+        writeln!(out, "    action       {}", entry.action)?;
     }
     for (id, predicate) in functions.predicates.iter().enumerate().filter(|(_, predicate)| predicate.rule as usize == index) {
         let role = match predicate.role {

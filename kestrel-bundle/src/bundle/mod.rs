@@ -16,6 +16,7 @@ mod validate;
 mod write;
 
 use crate::abi::{MAX_CALL_ARGS, RESERVED_BYTES, SLOT_SIZE};
+pub use crate::enforce::{Action, KillTarget, RuleAction, Whom};
 pub use crate::schema::LineageValue;
 use crate::schema::{FieldType, TimestampUnit};
 use std::fmt;
@@ -68,6 +69,10 @@ pub struct Bundle {
     /// The `CUSTOM` section, when a rule calls a hand-written predicate: predicate *i*
     /// is the one `kestrel.predicate(i, ...)` runs (docs/abi.md, "Hand-written predicates").
     pub custom: Option<Vec<CustomPredicate>>,
+    /// The `ACTIONS` section (written only when not empty): what a rule does when it
+    /// matches besides alerting, sorted by rule, at most one per rule; rules without an
+    /// entry only alert (docs/enforcement.md).
+    pub actions: Vec<RuleAction>,
 }
 
 /// Most captures one hand-written predicate may declare.
@@ -695,10 +700,11 @@ pub(crate) enum SectionKind {
     Sequences = 7,
     Lineage = 8,
     Custom = 9,
+    Actions = 10,
 }
 
 impl SectionKind {
-    pub(crate) const ALL: [SectionKind; 9] = [
+    pub(crate) const ALL: [SectionKind; 10] = [
         SectionKind::Manifest,
         SectionKind::Fields,
         SectionKind::Rules,
@@ -708,6 +714,7 @@ impl SectionKind {
         SectionKind::Sequences,
         SectionKind::Lineage,
         SectionKind::Custom,
+        SectionKind::Actions,
     ];
 
     pub(crate) fn from_u32(kind: u32) -> Option<SectionKind> {
@@ -725,11 +732,12 @@ impl SectionKind {
             SectionKind::Sequences => "SEQUENCES",
             SectionKind::Lineage => "LINEAGE",
             SectionKind::Custom => "CUSTOM",
+            SectionKind::Actions => "ACTIONS",
         }
     }
 
     pub(crate) fn required(self) -> bool {
-        !matches!(self, SectionKind::Sequences | SectionKind::Lineage | SectionKind::Custom)
+        !matches!(self, SectionKind::Sequences | SectionKind::Lineage | SectionKind::Custom | SectionKind::Actions)
     }
 }
 
@@ -745,6 +753,19 @@ pub(crate) mod codes {
     pub(crate) const QUERY_SEQUENCE: u8 = 1;
     pub(crate) const FAMILY_V4: u8 = 4;
     pub(crate) const FAMILY_V6: u8 = 6;
+    pub(crate) const ACTION_BLOCK: u8 = 0;
+    pub(crate) const ACTION_KILL: u8 = 1;
+
+    pub(crate) fn whom(whom: super::Whom) -> u8 {
+        match whom {
+            super::Whom::Process => 0,
+            super::Whom::Parent => 1,
+        }
+    }
+
+    pub(crate) fn whom_of(code: u8) -> Option<super::Whom> {
+        [super::Whom::Process, super::Whom::Parent].into_iter().find(|whom| self::whom(*whom) == code)
+    }
 
     pub(crate) fn field_kind(kind: FieldKind) -> u8 {
         match kind {

@@ -6,9 +6,10 @@
 //! Nothing here indexes or allocates without checking the bytes are there first.
 
 use super::{
-    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, Capture, CaptureDecl, CidrBlock, CustomLimits, CustomPredicate, FORMAT_VERSION, Field,
-    Functions, HEADER_LEN, Layout, LineageNode, LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query, RegexPattern, Rule,
-    SectionKind, SequenceKey, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64, validate,
+    ABI_VERSION, Action, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, Capture, CaptureDecl, CidrBlock, CustomLimits, CustomPredicate, FORMAT_VERSION,
+    Field, Functions, HEADER_LEN, KillTarget, Layout, LineageNode, LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query,
+    RegexPattern, Rule, RuleAction, SectionKind, SequenceKey, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64,
+    validate,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -31,6 +32,14 @@ pub(crate) struct Sites {
     pub(crate) lineage_nodes: Vec<u64>,
     pub(crate) sequences: Vec<u64>,
     pub(crate) custom: Vec<u64>,
+    pub(crate) actions: Vec<ActionSites>,
+}
+
+/// Where the parts of one entry of the `ACTIONS` section start.
+#[derive(Debug, Default)]
+pub(crate) struct ActionSites {
+    pub(crate) start: u64,
+    pub(crate) targets: Vec<u64>,
 }
 
 /// Where the parts of one rule start.
@@ -61,6 +70,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
     let mut sequences = None;
     let mut lineage = None;
     let mut custom = None;
+    let mut actions = Vec::new();
     for section in &sections {
         let body = bytes.get(section.start..section.end).ok_or_else(|| BundleError::new("section bounds were not checked (reader bug)"))?;
         let mut r = Reader { bytes: body, pos: 0, base: section.start as u64 };
@@ -78,6 +88,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
             SectionKind::Sequences => sequences = Some(read_sequences(&mut r, &mut sites).map_err(|e| e.context(name))?),
             SectionKind::Lineage => lineage = Some(read_lineage(&mut r, &mut sites).map_err(|e| e.context(name))?),
             SectionKind::Custom => custom = Some(read_custom(&mut r, &mut sites).map_err(|e| e.context(name))?),
+            SectionKind::Actions => actions = read_actions(&mut r, &mut sites).map_err(|e| e.context(name))?,
         }
         r.finish().map_err(|e| e.context(name))?;
     }
@@ -92,6 +103,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
         sequences,
         lineage,
         custom,
+        actions,
     };
     validate::check(&bundle, Some(&sites))?;
     Ok(bundle)
@@ -393,6 +405,8 @@ mod min_size {
     pub(super) const SEQUENCE_KEY: usize = 4 + 1 + 1;
     pub(super) const CUSTOM: usize = 4 + 1 + 4 + 4 + 4 + 4 + 8 + 8 + 8 + 4;
     pub(super) const CAPTURE_DECL: usize = 4 + 1;
+    pub(super) const ACTION: usize = 4 + 1;
+    pub(super) const KILL_TARGET: usize = 1 + 4 + 1;
 }
 
 fn read_manifest(r: &mut Reader, sites: &mut Sites) -> Result<Manifest, BundleError> {
@@ -656,6 +670,40 @@ fn read_custom_predicate(r: &mut Reader) -> Result<CustomPredicate, BundleError>
     let limits = CustomLimits { instructions: r.u64("instructions")?, memory_bytes: r.u64("memory_bytes")?, time_ms: r.u64("time_ms")? };
     let rules = r.vec(min_size::U32, "the rules", |r, _| r.u32("rule"))?;
     Ok(CustomPredicate { name, runtime, code, fields, params, captures, limits, rules })
+}
+
+/// The `ACTIONS` section: at least one entry (a bundle whose rules only alert has no
+/// such section).
+fn read_actions(r: &mut Reader, sites: &mut Sites) -> Result<Vec<RuleAction>, BundleError> {
+    let at = r.offset();
+    let actions = r.vec(min_size::ACTION, "the actions", |r, index| {
+        let mut entry = ActionSites { start: r.offset(), targets: Vec::new() };
+        let action = read_action(r, &mut entry).map_err(|e| e.context(format_args!("entry {index}")))?;
+        sites.actions.push(entry);
+        Ok(action)
+    })?;
+    if actions.is_empty() {
+        return Err(BundleError::at(at, "the section lists no actions (a bundle whose rules only alert has no ACTIONS section)"));
+    }
+    Ok(actions)
+}
+
+fn read_action(r: &mut Reader, sites: &mut ActionSites) -> Result<RuleAction, BundleError> {
+    let rule = r.u32("rule")?;
+    let kind = r.code("action kind", "0 (block) or 1 (kill)", |code| (code <= codes::ACTION_KILL).then_some(code))?;
+    let action = match kind {
+        codes::ACTION_BLOCK => Action::Block,
+        _ => Action::Kill(r.vec(min_size::KILL_TARGET, "the kill targets", |r, index| {
+            sites.targets.push(r.offset());
+            read_kill_target(r).map_err(|e| e.context(format_args!("target {index}")))
+        })?),
+    };
+    Ok(RuleAction { rule, action })
+}
+
+fn read_kill_target(r: &mut Reader) -> Result<KillTarget, BundleError> {
+    let whom = r.code("whom", "0 (process) or 1 (parent)", codes::whom_of)?;
+    Ok(KillTarget { whom, step: r.u32("step")?, tree: r.bool("tree")? })
 }
 
 fn read_sequences(r: &mut Reader, sites: &mut Sites) -> Result<Vec<SequenceTable>, BundleError> {

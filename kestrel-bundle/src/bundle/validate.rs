@@ -3,9 +3,10 @@
 
 use super::read::{LAYOUT_NAMES, RuleSites, Sites};
 use super::{
-    Bundle, BundleError, CidrBlock, CustomRuntime, MAX_CAPTURES, MAX_MEMORY_PAGES, NO_INDEX, Pipe, PredicateRole, Query, Rule, TableKind, WASM_HEADER,
+    Action, Bundle, BundleError, CidrBlock, CustomRuntime, MAX_CAPTURES, MAX_MEMORY_PAGES, NO_INDEX, Pipe, PredicateRole, Query, Rule, TableKind, WASM_HEADER,
 };
 use crate::abi::{MAX_CALL_ARGS, RESERVED_BYTES};
+use crate::enforce::MAX_KILL_TARGETS;
 use crate::schema::check_field_name;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -24,7 +25,62 @@ pub(crate) fn check(bundle: &Bundle, sites: Option<&Sites>) -> Result<(), Bundle
     sequences(bundle, at)?;
     lineage(bundle, at)?;
     custom(bundle, at)?;
+    actions(bundle, at)?;
     wasm(bundle, at)
+}
+
+/// Rule actions: sorted by rule, one per rule at most, kill targets on steps the rule
+/// has, `block` only where one event decides (an event query or a sequence).
+fn actions(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    let mut previous: Option<u32> = None;
+    for (index, entry) in bundle.actions.iter().enumerate() {
+        let start = at.get(|s| s.actions.get(index).map(|sites| sites.start));
+        let rule = entry.rule;
+        let error = |offset: Option<u64>, message: String| BundleError::maybe_at(offset, format!("ACTIONS: entry {index} (rule {rule}): {message}"));
+        let Some(found) = bundle.rules.get(rule as usize) else {
+            return Err(error(start, format!("the rule is out of range (there are {} rules)", bundle.rules.len())));
+        };
+        if let Some(previous) = previous
+            && previous >= rule
+        {
+            return Err(error(start, format!("comes after the entry of rule {previous}; entries are sorted by rule, at most one per rule")));
+        }
+        previous = Some(rule);
+        let table = match found.query {
+            Query::Event { .. } => None,
+            // The rule's own checks found its table.
+            Query::Sequence { table } => bundle.sequences.as_ref().and_then(|tables| tables.get(table as usize)),
+        };
+        match &entry.action {
+            Action::Block => {
+                if let Some(table) = table
+                    && table.kind != TableKind::Sequence
+                {
+                    let kind = if table.kind == TableKind::Join { "join" } else { "sample" };
+                    return Err(error(start, format!("block needs one event to decide, so it is for an event query or a sequence, not a {kind}")));
+                }
+            }
+            Action::Kill(targets) => {
+                if targets.is_empty() {
+                    return Err(error(start, "kill names no process".to_string()));
+                }
+                if targets.len() > MAX_KILL_TARGETS {
+                    return Err(error(start, format!("kill names {} processes; at most {MAX_KILL_TARGETS}", targets.len())));
+                }
+                let positive = table.map_or(1, |table| table.steps.iter().filter(|step| !step.missing).count());
+                for (target_index, target) in targets.iter().enumerate() {
+                    if target.step as usize >= positive {
+                        let offset = at.get(|s| s.actions.get(index).and_then(|sites| sites.targets.get(target_index)).map(|start| start + 1));
+                        return Err(error(
+                            offset,
+                            format!("kill target {target_index}: step {} is out of range (the rule has {positive} positive steps)", target.step),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Hand-written predicates: unique names, code of their runtime's kind, fields and

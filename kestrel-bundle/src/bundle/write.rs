@@ -1,9 +1,9 @@
 //! The bundle writer: one deterministic encoding of a validated [`Bundle`].
 
 use super::{
-    ABI_VERSION, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CustomPredicate, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, LineageTable,
-    LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Query, Rule, SectionKind, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, TableKind, align8, codes,
-    fnv1a64, validate,
+    ABI_VERSION, Action, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CustomPredicate, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout,
+    LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Query, Rule, RuleAction, SectionKind, SequenceStep, SequenceTable, TABLE_ENTRY_LEN,
+    TableKind, align8, codes, fnv1a64, validate,
 };
 use std::net::IpAddr;
 
@@ -26,6 +26,9 @@ pub(crate) fn write(bundle: &Bundle) -> Result<Vec<u8>, BundleError> {
     }
     if let Some(predicates) = &bundle.custom {
         sections.push((SectionKind::Custom, section(|out| out.vec(predicates, custom))?));
+    }
+    if !bundle.actions.is_empty() {
+        sections.push((SectionKind::Actions, section(|out| out.vec(&bundle.actions, action))?));
     }
 
     let table_end = HEADER_LEN + TABLE_ENTRY_LEN * sections.len();
@@ -346,6 +349,25 @@ fn custom(out: &mut Writer, predicate: &CustomPredicate) -> Result<(), BundleErr
         out.u32(*rule);
         Ok(())
     })
+}
+
+fn action(out: &mut Writer, entry: &RuleAction) -> Result<(), BundleError> {
+    out.u32(entry.rule);
+    match &entry.action {
+        Action::Block => {
+            out.u8(codes::ACTION_BLOCK);
+            Ok(())
+        }
+        Action::Kill(targets) => {
+            out.u8(codes::ACTION_KILL);
+            out.vec(targets, |out, target| {
+                out.u8(codes::whom(target.whom));
+                out.u32(target.step);
+                out.bool(target.tree);
+                Ok(())
+            })
+        }
+    }
 }
 
 fn sequence(out: &mut Writer, table: &SequenceTable) -> Result<(), BundleError> {

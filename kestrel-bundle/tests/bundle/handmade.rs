@@ -158,6 +158,7 @@ pub fn handmade() -> Bundle {
         sequences: Some(sequences),
         lineage: None,
         custom: None,
+        actions: Vec::new(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Tests of the bundle format (docs/bundle-format.md): round trips, the golden files,
 //! mutations of the golden bytes, properties of arbitrary bundles, and one failing
-//! example per semantic check.
+//! example per semantic check, and the rule actions section.
 
+mod actions;
 mod golden;
 mod handmade;
 mod mutation;

@@ -1,7 +1,8 @@
-//! Properties: arbitrary valid bundles round-trip byte-for-byte, and `Layout::plan`
-//! gives valid layouts.
+//! Properties: arbitrary valid bundles (with hand-written predicates and rule actions)
+//! round-trip byte-for-byte, and `Layout::plan` gives valid layouts.
 
 use kestrel_bundle::bundle::{CaptureDecl, CustomLimits, CustomPredicate, CustomRuntime, WASM_HEADER};
+use kestrel_bundle::enforce::{Action, KillTarget, RuleAction, Whom};
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::{
     Bundle, CidrBlock, Field, FieldKind, Functions, Layout, Manifest, Patterns, Pipe, Predicate, PredicateRole, Query, RegexAnchor, RegexPattern, Rule,
@@ -287,6 +288,7 @@ fn build(
         sequences: (!tables.is_empty()).then_some(tables),
         lineage: None,
         custom: None,
+        actions: Vec::new(),
     }
 }
 
@@ -340,10 +342,49 @@ fn custom_section(fields: usize, rules: usize) -> impl Strategy<Value = Option<V
     })
 }
 
+/// An `ACTIONS` section valid for `bundle`: some rules block, some kill processes of
+/// their positive steps, the others only alert.
+fn actions_section(bundle: &Bundle) -> impl Strategy<Value = Vec<RuleAction>> + use<> {
+    let positive: Vec<usize> = bundle
+        .rules
+        .iter()
+        .map(|rule| match rule.query {
+            Query::Event { .. } => 1,
+            Query::Sequence { table } => bundle.sequences.as_ref().map_or(0, |tables| tables[table as usize].steps.iter().filter(|step| !step.missing).count()),
+        })
+        .collect();
+    let target = (any::<bool>(), any::<usize>(), any::<bool>());
+    let plan = prop::option::of((any::<bool>(), prop::collection::vec(target, 1..4)));
+    prop::collection::vec(plan, positive.len()).prop_map(move |plans| {
+        plans
+            .into_iter()
+            .enumerate()
+            .filter_map(|(rule, plan)| {
+                let (block, targets) = plan?;
+                let action = if block {
+                    Action::Block
+                } else {
+                    let steps = positive[rule];
+                    if steps == 0 {
+                        return None;
+                    }
+                    let targets = targets
+                        .into_iter()
+                        .map(|(parent, pick, tree)| KillTarget { whom: if parent { Whom::Parent } else { Whom::Process }, step: (pick % steps) as u32, tree })
+                        .collect();
+                    Action::Kill(targets)
+                };
+                Some(RuleAction { rule: rule as u32, action })
+            })
+            .collect()
+    })
+}
+
 fn bundle_with_custom() -> impl Strategy<Value = Bundle> {
     bundle().prop_flat_map(|bundle| {
         let (fields, rules) = (bundle.fields.len(), bundle.rules.len());
-        (Just(bundle), custom_section(fields, rules)).prop_map(|(bundle, custom)| Bundle { custom, ..bundle })
+        let actions = actions_section(&bundle);
+        (Just(bundle), custom_section(fields, rules), actions).prop_map(|(bundle, custom, actions)| Bundle { custom, actions, ..bundle })
     })
 }
 

@@ -1,0 +1,133 @@
+//! The `ACTIONS` section: rule actions round-trip, show in `inspect`, and every check
+//! of the section has a failing example, with the byte it names when read from a file.
+
+use crate::handmade::{fix_checksum, handmade, section_offset, sections};
+use kestrel_bundle::enforce::{Action, KillTarget, RuleAction, Whom};
+use kestrel_bundle::{Bundle, TableKind};
+
+const ACTIONS: u32 = 10;
+
+fn kill(targets: &[(Whom, u32, bool)]) -> Action {
+    Action::Kill(targets.iter().map(|(whom, step, tree)| KillTarget { whom: *whom, step: *step, tree: *tree }).collect())
+}
+
+/// The hand-built bundle with a block on rule 0 and a kill on the sequence (rule 2,
+/// three positive steps and a trailing missing one).
+fn with_actions() -> Bundle {
+    let mut bundle = handmade();
+    bundle.actions =
+        vec![RuleAction { rule: 0, action: Action::Block }, RuleAction { rule: 2, action: kill(&[(Whom::Process, 0, false), (Whom::Parent, 2, true)]) }];
+    bundle
+}
+
+#[test]
+fn actions_round_trip_and_show_in_inspect() {
+    let bundle = with_actions();
+    let bytes = bundle.to_bytes().expect("writes");
+    assert_eq!(sections(&bytes).last().map(|(kind, ..)| *kind), Some(ACTIONS));
+    assert_eq!(Bundle::from_bytes(&bytes).expect("reads back"), bundle);
+    let text = bundle.inspect();
+    assert!(text.contains("    action       block\n"), "{text}");
+    assert!(text.contains("    action       kill process of step 0, parent of step 2 (tree)\n"), "{text}");
+    // No actions: no section, and the bytes of a bundle without actions are unchanged.
+    let plain = handmade().to_bytes().expect("writes");
+    assert!(sections(&plain).iter().all(|(kind, ..)| *kind != ACTIONS));
+}
+
+type Edit = fn(&mut Bundle);
+
+#[test]
+fn every_action_check_has_a_failing_example() {
+    let cases: Vec<(Edit, &str)> = vec![
+        (|b| b.actions[1].rule = 3, "ACTIONS: entry 1 (rule 3): the rule is out of range (there are 3 rules)"),
+        (|b| b.actions[1].rule = 0, "ACTIONS: entry 1 (rule 0): comes after the entry of rule 0; entries are sorted by rule, at most one per rule"),
+        (|b| b.actions.swap(0, 1), "ACTIONS: entry 1 (rule 0): comes after the entry of rule 2; entries are sorted by rule, at most one per rule"),
+        (|b| b.actions[1].action = Action::Kill(Vec::new()), "ACTIONS: entry 1 (rule 2): kill names no process"),
+        (|b| b.actions[1].action = kill(&[(Whom::Process, 0, false); 17]), "ACTIONS: entry 1 (rule 2): kill names 17 processes; at most 16"),
+        (
+            |b| b.actions[1].action = kill(&[(Whom::Process, 0, false), (Whom::Parent, 3, false)]),
+            "ACTIONS: entry 1 (rule 2): kill target 1: step 3 is out of range (the rule has 3 positive steps)",
+        ),
+        (
+            |b| b.actions[0].action = kill(&[(Whom::Process, 1, false)]),
+            "ACTIONS: entry 0 (rule 0): kill target 0: step 1 is out of range (the rule has 1 positive steps)",
+        ),
+        (
+            |b| {
+                b.sequences.as_mut().unwrap()[0].kind = TableKind::Join;
+                let table = &mut b.sequences.as_mut().unwrap()[0];
+                table.maxspan_ns = None;
+                table.steps.truncate(3);
+                b.actions[1].action = Action::Block;
+            },
+            "ACTIONS: entry 1 (rule 2): block needs one event to decide, so it is for an event query or a sequence, not a join",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (index, (edit, expected)) in cases.into_iter().enumerate() {
+        let mut bundle = with_actions();
+        edit(&mut bundle);
+        for (how, result) in [("validate", bundle.validate()), ("to_bytes", bundle.to_bytes().map(|_| ()))] {
+            match result {
+                Err(error) if error.message == expected && error.offset.is_none() => {}
+                other => wrong.push(format!("case {index} ({how}): expected {expected:?}, got {other:?}")),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The bytes of `with_actions()` with `patch` written at `at` (checksum fixed), read.
+fn read_patched(at: usize, patch: &[u8]) -> String {
+    let mut bytes = with_actions().to_bytes().unwrap();
+    bytes[at..at + patch.len()].copy_from_slice(patch);
+    fix_checksum(&mut bytes);
+    Bundle::from_bytes(&bytes).expect_err("the patched bundle is invalid").to_string()
+}
+
+#[test]
+fn errors_in_the_section_name_the_byte() {
+    let bytes = with_actions().to_bytes().unwrap();
+    let body = section_offset(&bytes, ACTIONS);
+    // count, then entry 0 (rule u32, kind u8), then entry 1: rule, kind, count, targets.
+    let entry1 = body + 4 + 5;
+    let target1 = entry1 + 4 + 1 + 4 + 6;
+    let cases: Vec<(usize, Vec<u8>, String)> = vec![
+        (body, vec![0], format!("at byte {body}: ACTIONS: the section lists no actions (a bundle whose rules only alert has no ACTIONS section)")),
+        (body + 8, vec![2], format!("at byte {}: ACTIONS: entry 0: action kind is 2, expected 0 (block) or 1 (kill)", body + 8)),
+        (target1, vec![2], format!("at byte {target1}: ACTIONS: entry 1: target 1: whom is 2, expected 0 (process) or 1 (parent)")),
+        (target1 + 5, vec![2], format!("at byte {}: ACTIONS: entry 1: target 1: tree is 2, expected 0 (false) or 1 (true)", target1 + 5)),
+        (
+            entry1,
+            vec![0],
+            format!("at byte {entry1}: ACTIONS: entry 1 (rule 0): comes after the entry of rule 0; entries are sorted by rule, at most one per rule"),
+        ),
+        (
+            target1 + 1,
+            vec![7],
+            format!("at byte {}: ACTIONS: entry 1 (rule 2): kill target 1: step 7 is out of range (the rule has 3 positive steps)", target1 + 1),
+        ),
+    ];
+    for (at, patch, expected) in cases {
+        assert_eq!(read_patched(at, &patch), expected);
+    }
+}
+
+/// Every value of every byte of the section (checksum fixed): the reader never panics,
+/// and what it accepts is the canonical encoding of what it returns.
+#[test]
+fn every_byte_of_the_section_mutated() {
+    let bytes = with_actions().to_bytes().unwrap();
+    let (_, start, len) = sections(&bytes).into_iter().find(|(kind, ..)| *kind == ACTIONS).unwrap();
+    for at in start..start + len {
+        for value in 0..=255u8 {
+            let mut mutated = bytes.clone();
+            mutated[at] = value;
+            fix_checksum(&mut mutated);
+            let result = std::panic::catch_unwind(|| Bundle::from_bytes(&mutated)).unwrap_or_else(|_| panic!("panicked with byte {at} = {value}"));
+            if let Ok(bundle) = result {
+                assert!(bundle.to_bytes().unwrap() == mutated, "byte {at} = {value}: accepted a non-canonical encoding");
+            }
+        }
+    }
+}
