@@ -63,7 +63,8 @@ struct {
     __type(value, struct scratch);
 } SCRATCH SEC(".maps");
 
-/* Index 0: records the ring buffer had no room for; 1: pending syscalls the map had no room for. */
+/* Index 0: records the ring buffer had no room for; 1: pending syscalls the map had no room for;
+ * 2: processes killed at their exec (KILL_ON_EXEC). */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, 4);
@@ -85,6 +86,26 @@ struct {
     __type(key, __u64);
     __type(value, struct pending);
 } PENDING SEC(".maps");
+
+/* Thread → CLOCK_BOOTTIME of its latest execve/execveat entry. The exec hook (fanotify)
+ * reads it to tell the file an exec names from the interpreters the kernel opens for it
+ * in the same call (one entry time, several permission events). */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u32);
+    __type(value, __u64);
+} EXEC_ENTRY SEC(".maps");
+
+/* Process (tgid) → deadline (CLOCK_BOOTTIME ns): killed at its next exec before that
+ * deadline, before any instruction of the new image runs. Armed by the runtime when the
+ * exec hook decides `kill` on a paused exec; each entry is used once. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, __u64);
+} KILL_ON_EXEC SEC(".maps");
 
 /* Open TCP connections: socket → the header of the process that opened them. */
 struct {
@@ -248,6 +269,19 @@ static __always_inline void submit(struct scratch *s, __u64 body, __u64 tail_use
 
 /* ---- processes ---- */
 
+/* The exec hook decided `kill` for this process's exec: SIGKILL now, after the kernel
+ * loaded the new image and before its first instruction. */
+static __always_inline void kill_if_armed(void)
+{
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    __u64 *deadline = bpf_map_lookup_elem(&KILL_ON_EXEC, &tgid);
+    if (!deadline)
+        return;
+    if (bpf_ktime_get_boot_ns() <= *deadline && bpf_send_signal(9) == 0)
+        count_drop(2);
+    bpf_map_delete_elem(&KILL_ON_EXEC, &tgid);
+}
+
 SEC("tracepoint/sched/sched_process_exec")
 int kestrel_exec(struct tp_sched_process_exec *ctx)
 {
@@ -295,6 +329,30 @@ int kestrel_exec(struct tp_sched_process_exec *ctx)
         body->env_len = env;
     }
     submit(s, sizeof(struct kestrel_exec), off);
+    kill_if_armed();
+    return 0;
+}
+
+static __always_inline void note_exec_entry(void)
+{
+    if (is_self())
+        return;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    __u64 now = bpf_ktime_get_boot_ns();
+    bpf_map_update_elem(&EXEC_ENTRY, &tid, &now, BPF_ANY);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execve")
+int kestrel_enter_execve(void *ctx)
+{
+    note_exec_entry();
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int kestrel_enter_execveat(void *ctx)
+{
+    note_exec_entry();
     return 0;
 }
 

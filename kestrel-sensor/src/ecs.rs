@@ -7,6 +7,7 @@
 //! generates docs/sensor-fields.md and the `sensor` schema.
 
 use crate::json::JsonWriter;
+use crate::exec_hook::ExecAttempt;
 use crate::process_table::{ExecInfo, Process, ProcessTable, entity_id, start_ticks_from_boottime_ns};
 use crate::records::{
     CredBody, DnsBody, ExecBody, ExitBody, FileBody, ForkBody, Header, Kind, MemfdBody, ModuleBody, NetBody, PtraceBody, Record, RecordError, c_string,
@@ -338,6 +339,19 @@ impl Converter {
         Ok(Converted { timestamp, json: json.finish() })
     }
 
+    /// The exec event of an exec the kernel has paused (the exec hook): the process as
+    /// the table would describe it after the exec, the table left unchanged.
+    pub fn exec_attempt(&mut self, attempt: &ExecAttempt) -> Converted {
+        let header = attempt.header();
+        let timestamp = self.clock.wall(header.ktime);
+        let mut json = JsonWriter::new();
+        json.time("@timestamp", timestamp);
+        let process = self.table.preview_exec(header.pid, attempt.info.clone());
+        self.event(&mut json, "process", "start", "exec");
+        self.process_as(&mut json, &header, Some(&process), |_| {});
+        Converted { timestamp, json: json.finish() }
+    }
+
     fn touch(&mut self, header: &Header) {
         self.table.touch(header.pid);
     }
@@ -361,9 +375,15 @@ impl Converter {
 
     /// `process.*` (with `extra` inside it), `user.*` and `group.*` for the acting process.
     fn process(&self, json: &mut JsonWriter, header: &Header, extra: impl FnOnce(&mut JsonWriter)) {
-        let boot = &self.host.boot_id;
         let start_ticks = start_ticks_from_boottime_ns(header.start_ns);
         let known = self.table.get(header.pid).filter(|process| process.start_ticks == start_ticks || process.start_ticks == 0);
+        self.process_as(json, header, known, extra);
+    }
+
+    /// [`Converter::process`] with the acting process's description given (`known`).
+    fn process_as(&self, json: &mut JsonWriter, header: &Header, known: Option<&Process>, extra: impl FnOnce(&mut JsonWriter)) {
+        let boot = &self.host.boot_id;
+        let start_ticks = start_ticks_from_boottime_ns(header.start_ns);
         json.open("process");
         json.num("pid", header.pid);
         match known.filter(|process| process.start_ticks == start_ticks) {

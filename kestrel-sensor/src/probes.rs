@@ -1,6 +1,6 @@
 //! Loading and attaching the probes (aya), and reading their ring buffer.
 
-use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use std::os::fd::AsFd;
@@ -35,6 +35,8 @@ const PROGRAMS: &[(&str, Hook, bool)] = &[
     ("kestrel_exec", Hook::TracePoint("sched", "sched_process_exec"), true),
     ("kestrel_fork", Hook::Btf("sched_process_fork"), true),
     ("kestrel_exit", Hook::TracePoint("sched", "sched_process_exit"), true),
+    ("kestrel_enter_execve", Hook::TracePoint("syscalls", "sys_enter_execve"), false),
+    ("kestrel_enter_execveat", Hook::TracePoint("syscalls", "sys_enter_execveat"), false),
     ("kestrel_exit_openat", Hook::TracePoint("syscalls", "sys_exit_openat"), false),
     ("kestrel_exit_openat2", Hook::TracePoint("syscalls", "sys_exit_openat2"), false),
     ("kestrel_exit_creat", Hook::TracePoint("syscalls", "sys_exit_creat"), false),
@@ -121,6 +123,32 @@ pub struct Probes {
     drops: PerCpuArray<MapData, u64>,
     pub attached: usize,
     pub skipped: Vec<Skipped>,
+    /// The maps enforcement uses, until [`Probes::take_exec_maps`] hands them over.
+    exec_maps: Option<ExecMaps>,
+}
+
+/// The probes' maps the exec hook uses (see bpf/kestrel.bpf.c): when each thread last
+/// entered execve, and the processes to kill at their next exec.
+pub struct ExecMaps {
+    entries: HashMap<MapData, u32, u64>,
+    kills: HashMap<MapData, u32, u64>,
+}
+
+impl ExecMaps {
+    /// CLOCK_BOOTTIME (ns) of the thread's latest execve/execveat entry, if the probe saw one.
+    pub fn entry(&self, tid: u32) -> Option<u64> {
+        self.entries.get(&tid, 0).ok()
+    }
+
+    /// Kills process `tgid` at its next exec, if that comes before `deadline` (CLOCK_BOOTTIME ns).
+    pub fn arm_kill(&mut self, tgid: u32, deadline: u64) -> Result<(), String> {
+        self.kills.insert(tgid, deadline, 0).map_err(|error| format!("cannot arm the kill of {tgid}: {error}"))
+    }
+
+    /// Takes back an armed kill (the exec it was for did not happen).
+    pub fn disarm(&mut self, tgid: u32) {
+        let _ = self.kills.remove(&tgid);
+    }
 }
 
 /// Checks the privileges live mode needs (root, or CAP_BPF + CAP_PERFMON in the effective set).
@@ -179,20 +207,41 @@ impl Probes {
             .map_err(|error| ProbeError::Load(error.to_string()))?;
         let drops = PerCpuArray::try_from(ebpf.take_map("DROPS").ok_or_else(|| ProbeError::Load("no DROPS map".into()))?)
             .map_err(|error| ProbeError::Load(error.to_string()))?;
-        Ok(Probes { _ebpf: ebpf, ring, drops, attached, skipped })
+        let take_hash = |ebpf: &mut Ebpf, name: &str| -> Result<HashMap<MapData, u32, u64>, ProbeError> {
+            HashMap::try_from(ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("no {name} map")))?).map_err(|error| ProbeError::Load(error.to_string()))
+        };
+        let exec_maps = Some(ExecMaps { entries: take_hash(&mut ebpf, "EXEC_ENTRY")?, kills: take_hash(&mut ebpf, "KILL_ON_EXEC")? });
+        Ok(Probes { _ebpf: ebpf, ring, drops, attached, skipped, exec_maps })
     }
 
     /// Hands each waiting record to `each` (at most `max` of them). When none waits, it
     /// first waits up to `timeout` for one, then `linger` more so that the records
     /// arriving together are handed over together (the engine's cost is per batch as
     /// much as per event). Returns how many were handed over.
-    pub fn read(&mut self, timeout: Duration, linger: Duration, max: usize, mut each: impl FnMut(&[u8])) -> usize {
+    ///
+    /// A byte on `wake` ends the wait early (and without lingering): the exec hook asks
+    /// for a decision.
+    pub fn read(&mut self, timeout: Duration, linger: Duration, max: usize, wake: Option<&mut std::io::PipeReader>, mut each: impl FnMut(&[u8])) -> usize {
         let mut count = self.drain(max, &mut each);
         if count == 0 {
-            let mut fds = [nix::poll::PollFd::new(self.ring.as_fd(), nix::poll::PollFlags::POLLIN)];
             let millis = timeout.as_millis().min(u16::MAX as u128) as u16;
-            if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)).is_ok_and(|ready| ready > 0) {
-                std::thread::sleep(linger);
+            let (ring_ready, woken) = {
+                let mut fds = vec![nix::poll::PollFd::new(self.ring.as_fd(), nix::poll::PollFlags::POLLIN)];
+                if let Some(wake) = &wake {
+                    fds.push(nix::poll::PollFd::new(wake.as_fd(), nix::poll::PollFlags::POLLIN));
+                }
+                let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)).is_ok_and(|ready| ready > 0);
+                let is_set = |fd: &nix::poll::PollFd| fd.revents().is_some_and(|events| events.contains(nix::poll::PollFlags::POLLIN));
+                (ready && is_set(&fds[0]), ready && fds.get(1).is_some_and(is_set))
+            };
+            if woken && let Some(wake) = wake {
+                // At least one byte waits, so this read does not block.
+                let _ = std::io::Read::read(wake, &mut [0u8; 64]);
+            }
+            if ring_ready {
+                if !woken {
+                    std::thread::sleep(linger);
+                }
                 count = self.drain(max, &mut each);
             }
         }
@@ -217,6 +266,16 @@ impl Probes {
     pub fn kernel_drops(&self) -> (u64, u64) {
         let sum = |index: u32| self.drops.get(&index, 0).map(|values| values.iter().sum()).unwrap_or(0);
         (sum(0), sum(1))
+    }
+
+    /// Processes the probes killed at their exec (armed through [`ExecMaps::arm_kill`]).
+    pub fn killed_at_exec(&self) -> u64 {
+        self.drops.get(&2, 0).map(|values| values.iter().sum()).unwrap_or(0)
+    }
+
+    /// Hands the enforcement maps over (once).
+    pub fn take_exec_maps(&mut self) -> Option<ExecMaps> {
+        self.exec_maps.take()
     }
 }
 

@@ -155,6 +155,22 @@ pub struct ExecInfo {
     pub sid: Option<u32>,
 }
 
+/// A process's new image after an exec.
+fn apply_exec(process: &mut Process, exec: ExecInfo) {
+    let previous = std::mem::replace(&mut process.executable, Arc::from(exec.executable));
+    process.previous_executable = (!previous.is_empty()).then_some(previous);
+    process.name = if process.executable.is_empty() { Arc::default() } else { Arc::from(basename(&process.executable)) };
+    process.args = Arc::from(exec.args);
+    process.working_directory = Arc::from(exec.working_directory);
+    (process.uid, process.euid, process.gid, process.egid) = (exec.uid, exec.euid, exec.gid, exec.egid);
+    process.tty = exec.tty;
+    if let Some(sid) = exec.sid {
+        process.sid = sid;
+    }
+    process.exec_count = process.exec_count.saturating_add(1);
+    process.placeholder = false;
+}
+
 /// What [`ProcessTable::seed_from_proc`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SeedStats {
@@ -404,20 +420,24 @@ impl ProcessTable {
         };
         self.touch_key(key);
         let Some(entry) = self.entries.get_mut(&key) else { unreachable_entry() };
-        let process = &mut entry.process;
-        let previous = std::mem::replace(&mut process.executable, Arc::from(exec.executable));
-        process.previous_executable = (!previous.is_empty()).then_some(previous);
-        process.name = if process.executable.is_empty() { Arc::default() } else { Arc::from(basename(&process.executable)) };
-        process.args = Arc::from(exec.args);
-        process.working_directory = Arc::from(exec.working_directory);
-        (process.uid, process.euid, process.gid, process.egid) = (exec.uid, exec.euid, exec.gid, exec.egid);
-        process.tty = exec.tty;
-        if let Some(sid) = exec.sid {
-            process.sid = sid;
-        }
-        process.exec_count = process.exec_count.saturating_add(1);
-        process.placeholder = false;
+        apply_exec(&mut entry.process, exec);
         &entry.process
+    }
+
+    /// What [`ProcessTable::exec`] would make of `pid`, without changing the table: the
+    /// exec hook describes an exec the kernel has paused, which may never happen.
+    pub fn preview_exec(&self, pid: u32, exec: ExecInfo) -> Process {
+        let known = self.current_key(pid).filter(|key| !is_reuse(*key, exec.start_ticks)).and_then(|key| self.entries.get(&key));
+        let mut process = match known {
+            Some(entry) => entry.process.clone(),
+            None => {
+                let mut process = self.placeholder(pid, exec.start_ticks.unwrap_or(0));
+                process.ppid = exec.ppid.unwrap_or(0);
+                process
+            }
+        };
+        apply_exec(&mut process, exec);
+        process
     }
 
     /// An exit: the process is marked exited and returned; it stays resolvable for a

@@ -33,6 +33,8 @@ pub struct SensorStats {
     pub kernel_drops: u64,
     /// Syscall entries the probes could not remember until their exit (map full).
     pub kernel_pending_drops: u64,
+    /// Processes the probes killed at their exec (the exec hook's `kill` decisions).
+    pub killed_at_exec: u64,
     pub convert: ConvertStats,
     pub table: TableStats,
     pub processes: usize,
@@ -46,6 +48,8 @@ pub struct Sensor {
     pub seed: SeedStats,
     /// The records of one poll, copied out of the ring buffer: bytes, and (time, offset, length) of each.
     arena: (Vec<u8>, Vec<(u64, usize, usize)>),
+    /// Ends a poll's wait early when a byte arrives (see [`Sensor::wake_on`]).
+    wake: Option<std::io::PipeReader>,
 }
 
 impl Sensor {
@@ -57,7 +61,7 @@ impl Sensor {
         let mut table = ProcessTable::new(&host.boot_id, options.max_processes);
         let seed = table.seed_from_proc(std::path::Path::new("/proc"));
         let converter = Converter::new(host, Clock::now(), table, Names::read());
-        Ok(Sensor { probes, converter, options, seed, arena: (Vec::new(), Vec::new()) })
+        Ok(Sensor { probes, converter, options, seed, arena: (Vec::new(), Vec::new()), wake: None })
     }
 
     /// Programs that did not attach (hooks this kernel lacks), and why.
@@ -84,7 +88,7 @@ impl Sensor {
         let (arena, spans) = &mut self.arena;
         arena.clear();
         spans.clear();
-        self.probes.read(timeout, self.options.linger, self.options.batch, |bytes| {
+        self.probes.read(timeout, self.options.linger, self.options.batch, self.wake.as_mut(), |bytes| {
             let ktime = bytes.get(..8).map_or(0, |raw| u64::from_le_bytes(raw.try_into().unwrap_or_default()));
             spans.push((ktime, arena.len(), bytes.len()));
             arena.extend_from_slice(bytes);
@@ -103,6 +107,23 @@ impl Sensor {
         count
     }
 
+    /// Polls end their wait as soon as a byte is written to the pipe's other end.
+    pub fn wake_on(&mut self, reader: std::io::PipeReader) {
+        self.wake = Some(reader);
+    }
+
+    /// The maps the exec hook needs (once).
+    pub fn take_exec_maps(&mut self) -> Option<crate::probes::ExecMaps> {
+        self.probes.take_exec_maps()
+    }
+
+    /// Turns a paused exec into its exec event, as the probe's event will be if the exec
+    /// goes on (the fields of `kestrel_bundle::enforce::EXEC_HOOK_FIELDS`), from the
+    /// process table as of now.
+    pub fn exec_event(&mut self, attempt: &crate::exec_hook::ExecAttempt) -> Converted {
+        self.converter.exec_attempt(attempt)
+    }
+
     /// Now, on the events' clock (ns since the epoch).
     pub fn now(&self) -> i64 {
         self.converter.clock.wall_now()
@@ -113,6 +134,7 @@ impl Sensor {
         SensorStats {
             kernel_drops,
             kernel_pending_drops,
+            killed_at_exec: self.probes.killed_at_exec(),
             convert: self.converter.stats,
             table: self.converter.table.stats(),
             processes: self.converter.table.len(),
