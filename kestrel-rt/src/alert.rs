@@ -13,7 +13,8 @@
 //! event per step, `null` for a missing-event step (`![...]`). A sequence with `by` and
 //! a sample add `"join_key":[…]` to the `kestrel` object: the values of its key. A
 //! rule calling hand-written predicates adds what they captured on its events:
-//! `"captures":{"<predicate>":{"<name>":value,…},…}` (a later event's values win).
+//! `"captures":{"<predicate>":{"<name>":value,…},…}` (a later event's values win). A rule
+//! with an action (docs/enforcement.md) adds `"action":"block"` or `"action":"kill"`.
 
 use crate::engine::Alert;
 use crate::time::format_rfc3339;
@@ -55,6 +56,13 @@ pub fn render(alert: &Alert, bundle: &Bundle, now: i64, out: &mut Vec<u8>) {
         let mut member = format!("\"key\":{},\"count\":{count},\"percent\":", list(key)).into_bytes();
         number(*percent, &mut member);
         members.push(member);
+    }
+    if let Some(action) = bundle.actions.iter().find(|action| action.rule as usize == alert.rule) {
+        let name = match action.action {
+            kestrel_bundle::enforce::Action::Block => "block",
+            kestrel_bundle::enforce::Action::Kill(_) => "kill",
+        };
+        members.push(format!("\"action\":\"{name}\"").into_bytes());
     }
     if let Some(captures) = captures(alert, bundle) {
         members.push(format!("\"captures\":{captures}").into_bytes());

@@ -156,13 +156,34 @@ impl<'w> Feed<'w> {
         recorded
     }
 
-    /// Whether the bundle has sequences that wait for time to pass (a trailing missing
-    /// step): only then do ticks change anything.
     /// The hand-written predicates' counters so far.
     pub fn custom_stats(&self) -> Vec<crate::custom::CustomStats> {
         self.replay.custom_stats()
     }
 
+    /// The bundle the feed runs.
+    pub fn bundle(&self) -> &kestrel_bundle::Bundle {
+        self.replay.bundle()
+    }
+
+    /// Keeps the alerts of rules with an action for [`Feed::take_acted`].
+    pub fn keep_acted(&mut self) {
+        self.replay.keep_acted();
+    }
+
+    /// The alerts of rules with an action since the last call.
+    pub fn take_acted(&mut self) -> Vec<crate::replay::Acted> {
+        self.replay.take_acted()
+    }
+
+    /// The rules with an action that an event which has not happened yet would match
+    /// (see [`Replay::decide`]). Nothing is recorded: the state does not change.
+    pub fn decide(&mut self, line: &str) -> Result<Vec<usize>, String> {
+        self.replay.decide(line)
+    }
+
+    /// Whether the bundle has sequences that wait for time to pass (a trailing missing
+    /// step): only then do ticks change anything.
     pub fn needs_ticks(&self) -> bool {
         self.replay.needs_ticks()
     }

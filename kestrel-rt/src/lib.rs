@@ -11,6 +11,7 @@ pub mod builtin;
 pub mod capture;
 pub mod cpu;
 pub mod custom;
+pub mod enforce;
 pub mod engine;
 pub mod feed;
 pub mod functions;

@@ -59,6 +59,7 @@ fn subtype_is(value: Option<&Value>, values: &[LineageValue]) -> bool {
     })
 }
 
+#[derive(Clone)]
 struct Test {
     relation: Relation,
     /// Sources (`descendant of`, `child of`) or matched processes (`event of`).
@@ -77,6 +78,7 @@ pub struct ProcessFields<'a> {
     pub subtype: Option<&'a Value>,
 }
 
+#[derive(Clone)]
 pub struct Tracker {
     table: LineageTable,
     tests: Vec<Test>,

@@ -5,6 +5,7 @@
 
 use crate::capture::{Header, Settings};
 use crate::custom::CustomStats;
+use crate::enforce::{ActionStats, Actor, EnforceOptions, Hook, HookStats, Verdict};
 use crate::feed::{Feed, FeedError};
 use crate::replay::{BadLine, Options, Order, Summary};
 use kestrel_sensor::probes::ProbeError;
@@ -37,6 +38,8 @@ pub struct RunOptions {
     pub sensor: SensorOptions,
     /// Engine settings (the order is always input order: the sensor orders events).
     pub options: Options,
+    /// Rule actions: enforce or shadow mode, the exec hook's settings.
+    pub enforcement: EnforceOptions,
 }
 
 /// Why a live run could not start or stopped early.
@@ -45,6 +48,8 @@ pub enum RunError {
     Sensor(ProbeError),
     Feed(FeedError),
     Io(String),
+    /// The exec hook could not start (`--enforce`).
+    Enforce(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -53,6 +58,7 @@ impl std::fmt::Display for RunError {
             RunError::Sensor(error) => write!(f, "{error}"),
             RunError::Feed(error) => write!(f, "{error}"),
             RunError::Io(error) => write!(f, "{error}"),
+            RunError::Enforce(error) => write!(f, "cannot enforce: {error}"),
         }
     }
 }
@@ -75,6 +81,12 @@ pub struct RunSummary {
     pub recording_failed: bool,
     /// Programs that did not attach (hooks this kernel lacks).
     pub skipped_probes: Vec<String>,
+    /// Whether rule actions were taken (`--enforce`) or only reported (shadow mode).
+    pub enforce: bool,
+    /// The exec hook's counters, when it ran.
+    pub hook: Option<HookStats>,
+    /// What was done (or would have been) on the alerts of rules with an action.
+    pub actions: ActionStats,
 }
 
 impl RunSummary {
@@ -90,6 +102,12 @@ impl RunSummary {
             100.0 * self.cpu.as_secs_f64() / seconds
         );
         text.push_str(&format!("drops: {}\n", drops_line(&self.sensor, self.bad_lines)));
+        if let Some(hook) = &self.hook {
+            text.push_str(&format!("{}\n", hook_line(hook)));
+        }
+        if self.actions.alerts > 0 {
+            text.push_str(&format!("{}\n", actions_line(&self.actions, self.enforce, self.sensor.killed_at_exec)));
+        }
         if self.recording_failed {
             text.push_str("the capture stopped on a write error: it ends early (replayable up to there)\n");
         }
@@ -103,6 +121,39 @@ fn drops_line(stats: &SensorStats, bad_lines: u64) -> String {
         "{} in the kernel (ring buffer full), {} syscall entries forgotten (map full), {} bad records, {} bad lines, {} processes evicted from the table",
         stats.kernel_drops, stats.kernel_pending_drops, stats.convert.bad_records, bad_lines, stats.table.evicted
     )
+}
+
+fn hook_line(hook: &HookStats) -> String {
+    let micros = |q: f64| hook.quantile(q).map_or_else(|| "-".to_string(), |ns| format!("{:.0}", ns as f64 / 1000.0));
+    format!(
+        "exec hook: {} execs paused ({} interpreters), {} decided, {} denied, {} kills armed, {} allowed at the deadline, {} late, {} unreadable, {} lost; decision latency p50 {} µs, p99 {} µs, p99.9 {} µs",
+        hook.events,
+        hook.interpreters,
+        hook.decided,
+        hook.denied,
+        hook.kills_armed,
+        hook.timeouts,
+        hook.late,
+        hook.read_errors,
+        hook.overflows,
+        micros(0.5),
+        micros(0.99),
+        micros(0.999)
+    )
+}
+
+fn actions_line(actions: &ActionStats, enforce: bool, killed_at_exec: u64) -> String {
+    if enforce {
+        format!(
+            "actions: {} alerts of acting rules; {} execs blocked, {} blocks missed; {} processes killed at exec, {} killed by pidfd, {} already gone, {} pids reused (left alone), {} kills failed",
+            actions.alerts, actions.blocked, actions.block_missed, killed_at_exec, actions.killed, actions.kill_gone, actions.kill_reused, actions.kill_failed
+        )
+    } else {
+        format!(
+            "shadow mode (no --enforce): {} alerts of acting rules; would have blocked {}, would have killed {}",
+            actions.alerts, actions.would_block, actions.would_kill
+        )
+    }
 }
 
 /// Counts the alert lines written through it.
@@ -160,6 +211,33 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
             Feed::new(Arc::new(program), engine_options, &mut counted).map_err(RunError::Feed)?
         }
     };
+    let acting = !feed.bundle().actions.is_empty();
+    if acting {
+        feed.keep_acted();
+    }
+    let mut actor = Actor::new(options.enforcement.enforce, &sensor.host().boot_id);
+    let hook = match (options.enforcement.enforce, acting) {
+        (true, true) => {
+            let (reader, writer) = std::io::pipe().map_err(|error| RunError::Io(format!("cannot make the exec hook's pipe: {error}")))?;
+            sensor.wake_on(reader);
+            let hook = Hook::start(&options.enforcement, sensor.take_exec_maps(), writer).map_err(RunError::Enforce)?;
+            for (mount, why) in &hook.unmarked {
+                eprintln!("kestrel: exec hook: {} not marked: {why}", mount.display());
+            }
+            let marked: Vec<String> = hook.marked.iter().map(|mount| mount.display().to_string()).collect();
+            eprintln!("kestrel: enforcing; execs paused for a decision on the file systems of {}", marked.join(", "));
+            Some(hook)
+        }
+        (true, false) => {
+            eprintln!("kestrel: --enforce: no rule of the bundle has an action (block or kill); nothing to enforce");
+            None
+        }
+        (false, true) => {
+            eprintln!("kestrel: shadow mode: rules with actions alert, nothing is blocked or killed (--enforce acts)");
+            None
+        }
+        (false, false) => None,
+    };
     eprintln!(
         "kestrel: watching {} ({} probes attached, {} processes already running){}",
         sensor.host().name,
@@ -188,6 +266,14 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
         {
             keep_first(&mut feed_error, error);
         }
+        if let Some(hook) = &hook {
+            events += answer_requests(hook, &mut sensor, &mut feed, &mut actor, &mut bad_lines, &mut feed_error);
+        }
+        if acting {
+            for acted in feed.take_acted() {
+                actor.act(feed.bundle(), &acted);
+            }
+        }
         if let Some(FeedError::Alerts(_)) = &feed_error {
             break;
         }
@@ -209,6 +295,8 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
             events_at_last = events;
         }
     }
+    // Nothing stays paused: what waits is allowed.
+    let hook = hook.map(Hook::stop);
     // Drain what the probes already wrote.
     loop {
         let pushed = pump(&mut sensor, &mut feed, Duration::ZERO, &mut bad_lines, &mut feed_error);
@@ -218,6 +306,11 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
         }
         if let Err(error) = feed.flush() {
             keep_first(&mut feed_error, error);
+        }
+    }
+    if acting {
+        for acted in feed.take_acted() {
+            actor.act(feed.bundle(), &acted);
         }
     }
     let stats = sensor.stats();
@@ -241,7 +334,55 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
         cpu: process_cpu().saturating_sub(cpu_before),
         recording_failed,
         skipped_probes,
+        enforce: options.enforcement.enforce,
+        hook,
+        actions: actor.stats,
     })
+}
+
+/// Answers the exec hook's requests: brings the engine up to date with the probes (the
+/// earlier steps of a sequence must be in its state), asks it, and replies. A denied
+/// exec never reaches the probes, so its event goes to the engine from here (and into
+/// the capture), marked blocked. Returns the events pushed.
+fn answer_requests(hook: &Hook, sensor: &mut Sensor, feed: &mut Feed<'_>, actor: &mut Actor, bad_lines: &mut u64, feed_error: &mut Option<FeedError>) -> u64 {
+    let mut pushed = 0;
+    while let Ok(request) = hook.requests.try_recv() {
+        loop {
+            let drained = pump(sensor, feed, Duration::ZERO, bad_lines, feed_error);
+            pushed += drained;
+            if drained == 0 {
+                break;
+            }
+        }
+        if let Err(error) = feed.flush() {
+            keep_first(feed_error, error);
+        }
+        let event = sensor.exec_event(&request.attempt);
+        let rules = feed.decide(&event.json).unwrap_or_else(|error| {
+            eprintln!("kestrel: exec hook: the exec event does not read: {error}");
+            Vec::new()
+        });
+        let verdict = crate::enforce::verdict(feed.bundle(), &rules);
+        let _ = request.reply.send(verdict);
+        match verdict {
+            Verdict::Deny => {
+                let mut report_bad = |bad: &BadLine| {
+                    *bad_lines += 1;
+                    eprintln!("kestrel: bad event: {bad}");
+                };
+                if let Err(error) = feed.push_line("exec-hook", &crate::enforce::blocked_event(&event.json), &mut report_bad) {
+                    keep_first(feed_error, error);
+                }
+                pushed += 1;
+                if let Err(error) = feed.flush() {
+                    keep_first(feed_error, error);
+                }
+            }
+            Verdict::Kill => actor.killed_at_exec(&event.json),
+            Verdict::Allow => {}
+        }
+    }
+    pushed
 }
 
 /// One poll of the sensor: its events pushed to the feed (bad events reported and

@@ -71,6 +71,17 @@ struct RunArgs {
     /// No stats lines and no summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Act on rules with `action = "block"` or `"kill"`: deny execs (EPERM), kill
+    /// processes. Without it, shadow mode: alerts say what would have been done.
+    #[arg(long)]
+    enforce: bool,
+    /// With --enforce: pause execs on the file system of this mount point (repeat it);
+    /// default: every file system that can hold executables.
+    #[arg(long = "enforce-mount", value_name = "PATH")]
+    enforce_mounts: Vec<PathBuf>,
+    /// With --enforce: milliseconds a paused exec waits for a decision; then it is allowed (counted).
+    #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=10_000))]
+    decision_timeout_ms: u64,
 }
 
 #[derive(Args)]
@@ -188,6 +199,12 @@ fn run(args: &RunArgs) -> ExitCode {
         duration: args.duration.map(|seconds| std::time::Duration::from_secs_f64(seconds.max(0.0))),
         sensor: kestrel_sensor::sensor::SensorOptions { ring_bytes: args.ring_mib << 20, ..Default::default() },
         options: Options { max_partials: args.max_partials, profile: !args.quiet, ..Options::default() },
+        enforcement: kestrel_rt::enforce::EnforceOptions {
+            enforce: args.enforce,
+            mounts: (!args.enforce_mounts.is_empty()).then(|| args.enforce_mounts.clone()),
+            decision_timeout: std::time::Duration::from_millis(args.decision_timeout_ms),
+            ..Default::default()
+        },
     };
     let mut out = match output(&args.alerts, "alerts") {
         Ok(out) => out,

@@ -132,6 +132,8 @@ pub struct Summary {
     /// written back for a check or a pipe (they read as null).
     pub captures_dropped: u64,
     pub alerts: u64,
+    /// Alerts of rules with an action that a live run could not act on (its queue was full).
+    pub acted_dropped: u64,
     pub elapsed: Duration,
     pub rules: Vec<RuleSummary>,
     /// The bundle's hand-written predicates (docs/abi.md), in `CUSTOM` order.
@@ -454,6 +456,16 @@ fn as_address(value: &Value) -> Value {
     }
 }
 
+/// Alerts of rules with an action a live run has not taken yet, at most.
+pub const MAX_ACTED: usize = 65_536;
+
+/// An alert of a rule with an action: the rule and its events' lines, in step order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Acted {
+    pub rule: usize,
+    pub events: Vec<Arc<str>>,
+}
+
 /// A replay in progress: feed it lines, then finish it.
 pub struct Replay<'w> {
     engine: Engine,
@@ -477,6 +489,11 @@ pub struct Replay<'w> {
     /// Timestamp of the last event run, to spot late events.
     last_run: Option<i64>,
     alerts: Vec<Alert>,
+    /// By rule: whether it has an action (its alerts are kept for [`Replay::take_acted`]).
+    acting: Vec<bool>,
+    /// Alerts of rules with an action, until the caller takes them (bounded), when kept.
+    acted: Vec<Acted>,
+    keep_acted: bool,
     rendered: Vec<u8>,
     /// The first error writing alerts; reading stops at it.
     write_error: Option<std::io::Error>,
@@ -493,6 +510,12 @@ impl<'w> Replay<'w> {
 
     pub fn new(program: Arc<Program>, options: Options, alerts_out: &'w mut dyn Write) -> Result<Replay<'w>, EngineError> {
         let reader = EventReader::new(&program);
+        let mut acting = vec![false; program.bundle.rules.len()];
+        for action in &program.bundle.actions {
+            if let Some(flag) = acting.get_mut(action.rule as usize) {
+                *flag = true;
+            }
+        }
         let mut engine = Engine::new(program, options.max_buffered)?;
         engine.set_max_state(options.max_partials);
         engine.set_profiling(options.profile);
@@ -512,6 +535,9 @@ impl<'w> Replay<'w> {
             last_read: 0,
             last_run: None,
             alerts: Vec::new(),
+            acting,
+            acted: Vec::new(),
+            keep_acted: false,
             rendered: Vec::new(),
             write_error: None,
             summary: Summary::default(),
@@ -836,12 +862,48 @@ impl<'w> Replay<'w> {
         for alert in self.alerts.drain(..) {
             alert::render(&alert, self.engine.bundle(), now, &mut self.rendered);
             self.summary.alerts += 1;
+            if self.keep_acted && self.acting.get(alert.rule).copied().unwrap_or(false) {
+                if self.acted.len() < MAX_ACTED {
+                    self.acted.push(Acted { rule: alert.rule, events: alert.events.iter().map(|event| event.raw.clone()).collect() });
+                } else {
+                    self.summary.acted_dropped += 1;
+                }
+            }
         }
         if self.write_error.is_none()
             && let Err(error) = self.alerts_out.write_all(&self.rendered)
         {
             self.write_error = Some(error);
         }
+    }
+
+    /// The bundle the replay runs.
+    pub fn bundle(&self) -> &kestrel_bundle::Bundle {
+        self.engine.bundle()
+    }
+
+    /// Keeps the alerts of rules with an action for [`Replay::take_acted`].
+    pub fn keep_acted(&mut self) {
+        self.keep_acted = true;
+    }
+
+    /// The alerts of rules with an action since the last call (a live run acts on them).
+    pub fn take_acted(&mut self) -> Vec<Acted> {
+        std::mem::take(&mut self.acted)
+    }
+
+    /// The rules with an action that `line` (an event that has not happened yet: the
+    /// exec hook's) would match now, given everything evaluated so far. Changes nothing.
+    pub fn decide(&mut self, line: &str) -> Result<Vec<usize>, String> {
+        let acting: Vec<usize> = self.acting.iter().enumerate().filter(|(_, acts)| **acts).map(|(rule, _)| rule).collect();
+        if acting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (event, _) = self.reader.read(line).map_err(|(column, message)| match column {
+            Some(column) => format!("column {column}: {message}"),
+            None => message,
+        })?;
+        Ok(self.engine.decide(&event, &acting))
     }
 
     /// Runs what the reorder window still holds, flushes the pipes and returns the summary.

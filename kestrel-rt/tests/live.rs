@@ -20,30 +20,6 @@ fn kestrel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kestrel"))
 }
 
-/// Why this machine cannot run the live test, if it cannot.
-fn cannot_run() -> Option<String> {
-    if !kestrel_sensor::probes::built() {
-        return Some("the probes were not built (no clang or libbpf-dev at build time)".into());
-    }
-    if let Err(error) = kestrel_sensor::probes::check_privileges() {
-        return Some(error.to_string());
-    }
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        return Some("the kernel has no BTF (/sys/kernel/btf/vmlinux)".into());
-    }
-    if Command::new("python3").arg("--version").output().is_err() {
-        return Some("python3 is not installed (the scenarios use it)".into());
-    }
-    None
-}
-
-fn skip_or_fail(why: &str) {
-    if std::env::var_os("KESTREL_REQUIRE_LIVE").is_some() {
-        panic!("KESTREL_REQUIRE_LIVE is set but the live test cannot run: {why}");
-    }
-    eprintln!("SKIPPED: live detection test: {why}");
-}
-
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kestrel-live-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -63,8 +39,8 @@ fn rule_names(alerts: &str) -> Vec<String> {
 #[test]
 fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(why) = cannot_run() {
-        skip_or_fail(&why);
+    if let Some(why) = support::cannot_run() {
+        support::skip_or_fail(&why);
         return;
     }
     let alerts_path = scratch("alerts.ndjson");
@@ -169,8 +145,8 @@ fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
 #[test]
 fn kernel_drops_are_counted_and_reported() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(why) = cannot_run() {
-        skip_or_fail(&why);
+    if let Some(why) = support::cannot_run() {
+        support::skip_or_fail(&why);
         return;
     }
     let metrics = scratch("drops.prom");
@@ -215,7 +191,7 @@ fn kernel_drops_are_counted_and_reported() {
 fn without_privileges_run_says_what_it_needs() {
     let mut command = if kestrel_sensor::probes::check_privileges().is_ok() {
         if Command::new("setpriv").arg("--version").output().is_err() {
-            skip_or_fail("privileged, and setpriv (util-linux) is missing to drop the privileges");
+            support::skip_or_fail("privileged, and setpriv (util-linux) is missing to drop the privileges");
             return;
         }
         let mut command = Command::new("setpriv");

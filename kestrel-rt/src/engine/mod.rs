@@ -9,6 +9,7 @@ use crate::guest::{self, Area};
 use crate::host::HostState;
 use crate::pipes::{Output, Pipeline, Row, Stage};
 use crate::program::Program;
+mod decide;
 mod sequences;
 
 use kestrel_bundle::abi::SLOT_SIZE;

@@ -135,6 +135,11 @@ impl SequenceRun {
         }
     }
 
+    /// The check predicate of a step (it reads earlier steps), if any.
+    pub(super) fn check_of(&self, step: usize) -> Option<usize> {
+        self.checks.get(step).copied().flatten()
+    }
+
     /// Whether a trailing missing step makes results wait for time to pass.
     pub(super) fn is_clocked(&self) -> bool {
         self.roles.iter().any(|role| matches!(role, StepRole::Missing(Gap::Trailing)))
@@ -159,27 +164,9 @@ impl Engine {
             missing.clear();
             captured.clear();
             for (_, step) in steps.iter().filter(|(each, _)| *each == run) {
-                let sequence = &self.sequences[run];
-                let spec = step.unwrap_or(sequence.keys.len() - 1);
-                let (rule, rules) = (sequence.rule, sequence.rules);
-                // Fields, whole, read straight from the event's slots; otherwise (and for
-                // nulls, arrays, folded strings) through the value functions.
-                let direct = sequence.key_slots[spec].as_ref().is_some_and(|slots| {
-                    let layout = self.layout;
-                    let base = layout.slots_offset as usize + event as usize * (layout.slot_count * SLOT_SIZE) as usize;
-                    let addresses = slots.iter().map(|slot| base + *slot as usize * SLOT_SIZE as usize);
-                    crate::join_key::key_from_slots(self.memory.data(&self.store), addresses, rules, keys)
-                });
-                if !direct {
-                    values.clear();
-                    for idx in 0..self.sequences[run].keys[spec].0.len() {
-                        let id = self.sequences[run].keys[spec].0[idx];
-                        let value = self.value_of(rule, id, event);
-                        values.push(value);
-                    }
-                    let dropped = crate::join_key::keys(values, &self.sequences[run].keys[spec].1, rules, keys);
-                    self.stats.rules[rule].keys_dropped += dropped as u64;
-                }
+                let spec = step.unwrap_or(self.sequences[run].keys.len() - 1);
+                let rule = self.sequences[run].rule;
+                self.step_keys(run, spec, event, keys, values);
                 match step.map(|step| (step, self.sequences[run].roles[step])) {
                     Some((step, StepRole::Positive(position))) => {
                         if let Some(check) = self.sequences[run].checks[step] {
@@ -226,9 +213,34 @@ impl Engine {
         self.sequence_scratch = scratch;
     }
 
+    /// The join keys of the batch's event `event` at step `spec` of run `run` (the until
+    /// step: `spec` = the number of steps), in `keys`.
+    pub(super) fn step_keys(&mut self, run: usize, spec: usize, event: i32, keys: &mut Vec<Key>, values: &mut Vec<Value>) {
+        let sequence = &self.sequences[run];
+        let (rule, rules) = (sequence.rule, sequence.rules);
+        // Fields, whole, read straight from the event's slots; otherwise (and for
+        // nulls, arrays, folded strings) through the value functions.
+        let direct = sequence.key_slots[spec].as_ref().is_some_and(|slots| {
+            let layout = self.layout;
+            let base = layout.slots_offset as usize + event as usize * (layout.slot_count * SLOT_SIZE) as usize;
+            let addresses = slots.iter().map(|slot| base + *slot as usize * SLOT_SIZE as usize);
+            crate::join_key::key_from_slots(self.memory.data(&self.store), addresses, rules, keys)
+        });
+        if !direct {
+            values.clear();
+            for idx in 0..self.sequences[run].keys[spec].0.len() {
+                let id = self.sequences[run].keys[spec].0[idx];
+                let value = self.value_of(rule, id, event);
+                values.push(value);
+            }
+            let dropped = crate::join_key::keys(values, &self.sequences[run].keys[spec].1, rules, keys);
+            self.stats.rules[rule].keys_dropped += dropped as u64;
+        }
+    }
+
     /// The check of a step that reads earlier steps, for the partial waiting for it
     /// under `key`: false when there is none.
-    fn check_step(&mut self, run: usize, position: usize, check: usize, key: &Key, event: i32) -> bool {
+    pub(super) fn check_step(&mut self, run: usize, position: usize, check: usize, key: &Key, event: i32) -> bool {
         let Executor::Sequence(machine) = &self.sequences[run].machine else { return false };
         let Some(partial) = machine.peek(position, key) else { return false };
         let partial: Vec<StepEvent> = partial.to_vec();

@@ -205,6 +205,18 @@ impl<T: Clone> Machine<T> {
         self.slots[slot].as_ref().map(|partial| partial.events.as_slice())
     }
 
+    /// Whether a hit of the last step under `key` at `now` would complete a match: a
+    /// partial waits for it, within its maxspan and not ruled out by a missing step.
+    /// (The exec hook asks before the event exists; nothing changes.)
+    pub fn would_complete(&self, key: &Key, now: i64) -> bool {
+        let last = self.config.steps - 1;
+        if last == 0 {
+            return true;
+        }
+        let Some(slot) = self.waiting[last].get(key) else { return false };
+        self.slots[*slot].as_ref().is_some_and(|partial| !partial.ruled_out && !self.past_maxspan(partial.first, now))
+    }
+
     /// Entries of the expiry queue, stale ones included (bounded by twice the open
     /// partials, plus a constant).
     pub fn queued(&self) -> usize {

@@ -7,6 +7,30 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Why this machine cannot run the live test, if it cannot.
+pub fn cannot_run() -> Option<String> {
+    if !kestrel_sensor::probes::built() {
+        return Some("the probes were not built (no clang or libbpf-dev at build time)".into());
+    }
+    if let Err(error) = kestrel_sensor::probes::check_privileges() {
+        return Some(error.to_string());
+    }
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Some("the kernel has no BTF (/sys/kernel/btf/vmlinux)".into());
+    }
+    if Command::new("python3").arg("--version").output().is_err() {
+        return Some("python3 is not installed (the scenarios use it)".into());
+    }
+    None
+}
+
+pub fn skip_or_fail(why: &str) {
+    if std::env::var_os("KESTREL_REQUIRE_LIVE").is_some() {
+        panic!("KESTREL_REQUIRE_LIVE is set but the live test cannot run: {why}");
+    }
+    eprintln!("SKIPPED: live detection test: {why}");
+}
+
 pub struct Running {
     pub child: Child,
     collector: Option<JoinHandle<String>>,
