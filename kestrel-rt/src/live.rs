@@ -289,7 +289,8 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
                 );
             }
             if let Some(path) = &options.metrics {
-                write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines, &feed.custom_stats())?;
+                let hook_stats = hook.as_ref().map(Hook::stats);
+                write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines, &feed.custom_stats(), (hook_stats.as_ref(), &actor.stats))?;
             }
             last_stats = Instant::now();
             events_at_last = events;
@@ -322,7 +323,7 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
         return Err(RunError::Feed(FeedError::Alerts(error)));
     }
     if let Some(path) = &options.metrics {
-        write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines, &custom)?;
+        write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines, &custom, (hook.as_ref(), &actor.stats))?;
     }
     Ok(RunSummary {
         replay,
@@ -414,7 +415,15 @@ fn keep_first(slot: &mut Option<FeedError>, error: FeedError) {
 }
 
 /// Writes the metrics file (Prometheus text format) atomically: a temporary file renamed over it.
-fn write_metrics(path: &PathBuf, stats: &SensorStats, events: u64, alerts: u64, bad_lines: u64, custom: &[CustomStats]) -> Result<(), RunError> {
+fn write_metrics(
+    path: &PathBuf,
+    stats: &SensorStats,
+    events: u64,
+    alerts: u64,
+    bad_lines: u64,
+    custom: &[CustomStats],
+    enforcement: (Option<&HookStats>, &ActionStats),
+) -> Result<(), RunError> {
     let metrics: [(&str, &str, &str, u64); 9] = [
         ("kestrel_events_total", "counter", "Events handed to the detection engine.", events),
         ("kestrel_alerts_total", "counter", "Alerts written.", alerts),
@@ -444,6 +453,37 @@ fn write_metrics(path: &PathBuf, stats: &SensorStats, events: u64, alerts: u64, 
             text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
             for predicate in custom {
                 text.push_str(&format!("{name}{{predicate=\"{}\",runtime=\"{}\"}} {}\n", predicate.name, predicate.runtime, value(predicate)));
+            }
+        }
+    }
+    let (hook, actions) = enforcement;
+    let mut counters: Vec<(&str, &str, u64)> = vec![
+        ("kestrel_action_alerts_total", "Alerts of rules with an action (block, kill).", actions.alerts),
+        ("kestrel_blocked_total", "Execs denied at the exec hook.", actions.blocked),
+        ("kestrel_block_missed_total", "Alerts of block rules on an event that was not denied.", actions.block_missed),
+        ("kestrel_killed_total", "Processes killed through a verified pidfd.", actions.killed),
+        ("kestrel_killed_at_exec_total", "Processes the probes killed at their exec.", stats.killed_at_exec),
+        ("kestrel_kill_reused_total", "Kill targets whose pid named another process: left alone.", actions.kill_reused),
+        ("kestrel_would_block_total", "Shadow mode: blocks that would have been done.", actions.would_block),
+        ("kestrel_would_kill_total", "Shadow mode: kills that would have been done.", actions.would_kill),
+    ];
+    if let Some(hook) = hook {
+        counters.extend([
+            ("kestrel_exec_hook_events_total", "Exec permission events read.", hook.events),
+            ("kestrel_exec_hook_decided_total", "Paused execs answered with a decision.", hook.decided),
+            ("kestrel_exec_hook_denied_total", "Paused execs denied.", hook.denied),
+            ("kestrel_exec_hook_timeouts_total", "Paused execs allowed at the deadline, undecided.", hook.timeouts),
+            ("kestrel_exec_hook_lost_total", "Exec permission events the kernel lost (allowed).", hook.overflows),
+        ]);
+    }
+    for (name, help, value) in counters {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
+    }
+    if let Some(hook) = hook {
+        text.push_str("# HELP kestrel_exec_hook_latency_seconds Time from an execve's entry to its answer.\n# TYPE kestrel_exec_hook_latency_seconds summary\n");
+        for q in [0.5, 0.99, 0.999] {
+            if let Some(ns) = hook.quantile(q) {
+                text.push_str(&format!("kestrel_exec_hook_latency_seconds{{quantile=\"{q}\"}} {:.9}\n", ns as f64 / 1e9));
             }
         }
     }

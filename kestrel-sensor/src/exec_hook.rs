@@ -40,10 +40,16 @@ pub struct ExecHook {
     pub unmarked: Vec<(PathBuf, String)>,
 }
 
-/// One permission event: which thread, which file (its path, owner and mode), and the
-/// event itself (its file descriptor is closed when it is dropped, after the answer).
+/// One permission event: what was opened, and the event itself (its file descriptor is
+/// closed when it is dropped, after the answer).
 pub struct PermEvent {
     pub event: FanotifyEvent,
+    pub file: OpenedFile,
+}
+
+/// Which thread opens which file for an exec: the file's path, owner and mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenedFile {
     pub tid: u32,
     pub path: String,
     pub uid: u32,
@@ -122,7 +128,7 @@ impl ExecHook {
             let path = std::fs::read_link(&link).map(|path| path.to_string_lossy().into_owned()).unwrap_or_default();
             let (uid, gid, mode) = std::fs::metadata(&link).map(|meta| (meta.uid(), meta.gid(), meta.mode())).unwrap_or_default();
             let tid = event.pid().max(0) as u32;
-            perm.push(PermEvent { event, tid, path, uid, gid, mode });
+            perm.push(PermEvent { event, file: OpenedFile { tid, path, uid, gid, mode } });
         }
         perm
     }
@@ -133,6 +139,11 @@ impl ExecHook {
         let response = if allow { Response::FAN_ALLOW } else { Response::FAN_DENY };
         self.group.write_response(FanotifyResponse::new(fd, response)).map_err(|error| format!("fanotify answer: {error}"))
     }
+}
+
+/// CLOCK_BOOTTIME now, in nanoseconds: the probes' clock.
+pub fn boot_now() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).map(|spec| spec.tv_sec() as u64 * 1_000_000_000 + spec.tv_nsec() as u64).unwrap_or(0)
 }
 
 /// Tells the first event of an exec from the interpreter events of the same `execve`.
@@ -194,8 +205,8 @@ pub struct ExecAttempt {
 }
 
 impl ExecAttempt {
-    /// Reads the paused exec of thread `event.tid` under `proc_root`.
-    pub fn read(proc_root: &Path, event: &PermEvent) -> std::io::Result<ExecAttempt> {
+    /// Reads the paused exec of thread `event.tid` under `proc_root` (normally /proc).
+    pub fn read(proc_root: &Path, event: &OpenedFile) -> std::io::Result<ExecAttempt> {
         let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what} of thread {}", event.tid));
         let task = proc_root.join(event.tid.to_string());
         let status = parse_status(&std::fs::read_to_string(task.join("status"))?).ok_or_else(|| invalid("status"))?;
@@ -212,9 +223,7 @@ impl ExecAttempt {
         // reports the effective ids after the exec).
         let euid = if event.mode & 0o4000 != 0 { event.uid } else { status.uid.effective };
         let egid = if event.mode & 0o2000 != 0 && event.mode & 0o010 != 0 { event.gid } else { status.gid.effective };
-        let ktime = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-            .map(|spec| spec.tv_sec() as u64 * 1_000_000_000 + spec.tv_nsec() as u64)
-            .unwrap_or(0);
+        let ktime = boot_now();
         let comm: String = event.path.rsplit('/').next().unwrap_or("").chars().take(15).collect();
         let info = ExecInfo {
             executable: event.path.clone(),
