@@ -40,7 +40,8 @@ pub fn shared_dir(what: &str) -> Option<PathBuf> {
     }
 }
 
-/// Options written at the top of a data file, as `// eqlc: key=value ...` lines:
+/// Options written at the top of a data file, as `// eqlc: key=value ...` lines (`# eqlc:`
+/// in TOML files):
 /// `schema=linux|dynamic`, `dialect=elasticsearch|endgame`, `case=sensitive`,
 /// `declare=name(type)->type` (no spaces).
 #[derive(Clone, Debug)]
@@ -56,7 +57,7 @@ impl FileOptions {
         let mut options =
             FileOptions { schema: "linux".to_string(), dialect: Dialect::Elasticsearch, endgame_case: EndgameCase::Insensitive, declarations: Vec::new() };
         for line in text.lines() {
-            let Some(settings) = line.trim().strip_prefix("// eqlc:") else { continue };
+            let Some(settings) = line.trim().strip_prefix("// eqlc:").or_else(|| line.trim().strip_prefix("# eqlc:")) else { continue };
             for setting in settings.split_whitespace() {
                 let (key, value) = setting.split_once('=').unwrap_or((setting, ""));
                 match key {

@@ -108,6 +108,8 @@ codes! {
     E0503 Error "missing-query" "a rule file without a query";
     E0504 Error "invalid-predicate" "a `[[predicate]]` declaration that is malformed";
     E0505 Error "invalid-predicate-code" "a hand-written predicate whose code breaks the predicate ABI";
+    E0506 Error "cannot-block" "`block` on a rule whose deciding step no mechanism can block";
+    E0507 Error "invalid-action" "a rule action (`action`, `kill`, `kill_step`, `kill_tree`, `actions`) that is malformed";
     // Schemas.
     E0601 Error "invalid-schema" "a schema file that is malformed";
     // Back end.
@@ -132,6 +134,7 @@ codes! {
     W0014 Warning "duplicate-operand" "the same condition appears twice in `and` or `or`";
     W0015 Warning "duplicate-rule-id" "two rules share one rule id";
     W0016 Warning "mixed-and-or" "`and` inside `or` without parentheses";
+    W0017 Warning "action-not-supported" "an Elastic action on a process of another platform, which Kestrel leaves out";
     // eqlc bugs.
     B0001 Bug "internal-error" "eqlc failed internally; this is a bug in eqlc";
 }

@@ -37,9 +37,10 @@ pub struct CustomDef {
 }
 
 impl CustomDef {
-    /// The signature rules are checked against: `name(params...) -> boolean`.
+    /// The signature rules are checked against: `name(params...) -> boolean`, with the
+    /// predicate's view.
     pub fn declaration(&self) -> Declaration {
-        Declaration { name: self.name.clone(), params: self.params.clone(), returns: Scalar::Bool }
+        Declaration { name: self.name.clone(), params: self.params.clone(), returns: Scalar::Bool, view: self.fields.clone() }
     }
 
     /// The parameter types as the bundle records them.

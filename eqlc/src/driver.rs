@@ -9,6 +9,7 @@ use crate::parse;
 use crate::rules::{RuleMeta, RuleSource};
 use crate::source::{SourceMap, Span};
 use crate::tir;
+use kestrel_bundle::enforce::Action;
 use std::collections::HashMap;
 
 /// One rule after checking.
@@ -19,6 +20,9 @@ pub struct Checked {
     pub ast: ast::File,
     /// The typed rule, when the query could be checked at all (it may still have errors).
     pub rule: Option<tir::Rule>,
+    /// What the rule does when it matches besides alerting, resolved against the query
+    /// (`None`: it only alerts, or its action has errors).
+    pub action: Option<Action>,
     pub diags: Vec<Diagnostic>,
 }
 
@@ -51,7 +55,14 @@ pub fn check_rule(source: &RuleSource, sources: &SourceMap, options: &Options) -
         diag.file = Some(source.file);
     }
     diags.sort_by_key(|diag| diag.primary_span().map_or(0, |span| span.start));
-    Checked { meta: source.meta.clone(), source: source.clone(), ast, rule, diags }
+    // The action, once the query is known (its diagnostics say which file they are in).
+    let mut action = None;
+    if let (Some(spec), Some(typed), false) = (&source.meta.action, &rule, parse_failed) {
+        let (resolved, mut action_diags) = crate::actions::check(spec, typed, &ast, options, source.file);
+        action = resolved;
+        diags.append(&mut action_diags);
+    }
+    Checked { meta: source.meta.clone(), source: source.clone(), ast, rule, action, diags }
 }
 
 /// Checks every rule, then the rule set as a whole (duplicate rule ids).
@@ -73,6 +84,7 @@ pub fn internal_error(source: &RuleSource) -> Checked {
         source: source.clone(),
         ast: ast::File { definitions: Vec::new(), query: None, span: at },
         rule: None,
+        action: None,
         diags: vec![diag],
     }
 }
@@ -115,7 +127,15 @@ fn checked_name(name: &str) -> &str {
 pub fn build(checked: &[Checked], schema: &kestrel_bundle::schema::Schema, custom: &[crate::custom::CustomDef]) -> (Option<Vec<u8>>, Vec<Diagnostic>) {
     let inputs: Vec<crate::emit::Input> = checked
         .iter()
-        .filter_map(|rule| rule.rule.as_ref().map(|typed| crate::emit::Input { meta: &rule.meta, rule: typed, file: rule.source.file, span: rule.source.span }))
+        .filter_map(|rule| {
+            rule.rule.as_ref().map(|typed| crate::emit::Input {
+                meta: &rule.meta,
+                rule: typed,
+                action: rule.action.as_ref(),
+                file: rule.source.file,
+                span: rule.source.span,
+            })
+        })
         .collect();
     let (bundle, mut diags) = crate::emit::bundle(&inputs, schema, custom);
     let bytes = match bundle.map(|bundle| bundle.to_bytes()) {

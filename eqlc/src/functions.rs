@@ -230,6 +230,9 @@ pub struct Declaration {
     pub name: String,
     pub params: Vec<Scalar>,
     pub returns: Scalar,
+    /// The event fields a hand-written predicate reads (its view); empty for other
+    /// declared functions. `block` checks them (docs/enforcement.md).
+    pub view: Vec<String>,
 }
 
 impl Declaration {
@@ -250,7 +253,7 @@ impl Declaration {
         }
         let inner = head[open + 1..head.len() - 1].trim();
         let params = if inner.is_empty() { Vec::new() } else { inner.split(',').map(|param| parse_scalar(param.trim())).collect::<Result<_, _>>()? };
-        Ok(Declaration { name: name.to_string(), params, returns })
+        Ok(Declaration { name: name.to_string(), params, returns, view: Vec::new() })
     }
 }
 
@@ -280,7 +283,7 @@ mod tests {
     #[test]
     fn declarations_parse() {
         let decl = Declaration::parse("reverse(keyword) -> keyword").unwrap();
-        assert_eq!(decl, Declaration { name: "reverse".into(), params: vec![Scalar::Str], returns: Scalar::Str });
+        assert_eq!(decl, Declaration { name: "reverse".into(), params: vec![Scalar::Str], returns: Scalar::Str, view: Vec::new() });
         assert!(Declaration::parse("bad name(x)").is_err());
     }
 }

@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod ast;
 pub mod check;
 pub mod codes;

@@ -24,6 +24,9 @@ pub struct RuleMeta {
     /// A `sample` rule: samples per key (Elasticsearch's request parameter of that
     /// name; 1 when the file does not say).
     pub max_samples_per_key: Option<u32>,
+    /// What the rule does when it matches besides alerting, as the file states it
+    /// (`None`: it only alerts); `driver::check_rule` resolves it against the query.
+    pub action: Option<crate::actions::ActionSpec>,
 }
 
 /// One rule's query, located in a source file.
@@ -220,6 +223,7 @@ fn toml_rule(name: &str, text: String, sources: &mut SourceMap) -> (Vec<RuleSour
         tags: rule.tags,
         os: rule.os_list,
         max_samples_per_key: rule.max_samples_per_key,
+        action: None,
     };
     let Some(query) = rule.query else {
         let diag = Diagnostic::new(Code::E0503, format!("rule `{}` has no `query`", meta.name))
@@ -227,6 +231,8 @@ fn toml_rule(name: &str, text: String, sources: &mut SourceMap) -> (Vec<RuleSour
             .in_file(file);
         return (Vec::new(), vec![diag]);
     };
+    let (action, diags) = crate::actions::parse(&crate::actions::toml_keys(text), file);
+    let meta = RuleMeta { action, ..meta };
     let raw = query.span();
     let value = query.into_inner();
     // Locate the query's characters in the file, so that diagnostics point at the real
@@ -239,7 +245,7 @@ fn toml_rule(name: &str, text: String, sources: &mut SourceMap) -> (Vec<RuleSour
             (sources.add(format!("{name} (query)"), value), Span::new(0, len))
         }
     };
-    (vec![RuleSource { meta, file, span }], Vec::new())
+    (vec![RuleSource { meta, file, span }], diags)
 }
 
 /// Finds where the characters of a TOML string value start, given the span of the
@@ -317,6 +323,18 @@ fn json_lines(name: &str, text: &str, sources: &mut SourceMap) -> (Vec<RuleSourc
             tags: rule.tags,
             os: rule.os,
             max_samples_per_key: rule.max_samples_per_key,
+            action: None,
+        };
+        // The action keys, located in the line (read again, as a whole object, only
+        // when the line may have them).
+        let object = if line.contains("\"action") || line.contains("\"kill") { serde_json::from_str(trimmed).ok() } else { None };
+        let meta = match object {
+            Some(serde_json::Value::Object(object)) => {
+                let (action, mut problems) = crate::actions::parse(&crate::actions::json_keys(&object, line, line_start), collection);
+                diags.append(&mut problems);
+                RuleMeta { action, ..meta }
+            }
+            _ => meta,
         };
         let len = query.len();
         let file = sources.add(format!("{name} (line {})", idx + 1), query);

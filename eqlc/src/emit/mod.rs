@@ -37,6 +37,8 @@ pub const BATCH_CAPACITY: u32 = 64;
 pub struct Input<'a> {
     pub meta: &'a RuleMeta,
     pub rule: &'a tir::Rule,
+    /// What the rule does when it matches besides alerting (`None`: it only alerts).
+    pub action: Option<&'a kestrel_bundle::enforce::Action>,
     /// Where the rule's query is, for diagnostics.
     pub file: FileId,
     pub span: Span,
@@ -342,7 +344,11 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
         sequences: (!tables.is_empty()).then_some(tables),
         lineage: None,
         custom: None,
-        actions: Vec::new(),
+        actions: inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(rule, input)| input.action.map(|action| kestrel_bundle::enforce::RuleAction { rule: rule as u32, action: action.clone() }))
+            .collect(),
     };
     let index_of = |name: &str| bundle.fields.iter().position(|field| field.name == name).unwrap_or_default() as u32;
     let lineage_table = (!lineage_nodes.is_empty()).then(|| format::LineageTable {
@@ -671,8 +677,16 @@ mod tests {
         for rule in &checked {
             assert!(!rule.has_errors(), "{:?}", rule.diags);
         }
-        let inputs: Vec<Input> =
-            checked.iter().map(|rule| Input { meta: &rule.meta, rule: rule.rule.as_ref().unwrap(), file: rule.source.file, span: rule.source.span }).collect();
+        let inputs: Vec<Input> = checked
+            .iter()
+            .map(|rule| Input {
+                meta: &rule.meta,
+                rule: rule.rule.as_ref().unwrap(),
+                action: rule.action.as_ref(),
+                file: rule.source.file,
+                span: rule.source.span,
+            })
+            .collect();
         let (bundle, diags) = bundle(&inputs, schema, &[]);
         assert!(diags.is_empty(), "{diags:?}");
         bundle.unwrap()
