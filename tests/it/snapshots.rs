@@ -48,8 +48,8 @@ fn parse() {
     });
 }
 
-/// The diagnostics, and the typed IR when there are no errors, of each rule file in
-/// `tests/data/check/`.
+/// The diagnostics, and the typed IR (and the rule's action) when there are no errors,
+/// of each rule file in `tests/data/check/`.
 #[test]
 fn check() {
     settings("check").bind(|| {
@@ -66,6 +66,9 @@ fn check() {
                     && !rule.has_errors()
                 {
                     ir.push_str(&format!("# {}\n{}", rule.meta.name, print_ir::rule(typed)));
+                    if let Some(action) = &rule.action {
+                        ir.push_str(&format!("action: {action}\n"));
+                    }
                 }
             }
             let snapshot = format!(
