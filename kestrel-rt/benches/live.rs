@@ -103,8 +103,8 @@ fn metric(text: &str, name: &str) -> u64 {
 }
 
 fn main() {
-    if !kestrel_sensor::probes::built() || kestrel_sensor::probes::check_privileges().is_err() {
-        eprintln!("SKIPPED: the live benchmark needs root and the eBPF probes (clang at build time)");
+    if let Some(why) = support::cannot_run() {
+        eprintln!("SKIPPED: the live benchmark: {why}");
         return;
     }
     let args = args();

@@ -198,7 +198,8 @@ fn answer(shared: &Shared, id: u64, verdict: Verdict, attempt: Option<&ExecAttem
     let Some(pending) = shared.pending.lock().ok().and_then(|mut pending| pending.remove(&id)) else { return false };
     let act = shared.enforce;
     let allow = !(act && verdict == Verdict::Deny);
-    if act && verdict == Verdict::Kill
+    if act
+        && verdict == Verdict::Kill
         && let Some(attempt) = attempt
         && let Ok(mut maps) = shared.maps.lock()
         && let Some(maps) = maps.as_mut()
@@ -281,7 +282,8 @@ fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<(u64, Opene
         }
         // The watchdog.
         let now = Instant::now();
-        let expired: Vec<u64> = shared.pending.lock().map(|pending| pending.iter().filter(|(_, each)| each.deadline <= now).map(|(id, _)| *id).collect()).unwrap_or_default();
+        let expired: Vec<u64> =
+            shared.pending.lock().map(|pending| pending.iter().filter(|(_, each)| each.deadline <= now).map(|(id, _)| *id).collect()).unwrap_or_default();
         for id in expired {
             if answer(shared, id, Verdict::Allow, None)
                 && let Ok(mut stats) = shared.stats.lock()
@@ -315,19 +317,16 @@ fn decide_jobs(shared: &Shared, jobs: &Receiver<(u64, OpenedFile, Instant)>, req
         }
         let _ = wake.write(&[1]);
         let deadline = shared.pending.lock().ok().and_then(|pending| pending.get(&id).map(|each| each.deadline)).unwrap_or(arrived);
-        match verdict.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(verdict) => {
-                let answered = answer(shared, id, verdict, Some(&attempt));
-                if let Ok(mut stats) = shared.stats.lock() {
-                    if answered {
-                        stats.decided += 1;
-                    } else {
-                        stats.late += 1;
-                    }
+        // No verdict in time: the watchdog answers it (a verdict sent later is dropped with the channel).
+        if let Ok(verdict) = verdict.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let answered = answer(shared, id, verdict, Some(&attempt));
+            if let Ok(mut stats) = shared.stats.lock() {
+                if answered {
+                    stats.decided += 1;
+                } else {
+                    stats.late += 1;
                 }
             }
-            // The watchdog answers it; a verdict sent later is dropped with the channel.
-            Err(_) => {}
         }
     }
 }

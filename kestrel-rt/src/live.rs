@@ -480,7 +480,9 @@ fn write_metrics(
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
     }
     if let Some(hook) = hook {
-        text.push_str("# HELP kestrel_exec_hook_latency_seconds Time from an execve's entry to its answer.\n# TYPE kestrel_exec_hook_latency_seconds summary\n");
+        text.push_str(
+            "# HELP kestrel_exec_hook_latency_seconds Time from an execve's entry to its answer.\n# TYPE kestrel_exec_hook_latency_seconds summary\n",
+        );
         for q in [0.5, 0.99, 0.999] {
             if let Some(ns) = hook.quantile(q) {
                 text.push_str(&format!("kestrel_exec_hook_latency_seconds{{quantile=\"{q}\"}} {:.9}\n", ns as f64 / 1e9));

@@ -31,9 +31,10 @@ fn scratch(name: &str) -> PathBuf {
 /// The bundle of tests/enforce/*.toml, built with eqlc's library.
 fn bundle() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/enforce");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).filter(|path| path.extension().is_some_and(|ext| ext == "toml")).collect();
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).filter(|path| path.extension().is_some_and(|ext| ext == "toml")).collect();
     paths.sort();
-    let schema = kestrel_bundle::schema::Schema::linux();
+    let schema = kestrel_bundle::schema::Schema::builtin("linux").unwrap();
     let options = eqlc::check::Options {
         schema: &schema,
         dialect: eqlc::dialect::Dialect::Elasticsearch,
@@ -135,7 +136,8 @@ fn enforce_blocks_kills_and_alerts() {
     let trigger_dir = scratch("trigger");
     std::fs::create_dir_all(&trigger_dir).unwrap();
     let started = Instant::now();
-    let status = Command::new("sh").arg("-c").arg(format!("touch {}/kestrel-kill-trigger; sleep 20", trigger_dir.display())).status().unwrap();
+    // The shell creates the file itself (a redirection), then becomes `sleep` (same process).
+    let status = Command::new("sh").arg("-c").arg(format!(": > {}/kestrel-kill-trigger; exec sleep 20", trigger_dir.display())).status().unwrap();
     assert_eq!(status.signal(), Some(9), "the trigger's creator was not killed: {status:?}");
     assert!(started.elapsed() < Duration::from_secs(15));
 

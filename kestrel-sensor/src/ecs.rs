@@ -6,8 +6,8 @@
 //! come from. The fields each event kind fills are listed in [`crate::fields`], which
 //! generates docs/sensor-fields.md and the `sensor` schema.
 
-use crate::json::JsonWriter;
 use crate::exec_hook::ExecAttempt;
+use crate::json::JsonWriter;
 use crate::process_table::{ExecInfo, Process, ProcessTable, entity_id, start_ticks_from_boottime_ns};
 use crate::records::{
     CredBody, DnsBody, ExecBody, ExitBody, FileBody, ForkBody, Header, Kind, MemfdBody, ModuleBody, NetBody, PtraceBody, Record, RecordError, c_string,

@@ -24,8 +24,26 @@ use std::time::Duration;
 
 /// File systems that hold no executables worth pausing for (or cannot be marked).
 const PSEUDO: &[&str] = &[
-    "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs", "securityfs", "bpf", "pstore", "configfs", "fusectl", "hugetlbfs",
-    "autofs", "binfmt_misc", "nsfs", "efivarfs", "rpc_pipefs", "selinuxfs",
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "devpts",
+    "mqueue",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "bpf",
+    "pstore",
+    "configfs",
+    "fusectl",
+    "hugetlbfs",
+    "autofs",
+    "binfmt_misc",
+    "nsfs",
+    "efivarfs",
+    "rpc_pipefs",
+    "selinuxfs",
 ];
 
 /// Most arguments read from a paused exec (then the exec event's limit applies too).

@@ -208,7 +208,8 @@ impl Probes {
         let drops = PerCpuArray::try_from(ebpf.take_map("DROPS").ok_or_else(|| ProbeError::Load("no DROPS map".into()))?)
             .map_err(|error| ProbeError::Load(error.to_string()))?;
         let take_hash = |ebpf: &mut Ebpf, name: &str| -> Result<HashMap<MapData, u32, u64>, ProbeError> {
-            HashMap::try_from(ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("no {name} map")))?).map_err(|error| ProbeError::Load(error.to_string()))
+            HashMap::try_from(ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("no {name} map")))?)
+                .map_err(|error| ProbeError::Load(error.to_string()))
         };
         let exec_maps = Some(ExecMaps { entries: take_hash(&mut ebpf, "EXEC_ENTRY")?, kills: take_hash(&mut ebpf, "KILL_ON_EXEC")? });
         Ok(Probes { _ebpf: ebpf, ring, drops, attached, skipped, exec_maps })

@@ -43,12 +43,8 @@ impl Engine {
         }
         let results = layout.results_offset as usize;
         let result_count = layout.result_count as usize;
-        let hits: Vec<usize> = self.memory.data(&self.store)[results..results + result_count]
-            .iter()
-            .enumerate()
-            .filter(|(_, result)| **result == 1)
-            .map(|(id, _)| id)
-            .collect();
+        let hits: Vec<usize> =
+            self.memory.data(&self.store)[results..results + result_count].iter().enumerate().filter(|(_, result)| **result == 1).map(|(id, _)| id).collect();
         let program = self.program.clone();
         for &rule in acting {
             let matched = match program.bundle.rules.get(rule).map(|rule| &rule.query) {

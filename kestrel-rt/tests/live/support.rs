@@ -24,6 +24,7 @@ pub fn cannot_run() -> Option<String> {
     None
 }
 
+#[allow(dead_code)] // benches only skip
 pub fn skip_or_fail(why: &str) {
     if std::env::var_os("KESTREL_REQUIRE_LIVE").is_some() {
         panic!("KESTREL_REQUIRE_LIVE is set but the live test cannot run: {why}");
@@ -64,6 +65,17 @@ where
         panic!("kestrel run did not start:\n{stderr}");
     }
     running
+}
+
+/// A test that fails midway must not leave Kestrel running (with `--enforce`, every
+/// exec on the machine would wait for it).
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Running {
