@@ -60,7 +60,24 @@ pub enum Verdict {
 /// A paused exec the detection loop must decide.
 pub struct Request {
     pub attempt: ExecAttempt,
-    pub reply: SyncSender<Verdict>,
+    id: u64,
+    shared: Arc<Shared>,
+}
+
+impl Request {
+    /// Answers the paused exec with `verdict` (acted on only with `--enforce`). False
+    /// when the watchdog has already allowed it (too late: counted).
+    pub fn answer(self, verdict: Verdict) -> bool {
+        let answered = answer(&self.shared, self.id, verdict, Some(&self.attempt));
+        if let Ok(mut stats) = self.shared.stats.lock() {
+            if answered {
+                stats.decided += 1;
+            } else {
+                stats.late += 1;
+            }
+        }
+        answered
+    }
 }
 
 /// Most latencies kept (then they are counted, not kept).
@@ -157,7 +174,7 @@ impl Hook {
             enforce: options.enforce,
             kill_window: options.kill_window,
         });
-        let (jobs_in, jobs) = sync_channel::<(u64, OpenedFile, Instant)>(4096);
+        let (jobs_in, jobs) = sync_channel::<(u64, OpenedFile)>(4096);
         let (requests_in, requests) = sync_channel::<Request>(1024);
         let timeout = options.decision_timeout;
         let reader = {
@@ -242,7 +259,7 @@ fn allow_all(shared: &Shared) {
 
 /// The reader thread: reads permission events, answers interpreters at once, queues
 /// attempts for the worker, and is the watchdog (allow at the deadline).
-fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<(u64, OpenedFile, Instant)>) {
+fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<(u64, OpenedFile)>) {
     let mut next_id = 0u64;
     let mut overflow = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -277,7 +294,7 @@ fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<(u64, Opene
                     table.insert(next_id, pending);
                 }
                 // A full queue: the watchdog allows it at its deadline.
-                let _ = jobs.try_send((next_id, file, arrived));
+                let _ = jobs.try_send((next_id, file));
             }
         }
         // The watchdog.
@@ -294,9 +311,10 @@ fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<(u64, Opene
     }
 }
 
-/// The worker thread: reads each paused exec from /proc and asks the detection loop.
-fn decide_jobs(shared: &Shared, jobs: &Receiver<(u64, OpenedFile, Instant)>, requests: &SyncSender<Request>, mut wake: std::io::PipeWriter) {
-    while let Ok((id, file, arrived)) = jobs.recv() {
+/// The worker thread: reads each paused exec from /proc and hands it to the detection
+/// loop, which answers it (or the watchdog does, at the deadline).
+fn decide_jobs(shared: &Arc<Shared>, jobs: &Receiver<(u64, OpenedFile)>, requests: &SyncSender<Request>, mut wake: std::io::PipeWriter) {
+    while let Ok((id, file)) = jobs.recv() {
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }
@@ -311,22 +329,13 @@ fn decide_jobs(shared: &Shared, jobs: &Receiver<(u64, OpenedFile, Instant)>, req
                 continue;
             }
         };
-        let (reply, verdict) = sync_channel(1);
-        if requests.send(Request { attempt: attempt.clone(), reply }).is_err() {
-            break;
-        }
-        let _ = wake.write(&[1]);
-        let deadline = shared.pending.lock().ok().and_then(|pending| pending.get(&id).map(|each| each.deadline)).unwrap_or(arrived);
-        // No verdict in time: the watchdog answers it (a verdict sent later is dropped with the channel).
-        if let Ok(verdict) = verdict.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            let answered = answer(shared, id, verdict, Some(&attempt));
-            if let Ok(mut stats) = shared.stats.lock() {
-                if answered {
-                    stats.decided += 1;
-                } else {
-                    stats.late += 1;
-                }
+        match requests.try_send(Request { attempt, id, shared: shared.clone() }) {
+            Ok(()) => {
+                let _ = wake.write(&[1]);
             }
+            // Full: the watchdog allows it at its deadline (counted there).
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {}
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => break,
         }
     }
 }
@@ -372,6 +381,18 @@ pub fn blocked_event(json: &str) -> String {
         line.push_str(",\"kestrel\":{\"blocked\":true}}");
     }
     line
+}
+
+/// One line of the decision log: the verdict, the rules (ids) that decided it and the
+/// exec event they were decided on.
+pub fn decision_line(bundle: &Bundle, verdict: Verdict, rules: &[usize], event: &str) -> String {
+    let verdict = match verdict {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
+        Verdict::Kill => "kill",
+    };
+    let ids: Vec<serde_json::Value> = rules.iter().filter_map(|rule| bundle.rules.get(*rule)).map(|rule| serde_json::Value::from(rule.id.as_str())).collect();
+    format!("{{\"verdict\":\"{verdict}\",\"rules\":{},\"event\":{event}}}", serde_json::Value::Array(ids))
 }
 
 /// Counters of the actions taken on alerts.

@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub options: Options,
     /// Rule actions: enforce or shadow mode, the exec hook's settings.
     pub enforcement: EnforceOptions,
+    /// Where the exec hook's decisions are logged (NDJSON: verdict, rules, the event).
+    pub decisions: Option<PathBuf>,
 }
 
 /// Why a live run could not start or stopped early.
@@ -238,6 +240,12 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
         }
         (false, false) => None,
     };
+    let mut decisions = match (&options.decisions, &hook) {
+        (Some(path), Some(_)) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|error| RunError::Io(format!("cannot create the decision log {}: {error}", path.display())))?,
+        )),
+        _ => None,
+    };
     eprintln!(
         "kestrel: watching {} ({} probes attached, {} processes already running){}",
         sensor.host().name,
@@ -267,7 +275,8 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
             keep_first(&mut feed_error, error);
         }
         if let Some(hook) = &hook {
-            events += answer_requests(hook, &mut sensor, &mut feed, &mut actor, &mut bad_lines, &mut feed_error);
+            events +=
+                answer_requests(hook, &mut sensor, &mut feed, &mut actor, decisions.as_mut().map(|log| log as &mut dyn Write), &mut bad_lines, &mut feed_error);
         }
         if acting {
             for acted in feed.take_acted() {
@@ -298,6 +307,11 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
     }
     // Nothing stays paused: what waits is allowed.
     let hook = hook.map(Hook::stop);
+    if let Some(mut log) = decisions.take()
+        && let Err(error) = log.flush()
+    {
+        eprintln!("kestrel: the decision log could not be written: {error}");
+    }
     // Drain what the probes already wrote.
     loop {
         let pushed = pump(&mut sensor, &mut feed, Duration::ZERO, &mut bad_lines, &mut feed_error);
@@ -345,7 +359,15 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
 /// earlier steps of a sequence must be in its state), asks it, and replies. A denied
 /// exec never reaches the probes, so its event goes to the engine from here (and into
 /// the capture), marked blocked. Returns the events pushed.
-fn answer_requests(hook: &Hook, sensor: &mut Sensor, feed: &mut Feed<'_>, actor: &mut Actor, bad_lines: &mut u64, feed_error: &mut Option<FeedError>) -> u64 {
+fn answer_requests(
+    hook: &Hook,
+    sensor: &mut Sensor,
+    feed: &mut Feed<'_>,
+    actor: &mut Actor,
+    mut log: Option<&mut dyn Write>,
+    bad_lines: &mut u64,
+    feed_error: &mut Option<FeedError>,
+) -> u64 {
     let mut pushed = 0;
     while let Ok(request) = hook.requests.try_recv() {
         loop {
@@ -364,8 +386,13 @@ fn answer_requests(hook: &Hook, sensor: &mut Sensor, feed: &mut Feed<'_>, actor:
             Vec::new()
         });
         let verdict = crate::enforce::verdict(feed.bundle(), &rules);
-        let _ = request.reply.send(verdict);
+        let enforced = request.answer(verdict) && actor.enforce;
+        if let Some(log) = log.as_mut() {
+            let _ = writeln!(log, "{}", crate::enforce::decision_line(feed.bundle(), verdict, &rules, &event.json));
+        }
         match verdict {
+            // Too late (the watchdog allowed it): the probes will see the exec.
+            _ if !enforced => {}
             Verdict::Deny => {
                 let mut report_bad = |bad: &BadLine| {
                     *bad_lines += 1;

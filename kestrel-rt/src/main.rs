@@ -82,6 +82,9 @@ struct RunArgs {
     /// With --enforce: milliseconds a paused exec waits for a decision; then it is allowed (counted).
     #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=10_000))]
     decision_timeout_ms: u64,
+    /// With --enforce: log every decision of the exec hook here (NDJSON: verdict, rules, event).
+    #[arg(long, value_name = "FILE")]
+    decisions: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -205,6 +208,7 @@ fn run(args: &RunArgs) -> ExitCode {
             decision_timeout: std::time::Duration::from_millis(args.decision_timeout_ms),
             ..Default::default()
         },
+        decisions: args.decisions.clone(),
     };
     let mut out = match output(&args.alerts, "alerts") {
         Ok(out) => out,

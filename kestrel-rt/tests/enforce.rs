@@ -34,6 +34,11 @@ fn bundle() -> PathBuf {
     let mut paths: Vec<PathBuf> =
         std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).filter(|path| path.extension().is_some_and(|ext| ext == "toml")).collect();
     paths.sort();
+    build(&paths, "enforce.kbundle")
+}
+
+/// The bundle of `paths` (rule files or packages), at `scratch(name)`.
+fn build(paths: &[PathBuf], name: &str) -> PathBuf {
     let schema = kestrel_bundle::schema::Schema::builtin("linux").unwrap();
     let options = eqlc::check::Options {
         schema: &schema,
@@ -42,8 +47,8 @@ fn bundle() -> PathBuf {
         declarations: &[],
     };
     let mut sources = eqlc::source::SourceMap::new();
-    let bytes = eqlc::driver::build_paths(&paths, &options, &mut sources).unwrap_or_else(|diags| panic!("the enforcement rules do not build: {diags:?}"));
-    let path = scratch("enforce.kbundle");
+    let bytes = eqlc::driver::build_paths(paths, &options, &mut sources).unwrap_or_else(|diags| panic!("the enforcement rules do not build: {diags:?}"));
+    let path = scratch(name);
     std::fs::write(&path, bytes).unwrap();
     path
 }
@@ -57,11 +62,16 @@ fn drop_binary(dir: &str, program: &str, name: &str) -> PathBuf {
 }
 
 fn start(bundle: &Path, alerts: &Path, enforce: bool) -> support::Running {
+    start_with(bundle, alerts, enforce, &[])
+}
+
+fn start_with(bundle: &Path, alerts: &Path, enforce: bool, more: &[&std::ffi::OsStr]) -> support::Running {
     let mut args: Vec<std::ffi::OsString> =
         vec!["--bundle".into(), bundle.into(), "--alerts".into(), alerts.into(), "--duration".into(), "120".into(), "--stats-interval".into(), "60".into()];
     if enforce {
         args.push("--enforce".into());
     }
+    args.extend(more.iter().map(|arg| arg.to_os_string()));
     support::start(env!("CARGO_BIN_EXE_kestrel"), args)
 }
 
@@ -228,5 +238,90 @@ fn killing_kestrel_leaves_no_exec_paused() {
     eprintln!("the paused exec went on {:?} after SIGKILL", killed_at.elapsed());
     let _ = running.wait();
     assert!(Command::new("/bin/true").status().unwrap().success());
+    let _ = std::fs::remove_dir_all(alerts_path.parent().unwrap());
+}
+
+#[test]
+fn a_slow_decision_is_allowed_at_the_deadline() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(why) = support::cannot_run() {
+        support::skip_or_fail(&why);
+        return;
+    }
+    let bundle = build(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/enforce_slow")], "slow.kbundle");
+    let alerts_path = scratch("slow-alerts.ndjson");
+    let dropped = drop_binary("/tmp/kestrel-slow-test", "/usr/bin/touch", "dropped");
+    let marker = scratch("slow-marker");
+    let running = start_with(&bundle, &alerts_path, true, &["--decision-timeout-ms".as_ref(), "50".as_ref()]);
+    let started = Instant::now();
+    // The rule would deny it, but its decision takes far longer than 50 ms: the exec goes on.
+    assert!(Command::new(&dropped).arg(&marker).status().unwrap().success());
+    let waited = started.elapsed();
+    assert!(marker.exists());
+    assert!(waited < Duration::from_millis(900), "the exec waited {waited:?}, past the 50 ms deadline");
+    let alerted = eventually(Duration::from_secs(60), || !alerts_of(&alerts_path).is_empty());
+    let (exit, stderr) = running.stop();
+    assert!(exit.success(), "{stderr}");
+    eprintln!("{stderr}");
+    assert!(alerted, "the late block rule did not alert on the exec that went on");
+    let timeouts: u64 = stderr.split(" allowed at the deadline").next().and_then(|head| head.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(timeouts >= 1, "no exec allowed at the deadline:\n{stderr}");
+    assert!(stderr.contains("1 blocks missed"), "the missed block is not counted:\n{stderr}");
+    let _ = std::fs::remove_dir_all(alerts_path.parent().unwrap());
+}
+
+/// A field of an ECS document by its dotted name (nested objects).
+fn field<'a>(event: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    name.split('.').try_fold(event, |value, key| value.get(key)).unwrap_or(&serde_json::Value::Null)
+}
+
+#[test]
+fn the_exec_hook_sees_what_the_probe_sees() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(why) = support::cannot_run() {
+        support::skip_or_fail(&why);
+        return;
+    }
+    let bundle = bundle();
+    let alerts_path = scratch("same-alerts.ndjson");
+    let decisions = scratch("decisions.ndjson");
+    let capture = scratch("same.kcap");
+    let running = start_with(&bundle, &alerts_path, true, &["--decisions".as_ref(), decisions.as_os_str(), "--record".as_ref(), capture.as_os_str()]);
+    let programs: [&[&str]; 4] = [
+        &["/bin/echo", "one", "two words", ""],
+        &["/usr/bin/env", "KESTREL_HOOK_TEST=1", "/usr/bin/true", "x"],
+        &["/bin/sh", "-c", "cd /tmp && exec /usr/bin/printf %s kestrel-hook-test"],
+        &["/usr/bin/nice", "-n", "1", "/usr/bin/true"],
+    ];
+    for program in programs {
+        assert!(Command::new(program[0]).args(&program[1..]).output().unwrap().status.success());
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let (exit, stderr) = running.stop();
+    assert!(exit.success(), "{stderr}");
+    let exported = Command::new(env!("CARGO_BIN_EXE_kestrel")).arg("export").arg(&capture).output().unwrap();
+    assert!(exported.status.success());
+    let events: Vec<serde_json::Value> = String::from_utf8(exported.stdout).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let decided: Vec<serde_json::Value> = std::fs::read_to_string(&decisions).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let mut compared = 0;
+    for decision in decided.iter().filter(|decision| decision["verdict"] == "allow") {
+        let hook = &decision["event"];
+        let executable = field(hook, "process.executable");
+        if !["/usr/bin/echo", "/usr/bin/env", "/usr/bin/true", "/usr/bin/dash", "/usr/bin/printf", "/usr/bin/nice"].iter().any(|each| executable == each) {
+            continue;
+        }
+        let probe = events.iter().find(|event| {
+            field(event, "event.action") == "exec"
+                && field(event, "process.entity_id") == field(hook, "process.entity_id")
+                && field(event, "process.executable") == executable
+                && field(event, "process.args") == field(hook, "process.args")
+        });
+        let probe = probe.unwrap_or_else(|| panic!("no exec event from the probes for the hook's {hook}"));
+        for name in kestrel_bundle::enforce::EXEC_HOOK_FIELDS.iter().filter(|name| **name != "@timestamp") {
+            assert_eq!(field(hook, name), field(probe, name), "`{name}` differs between the hook's event and the probe's:\nhook:  {hook}\nprobe: {probe}");
+        }
+        compared += 1;
+    }
+    assert!(compared >= 6, "only {compared} execs compared");
     let _ = std::fs::remove_dir_all(alerts_path.parent().unwrap());
 }

@@ -334,9 +334,13 @@ impl Converter {
                 });
             }
         }
+        self.host_fields(&mut json);
+        Ok(Converted { timestamp, json: json.finish() })
+    }
+
+    fn host_fields(&self, json: &mut JsonWriter) {
         json.open("host").str("name", &self.host.name).str("hostname", &self.host.name).str("id", &self.host.id).str("architecture", &self.host.architecture);
         json.open("os").str("type", "linux").str("kernel", &self.host.kernel).close().close();
-        Ok(Converted { timestamp, json: json.finish() })
     }
 
     /// The exec event of an exec the kernel has paused (the exec hook): the process as
@@ -349,6 +353,7 @@ impl Converter {
         let process = self.table.preview_exec(header.pid, attempt.info.clone());
         self.event(&mut json, "process", "start", "exec");
         self.process_as(&mut json, &header, Some(&process), |_| {});
+        self.host_fields(&mut json);
         Converted { timestamp, json: json.finish() }
     }
 
