@@ -235,14 +235,26 @@ impl Probes {
                 let is_set = |fd: &nix::poll::PollFd| fd.revents().is_some_and(|events| events.contains(nix::poll::PollFlags::POLLIN));
                 (ready && is_set(&fds[0]), ready && fds.get(1).is_some_and(is_set))
             };
-            if woken && let Some(wake) = wake {
-                // At least one byte waits, so this read does not block.
-                let _ = std::io::Read::read(wake, &mut [0u8; 64]);
-            }
-            if ring_ready {
-                if !woken {
-                    std::thread::sleep(linger);
+            if ring_ready && !woken && !timeout.is_zero() {
+                // Linger, unless woken for a decision meanwhile (a paused exec must not
+                // wait for the batch to fill).
+                match &wake {
+                    Some(wake) => {
+                        let mut fds = [nix::poll::PollFd::new(wake.as_fd(), nix::poll::PollFlags::POLLIN)];
+                        let millis = linger.as_millis().min(u16::MAX as u128) as u16;
+                        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis));
+                    }
+                    None => std::thread::sleep(linger),
                 }
+            }
+            if let Some(wake) = wake {
+                let mut fds = [nix::poll::PollFd::new(wake.as_fd(), nix::poll::PollFlags::POLLIN)];
+                if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|ready| ready > 0) {
+                    // At least one byte waits, so this read does not block.
+                    let _ = std::io::Read::read(wake, &mut [0u8; 64]);
+                }
+            }
+            if ring_ready || woken {
                 count = self.drain(max, &mut each);
             }
         }
