@@ -23,6 +23,8 @@ pub struct Checked {
     /// What the rule does when it matches besides alerting, resolved against the query
     /// (`None`: it only alerts, or its action has errors).
     pub action: Option<Action>,
+    /// The action's deciding step can be decided at the exec hook (`RuleAction::at_exec`).
+    pub at_exec: bool,
     pub diags: Vec<Diagnostic>,
 }
 
@@ -56,13 +58,13 @@ pub fn check_rule(source: &RuleSource, sources: &SourceMap, options: &Options) -
     }
     diags.sort_by_key(|diag| diag.primary_span().map_or(0, |span| span.start));
     // The action, once the query is known (its diagnostics say which file they are in).
-    let mut action = None;
+    let (mut action, mut at_exec) = (None, false);
     if let (Some(spec), Some(typed), false) = (&source.meta.action, &rule, parse_failed) {
-        let (resolved, mut action_diags) = crate::actions::check(spec, typed, &ast, options, source.file);
-        action = resolved;
+        let (resolved, mut action_diags, decidable) = crate::actions::check_at_exec(spec, typed, &ast, options, source.file);
+        (action, at_exec) = (resolved, decidable);
         diags.append(&mut action_diags);
     }
-    Checked { meta: source.meta.clone(), source: source.clone(), ast, rule, action, diags }
+    Checked { meta: source.meta.clone(), source: source.clone(), ast, rule, action, at_exec, diags }
 }
 
 /// Checks every rule, then the rule set as a whole (duplicate rule ids).
@@ -85,6 +87,7 @@ pub fn internal_error(source: &RuleSource) -> Checked {
         ast: ast::File { definitions: Vec::new(), query: None, span: at },
         rule: None,
         action: None,
+        at_exec: false,
         diags: vec![diag],
     }
 }
@@ -132,6 +135,7 @@ pub fn build(checked: &[Checked], schema: &kestrel_bundle::schema::Schema, custo
                 meta: &rule.meta,
                 rule: typed,
                 action: rule.action.as_ref(),
+                at_exec: rule.at_exec,
                 file: rule.source.file,
                 span: rule.source.span,
             })

@@ -90,6 +90,10 @@ pub struct RuleAction {
     pub rule: u32,
     /// What it does.
     pub action: Action,
+    /// Its deciding step can be decided at the exec hook (the conditions `block`
+    /// needs: one exec decides it, and it reads only [`EXEC_HOOK_FIELDS`]). Always true
+    /// for `block`; for `kill`, the runtime asks the hook's question only when it is.
+    pub at_exec: bool,
 }
 
 /// The fields of the event the exec hook builds while an `execve` is paused (before the

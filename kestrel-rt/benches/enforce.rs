@@ -106,7 +106,8 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let bundle = bundle(&dir);
     let start = |enforce: bool| {
-        let mut run_args: Vec<std::ffi::OsString> = vec!["--bundle".into(), bundle.clone().into(), "--alerts".into(), "/dev/null".into(), "--stats-interval".into(), "600".into()];
+        let mut run_args: Vec<std::ffi::OsString> =
+            vec!["--bundle".into(), bundle.clone().into(), "--alerts".into(), "/dev/null".into(), "--stats-interval".into(), "600".into()];
         if enforce {
             run_args.push("--enforce".into());
         }

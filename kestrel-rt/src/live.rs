@@ -214,12 +214,13 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
         }
     };
     let acting = !feed.bundle().actions.is_empty();
+    let decides_at_exec = feed.bundle().actions.iter().any(|action| action.at_exec);
     if acting {
         feed.keep_acted();
     }
     let mut actor = Actor::new(options.enforcement.enforce, &sensor.host().boot_id);
     let hook = match (options.enforcement.enforce, acting) {
-        (true, true) => {
+        (true, true) if decides_at_exec => {
             let (reader, writer) = std::io::pipe().map_err(|error| RunError::Io(format!("cannot make the exec hook's pipe: {error}")))?;
             sensor.wake_on(reader);
             let hook = Hook::start(&options.enforcement, sensor.take_exec_maps(), writer).map_err(RunError::Enforce)?;
@@ -229,6 +230,10 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
             let marked: Vec<String> = hook.marked.iter().map(|mount| mount.display().to_string()).collect();
             eprintln!("kestrel: enforcing; execs paused for a decision on the file systems of {}", marked.join(", "));
             Some(hook)
+        }
+        (true, true) => {
+            eprintln!("kestrel: enforcing; no rule decides at an exec, so no exec is paused (kills happen on alerts)");
+            None
         }
         (true, false) => {
             eprintln!("kestrel: --enforce: no rule of the bundle has an action (block or kill); nothing to enforce");

@@ -491,6 +491,8 @@ pub struct Replay<'w> {
     alerts: Vec<Alert>,
     /// By rule: whether it has an action (its alerts are kept for [`Replay::take_acted`]).
     acting: Vec<bool>,
+    /// The rules with an action decided at the exec hook (`RuleAction::at_exec`).
+    at_exec: Vec<usize>,
     /// Alerts of rules with an action, until the caller takes them (bounded), when kept.
     acted: Vec<Acted>,
     keep_acted: bool,
@@ -516,6 +518,7 @@ impl<'w> Replay<'w> {
                 *flag = true;
             }
         }
+        let at_exec = program.bundle.actions.iter().filter(|action| action.at_exec).map(|action| action.rule as usize).collect();
         let mut engine = Engine::new(program, options.max_buffered)?;
         engine.set_max_state(options.max_partials);
         engine.set_profiling(options.profile);
@@ -536,6 +539,7 @@ impl<'w> Replay<'w> {
             last_run: None,
             alerts: Vec::new(),
             acting,
+            at_exec,
             acted: Vec::new(),
             keep_acted: false,
             rendered: Vec::new(),
@@ -892,18 +896,18 @@ impl<'w> Replay<'w> {
         std::mem::take(&mut self.acted)
     }
 
-    /// The rules with an action that `line` (an event that has not happened yet: the
-    /// exec hook's) would match now, given everything evaluated so far. Changes nothing.
+    /// The rules with an action decided at the exec hook (`RuleAction::at_exec`) that
+    /// `line` (an event that has not happened yet: the exec hook's) would match now,
+    /// given everything evaluated so far. Changes nothing.
     pub fn decide(&mut self, line: &str) -> Result<Vec<usize>, String> {
-        let acting: Vec<usize> = self.acting.iter().enumerate().filter(|(_, acts)| **acts).map(|(rule, _)| rule).collect();
-        if acting.is_empty() {
+        if self.at_exec.is_empty() {
             return Ok(Vec::new());
         }
         let (event, _) = self.reader.read(line).map_err(|(column, message)| match column {
             Some(column) => format!("column {column}: {message}"),
             None => message,
         })?;
-        Ok(self.engine.decide(&event, &acting))
+        Ok(self.engine.decide(&event, &self.at_exec))
     }
 
     /// Runs what the reorder window still holds, flushes the pipes and returns the summary.

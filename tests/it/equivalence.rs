@@ -725,7 +725,7 @@ fn run_engine(rules: &[&Compiled], events: &[TestEvent], schema: &Schema) -> Res
         .iter()
         .map(|compiled| {
             let file = sources.add(compiled.meta.name.clone(), compiled.text.clone());
-            Input { meta: &compiled.meta, rule: &compiled.rule, action: None, file, span: Span::new(0, compiled.text.len()) }
+            Input { meta: &compiled.meta, rule: &compiled.rule, action: None, at_exec: false, file, span: Span::new(0, compiled.text.len()) }
         })
         .collect();
     let (bundle, diags) = emit::bundle(&inputs, schema, &[]);

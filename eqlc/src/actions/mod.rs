@@ -416,6 +416,19 @@ pub fn positive_steps(query: &tir::Query) -> usize {
 /// `query_file`): fills in the default kill step and checks kill steps (E0507), and
 /// checks that a `block` rule is decided at one exec the exec hook can see (E0506).
 pub fn check(spec: &ActionSpec, rule: &tir::Rule, ast: &ast::File, options: &Options, query_file: FileId) -> (Option<Action>, Vec<Diagnostic>) {
+    let (action, diags, _) = check_at_exec(spec, rule, ast, options, query_file);
+    (action, diags)
+}
+
+/// [`check`], and whether the action's deciding step can be decided at the exec hook
+/// (the conditions of `block`; `RuleAction::at_exec`).
+pub fn check_at_exec(spec: &ActionSpec, rule: &tir::Rule, ast: &ast::File, options: &Options, query_file: FileId) -> (Option<Action>, Vec<Diagnostic>, bool) {
+    let at_exec = cannot_block(spec, rule, ast, options, query_file).is_none();
+    let (action, diags) = resolve(spec, rule, ast, options, query_file);
+    (action, diags, at_exec)
+}
+
+fn resolve(spec: &ActionSpec, rule: &tir::Rule, ast: &ast::File, options: &Options, query_file: FileId) -> (Option<Action>, Vec<Diagnostic>) {
     let positive = positive_steps(&rule.query);
     match &spec.kind {
         SpecKind::Kill(targets) => {

@@ -208,8 +208,8 @@ fn actions_reach_the_bundle() {
     assert_eq!(
         bundle.actions,
         vec![
-            kestrel_bundle::enforce::RuleAction { rule: 1, action: Action::Kill(vec![target(Whom::Parent, 0, false)]) },
-            kestrel_bundle::enforce::RuleAction { rule: 2, action: Action::Block },
+            kestrel_bundle::enforce::RuleAction { rule: 1, action: Action::Kill(vec![target(Whom::Parent, 0, false)]), at_exec: true },
+            kestrel_bundle::enforce::RuleAction { rule: 2, action: Action::Block, at_exec: true },
         ]
     );
 }
@@ -225,4 +225,23 @@ fn json_spans_point_into_the_line() {
     let keys = json_keys(&object, line, 100);
     let (_, _, node) = &keys[0];
     assert_eq!(node.span, Span::new(100 + line.find("\"explode\"").unwrap(), 100 + line.find("\"explode\"").unwrap() + 9));
+}
+
+/// A kill is decided at the exec hook only where a block could be: an exec step that
+/// reads only the hook's fields.
+#[test]
+fn kills_know_whether_the_exec_hook_can_decide_them() {
+    let text = concat!(
+        r#"{"name": "early", "query": "process where process.name == \"a\"", "action": "kill"}"#,
+        "\n",
+        r#"{"name": "late", "query": "process where process.env_vars : \"LD_PRELOAD=*\"", "action": "kill"}"#,
+        "\n",
+        r#"{"name": "file", "query": "file where file.name == \"x\"", "action": "kill"}"#,
+        "\n"
+    );
+    let (load_diags, checked) = check_file("r.jsonl", text, Dialect::Elasticsearch);
+    assert!(load_diags.is_empty());
+    let at_exec: Vec<bool> = checked.iter().map(|rule| rule.at_exec).collect();
+    assert_eq!(at_exec, [true, false, false]);
+    assert!(checked.iter().all(|rule| rule.action.is_some() && !rule.diags.iter().any(Diagnostic::is_error)));
 }

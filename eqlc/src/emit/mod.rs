@@ -39,6 +39,8 @@ pub struct Input<'a> {
     pub rule: &'a tir::Rule,
     /// What the rule does when it matches besides alerting (`None`: it only alerts).
     pub action: Option<&'a kestrel_bundle::enforce::Action>,
+    /// The action's deciding step can be decided at the exec hook.
+    pub at_exec: bool,
     /// Where the rule's query is, for diagnostics.
     pub file: FileId,
     pub span: Span,
@@ -347,7 +349,9 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
         actions: inputs
             .iter()
             .enumerate()
-            .filter_map(|(rule, input)| input.action.map(|action| kestrel_bundle::enforce::RuleAction { rule: rule as u32, action: action.clone() }))
+            .filter_map(|(rule, input)| {
+                input.action.map(|action| kestrel_bundle::enforce::RuleAction { rule: rule as u32, action: action.clone(), at_exec: input.at_exec })
+            })
             .collect(),
     };
     let index_of = |name: &str| bundle.fields.iter().position(|field| field.name == name).unwrap_or_default() as u32;
@@ -683,6 +687,7 @@ mod tests {
                 meta: &rule.meta,
                 rule: rule.rule.as_ref().unwrap(),
                 action: rule.action.as_ref(),
+                at_exec: rule.at_exec,
                 file: rule.source.file,
                 span: rule.source.span,
             })

@@ -233,7 +233,8 @@ fn write_rule(out: &mut String, bundle: &Bundle, index: usize, rule: &Rule) -> s
         writeln!(out, "    | {}{args}", pipe.name())?;
     }
     for entry in bundle.actions.iter().filter(|entry| entry.rule as usize == index) {
-        writeln!(out, "    action       {}", entry.action)?;
+        let when = if entry.at_exec { " (decided at the exec hook)" } else { "" };
+        writeln!(out, "    action       {}{when}", entry.action)?;
     }
     for (id, predicate) in functions.predicates.iter().enumerate().filter(|(_, predicate)| predicate.rule as usize == index) {
         let role = match predicate.role {

@@ -405,7 +405,7 @@ mod min_size {
     pub(super) const SEQUENCE_KEY: usize = 4 + 1 + 1;
     pub(super) const CUSTOM: usize = 4 + 1 + 4 + 4 + 4 + 4 + 8 + 8 + 8 + 4;
     pub(super) const CAPTURE_DECL: usize = 4 + 1;
-    pub(super) const ACTION: usize = 4 + 1;
+    pub(super) const ACTION: usize = 4 + 1 + 1;
     pub(super) const KILL_TARGET: usize = 1 + 4 + 1;
 }
 
@@ -690,6 +690,8 @@ fn read_actions(r: &mut Reader, sites: &mut Sites) -> Result<Vec<RuleAction>, Bu
 
 fn read_action(r: &mut Reader, sites: &mut ActionSites) -> Result<RuleAction, BundleError> {
     let rule = r.u32("rule")?;
+    let at = r.offset();
+    let at_exec = r.bool("at_exec")?;
     let kind = r.code("action kind", "0 (block) or 1 (kill)", |code| (code <= codes::ACTION_KILL).then_some(code))?;
     let action = match kind {
         codes::ACTION_BLOCK => Action::Block,
@@ -698,7 +700,10 @@ fn read_action(r: &mut Reader, sites: &mut ActionSites) -> Result<RuleAction, Bu
             read_kill_target(r).map_err(|e| e.context(format_args!("target {index}")))
         })?),
     };
-    Ok(RuleAction { rule, action })
+    if action == Action::Block && !at_exec {
+        return Err(BundleError::at(at, "a `block` action is always decided at the exec hook (at_exec must be 1)"));
+    }
+    Ok(RuleAction { rule, action, at_exec })
 }
 
 fn read_kill_target(r: &mut Reader) -> Result<KillTarget, BundleError> {

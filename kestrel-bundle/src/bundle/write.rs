@@ -353,6 +353,7 @@ fn custom(out: &mut Writer, predicate: &CustomPredicate) -> Result<(), BundleErr
 
 fn action(out: &mut Writer, entry: &RuleAction) -> Result<(), BundleError> {
     out.u32(entry.rule);
+    out.bool(entry.at_exec);
     match &entry.action {
         Action::Block => {
             out.u8(codes::ACTION_BLOCK);

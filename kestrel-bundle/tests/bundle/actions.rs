@@ -15,8 +15,10 @@ fn kill(targets: &[(Whom, u32, bool)]) -> Action {
 /// three positive steps and a trailing missing one).
 fn with_actions() -> Bundle {
     let mut bundle = handmade();
-    bundle.actions =
-        vec![RuleAction { rule: 0, action: Action::Block }, RuleAction { rule: 2, action: kill(&[(Whom::Process, 0, false), (Whom::Parent, 2, true)]) }];
+    bundle.actions = vec![
+        RuleAction { rule: 0, action: Action::Block, at_exec: true },
+        RuleAction { rule: 2, action: kill(&[(Whom::Process, 0, false), (Whom::Parent, 2, true)]), at_exec: false },
+    ];
     bundle
 }
 
@@ -27,7 +29,7 @@ fn actions_round_trip_and_show_in_inspect() {
     assert_eq!(sections(&bytes).last().map(|(kind, ..)| *kind), Some(ACTIONS));
     assert_eq!(Bundle::from_bytes(&bytes).expect("reads back"), bundle);
     let text = bundle.inspect();
-    assert!(text.contains("    action       block\n"), "{text}");
+    assert!(text.contains("    action       block (decided at the exec hook)\n"), "{text}");
     assert!(text.contains("    action       kill process of step 0, parent of step 2 (tree)\n"), "{text}");
     // No actions: no section, and the bytes of a bundle without actions are unchanged.
     let plain = handmade().to_bytes().expect("writes");
@@ -89,12 +91,15 @@ fn read_patched(at: usize, patch: &[u8]) -> String {
 fn errors_in_the_section_name_the_byte() {
     let bytes = with_actions().to_bytes().unwrap();
     let body = section_offset(&bytes, ACTIONS);
-    // count, then entry 0 (rule u32, kind u8), then entry 1: rule, kind, count, targets.
-    let entry1 = body + 4 + 5;
-    let target1 = entry1 + 4 + 1 + 4 + 6;
+    // count, then entry 0 (rule u32, at_exec u8, kind u8), then entry 1: rule, at_exec,
+    // kind, count, targets.
+    let entry1 = body + 4 + 6;
+    let target1 = entry1 + 4 + 1 + 1 + 4 + 6;
     let cases: Vec<(usize, Vec<u8>, String)> = vec![
         (body, vec![0], format!("at byte {body}: ACTIONS: the section lists no actions (a bundle whose rules only alert has no ACTIONS section)")),
-        (body + 8, vec![2], format!("at byte {}: ACTIONS: entry 0: action kind is 2, expected 0 (block) or 1 (kill)", body + 8)),
+        (body + 8, vec![2], format!("at byte {}: ACTIONS: entry 0: at_exec is 2, expected 0 (false) or 1 (true)", body + 8)),
+        (body + 8, vec![0], format!("at byte {}: ACTIONS: entry 0: a `block` action is always decided at the exec hook (at_exec must be 1)", body + 8)),
+        (body + 9, vec![2], format!("at byte {}: ACTIONS: entry 0: action kind is 2, expected 0 (block) or 1 (kill)", body + 9)),
         (target1, vec![2], format!("at byte {target1}: ACTIONS: entry 1: target 1: whom is 2, expected 0 (process) or 1 (parent)")),
         (target1 + 5, vec![2], format!("at byte {}: ACTIONS: entry 1: target 1: tree is 2, expected 0 (false) or 1 (true)", target1 + 5)),
         (

@@ -374,10 +374,16 @@ fn actions_section(bundle: &Bundle) -> impl Strategy<Value = Vec<RuleAction>> + 
                         .collect();
                     Action::Kill(targets)
                 };
-                Some(RuleAction { rule: rule as u32, action })
+                let at_exec = block || tree_at_exec(rule);
+                Some(RuleAction { rule: rule as u32, action, at_exec })
             })
             .collect()
     })
+}
+
+/// Whether a generated kill action says it is decided at the exec hook (either is valid).
+fn tree_at_exec(rule: usize) -> bool {
+    rule % 2 == 0
 }
 
 fn bundle_with_custom() -> impl Strategy<Value = Bundle> {
