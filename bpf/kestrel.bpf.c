@@ -87,14 +87,15 @@ struct {
     __type(value, struct pending);
 } PENDING SEC(".maps");
 
-/* Thread → CLOCK_BOOTTIME of its latest execve/execveat entry. The exec hook (fanotify)
- * reads it to tell the file an exec names from the interpreters the kernel opens for it
- * in the same call (one entry time, several permission events). */
+/* Thread → the header of its latest execve/execveat entry (its ktime: when it entered).
+ * The exec hook (fanotify) reads it to tell the file an exec names from the interpreters
+ * the kernel opens for it in the same call (one entry time, several permission events),
+ * and for the caller's ids, credentials and start times without reading /proc. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 16384);
     __type(key, __u32);
-    __type(value, __u64);
+    __type(value, struct kestrel_header);
 } EXEC_ENTRY SEC(".maps");
 
 /* Process (tgid) → deadline (CLOCK_BOOTTIME ns): killed at its next exec before that
@@ -338,8 +339,9 @@ static __always_inline void note_exec_entry(void)
     if (is_self())
         return;
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
-    __u64 now = bpf_ktime_get_boot_ns();
-    bpf_map_update_elem(&EXEC_ENTRY, &tid, &now, BPF_ANY);
+    struct kestrel_header h = {};
+    fill_header(&h, current_task(), KIND_EXEC);
+    bpf_map_update_elem(&EXEC_ENTRY, &tid, &h, BPF_ANY);
 }
 
 SEC("tracepoint/syscalls/sys_enter_execve")

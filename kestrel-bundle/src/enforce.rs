@@ -98,8 +98,9 @@ pub struct RuleAction {
 
 /// The fields of the event the exec hook builds while an `execve` is paused (before the
 /// kernel has loaded the new image): everything known about the calling process, its
-/// parent and the file it executes. A `block` step may read only these. (`process.start`
-/// is not among them: /proc gives it in clock ticks, the probes in nanoseconds.)
+/// parent and the file it executes. A `block` step may read only these. The ids,
+/// credentials and start times come from the probes' header of the `execve` entry, as
+/// the exec event's come from the header of the exec.
 pub const EXEC_HOOK_FIELDS: &[&str] = &[
     "@timestamp",
     "event.kind",
@@ -122,6 +123,7 @@ pub const EXEC_HOOK_FIELDS: &[&str] = &[
     "host.os.kernel",
     "process.pid",
     "process.entity_id",
+    "process.start",
     "process.name",
     "process.executable",
     "process.args",
@@ -136,6 +138,7 @@ pub const EXEC_HOOK_FIELDS: &[&str] = &[
     "process.previous.executable",
     "process.parent.pid",
     "process.parent.entity_id",
+    "process.parent.start",
     "process.parent.name",
     "process.parent.executable",
     "process.parent.args",

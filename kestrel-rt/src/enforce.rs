@@ -123,6 +123,10 @@ impl HookStats {
     }
 }
 
+/// A paused exec for the worker: its id, what was opened, and the probes' header of the
+/// thread's `execve` entry.
+type Job = (u64, OpenedFile, Option<kestrel_sensor::records::Header>);
+
 /// A paused exec in the pending table.
 struct Pending {
     event: PermEvent,
@@ -174,7 +178,7 @@ impl Hook {
             enforce: options.enforce,
             kill_window: options.kill_window,
         });
-        let (jobs_in, jobs) = sync_channel::<(u64, OpenedFile)>(4096);
+        let (jobs_in, jobs) = sync_channel::<Job>(4096);
         let (requests_in, requests) = sync_channel::<Request>(1024);
         let timeout = options.decision_timeout;
         let reader = {
@@ -259,7 +263,7 @@ fn allow_all(shared: &Shared) {
 
 /// The reader thread: reads permission events, answers interpreters at once, queues
 /// attempts for the worker, and is the watchdog (allow at the deadline).
-fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<(u64, OpenedFile)>) {
+fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<Job>) {
     let mut next_id = 0u64;
     let mut overflow = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -269,13 +273,9 @@ fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<(u64, Opene
             let events = shared.hook.read(&mut overflow);
             for event in events {
                 let arrived = Instant::now();
-                let (opened, entered) = {
-                    let maps = shared.maps.lock().ok();
-                    let maps = maps.as_ref().and_then(|maps| maps.as_ref());
-                    let entered = maps.and_then(|maps| maps.entry(event.file.tid));
-                    let opened = shared.tracker.lock().map(|mut tracker| tracker.classify(event.file.tid, maps)).unwrap_or(Opened::Attempt);
-                    (opened, entered)
-                };
+                let entry = shared.maps.lock().ok().and_then(|maps| maps.as_ref().and_then(|maps| maps.entry(event.file.tid)));
+                let opened = shared.tracker.lock().map(|mut tracker| tracker.classify(event.file.tid, entry.as_ref())).unwrap_or(Opened::Attempt);
+                let entered = entry.map(|header| header.ktime);
                 if let Ok(mut stats) = shared.stats.lock() {
                     stats.events += 1;
                     stats.overflows = overflow;
@@ -294,7 +294,7 @@ fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<(u64, Opene
                     table.insert(next_id, pending);
                 }
                 // A full queue: the watchdog allows it at its deadline.
-                let _ = jobs.try_send((next_id, file));
+                let _ = jobs.try_send((next_id, file, entry));
             }
         }
         // The watchdog.
@@ -313,12 +313,12 @@ fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<(u64, Opene
 
 /// The worker thread: reads each paused exec from /proc and hands it to the detection
 /// loop, which answers it (or the watchdog does, at the deadline).
-fn decide_jobs(shared: &Arc<Shared>, jobs: &Receiver<(u64, OpenedFile)>, requests: &SyncSender<Request>, mut wake: std::io::PipeWriter) {
-    while let Ok((id, file)) = jobs.recv() {
+fn decide_jobs(shared: &Arc<Shared>, jobs: &Receiver<Job>, requests: &SyncSender<Request>, mut wake: std::io::PipeWriter) {
+    while let Ok((id, file, entry)) = jobs.recv() {
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }
-        let attempt = match ExecAttempt::read(Path::new("/proc"), &file) {
+        let attempt = match ExecAttempt::read(Path::new("/proc"), &file, entry.as_ref()) {
             Ok(attempt) => attempt,
             Err(_) => {
                 if answer(shared, id, Verdict::Allow, None)

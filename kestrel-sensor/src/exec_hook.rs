@@ -11,7 +11,6 @@
 //! probes note when each thread entered `execve` (the `EXEC_ENTRY` map); events of one
 //! thread with the same entry time are one exec, and only its first is an attempt.
 
-use crate::probes::ExecMaps;
 use crate::proc_fs::{decode_tty, parse_stat, parse_status};
 use crate::process_table::ExecInfo;
 use crate::records::{Header, STRING_MAX};
@@ -185,10 +184,10 @@ impl ExecTracker {
     /// taken for an attempt, the safe side).
     const MAX: usize = 65_536;
 
-    /// Classifies an event of thread `tid`, given the probes' entry times (`maps`; when
-    /// they are missing every event is an attempt).
-    pub fn classify(&mut self, tid: u32, maps: Option<&ExecMaps>) -> Opened {
-        let Some(entry) = maps.and_then(|maps| maps.entry(tid)) else { return Opened::Attempt };
+    /// Classifies an event of thread `tid`, given the probes' header of its latest
+    /// execve entry (without it every event is an attempt).
+    pub fn classify(&mut self, tid: u32, entry: Option<&Header>) -> Opened {
+        let Some(entry) = entry.map(|header| header.ktime) else { return Opened::Attempt };
         if self.last.get(&tid) == Some(&entry) {
             return Opened::Interpreter;
         }
@@ -213,8 +212,9 @@ pub struct ExecAttempt {
     pub pid: u32,
     /// CLOCK_BOOTTIME (ns) when it was read.
     pub ktime: u64,
-    pub start_ticks: u64,
-    pub parent_start_ticks: u64,
+    /// The process's and its parent's start (CLOCK_BOOTTIME, ns).
+    pub start_ns: u64,
+    pub parent_start_ns: u64,
     pub comm: String,
     /// The new image, with the credentials it will run with.
     pub info: ExecInfo,
@@ -224,44 +224,44 @@ pub struct ExecAttempt {
 
 impl ExecAttempt {
     /// Reads the paused exec of thread `event.tid` under `proc_root` (normally /proc).
-    pub fn read(proc_root: &Path, event: &OpenedFile) -> std::io::Result<ExecAttempt> {
-        let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what} of thread {}", event.tid));
+    ///
+    /// `entry` is the probes' header of the thread's `execve` entry: the ids, credentials
+    /// and start times come from it, as they come from the probe's header for the exec
+    /// event; without it they are read from /proc (start times then have the clock-tick
+    /// precision of /proc/<pid>/stat).
+    pub fn read(proc_root: &Path, event: &OpenedFile, entry: Option<&Header>) -> std::io::Result<ExecAttempt> {
         let task = proc_root.join(event.tid.to_string());
-        let status = parse_status(&std::fs::read_to_string(task.join("status"))?).ok_or_else(|| invalid("status"))?;
-        let pid = status.tgid.unwrap_or(event.tid);
-        let process = proc_root.join(pid.to_string());
-        let stat = parse_stat(&std::fs::read_to_string(process.join("stat"))?).ok_or_else(|| invalid("stat"))?;
-        let parent_start_ticks = std::fs::read_to_string(proc_root.join(stat.ppid.to_string()).join("stat"))
-            .ok()
-            .and_then(|text| parse_stat(&text))
-            .map_or(0, |parent| parent.start_ticks);
+        let caller = match entry {
+            Some(header) => Caller::of(header),
+            None => Caller::read(proc_root, event.tid)?,
+        };
         let working_directory = std::fs::read_link(task.join("cwd")).map(|path| path.to_string_lossy().into_owned()).unwrap_or_default();
         let (args, truncated) = read_args(&task).unwrap_or_default();
         // A set-user-ID or set-group-ID file runs with its owner's ids (the exec event
         // reports the effective ids after the exec).
-        let euid = if event.mode & 0o4000 != 0 { event.uid } else { status.uid.effective };
-        let egid = if event.mode & 0o2000 != 0 && event.mode & 0o010 != 0 { event.gid } else { status.gid.effective };
+        let euid = if event.mode & 0o4000 != 0 { event.uid } else { caller.euid };
+        let egid = if event.mode & 0o2000 != 0 && event.mode & 0o010 != 0 { event.gid } else { caller.egid };
         let ktime = boot_now();
         let comm: String = event.path.rsplit('/').next().unwrap_or("").chars().take(15).collect();
+        let start_ticks = crate::process_table::start_ticks_from_boottime_ns(caller.start_ns);
         let info = ExecInfo {
             executable: event.path.clone(),
             args,
             working_directory,
-            uid: status.uid.real,
+            uid: caller.uid,
             euid,
-            gid: status.gid.real,
+            gid: caller.gid,
             egid,
-            tty: decode_tty(stat.tty_nr),
-            ppid: Some(stat.ppid),
-            start_ticks: Some(stat.start_ticks),
-            sid: Some(stat.session),
+            tty: caller.tty,
+            ppid: Some(caller.ppid),
+            start_ticks: Some(start_ticks),
+            sid: Some(caller.sid),
         };
-        Ok(ExecAttempt { tid: event.tid, pid, ktime, start_ticks: stat.start_ticks, parent_start_ticks, comm, info, truncated })
+        Ok(ExecAttempt { tid: event.tid, pid: caller.pid, ktime, start_ns: caller.start_ns, parent_start_ns: caller.parent_start_ns, comm, info, truncated })
     }
 
     /// The record header the probe would write for this exec.
     pub fn header(&self) -> Header {
-        let ticks_ns = 1_000_000_000 / crate::process_table::USER_HZ;
         let mut comm = [0u8; 16];
         for (slot, byte) in comm.iter_mut().zip(self.comm.bytes().take(15)) {
             *slot = byte;
@@ -269,8 +269,8 @@ impl ExecAttempt {
         let (tty_major, tty_minor) = self.info.tty.unwrap_or((0, 0));
         Header {
             ktime: self.ktime,
-            start_ns: self.start_ticks * ticks_ns,
-            parent_start_ns: self.parent_start_ticks * ticks_ns,
+            start_ns: self.start_ns,
+            parent_start_ns: self.parent_start_ns,
             kind: crate::records::Kind::Exec as u16,
             pid: self.pid,
             tid: self.tid,
@@ -285,6 +285,62 @@ impl ExecAttempt {
             comm,
             ..Header::default()
         }
+    }
+}
+
+/// Who calls `execve`: ids, credentials, start times.
+struct Caller {
+    pid: u32,
+    ppid: u32,
+    start_ns: u64,
+    parent_start_ns: u64,
+    uid: u32,
+    euid: u32,
+    gid: u32,
+    egid: u32,
+    sid: u32,
+    tty: Option<(u32, u32)>,
+}
+
+impl Caller {
+    fn of(header: &Header) -> Caller {
+        Caller {
+            pid: header.pid,
+            ppid: header.ppid,
+            start_ns: header.start_ns,
+            parent_start_ns: header.parent_start_ns,
+            uid: header.uid,
+            euid: header.euid,
+            gid: header.gid,
+            egid: header.egid,
+            sid: header.sid,
+            tty: (header.tty_major != 0).then_some((header.tty_major, header.tty_minor)),
+        }
+    }
+
+    /// From /proc, when the probes' header is missing.
+    fn read(proc_root: &Path, tid: u32) -> std::io::Result<Caller> {
+        let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what} of thread {tid}"));
+        let status = parse_status(&std::fs::read_to_string(proc_root.join(tid.to_string()).join("status"))?).ok_or_else(|| invalid("status"))?;
+        let pid = status.tgid.unwrap_or(tid);
+        let stat = parse_stat(&std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))?).ok_or_else(|| invalid("stat"))?;
+        let parent_ticks = std::fs::read_to_string(proc_root.join(stat.ppid.to_string()).join("stat"))
+            .ok()
+            .and_then(|text| parse_stat(&text))
+            .map_or(0, |parent| parent.start_ticks);
+        let ticks_ns = 1_000_000_000 / crate::process_table::USER_HZ;
+        Ok(Caller {
+            pid,
+            ppid: stat.ppid,
+            start_ns: stat.start_ticks * ticks_ns,
+            parent_start_ns: parent_ticks * ticks_ns,
+            uid: status.uid.real,
+            euid: status.uid.effective,
+            gid: status.gid.real,
+            egid: status.gid.effective,
+            sid: stat.session,
+            tty: decode_tty(stat.tty_nr),
+        })
     }
 }
 

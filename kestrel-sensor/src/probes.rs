@@ -130,14 +130,15 @@ pub struct Probes {
 /// The probes' maps the exec hook uses (see bpf/kestrel.bpf.c): when each thread last
 /// entered execve, and the processes to kill at their next exec.
 pub struct ExecMaps {
-    entries: HashMap<MapData, u32, u64>,
+    entries: HashMap<MapData, u32, [u8; crate::records::Header::SIZE]>,
     kills: HashMap<MapData, u32, u64>,
 }
 
 impl ExecMaps {
-    /// CLOCK_BOOTTIME (ns) of the thread's latest execve/execveat entry, if the probe saw one.
-    pub fn entry(&self, tid: u32) -> Option<u64> {
-        self.entries.get(&tid, 0).ok()
+    /// The header of the thread's latest execve/execveat entry, if the probe saw one:
+    /// its `ktime` is when the thread entered it (CLOCK_BOOTTIME, ns).
+    pub fn entry(&self, tid: u32) -> Option<crate::records::Header> {
+        self.entries.get(&tid, 0).ok().and_then(|bytes| crate::records::Header::read(&bytes).ok())
     }
 
     /// Kills process `tgid` at its next exec, if that comes before `deadline` (CLOCK_BOOTTIME ns).
@@ -207,11 +208,10 @@ impl Probes {
             .map_err(|error| ProbeError::Load(error.to_string()))?;
         let drops = PerCpuArray::try_from(ebpf.take_map("DROPS").ok_or_else(|| ProbeError::Load("no DROPS map".into()))?)
             .map_err(|error| ProbeError::Load(error.to_string()))?;
-        let take_hash = |ebpf: &mut Ebpf, name: &str| -> Result<HashMap<MapData, u32, u64>, ProbeError> {
-            HashMap::try_from(ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("no {name} map")))?)
-                .map_err(|error| ProbeError::Load(error.to_string()))
-        };
-        let exec_maps = Some(ExecMaps { entries: take_hash(&mut ebpf, "EXEC_ENTRY")?, kills: take_hash(&mut ebpf, "KILL_ON_EXEC")? });
+        let take = |ebpf: &mut Ebpf, name: &str| ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("no {name} map")));
+        let entries = HashMap::try_from(take(&mut ebpf, "EXEC_ENTRY")?).map_err(|error| ProbeError::Load(error.to_string()))?;
+        let kills = HashMap::try_from(take(&mut ebpf, "KILL_ON_EXEC")?).map_err(|error| ProbeError::Load(error.to_string()))?;
+        let exec_maps = Some(ExecMaps { entries, kills });
         Ok(Probes { _ebpf: ebpf, ring, drops, attached, skipped, exec_maps })
     }
 
