@@ -383,7 +383,7 @@ fn actions_section(bundle: &Bundle) -> impl Strategy<Value = Vec<RuleAction>> + 
 
 /// Whether a generated kill action says it is decided at the exec hook (either is valid).
 fn tree_at_exec(rule: usize) -> bool {
-    rule % 2 == 0
+    rule.is_multiple_of(2)
 }
 
 fn bundle_with_custom() -> impl Strategy<Value = Bundle> {
