@@ -65,12 +65,12 @@ pub struct Request {
 }
 
 impl Request {
-    /// Answers the paused exec with `verdict` (acted on only with `--enforce`). False
-    /// when the watchdog has already allowed it (too late: counted).
-    pub fn answer(self, verdict: Verdict) -> bool {
+    /// Answers the paused exec with `verdict` (acted on only with `--enforce`); not
+    /// `answered` when the watchdog has already allowed it (too late: counted).
+    pub fn answer(self, verdict: Verdict) -> Answered {
         let answered = answer(&self.shared, self.id, verdict, Some(&self.attempt));
         if let Ok(mut stats) = self.shared.stats.lock() {
-            if answered {
+            if answered.answered {
                 stats.decided += 1;
             } else {
                 stats.late += 1;
@@ -214,20 +214,32 @@ impl Hook {
     }
 }
 
-/// Answers a pending exec, if it still is (false when someone else answered it).
-fn answer(shared: &Shared, id: u64, verdict: Verdict, attempt: Option<&ExecAttempt>) -> bool {
-    let Some(pending) = shared.pending.lock().ok().and_then(|mut pending| pending.remove(&id)) else { return false };
+/// How a paused exec was answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Answered {
+    /// By this answer (false: the watchdog had allowed it already).
+    pub answered: bool,
+    /// The probes will kill the process at this exec.
+    pub kill_armed: bool,
+}
+
+/// Answers a pending exec, if it still is.
+fn answer(shared: &Shared, id: u64, verdict: Verdict, attempt: Option<&ExecAttempt>) -> Answered {
+    let Some(pending) = shared.pending.lock().ok().and_then(|mut pending| pending.remove(&id)) else { return Answered::default() };
     let act = shared.enforce;
     let allow = !(act && verdict == Verdict::Deny);
+    let mut kill_armed = false;
     if act
         && verdict == Verdict::Kill
         && let Some(attempt) = attempt
         && let Ok(mut maps) = shared.maps.lock()
         && let Some(maps) = maps.as_mut()
         && maps.arm_kill(attempt.pid, boot_now() + shared.kill_window.as_nanos() as u64).is_ok()
-        && let Ok(mut stats) = shared.stats.lock()
     {
-        stats.kills_armed += 1;
+        kill_armed = true;
+        if let Ok(mut stats) = shared.stats.lock() {
+            stats.kills_armed += 1;
+        }
     }
     let result = shared.hook.answer(&pending.event, allow);
     let latency = match pending.entered {
@@ -250,7 +262,7 @@ fn answer(shared: &Shared, id: u64, verdict: Verdict, attempt: Option<&ExecAttem
             stats.latencies_dropped += 1;
         }
     }
-    true
+    Answered { answered: true, kill_armed }
 }
 
 /// Allows everything pending (at stop).
@@ -302,7 +314,7 @@ fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<Job>) {
         let expired: Vec<u64> =
             shared.pending.lock().map(|pending| pending.iter().filter(|(_, each)| each.deadline <= now).map(|(id, _)| *id).collect()).unwrap_or_default();
         for id in expired {
-            if answer(shared, id, Verdict::Allow, None)
+            if answer(shared, id, Verdict::Allow, None).answered
                 && let Ok(mut stats) = shared.stats.lock()
             {
                 stats.timeouts += 1;
@@ -321,7 +333,7 @@ fn decide_jobs(shared: &Arc<Shared>, jobs: &Receiver<Job>, requests: &SyncSender
         let attempt = match ExecAttempt::read(Path::new("/proc"), &file, entry.as_ref()) {
             Ok(attempt) => attempt,
             Err(_) => {
-                if answer(shared, id, Verdict::Allow, None)
+                if answer(shared, id, Verdict::Allow, None).answered
                     && let Ok(mut stats) = shared.stats.lock()
                 {
                     stats.read_errors += 1;

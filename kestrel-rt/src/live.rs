@@ -391,7 +391,8 @@ fn answer_requests(
             Vec::new()
         });
         let verdict = crate::enforce::verdict(feed.bundle(), &rules);
-        let enforced = request.answer(verdict) && actor.enforce;
+        let answered = request.answer(verdict);
+        let enforced = answered.answered && actor.enforce;
         if let Some(log) = log.as_mut() {
             let _ = writeln!(log, "{}", crate::enforce::decision_line(feed.bundle(), verdict, &rules, &event.json));
         }
@@ -411,7 +412,9 @@ fn answer_requests(
                     keep_first(feed_error, error);
                 }
             }
-            Verdict::Kill => actor.killed_at_exec(&event.json),
+            // Without the probes' map the kill waits for the alert (a pidfd kill).
+            Verdict::Kill if answered.kill_armed => actor.killed_at_exec(&event.json),
+            Verdict::Kill => {}
             Verdict::Allow => {}
         }
     }
