@@ -49,12 +49,7 @@ fn bundle(dir: &Path) -> PathBuf {
     tests.sort();
     paths.extend(tests.into_iter().filter(|path| path.extension().is_some_and(|ext| ext == "toml")));
     let schema = kestrel_bundle::schema::Schema::builtin("linux").unwrap();
-    let options = eqlc::check::Options {
-        schema: &schema,
-        dialect: eqlc::dialect::Dialect::Elasticsearch,
-        endgame_case: eqlc::dialect::EndgameCase::Insensitive,
-        declarations: &[],
-    };
+    let options = eqlc::check::Options::elasticsearch(&schema);
     let mut sources = eqlc::source::SourceMap::new();
     let bytes = eqlc::driver::build_paths(&paths, &options, &mut sources).unwrap_or_else(|diags| panic!("the rules do not build: {diags:?}"));
     let path = dir.join("enforce-bench.kbundle");

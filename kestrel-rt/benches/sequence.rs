@@ -113,12 +113,7 @@ fn through_the_engine(open: u64, events: u64) -> (f64, usize, u64) {
   [file where event.type == "creation" and file.extension == "sh"]
   [network where event.action == "connection_attempted"]"#;
     let schema = kestrel_bundle::schema::Schema::builtin("linux").expect("built in");
-    let options = eqlc::check::Options {
-        schema: &schema,
-        dialect: eqlc::dialect::Dialect::Elasticsearch,
-        endgame_case: eqlc::dialect::EndgameCase::Insensitive,
-        declarations: &[],
-    };
+    let options = eqlc::check::Options::elasticsearch(&schema);
     let mut sources = eqlc::source::SourceMap::new();
     let (rule_sources, _) = eqlc::rules::split("bench.eql", query.to_string(), eqlc::rules::FileKind::Eql, &mut sources);
     let rule = eqlc::driver::check_rule(&rule_sources[0], &sources, &options);

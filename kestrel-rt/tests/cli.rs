@@ -31,12 +31,7 @@ fn scratch(name: &str) -> PathBuf {
 /// Builds RULE with eqlc's library (as `eqlc build` does) into `dir/rule.kbundle`.
 fn bundle(dir: &Path) -> PathBuf {
     let schema = kestrel_bundle::schema::Schema::builtin("linux").unwrap();
-    let options = eqlc::check::Options {
-        schema: &schema,
-        dialect: eqlc::dialect::Dialect::Elasticsearch,
-        endgame_case: eqlc::dialect::EndgameCase::Insensitive,
-        declarations: &[],
-    };
+    let options = eqlc::check::Options::elasticsearch(&schema);
     let mut sources = eqlc::source::SourceMap::new();
     let (rules, _) = eqlc::rules::split("kernel_module.eql", RULE.to_string(), eqlc::rules::FileKind::Eql, &mut sources);
     let checked = eqlc::driver::check_all(&rules, &sources, &options);

@@ -40,12 +40,7 @@ fn bundle() -> PathBuf {
 /// The bundle of `paths` (rule files or packages), at `scratch(name)`.
 fn build(paths: &[PathBuf], name: &str) -> PathBuf {
     let schema = kestrel_bundle::schema::Schema::builtin("linux").unwrap();
-    let options = eqlc::check::Options {
-        schema: &schema,
-        dialect: eqlc::dialect::Dialect::Elasticsearch,
-        endgame_case: eqlc::dialect::EndgameCase::Insensitive,
-        declarations: &[],
-    };
+    let options = eqlc::check::Options::elasticsearch(&schema);
     let mut sources = eqlc::source::SourceMap::new();
     let bytes = eqlc::driver::build_paths(paths, &options, &mut sources).unwrap_or_else(|diags| panic!("the enforcement rules do not build: {diags:?}"));
     let path = scratch(name);

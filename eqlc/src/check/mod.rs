@@ -34,6 +34,14 @@ pub struct Options<'a> {
     pub declarations: &'a [Declaration],
 }
 
+impl<'a> Options<'a> {
+    /// The Elasticsearch dialect against `schema`, with only the built-in functions:
+    /// what `eqlc check` and `eqlc build` do without flags but `--schema`.
+    pub fn elasticsearch(schema: &'a Schema) -> Options<'a> {
+        Options { schema, dialect: Dialect::Elasticsearch, endgame_case: EndgameCase::Insensitive, declarations: &[] }
+    }
+}
+
 /// Checks one parsed file. Returns no rule when the file holds no query.
 pub fn rule(file: &ast::File, options: &Options) -> (Option<tir::Rule>, Vec<Diagnostic>) {
     let mut checker = Checker::new(options);
