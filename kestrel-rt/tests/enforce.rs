@@ -118,7 +118,9 @@ fn enforce_blocks_kills_and_alerts() {
     let victim = drop_binary(KILL_DIR, "/usr/bin/touch", "victim");
     let marker = scratch("dropped-marker");
     let victim_marker = scratch("victim-marker");
-    let running = start(&bundle, &alerts_path, true);
+    let capture = scratch("enforce.kcap");
+    let metrics = scratch("enforce.prom");
+    let running = start_with(&bundle, &alerts_path, true, &["--record".as_ref(), capture.as_os_str(), "--metrics".as_ref(), metrics.as_os_str()]);
 
     // 1. A binary dropped in /tmp: execve fails with EPERM, and it never ran.
     let error = Command::new(&dropped).arg(&marker).status().expect_err("the dropped binary must not start");
@@ -170,6 +172,23 @@ fn enforce_blocks_kills_and_alerts() {
     // The quiet python's shell was decided and allowed: nothing else was denied.
     let denied: u64 = stderr.split(" denied").next().and_then(|head| head.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(99);
     assert_eq!(denied, 2, "two execs denied expected:\n{stderr}");
+    // The metrics say the same.
+    let prometheus = std::fs::read_to_string(&metrics).unwrap();
+    for line in [
+        "kestrel_blocked_total 2",
+        "kestrel_block_missed_total 0",
+        "kestrel_killed_at_exec_total 1",
+        "kestrel_killed_total 1",
+        "kestrel_exec_hook_denied_total 2",
+    ] {
+        assert!(prometheus.lines().any(|each| each == line), "no `{line}` in the metrics:\n{prometheus}");
+    }
+    assert!(prometheus.contains("kestrel_exec_hook_latency_seconds{quantile=\"0.99\"}"), "{prometheus}");
+    // The denied execs, which the probes never saw, are in the capture: it replays to
+    // the same alerts, byte for byte.
+    let replayed = Command::new(env!("CARGO_BIN_EXE_kestrel")).args(["replay", "-q"]).arg(&capture).output().unwrap();
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
+    assert!(replayed.stdout == std::fs::read(&alerts_path).unwrap(), "the capture's replay differs from the enforced run's alerts");
     let _ = std::fs::remove_dir_all(alerts_path.parent().unwrap());
 }
 
