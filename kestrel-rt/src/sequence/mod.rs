@@ -205,16 +205,29 @@ impl<T: Clone> Machine<T> {
         self.slots[slot].as_ref().map(|partial| partial.events.as_slice())
     }
 
-    /// Whether a hit of the last step under `key` at `now` would complete a match: a
-    /// partial waits for it, within its maxspan and not ruled out by a missing step.
-    /// (The exec hook asks before the event exists; nothing changes.)
+    /// Whether a hit of the last step under `key` at `now` would complete a match now,
+    /// as [`Machine::push`] then [`Machine::complete`] would decide it: a partial waits
+    /// for the step within its maxspan, no missing step's hit rules it out (in a gap it
+    /// passed or the one it waits in, or a leading hit within maxspan), and no trailing
+    /// window makes the result wait. (The exec hook asks before the event exists;
+    /// nothing changes.)
     pub fn would_complete(&self, key: &Key, now: i64) -> bool {
-        let last = self.config.steps - 1;
+        let Config { steps, leading, trailing, .. } = self.config;
+        if trailing {
+            return false;
+        }
+        let last = steps - 1;
         if last == 0 {
-            return true;
+            let lead = if leading { self.leading.before(key, now) } else { None };
+            return !lead.is_some_and(|lead| !self.past_maxspan(lead, now));
         }
         let Some(slot) = self.waiting[last].get(key) else { return false };
-        self.slots[*slot].as_ref().is_some_and(|partial| !partial.ruled_out && !self.past_maxspan(partial.first, now))
+        self.slots[*slot].as_ref().is_some_and(|partial| {
+            !partial.ruled_out
+                && !partial.gap_hit.is_some_and(|hit| hit < now)
+                && !self.past_maxspan(partial.first, now)
+                && !(leading && partial.lead.is_some_and(|lead| !self.past_maxspan(lead, now)))
+        })
     }
 
     /// Entries of the expiry queue, stale ones included (bounded by twice the open
