@@ -219,7 +219,7 @@ impl<T: Clone> Machine<T> {
         let last = steps - 1;
         if last == 0 {
             let lead = if leading { self.leading.before(key, now) } else { None };
-            return !lead.is_some_and(|lead| !self.past_maxspan(lead, now));
+            return lead.is_none_or(|lead| self.past_maxspan(lead, now));
         }
         let Some(slot) = self.waiting[last].get(key) else { return false };
         self.slots[*slot].as_ref().is_some_and(|partial| {
