@@ -223,10 +223,10 @@ impl<T: Clone> Machine<T> {
         }
         let Some(slot) = self.waiting[last].get(key) else { return false };
         self.slots[*slot].as_ref().is_some_and(|partial| {
-            !partial.ruled_out
-                && !partial.gap_hit.is_some_and(|hit| hit < now)
-                && !self.past_maxspan(partial.first, now)
-                && !(leading && partial.lead.is_some_and(|lead| !self.past_maxspan(lead, now)))
+            let ruled_out = partial.ruled_out
+                || partial.gap_hit.is_some_and(|hit| hit < now)
+                || (leading && partial.lead.is_some_and(|lead| !self.past_maxspan(lead, now)));
+            !ruled_out && !self.past_maxspan(partial.first, now)
         })
     }
 
