@@ -80,8 +80,54 @@ impl Request {
     }
 }
 
-/// Most latencies kept (then they are counted, not kept).
-const MAX_LATENCIES: usize = 1 << 20;
+/// Latencies on a log scale: bucket `i` holds values `v` with `⌊16·log2(v)⌋ = i`, so
+/// each bucket is 2^(1/16) ≈ 4.4% wide; fixed size whatever the number of execs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram { counts: vec![0; Histogram::BUCKETS], total: 0 }
+    }
+}
+
+impl Histogram {
+    /// 16 buckets per doubling up to 2^40 ns (about 18 minutes).
+    const BUCKETS: usize = 16 * 40;
+
+    fn bucket(value: u64) -> usize {
+        ((value.max(1) as f64).log2() * 16.0).floor().clamp(0.0, (Self::BUCKETS - 1) as f64) as usize
+    }
+
+    pub fn record(&mut self, value: u64) {
+        self.counts[Self::bucket(value)] += 1;
+        self.total += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The `q` quantile (0..=1): the geometric middle of the bucket that holds it (within
+    /// 2.2% of every value in the bucket).
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((self.total - 1) as f64 * q.clamp(0.0, 1.0)).round() as u64;
+        let mut seen = 0;
+        for (bucket, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen > rank {
+                return Some(2f64.powf((bucket as f64 + 0.5) / 16.0).round() as u64);
+            }
+        }
+        None
+    }
+}
 
 /// Counters of the exec hook.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -105,21 +151,14 @@ pub struct HookStats {
     /// Answers the kernel refused.
     pub answer_errors: u64,
     /// Nanoseconds from the `execve` entry (the probes' stamp; else from the event's
-    /// arrival) to the answer, for each exec decided or timed out, up to [`MAX_LATENCIES`].
-    pub latencies: Vec<u64>,
-    pub latencies_dropped: u64,
+    /// arrival) to the answer, for each exec decided or timed out.
+    pub latency: Histogram,
 }
 
 impl HookStats {
     /// The `q` quantile (0..=1) of the latencies, in nanoseconds.
     pub fn quantile(&self, q: f64) -> Option<u64> {
-        let mut sorted = self.latencies.clone();
-        if sorted.is_empty() {
-            return None;
-        }
-        sorted.sort_unstable();
-        let index = ((sorted.len() - 1) as f64 * q).round() as usize;
-        sorted.get(index).copied()
+        self.latency.quantile(q)
     }
 }
 
@@ -256,11 +295,7 @@ fn answer(shared: &Shared, id: u64, verdict: Verdict, attempt: Option<&ExecAttem
         if !allow {
             stats.denied += 1;
         }
-        if stats.latencies.len() < MAX_LATENCIES {
-            stats.latencies.push(latency);
-        } else {
-            stats.latencies_dropped += 1;
-        }
+        stats.latency.record(latency);
     }
     Answered { answered: true, kill_armed }
 }
@@ -516,6 +551,22 @@ fn process_of(line: &str, whom: Whom) -> Option<(u32, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latency_histogram_is_within_its_bucket_width() {
+        let mut histogram = Histogram::default();
+        assert_eq!(histogram.quantile(0.5), None);
+        for value in 1..=10_000u64 {
+            histogram.record(value * 1000);
+        }
+        for (q, exact) in [(0.5, 5_000_000.0), (0.99, 9_900_000.0), (0.999, 9_990_000.0)] {
+            let got = histogram.quantile(q).unwrap() as f64;
+            assert!((got - exact).abs() / exact < 0.05, "q{q}: {got} against {exact}");
+        }
+        histogram.record(0);
+        histogram.record(u64::MAX);
+        assert_eq!(histogram.count(), 10_002);
+    }
 
     #[test]
     fn a_blocked_event_says_so_and_fails() {
