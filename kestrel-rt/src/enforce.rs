@@ -140,6 +140,8 @@ pub struct HookStats {
     pub decided: u64,
     pub denied: u64,
     pub kills_armed: u64,
+    /// Armed kills whose exec never came (cleared after their window).
+    pub kills_expired: u64,
     /// Execs allowed by the watchdog because no verdict came in time.
     pub timeouts: u64,
     /// Verdicts that came after the watchdog had answered.
@@ -313,7 +315,20 @@ fn allow_all(shared: &Shared) {
 fn read_events(shared: &Shared, timeout: Duration, jobs: &SyncSender<Job>) {
     let mut next_id = 0u64;
     let mut overflow = 0u64;
+    let mut swept = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
+        // Kills armed for execs that never came are cleared once their window is over.
+        if swept.elapsed() >= Duration::from_secs(1) {
+            swept = Instant::now();
+            if let Ok(mut maps) = shared.maps.lock()
+                && let Some(maps) = maps.as_mut()
+            {
+                let expired = maps.expire_kills(boot_now());
+                if let Ok(mut stats) = shared.stats.lock() {
+                    stats.kills_expired += expired as u64;
+                }
+            }
+        }
         let nearest = shared.pending.lock().ok().and_then(|pending| pending.values().map(|each| each.deadline).min());
         let wait = nearest.map_or(Duration::from_millis(100), |deadline| deadline.saturating_duration_since(Instant::now())).min(Duration::from_millis(100));
         if shared.hook.wait(wait) {

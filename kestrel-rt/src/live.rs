@@ -128,12 +128,13 @@ fn drops_line(stats: &SensorStats, bad_lines: u64) -> String {
 fn hook_line(hook: &HookStats) -> String {
     let micros = |q: f64| hook.quantile(q).map_or_else(|| "-".to_string(), |ns| format!("{:.0}", ns as f64 / 1000.0));
     format!(
-        "exec hook: {} execs paused ({} interpreters), {} decided, {} denied, {} kills armed, {} allowed at the deadline, {} late, {} unreadable, {} lost; decision latency p50 {} µs, p99 {} µs, p99.9 {} µs",
+        "exec hook: {} execs paused ({} interpreters), {} decided, {} denied, {} kills armed ({} expired unused), {} allowed at the deadline, {} late, {} unreadable, {} lost; decision latency p50 {} µs, p99 {} µs, p99.9 {} µs",
         hook.events,
         hook.interpreters,
         hook.decided,
         hook.denied,
         hook.kills_armed,
+        hook.kills_expired,
         hook.timeouts,
         hook.late,
         hook.read_errors,

@@ -150,6 +150,13 @@ impl ExecMaps {
     pub fn disarm(&mut self, tgid: u32) {
         let _ = self.kills.remove(&tgid);
     }
+
+    /// Removes the armed kills whose deadline is before `now` (their exec never came):
+    /// the map stays free for new ones. Returns how many were removed.
+    pub fn expire_kills(&mut self, now: u64) -> usize {
+        let stale: Vec<u32> = self.kills.iter().filter_map(Result::ok).filter(|(_, deadline)| *deadline < now).map(|(tgid, _)| tgid).collect();
+        stale.iter().filter(|tgid| self.kills.remove(tgid).is_ok()).count()
+    }
 }
 
 /// Checks the privileges live mode needs (root, or CAP_BPF + CAP_PERFMON in the effective set).
