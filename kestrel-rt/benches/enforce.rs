@@ -4,7 +4,7 @@
 //! `cargo bench -p kestrel-rt --bench enforce [-- --execs 2000 --seconds 5]`
 //!
 //! The rules are the built-in ones (rules/) plus the enforcement test rules
-//! (kestrel-rt/tests/enforce/: two `block`, two `kill`), compiled with eqlc; none of them
+//! (kestrel-rt/tests/enforce/: `block` and `kill` rules), compiled with eqlc; none of them
 //! matches `/bin/true`. Three phases run the same exec loop (`execs` spawns of
 //! `/bin/true`, one after another): no Kestrel (the baseline), `kestrel run` in shadow
 //! mode (probes and rules, no hook), `kestrel run --enforce` (every exec paused for a

@@ -1,7 +1,8 @@
 //! Enforcement on this machine's kernel (root only): `kestrel run --enforce` with the
 //! rules of tests/enforce/ blocks an exec of a dropped binary (EPERM, its marker never
 //! written), blocks the shell a process starts right after connecting out (a two-step
-//! sequence decided at its last step), kills at exec and through a verified pidfd; in
+//! sequence decided at its last step), kills at exec and through a verified pidfd (the
+//! event's process, and a parent); in
 //! shadow mode nothing is blocked and the alerts say what would have been; and when
 //! Kestrel is killed, a paused exec goes on.
 //!
@@ -148,6 +149,11 @@ fn enforce_blocks_kills_and_alerts() {
     assert_eq!(status.signal(), Some(9), "the trigger's creator was not killed: {status:?}");
     assert!(started.elapsed() < Duration::from_secs(15));
 
+    // 5. Kill the parent: the shell that ran the trigger dies; the trigger itself ran.
+    let trigger = drop_binary("/tmp/kestrel-parent-test", "/usr/bin/true", "trigger");
+    let status = Command::new("sh").arg("-c").arg(format!("{}; sleep 20", trigger.display())).status().unwrap();
+    assert_eq!(status.signal(), Some(9), "the trigger's parent was not killed: {status:?}");
+
     std::thread::sleep(Duration::from_millis(1000));
     let (exit, stderr) = running.stop();
     assert!(exit.success(), "kestrel run exited with {exit}:\n{stderr}");
@@ -157,7 +163,7 @@ fn enforce_blocks_kills_and_alerts() {
 
     let alerts = alerts_of(&alerts_path);
     let ids = rule_ids(&alerts);
-    for id in ["test-block-dropped", "test-block-shell-after-connect", "test-kill-at-exec", "test-kill-on-file"] {
+    for id in ["test-block-dropped", "test-block-shell-after-connect", "test-kill-at-exec", "test-kill-on-file", "test-kill-parent"] {
         assert!(ids.iter().any(|each| each == id), "no alert of {id}; alerts: {ids:?}");
     }
     let dropped_alert = alerts.iter().find(|alert| alert["rule"]["id"] == "test-block-dropped").unwrap();
@@ -168,7 +174,7 @@ fn enforce_blocks_kills_and_alerts() {
     assert!(stderr.contains("exec hook:"), "no exec hook line in the summary:\n{stderr}");
     assert!(stderr.contains("0 blocks missed"), "{stderr}");
     assert!(stderr.contains("1 processes killed at exec"), "{stderr}");
-    assert!(stderr.contains("1 killed by pidfd"), "{stderr}");
+    assert!(stderr.contains("2 killed by pidfd"), "{stderr}");
     // The quiet python's shell was decided and allowed: nothing else was denied.
     let denied: u64 = stderr.split(" denied").next().and_then(|head| head.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(99);
     assert_eq!(denied, 2, "two execs denied expected:\n{stderr}");
@@ -178,7 +184,7 @@ fn enforce_blocks_kills_and_alerts() {
         "kestrel_blocked_total 2",
         "kestrel_block_missed_total 0",
         "kestrel_killed_at_exec_total 1",
-        "kestrel_killed_total 1",
+        "kestrel_killed_total 2",
         "kestrel_exec_hook_denied_total 2",
     ] {
         assert!(prometheus.lines().any(|each| each == line), "no `{line}` in the metrics:\n{prometheus}");
