@@ -57,7 +57,7 @@ pub fn render(alert: &Alert, bundle: &Bundle, now: i64, out: &mut Vec<u8>) {
         number(*percent, &mut member);
         members.push(member);
     }
-    if let Some(action) = bundle.actions.iter().find(|action| action.rule as usize == alert.rule) {
+    if let Some(action) = bundle.action_of(alert.rule) {
         let name = match action.action {
             kestrel_bundle::enforce::Action::Block => "block",
             kestrel_bundle::enforce::Action::Kill(_) => "kill",

@@ -408,7 +408,7 @@ fn decide_jobs(shared: &Arc<Shared>, jobs: &Receiver<Job>, requests: &SyncSender
 pub fn verdict(bundle: &Bundle, rules: &[usize]) -> Verdict {
     let mut verdict = Verdict::Allow;
     for &rule in rules {
-        match bundle.actions.iter().find(|action| action.rule as usize == rule).map(|action| &action.action) {
+        match bundle.action_of(rule).map(|action| &action.action) {
             Some(Action::Block) => return Verdict::Deny,
             Some(Action::Kill(targets)) => {
                 let deciding = deciding_step(bundle, rule);
@@ -509,7 +509,7 @@ impl Actor {
     }
 
     pub fn act(&mut self, bundle: &Bundle, acted: &Acted) {
-        let Some(action) = bundle.actions.iter().find(|action| action.rule as usize == acted.rule) else { return };
+        let Some(action) = bundle.action_of(acted.rule) else { return };
         self.stats.alerts += 1;
         match &action.action {
             Action::Block if !self.enforce => self.stats.would_block += 1,

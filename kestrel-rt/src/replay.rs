@@ -489,8 +489,6 @@ pub struct Replay<'w> {
     /// Timestamp of the last event run, to spot late events.
     last_run: Option<i64>,
     alerts: Vec<Alert>,
-    /// By rule: whether it has an action (its alerts are kept for [`Replay::take_acted`]).
-    acting: Vec<bool>,
     /// The rules with an action decided at the exec hook (`RuleAction::at_exec`).
     at_exec: Vec<usize>,
     /// Alerts of rules with an action, until the caller takes them (bounded), when kept.
@@ -512,12 +510,6 @@ impl<'w> Replay<'w> {
 
     pub fn new(program: Arc<Program>, options: Options, alerts_out: &'w mut dyn Write) -> Result<Replay<'w>, EngineError> {
         let reader = EventReader::new(&program);
-        let mut acting = vec![false; program.bundle.rules.len()];
-        for action in &program.bundle.actions {
-            if let Some(flag) = acting.get_mut(action.rule as usize) {
-                *flag = true;
-            }
-        }
         let at_exec = program.bundle.actions.iter().filter(|action| action.at_exec).map(|action| action.rule as usize).collect();
         let mut engine = Engine::new(program, options.max_buffered)?;
         engine.set_max_state(options.max_partials);
@@ -538,7 +530,6 @@ impl<'w> Replay<'w> {
             last_read: 0,
             last_run: None,
             alerts: Vec::new(),
-            acting,
             at_exec,
             acted: Vec::new(),
             keep_acted: false,
@@ -866,7 +857,7 @@ impl<'w> Replay<'w> {
         for alert in self.alerts.drain(..) {
             alert::render(&alert, self.engine.bundle(), now, &mut self.rendered);
             self.summary.alerts += 1;
-            if self.keep_acted && self.acting.get(alert.rule).copied().unwrap_or(false) {
+            if self.keep_acted && self.engine.bundle().action_of(alert.rule).is_some() {
                 if self.acted.len() < MAX_ACTED {
                     self.acted.push(Acted { rule: alert.rule, events: alert.events.iter().map(|event| event.raw.clone()).collect() });
                 } else {

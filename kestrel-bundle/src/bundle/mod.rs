@@ -650,6 +650,11 @@ impl fmt::Display for BundleError {
 impl std::error::Error for BundleError {}
 
 impl Bundle {
+    /// The action of rule `rule`, if it has one (`actions` is sorted by rule).
+    pub fn action_of(&self, rule: usize) -> Option<&RuleAction> {
+        self.actions.binary_search_by_key(&rule, |action| action.rule as usize).ok().map(|index| &self.actions[index])
+    }
+
     /// The bundle as bytes (docs/bundle-format.md), after [`Bundle::validate`].
     /// The same bundle always gives the same bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, BundleError> {
