@@ -69,7 +69,14 @@ sequence by process.parent.pid with maxspan=5s
 "#,
 ];
 
+/// Built once: the tests of this file run in parallel threads of one process, and each
+/// build writes its rule files to a scratch directory it removes afterwards.
 fn program() -> Arc<kestrel_rt::program::Program> {
+    static PROGRAM: std::sync::OnceLock<Arc<kestrel_rt::program::Program>> = std::sync::OnceLock::new();
+    PROGRAM.get_or_init(build).clone()
+}
+
+fn build() -> Arc<kestrel_rt::program::Program> {
     let dir = std::env::temp_dir().join(format!("kestrel-decide-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut paths = Vec::new();
