@@ -218,8 +218,10 @@ struct Pending {
 
 /// What the window holds for an event.
 enum Held {
-    /// The event, when it must be evaluated in timestamp order (lineage).
-    Event(Event),
+    /// The event, when it must be evaluated in timestamp order (lineage). Boxed: the
+    /// window holds up to `reorder_window` entries, most of them events without
+    /// matches, and an entry's size is the larger variant's.
+    Event(Box<Event>),
     /// The event's matches, evaluated as it was read: its rules' pipes need order, its
     /// conditions do not. Most events have none, and leave nothing else behind.
     Matches(Vec<Match>),
@@ -576,7 +578,7 @@ impl<'w> Replay<'w> {
             self.arrivals += 1;
             if ordered {
                 event.raw = Arc::from(text_of(&block.text, line));
-                self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(event) });
+                self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(Box::new(event)) });
             } else {
                 events.push(event);
                 lines.push(line);
@@ -694,7 +696,7 @@ impl<'w> Replay<'w> {
         self.arrivals += 1;
         if self.engine.needs_ordered_evaluation() {
             event.raw = Arc::from(text);
-            self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(event) });
+            self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(Box::new(event)) });
             return;
         }
         let start = self.pushed.text.len();
@@ -827,7 +829,7 @@ impl<'w> Replay<'w> {
     fn release(&mut self, pending: Pending) {
         self.last_run = Some(self.last_run.map_or(pending.timestamp, |last| last.max(pending.timestamp)));
         match pending.held {
-            Held::Event(event) => self.chunk.push(event),
+            Held::Event(event) => self.chunk.push(*event),
             Held::Matches(matches) => {
                 for found in matches {
                     self.engine.dispatch(found, &mut self.alerts);
@@ -906,7 +908,9 @@ impl<'w> Replay<'w> {
         self.evaluate_pushed();
         while let Some(pending) = self.window.pop() {
             self.release(pending);
-            if self.chunk.len() >= CHUNK {
+            // Alerts are written as they come, as while reading: the window's last
+            // events may hold many, and one buffer for all of them is memory for nothing.
+            if self.chunk.len() >= CHUNK || self.alerts.len() >= CHUNK {
                 self.flush_chunk();
             }
         }
@@ -955,7 +959,7 @@ mod tests {
                 // Mostly increasing, with stragglers and ties, more of them as rounds go.
                 let timestamp = arrival as i64 / 3 - ((state >> 33) % (round + 1)) as i64;
                 keys.push((timestamp, arrival));
-                window.push(Pending { timestamp, arrival, held: Held::Event(event(timestamp)) });
+                window.push(Pending { timestamp, arrival, held: Held::Event(Box::new(event(timestamp))) });
                 if window.len() > 20 {
                     let pending = window.pop().unwrap();
                     popped.push((pending.timestamp, pending.arrival));
