@@ -14,7 +14,7 @@
 //! pushed and write the alerts now (`crate::feed` records both in a capture).
 
 use crate::alert;
-use crate::engine::{Alert, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Match};
+use crate::engine::{Alert, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Line, Match};
 use crate::ndjson::{JsonError, Projection, RawValue, raw_strings, raw_value};
 use crate::parallel::{Blocks, Parsed, ParsedBlock, read_blocks};
 use crate::program::Program;
@@ -318,8 +318,6 @@ pub struct EventReader {
     addresses: Vec<usize>,
     scratch: Vec<Option<Value>>,
     raw: Vec<Option<Range<usize>>>,
-    /// The `raw` of events read without their line.
-    empty: Arc<str>,
 }
 
 /// Where the reader finds a special field (the timestamp, the category).
@@ -370,7 +368,6 @@ impl EventReader {
             addresses,
             scratch: Vec::new(),
             raw: Vec::new(),
-            empty: Arc::from(""),
         }
     }
 
@@ -378,7 +375,7 @@ impl EventReader {
     /// `timestamp` is 0 without one). Errors carry the byte column, when known.
     pub fn read(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
         let (mut event, timestamp) = self.read_fields(line)?;
-        event.raw = Arc::from(line);
+        event.raw = Line::new(line);
         Ok((event, timestamp))
     }
 
@@ -430,7 +427,7 @@ impl EventReader {
                 *value = as_address(value);
             }
         }
-        Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields, raw: self.empty.clone() }, timestamp))
+        Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields, raw: Line::default() }, timestamp))
     }
 }
 
@@ -465,7 +462,7 @@ pub const MAX_ACTED: usize = 65_536;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Acted {
     pub rule: usize,
-    pub events: Vec<Arc<str>>,
+    pub events: Vec<Line>,
 }
 
 /// A replay in progress: feed it lines, then finish it.
@@ -577,7 +574,7 @@ impl<'w> Replay<'w> {
             self.stamp(&mut event, timestamp);
             self.arrivals += 1;
             if ordered {
-                event.raw = Arc::from(text_of(&block.text, line));
+                event.raw = Line::new(text_of(&block.text, line));
                 self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(Box::new(event)) });
             } else {
                 events.push(event);
@@ -695,7 +692,7 @@ impl<'w> Replay<'w> {
         self.stamp(&mut event, timestamp);
         self.arrivals += 1;
         if self.engine.needs_ordered_evaluation() {
-            event.raw = Arc::from(text);
+            event.raw = Line::new(text);
             self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(Box::new(event)) });
             return;
         }
@@ -779,7 +776,7 @@ impl<'w> Replay<'w> {
         let mut matches = std::mem::take(&mut self.matches);
         self.engine.evaluate(events, first_arrival as usize, &mut matches);
         let mut found = matches.drain(..).peekable();
-        let mut raw: Option<(usize, Arc<str>)> = None;
+        let mut raw: Option<(usize, Line)> = None;
         for (offset, event) in events.iter().enumerate() {
             let index = first_arrival as usize + offset;
             let mut own = Vec::new();
@@ -787,7 +784,7 @@ impl<'w> Replay<'w> {
                 let text = match &raw {
                     Some((at, text)) if *at == offset => text.clone(),
                     _ => {
-                        let text: Arc<str> = Arc::from(line(offset));
+                        let text = Line::new(line(offset));
                         raw = Some((offset, text.clone()));
                         text
                     }
@@ -948,7 +945,7 @@ mod tests {
 
     #[test]
     fn the_window_pops_in_timestamp_then_arrival_order() {
-        let event = |timestamp| Event { timestamp, categories: Categories::default(), fields: Vec::new(), raw: Arc::from("") };
+        let event = |timestamp| Event { timestamp, categories: Categories::default(), fields: Vec::new(), raw: Line::default() };
         let mut state: u64 = 7;
         for round in 0..50 {
             let mut window = Window::default();

@@ -738,7 +738,7 @@ fn run_engine(rules: &[&Compiled], events: &[TestEvent], schema: &Schema) -> Res
         .iter()
         .map(|event| Event {
             timestamp: 0,
-            raw: Arc::from(""),
+            raw: Default::default(),
             categories: event.categories.iter().filter_map(|name| categories.iter().position(|known| known == name)).map(|idx| idx as u32).collect(),
             fields: bundle_fields
                 .iter()

@@ -39,7 +39,27 @@ pub struct Event {
     /// One entry per bundle field, `None` when the event lacks it.
     pub fields: Vec<Option<Value>>,
     /// The event as it was read (one JSON document), carried into alerts verbatim.
-    pub raw: Arc<str>,
+    pub raw: Line,
+}
+
+/// An event's line as it was read (one JSON document), shared by the alerts that carry
+/// it; empty for an event read without its line. An empty line is no allocation and no
+/// shared reference count: parsing threads make most events without their line, and
+/// one count touched by every event of every thread is a cache line they fight over.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Line(Option<Arc<str>>);
+
+impl Line {
+    pub fn new(text: &str) -> Line {
+        Line((!text.is_empty()).then(|| Arc::from(text)))
+    }
+}
+
+impl std::ops::Deref for Line {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
+    }
 }
 
 /// A set of category ids, held inline for ids below 64 (every ECS category): deciding
@@ -110,7 +130,7 @@ pub struct EventRef {
     /// The caller's index of the event (`first_index` + its position in the batch).
     pub index: usize,
     pub timestamp: i64,
-    pub raw: Arc<str>,
+    pub raw: Line,
     /// The event's fields, kept only for rules whose filters run late.
     pub fields: Option<Arc<Vec<Option<Value>>>>,
     /// What hand-written predicates captured on the event (docs/abi.md).
@@ -530,7 +550,7 @@ impl Engine {
             if written.len() == self.layout.batch_capacity as usize {
                 break;
             }
-            prefetch_ahead(events, offset);
+            prefetch_ahead(events, offset, |event| self.is_candidate(event));
             if !self.is_candidate(event) {
                 self.stats.events += 1;
                 consumed += 1;
@@ -804,16 +824,22 @@ impl Engine {
 /// Events, their fields and their strings are separate allocations: without asking
 /// for them ahead, writing a batch waits on memory for each. The field vector of the
 /// event `FIELDS_AHEAD` places ahead is fetched first, then `VALUES_AHEAD` places ahead
-/// (its field vector now cached) the strings and arrays it points to.
+/// (its field vector now cached) the strings and arrays it points to. Only for events
+/// some predicate may match (`candidate`): the others are never written, and fetching
+/// what they point to would cost a load and a cache line each for nothing.
 const FIELDS_AHEAD: usize = 16;
 const VALUES_AHEAD: usize = 8;
 
 #[inline]
-fn prefetch_ahead(events: &[Event], offset: usize) {
-    if let Some(event) = events.get(offset + FIELDS_AHEAD) {
+fn prefetch_ahead(events: &[Event], offset: usize, candidate: impl Fn(&Event) -> bool) {
+    if let Some(event) = events.get(offset + FIELDS_AHEAD)
+        && candidate(event)
+    {
         crate::cpu::prefetch(event.fields.as_slice());
     }
-    if let Some(event) = events.get(offset + VALUES_AHEAD) {
+    if let Some(event) = events.get(offset + VALUES_AHEAD)
+        && candidate(event)
+    {
         for value in event.fields.iter().flatten().take(8) {
             match value {
                 Value::Str(text) => crate::cpu::prefetch(text.as_bytes()),
