@@ -7,7 +7,7 @@ use kestrel_rt::feed::replay_capture;
 use kestrel_rt::program::Program;
 use kestrel_rt::replay::{BadLine, Options, Order, Replay, Summary};
 use kestrel_rt::time::format_rfc3339;
-use std::io::{BufReader, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -294,10 +294,10 @@ fn is_capture_input(name: &str, stdin: &mut Stdin) -> Result<bool, String> {
 }
 
 /// Opens input `name` (`-`: stdin, with the bytes already read put back).
-fn open(name: &str, stdin: &mut Stdin) -> Result<Box<dyn Read>, String> {
+fn open(name: &str, stdin: &mut Stdin) -> Result<Box<dyn Read + Send>, String> {
     if name == "-" {
         let prefix = stdin.prefix.take().unwrap_or_default();
-        return Ok(Box::new(std::io::Cursor::new(prefix).chain(std::io::stdin().lock())));
+        return Ok(Box::new(std::io::Cursor::new(prefix).chain(std::io::stdin())));
     }
     match std::fs::File::open(name) {
         Ok(file) => Ok(Box::new(file)),
@@ -388,7 +388,8 @@ fn replay_events(
 ) -> Result<RunEnd, String> {
     let mut replay = Replay::new(program, options, out).map_err(|error| format!("cannot start the engine: {error}"))?;
     for name in names {
-        let input = BufReader::with_capacity(1 << 20, open(name, stdin)?);
+        // Unbuffered: the replay reads into its own blocks, a megabyte at a time.
+        let input = open(name, stdin)?;
         replay.read_all(name, input, report).map_err(|error| format!("while replaying `{name}`: {error}"))?;
     }
     let summary = replay.finish().map_err(|error| format!("cannot write alerts: {error}"))?;
@@ -487,7 +488,7 @@ fn export(args: &ExportArgs) -> ExitCode {
 }
 
 /// `kestrel export --header`: what the capture says about itself, and its counts.
-fn describe(mut reader: CaptureReader<Box<dyn Read>>) -> ExitCode {
+fn describe(mut reader: CaptureReader<Box<dyn Read + Send>>) -> ExitCode {
     let header = reader.header().clone();
     let mut text = format!("Kestrel capture, format {}\n", reader.version());
     text.push_str(&format!("producer  {:?}\nhost      {:?}\nstart     {}\n", header.producer, header.host, format_rfc3339(header.start)));

@@ -1,24 +1,24 @@
 //! Reading event lines in blocks and parsing them on worker threads, for replay.
 //!
 //! Parsing (line splitting, UTF-8 check, projection, event building) is most of a
-//! replay's work and each line parses alone, so the reading thread only cuts the input
-//! into blocks of whole lines (about a megabyte each: one copy, and one search for a
-//! newline per block) and `threads` workers, each with its own [`EventReader`], split
-//! and parse them; the parsed blocks come back to the caller in input order. The
-//! engine stays on the caller's thread: what it computes does not depend on how many
-//! workers parsed (tests/it/replay.rs replays with one and with several).
+//! replay's work and each line parses alone. The input is cut into blocks of whole
+//! lines (about a megabyte each, read straight into the block's buffer: the only copy
+//! is the kernel's) and `threads` workers, each with its own [`EventReader`], take turns
+//! to read the next block and then split and parse it; the parsed blocks come back to
+//! the caller in input order. The engine stays on the caller's thread, which neither
+//! reads nor parses: what it computes does not depend on how many workers parsed
+//! (tests/it/replay.rs replays with one and with several).
 //!
-//! Memory stays bounded: at most `2 × threads` blocks wait for a worker, the caller
-//! takes finished blocks as soon as they are next in order, and a line over the length
-//! limit is skipped as it is read, never held.
+//! Memory stays bounded: at most `2 × threads + 2` blocks are read and not yet handed
+//! over, and a line over the length limit is skipped as it is read, never held.
 
 use crate::engine::Event;
 use crate::replay::EventReader;
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::Read;
 use std::ops::Range;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Condvar, Mutex};
 
 /// By default, a block is cut at the first line end after this many bytes.
 pub const BLOCK_BYTES: usize = 1 << 20;
@@ -37,11 +37,14 @@ pub struct Blocks {
 /// Whole lines as read, or one line over the length limit.
 struct Block {
     seq: u64,
+    /// The lines are `text[..len]`; the bytes after them are left over from an earlier
+    /// block (a recycled buffer stays as large as it grew, so reads go straight into it).
     text: Vec<u8>,
+    len: usize,
     /// Empty, for the parsed lines (a recycled buffer).
     lines: Vec<Parsed>,
     /// The block is one line of this many bytes or more, over the limit: skipped, not
-    /// stored (`text` is empty).
+    /// stored (`len` is 0).
     too_long: Option<usize>,
 }
 
@@ -66,17 +69,24 @@ pub struct ParsedBlock {
     seq: u64,
     /// The input line number of the first line (from 1).
     pub first_line: u64,
-    /// The lines' bytes; each `Parsed::Event` line is valid UTF-8.
+    /// The lines' bytes (and, after them, bytes of no line); each `Parsed::Event` line
+    /// is valid UTF-8.
     pub text: Vec<u8>,
     pub lines: Vec<Parsed>,
 }
 
-/// Cuts input into blocks of whole lines, copying each byte once (from the input's
-/// buffer into the block). A line longer than `limit` is skipped to its end.
+/// Cuts input into blocks of whole lines. Reads go straight into the block's buffer,
+/// so each byte is copied once (by the kernel, from a file); only the start of a line
+/// cut by a block's end is copied again, to the next block. A line longer than `limit`
+/// is skipped to its end, never held.
 struct BlockReader<R> {
     input: R,
     limit: usize,
     block_bytes: usize,
+    /// The start of a line the last block's end cut: the next block's first bytes.
+    carry: Vec<u8>,
+    /// The input has ended.
+    ended: bool,
     /// Bytes of an over-long line skipped so far.
     skipping: Option<usize>,
     /// Text and line buffers of blocks already taken, for the next blocks: a fresh
@@ -89,101 +99,109 @@ struct BlockReader<R> {
 
 impl<R> BlockReader<R> {
     fn new(input: R, limit: usize, block_bytes: usize, keep: usize) -> BlockReader<R> {
-        BlockReader { input, limit, block_bytes, skipping: None, spare: Vec::new(), keep }
+        BlockReader { input, limit, block_bytes, carry: Vec::new(), ended: false, skipping: None, spare: Vec::new(), keep }
     }
 
     /// Keeps a taken block's buffers for a later block (unless they grew large).
-    fn recycle(&mut self, mut text: Vec<u8>, mut lines: Vec<Parsed>) {
-        if text.capacity() <= 4 * self.block_bytes && self.spare.len() < self.keep {
-            text.clear();
+    fn recycle(&mut self, text: Vec<u8>, mut lines: Vec<Parsed>) {
+        if text.len() <= 4 * self.block_bytes + (1 << 16) && self.spare.len() < self.keep {
             lines.clear();
             self.spare.push((text, lines));
         }
     }
 }
 
-impl<R: BufRead> BlockReader<R> {
+/// Reads into `buffer`, retrying a read a signal interrupted; 0 at the end.
+fn read_some(input: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match input.read(buffer) {
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+impl<R: Read> BlockReader<R> {
     fn next_block(&mut self, seq: u64) -> std::io::Result<Option<Block>> {
         if let Some(skipped) = self.skipping {
             return self.skip_line(seq, skipped).map(Some);
         }
-        let (mut text, lines) = self.spare.pop().unwrap_or_else(|| (Vec::with_capacity(self.block_bytes + self.block_bytes / 4), Vec::new()));
-        // Where the last line of `text` starts.
-        let mut line_start = 0;
-        loop {
-            let buffer = fill(&mut self.input)?;
-            if buffer.is_empty() {
-                if text.is_empty() {
-                    self.recycle(text, lines);
-                    return Ok(None);
-                }
-                return Ok(Some(Block { seq, text, lines, too_long: None }));
+        if self.ended && self.carry.is_empty() {
+            return Ok(None);
+        }
+        let (mut text, lines) = self.spare.pop().unwrap_or_default();
+        let size = (self.block_bytes + self.block_bytes / 4).max(self.carry.len() + (1 << 12));
+        if text.len() < size {
+            text.resize(size, 0);
+        }
+        let mut len = self.carry.len();
+        text[..len].copy_from_slice(&self.carry);
+        self.carry.clear();
+        // Just past the last line end in `text[..len]` (the carried bytes hold none).
+        let mut lines_end = 0;
+        while !self.ended && (len < self.block_bytes || lines_end == 0) {
+            if len == text.len() {
+                // One line fills the buffer (it is under the limit): room for more of it.
+                let grown = text.len() * 2;
+                text.resize(grown, 0);
             }
-            // The block ends at the first newline once it is large enough.
-            let want = self.block_bytes.saturating_sub(text.len()).min(buffer.len());
-            let (take, complete) = match memchr::memchr(b'\n', &buffer[want..]) {
-                Some(at) => (want + at + 1, true),
-                None => (buffer.len(), false),
-            };
-            let piece = &buffer[..take];
-            if let Some(last) = memchr::memrchr(b'\n', piece) {
-                line_start = text.len() + last + 1;
+            let read = read_some(&mut self.input, &mut text[len..])?;
+            if read == 0 {
+                self.ended = true;
+                break;
             }
-            text.extend_from_slice(piece);
-            self.input.consume(take);
-            if complete {
-                return Ok(Some(Block { seq, text, lines, too_long: None }));
+            if let Some(at) = memchr::memrchr(b'\n', &text[len..len + read]) {
+                lines_end = len + at + 1;
             }
-            if text.len() - line_start > self.limit {
+            len += read;
+            if len - lines_end > self.limit {
                 // The last line is over the limit: the lines before it go first, then the
                 // line is skipped to its end.
-                let skipped = text.len() - line_start;
-                text.truncate(line_start);
-                if text.is_empty() {
+                let skipped = len - lines_end;
+                if lines_end == 0 {
                     self.recycle(text, lines);
                     return self.skip_line(seq, skipped).map(Some);
                 }
                 self.skipping = Some(skipped);
-                return Ok(Some(Block { seq, text, lines, too_long: None }));
+                return Ok(Some(Block { seq, text, len: lines_end, lines, too_long: None }));
             }
         }
+        if !self.ended {
+            self.carry.extend_from_slice(&text[lines_end..len]);
+            len = lines_end;
+        }
+        if len == 0 {
+            self.recycle(text, lines);
+            return Ok(None);
+        }
+        Ok(Some(Block { seq, text, len, lines, too_long: None }))
     }
 
-    /// Skips the rest of an over-long line, `skipped` bytes of which are gone already.
+    /// Skips the rest of an over-long line, `skipped` bytes of which are gone already;
+    /// what follows its end is carried to the next block.
     fn skip_line(&mut self, seq: u64, mut skipped: usize) -> std::io::Result<Block> {
         self.skipping = None;
+        let mut scratch = std::mem::take(&mut self.carry);
+        scratch.resize(1 << 16, 0);
         loop {
-            let buffer = fill(&mut self.input)?;
-            if buffer.is_empty() {
+            let read = read_some(&mut self.input, &mut scratch)?;
+            if read == 0 {
+                self.ended = true;
+                scratch.clear();
                 break;
             }
-            match memchr::memchr(b'\n', buffer) {
+            match memchr::memchr(b'\n', &scratch[..read]) {
                 Some(at) => {
                     skipped += at;
-                    self.input.consume(at + 1);
+                    scratch.copy_within(at + 1..read, 0);
+                    scratch.truncate(read - at - 1);
                     break;
                 }
-                None => {
-                    skipped += buffer.len();
-                    let len = buffer.len();
-                    self.input.consume(len);
-                }
+                None => skipped += read,
             }
         }
-        Ok(Block { seq, text: Vec::new(), lines: Vec::new(), too_long: Some(skipped) })
-    }
-}
-
-/// The input's next bytes, retrying a read a signal interrupted. (The buffer is asked
-/// for again once it is known to be there: a borrow returned from inside the loop
-/// would outlive the iteration.)
-fn fill<R: BufRead>(input: &mut R) -> std::io::Result<&[u8]> {
-    loop {
-        match input.fill_buf() {
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-            Ok(_) => return input.fill_buf(),
-        }
+        self.carry = scratch;
+        Ok(Block { seq, text: Vec::new(), len: 0, lines: Vec::new(), too_long: Some(skipped) })
     }
 }
 
@@ -214,12 +232,12 @@ fn line_ranges(text: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
 
 fn parse(reader: &mut EventReader, block: Block, limit: usize) -> ParsedBlock {
     let too_long = |len| Parsed::Bad { column: None, message: format!("line of {len} bytes or more, over the limit of {limit} bytes") };
-    let Block { seq, text, mut lines, too_long: over } = block;
+    let Block { seq, text, len, mut lines, too_long: over } = block;
     if let Some(len) = over {
         lines.push(too_long(len));
         return ParsedBlock { seq, first_line: 0, text, lines };
     }
-    lines.extend(line_ranges(&text).map(|range| {
+    lines.extend(line_ranges(&text[..len]).map(|range| {
         if range.len() > limit {
             return too_long(range.len());
         }
@@ -241,46 +259,47 @@ fn parse(reader: &mut EventReader, block: Block, limit: usize) -> ParsedBlock {
 /// Reads `input` line by line (lines over `limit` bytes are bad lines), parses the lines
 /// on `threads` workers (on this thread when `threads` is 1), and hands the parsed
 /// blocks to `take` in input order. Stops reading when `take` returns false.
-pub fn read_blocks(input: impl BufRead, options: Blocks, reader: &EventReader, take: &mut dyn FnMut(&mut ParsedBlock) -> bool) -> std::io::Result<()> {
+///
+/// With workers, this thread only puts parsed blocks in order and hands them over (the
+/// engine runs in `take`): the workers read too, one at a time, each the next block
+/// for itself. At most `2 × threads + 2` blocks are read and not yet handed over; a
+/// worker waits for a block's buffers to come back before reading another.
+pub fn read_blocks(input: impl Read + Send, options: Blocks, reader: &EventReader, take: &mut dyn FnMut(&mut ParsedBlock) -> bool) -> std::io::Result<()> {
     let Blocks { line_limit: limit, block_bytes, threads } = options;
-    let queued = 2 * threads;
-    let mut blocks = BlockReader::new(input, limit, block_bytes, queued + threads + 2);
+    let in_flight = 2 * threads + 2;
     let mut next_line = 1;
-    // Numbers the block's lines, hands it over, and keeps its buffer.
-    let mut hand_over = |mut parsed: ParsedBlock, blocks: &mut BlockReader<_>| {
+    // Numbers the block's lines and hands it over.
+    let mut hand_over = |parsed: &mut ParsedBlock| {
         parsed.first_line = next_line;
         next_line += parsed.lines.len() as u64;
-        let going = take(&mut parsed);
-        blocks.recycle(parsed.text, std::mem::take(&mut parsed.lines));
-        going
+        take(parsed)
     };
     if threads <= 1 {
+        let mut blocks = BlockReader::new(input, limit, block_bytes, 2);
         let mut reader = reader.clone();
         let mut seq = 0;
         while let Some(block) = blocks.next_block(seq)? {
             seq += 1;
-            if !hand_over(parse(&mut reader, block, limit), &mut blocks) {
+            let mut parsed = parse(&mut reader, block, limit);
+            let going = hand_over(&mut parsed);
+            blocks.recycle(parsed.text, parsed.lines);
+            if !going {
                 break;
             }
         }
         return Ok(());
     }
+    let reading = Mutex::new(Reading { blocks: BlockReader::new(input, limit, block_bytes, in_flight), seq: 0, ended: false, error: None });
+    let pool = Mutex::new(Pool { spare: Vec::new(), in_flight: 0, stop: false });
+    let returned = Condvar::new();
     std::thread::scope(|scope| {
-        let (work, queue): (SyncSender<Block>, Receiver<Block>) = sync_channel(queued);
-        let queue = Arc::new(Mutex::new(queue));
         let (done, results): (Sender<ParsedBlock>, Receiver<ParsedBlock>) = channel();
         for _ in 0..threads {
-            let queue = queue.clone();
             let done = done.clone();
             let mut reader = reader.clone();
+            let (reading, pool, returned) = (&reading, &pool, &returned);
             scope.spawn(move || {
-                loop {
-                    // The lock is held only to take a block, not to parse it.
-                    let block = match queue.lock() {
-                        Ok(queue) => queue.recv(),
-                        Err(_) => break,
-                    };
-                    let Ok(block) = block else { break };
+                while let Some(block) = next_shared(reading, pool, returned, in_flight) {
                     if done.send(parse(&mut reader, block, limit)).is_err() {
                         break;
                     }
@@ -290,58 +309,133 @@ pub fn read_blocks(input: impl BufRead, options: Blocks, reader: &EventReader, t
         drop(done);
         let mut waiting: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
         let mut next_out = 0u64;
-        let mut going = true;
-        // Hands over every finished block that is next in order.
-        let mut deliver = |waiting: &mut BTreeMap<u64, ParsedBlock>, going: &mut bool, blocks: &mut BlockReader<_>| {
-            while *going && let Some(block) = waiting.remove(&next_out) {
-                next_out += 1;
-                *going = hand_over(block, blocks);
-            }
-        };
-        let mut seq = 0;
-        let mut outcome = Ok(());
-        while going {
-            let block = match blocks.next_block(seq) {
-                Ok(Some(block)) => block,
-                Ok(None) => break,
-                Err(error) => {
-                    outcome = Err(error);
-                    break;
-                }
-            };
-            seq += 1;
-            if work.send(block).is_err() {
-                break;
-            }
-            while let Ok(parsed) = results.try_recv() {
-                waiting.insert(parsed.seq, parsed);
-            }
-            deliver(&mut waiting, &mut going, &mut blocks);
-        }
-        drop(work);
-        for parsed in results.iter() {
+        'results: for parsed in results.iter() {
             waiting.insert(parsed.seq, parsed);
-            deliver(&mut waiting, &mut going, &mut blocks);
+            while let Some(mut block) = waiting.remove(&next_out) {
+                next_out += 1;
+                let going = hand_over(&mut block);
+                let mut pool = lock(&pool);
+                pool.in_flight -= 1;
+                if pool.spare.len() < in_flight && block.text.len() <= 4 * block_bytes + (1 << 16) {
+                    block.lines.clear();
+                    pool.spare.push((block.text, block.lines));
+                }
+                pool.stop |= !going;
+                returned.notify_all();
+                if !going {
+                    break 'results;
+                }
+            }
         }
-        outcome
-    })
+        // Workers still reading see `stop`, or find no one to send to.
+        lock(&pool).stop = true;
+        returned.notify_all();
+    });
+    match lock(&reading).error.take() {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// The reading side, shared by the workers: one reads at a time.
+struct Reading<R> {
+    blocks: BlockReader<R>,
+    seq: u64,
+    ended: bool,
+    error: Option<std::io::Error>,
+}
+
+/// Buffers of blocks handed over, for the next blocks, and how many blocks are read
+/// and not handed over yet.
+struct Pool {
+    spare: Vec<(Vec<u8>, Vec<Parsed>)>,
+    in_flight: usize,
+    stop: bool,
+}
+
+/// A lock, whether or not a thread panicked while holding it (a panicking worker ends
+/// the scope, which propagates the panic).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A worker's next block: once fewer than `most` are in flight, the next one read
+/// (numbered in input order); none at the end of the input, after an error (kept for
+/// the caller) or when the caller stopped.
+fn next_shared<R: Read>(reading: &Mutex<Reading<R>>, pool: &Mutex<Pool>, returned: &Condvar, most: usize) -> Option<Block> {
+    let buffers = {
+        let mut pool = lock(pool);
+        while !pool.stop && pool.in_flight >= most {
+            pool = returned.wait(pool).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        if pool.stop {
+            return None;
+        }
+        pool.in_flight += 1;
+        pool.spare.pop()
+    };
+    let mut reading = lock(reading);
+    let next = if reading.ended {
+        Ok(None)
+    } else {
+        if let Some((text, lines)) = buffers {
+            reading.blocks.recycle(text, lines);
+        }
+        let seq = reading.seq;
+        reading.blocks.next_block(seq)
+    };
+    match next {
+        Ok(Some(block)) => {
+            reading.seq += 1;
+            Some(block)
+        }
+        Ok(None) | Err(_) => {
+            if let Err(error) = next {
+                reading.error = Some(error);
+            }
+            reading.ended = true;
+            drop(reading);
+            lock(pool).in_flight -= 1;
+            returned.notify_all();
+            None
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A reader handing out at most `most` bytes per read.
+    struct Trickle<'t> {
+        text: &'t [u8],
+        most: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let count = buffer.len().min(self.most).min(self.text.len());
+            buffer[..count].copy_from_slice(&self.text[..count]);
+            self.text = &self.text[count..];
+            Ok(count)
+        }
+    }
+
     /// Every line of `text` as blocks cut it: its text, or the length of a line over
     /// the limit.
-    fn lines(text: &[u8], limit: usize, buffer: usize) -> Vec<Result<String, usize>> {
-        let mut reader = BlockReader::new(std::io::BufReader::with_capacity(buffer, text), limit, BLOCK_BYTES, 4);
+    fn lines(text: &[u8], limit: usize, most: usize) -> Vec<Result<String, usize>> {
+        lines_in_blocks(text, limit, most, BLOCK_BYTES)
+    }
+
+    fn lines_in_blocks(text: &[u8], limit: usize, most: usize, block_bytes: usize) -> Vec<Result<String, usize>> {
+        let mut reader = BlockReader::new(Trickle { text, most }, limit, block_bytes, 4);
         let mut out = Vec::new();
         let mut seq = 0;
         while let Some(block) = reader.next_block(seq).unwrap() {
             seq += 1;
             match block.too_long {
                 Some(len) => out.push(Err(len)),
-                None => out.extend(line_ranges(&block.text).map(|range| match range.len() > limit {
+                None => out.extend(line_ranges(&block.text[..block.len]).map(|range| match range.len() > limit {
                     true => Err(range.len()),
                     false => Ok(String::from_utf8(block.text[range].to_vec()).unwrap()),
                 })),
@@ -367,15 +461,97 @@ mod tests {
         let text: String = (0..3 * BLOCK_BYTES / 10).map(|idx| format!("line {idx}\n")).collect();
         let expected: Vec<Result<String, usize>> = (0..3 * BLOCK_BYTES / 10).map(|idx| Ok(format!("line {idx}"))).collect();
         for buffer in [100, 8192, 1 << 22] {
-            let mut reader = BlockReader::new(std::io::BufReader::with_capacity(buffer, text.as_bytes()), 100, BLOCK_BYTES, 4);
+            let mut reader = BlockReader::new(Trickle { text: text.as_bytes(), most: buffer }, 100, BLOCK_BYTES, 4);
             let mut blocks = 0;
             while let Some(block) = reader.next_block(blocks).unwrap() {
                 blocks += 1;
-                assert!(block.text.ends_with(b"\n"), "a block ends with its last line");
-                assert!(block.text.len() < BLOCK_BYTES + buffer.min(BLOCK_BYTES) + 100);
+                assert!(block.text[..block.len].ends_with(b"\n"), "a block ends with its last line");
+                assert!(block.len < BLOCK_BYTES + buffer.min(BLOCK_BYTES / 4) + 100, "{} bytes", block.len);
+                reader.recycle(block.text, block.lines);
             }
             assert!(blocks >= 2, "{blocks} blocks");
             assert_eq!(lines(text.as_bytes(), 100, buffer), expected);
+        }
+    }
+
+    #[test]
+    fn a_line_longer_than_a_block_is_read_whole() {
+        let long = "x".repeat(5000);
+        let text = format!("a\n{long}\nb\nlast");
+        for most in [7, 100, 1 << 20] {
+            let expected = vec![Ok("a".to_string()), Ok(long.clone()), Ok("b".to_string()), Ok("last".to_string())];
+            assert_eq!(lines_in_blocks(text.as_bytes(), 10_000, most, 64), expected, "reads of {most} bytes");
+            // Over the limit, the same line is skipped, and the lines after it survive.
+            let skipped = vec![Ok("a".to_string()), Err(5000), Ok("b".to_string()), Ok("last".to_string())];
+            assert_eq!(lines_in_blocks(text.as_bytes(), 4000, most, 64), skipped, "reads of {most} bytes");
+        }
+    }
+
+    /// Numbered event lines, in blocks of about `block_bytes`.
+    fn events(count: usize) -> String {
+        (0..count).map(|idx| format!("{{\"@timestamp\": {idx}, \"event\": {{\"category\": \"process\"}}}}\n")).collect()
+    }
+
+    fn reader() -> EventReader {
+        EventReader::new(&crate::program::Program::load(crate::builtin::BUILTIN_BUNDLE).unwrap())
+    }
+
+    #[test]
+    fn workers_hand_blocks_over_in_order_and_stop_when_told() {
+        let text = events(5_000);
+        let options = Blocks { line_limit: 1000, block_bytes: 4096, threads: 3 };
+        let mut numbers = Vec::new();
+        read_blocks(Trickle { text: text.as_bytes(), most: 1000 }, options, &reader(), &mut |block| {
+            numbers.push((block.first_line, block.lines.len() as u64));
+            true
+        })
+        .unwrap();
+        let mut next = 1;
+        for (first, count) in &numbers {
+            assert_eq!(*first, next, "blocks come in input order");
+            next += count;
+        }
+        assert_eq!(next, 5_001, "every line, once");
+        let mut taken = 0;
+        read_blocks(text.as_bytes(), options, &reader(), &mut |_| {
+            taken += 1;
+            taken < 3
+        })
+        .unwrap();
+        assert_eq!(taken, 3, "nothing is handed over after `take` says stop");
+    }
+
+    /// Fails after `good` bytes.
+    struct Failing<'t> {
+        text: &'t [u8],
+        good: usize,
+    }
+
+    impl Read for Failing<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            if self.good == 0 {
+                return Err(std::io::Error::other("the disk is gone"));
+            }
+            let count = buffer.len().min(self.good).min(self.text.len()).min(512);
+            buffer[..count].copy_from_slice(&self.text[..count]);
+            self.text = &self.text[count..];
+            self.good -= count;
+            Ok(count)
+        }
+    }
+
+    #[test]
+    fn a_read_error_ends_reading_with_that_error() {
+        let text = events(2_000);
+        for threads in [1, 2] {
+            let options = Blocks { line_limit: 1000, block_bytes: 4096, threads };
+            let mut lines = 0;
+            let result = read_blocks(Failing { text: text.as_bytes(), good: 20_000 }, options, &reader(), &mut |block| {
+                lines += block.lines.len();
+                true
+            });
+            assert_eq!(result.map_err(|error| error.to_string()), Err("the disk is gone".to_string()), "{threads} threads");
+            assert!(lines > 0 && lines < 2_000, "{threads} threads: the lines before the error are handed over ({lines})");
         }
     }
 }

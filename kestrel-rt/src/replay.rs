@@ -24,7 +24,7 @@ use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::semantics::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -541,7 +541,7 @@ impl<'w> Replay<'w> {
     }
 
     /// Reads every line of `input`, named `source` in messages.
-    pub fn read_all(&mut self, source: &str, input: impl BufRead, bad: &mut dyn FnMut(&BadLine)) -> std::io::Result<()> {
+    pub fn read_all(&mut self, source: &str, input: impl std::io::Read + Send, bad: &mut dyn FnMut(&BadLine)) -> std::io::Result<()> {
         // Lines pushed before come first.
         self.evaluate_pushed();
         let reader = self.reader.clone();

@@ -81,7 +81,8 @@ fn trapping_and_spinning_rules_are_disabled_and_counted() {
     let bytes = bundle().to_bytes().expect("a valid bundle");
     let program = Arc::new(Program::load(&bytes).expect("the bundle loads"));
     let mut engine = Engine::new(program, 100).expect("the engine starts");
-    let events: Vec<Event> = (0..20).map(|idx| Event { timestamp: idx, categories: Default::default(), fields: Vec::new(), raw: kestrel_rt::engine::Line::new("{}") }).collect();
+    let events: Vec<Event> =
+        (0..20).map(|idx| Event { timestamp: idx, categories: Default::default(), fields: Vec::new(), raw: kestrel_rt::engine::Line::new("{}") }).collect();
     let mut alerts = Vec::new();
     engine.run(&events, 0, &mut alerts);
     engine.finish(&mut alerts);

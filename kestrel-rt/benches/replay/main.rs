@@ -150,6 +150,9 @@ struct Input {
     bytes: Vec<u8>,
     lines: usize,
     origin: String,
+    /// The file the events came from: the end-to-end rows read it as `kestrel replay`
+    /// does (from the page cache, after the first read), not the copy in `bytes`.
+    path: Option<std::path::PathBuf>,
 }
 
 impl Input {
@@ -162,7 +165,7 @@ impl Input {
                 (bytes, format!(", generated (seed {})", args.seed))
             }
         };
-        let mut input = Input { bytes, lines: 0, origin };
+        let mut input = Input { bytes, lines: 0, origin, path: args.events.clone() };
         input.lines = input.lines().count();
         input
     }
@@ -225,7 +228,10 @@ fn replay_threads(program: &Arc<Program>, input: &Input, order: Order, threads: 
         let options = Options { order, threads, ..Options::default() };
         let mut replay = Replay::new(program.clone(), options, &mut sink).expect("the engine starts");
         let mut bad = 0u64;
-        replay.read_all("bench", input.bytes.as_slice(), &mut |_| bad += 1).expect("reading from memory");
+        match &input.path {
+            Some(path) => replay.read_all("bench", std::fs::File::open(path).expect("the events file"), &mut |_| bad += 1).expect("reading the events"),
+            None => replay.read_all("bench", input.bytes.as_slice(), &mut |_| bad += 1).expect("reading from memory"),
+        }
         let summary = replay.finish().expect("writing to memory");
         assert_eq!(bad, 0, "the events are all valid");
         assert_eq!(summary.events as usize, input.lines, "every event runs");
