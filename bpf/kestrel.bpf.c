@@ -460,8 +460,6 @@ SEC("tracepoint/syscalls/sys_enter_renameat")
 int kestrel_enter_renameat(struct tp_sys_enter *ctx) { return stash(ctx, 4); }
 SEC("tracepoint/syscalls/sys_enter_rename")
 int kestrel_enter_rename(struct tp_sys_enter *ctx) { return stash(ctx, 2); }
-SEC("tracepoint/syscalls/sys_enter_connect")
-int kestrel_enter_connect(struct tp_sys_enter *ctx) { return stash(ctx, 3); }
 SEC("tracepoint/syscalls/sys_enter_memfd_create")
 int kestrel_enter_memfd_create(struct tp_sys_enter *ctx) { return stash(ctx, 2); }
 SEC("tracepoint/syscalls/sys_enter_ptrace")
@@ -623,6 +621,28 @@ static __always_inline bool read_sock(struct kestrel_net *body, struct sock *sk)
         return true;
     }
     return false;
+}
+
+/* A socket is tracked from its connect call on, not from the call's return: on a local
+ * connection the peer can accept and close before the caller runs again, and the FIN
+ * would find no opener (no `disconnect_received`). The return tracks it again, with the
+ * same process; a socket that never connects leaves on its way to TCP_CLOSE, or from
+ * the LRU map. */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int kestrel_enter_connect(struct tp_sys_enter *ctx)
+{
+    stash(ctx, 3);
+    if (is_self())
+        return 0;
+    struct task_struct *task = current_task();
+    struct sock *sk = fd_sock(task, (long)(int)ctx->args[0]);
+    if (!sk)
+        return 0;
+    struct kestrel_header opener = {};
+    fill_header(&opener, task, KIND_NET);
+    __u64 key = (__u64)sk;
+    bpf_map_update_elem(&SOCKETS, &key, &opener, BPF_ANY);
+    return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")

@@ -14,10 +14,14 @@ s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen(1); s.settimeout(20)
 with open(sys.argv[1] + ".tmp", "w") as ready:
     ready.write(str(s.getsockname()[1]))
 os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-# Closing without a word: the shell reads end of file and exits, always after the FIN has
-# put its socket in CLOSE_WAIT (a `disconnect_received` event); an "exit" sent first could
-# let it close first, and then no such event comes.
-c, _ = s.accept(); c.close()
+# Shutting down its side without a word: the FIN puts the shell's socket in CLOSE_WAIT (a
+# `disconnect_received` event), then the shell reads end of file and exits. (An "exit" sent
+# first could let the shell close first; a close() with the shell's prompt still unread
+# would send a reset instead of a FIN: either way no such event.)
+c, _ = s.accept(); c.shutdown(socket.SHUT_WR)
+while c.recv(4096):
+    pass
+c.close()
 PY
 LISTENER=$!
 for _ in $(seq 600); do [ -e "$DIR/ready" ] && break; sleep 0.05; done
