@@ -111,9 +111,13 @@ fn write_at_depth(memory: &mut [u8], at: usize, value: &Value, area: &mut Area, 
             let bytes = text.as_bytes();
             let offset = area.take(bytes.len())?;
             let target = memory.get_mut(offset..offset + bytes.len()).ok_or(Full)?;
-            target.copy_from_slice(bytes);
             if fold {
-                target.make_ascii_lowercase();
+                // Copied and lower-cased in one pass (ASCII: checked above).
+                for (to, from) in target.iter_mut().zip(bytes) {
+                    *to = from.to_ascii_lowercase();
+                }
+            } else {
+                target.copy_from_slice(bytes);
             }
             put_slot(memory, at, tag::STRING, bytes.len() as u32, offset as u64)
         }

@@ -543,21 +543,28 @@ impl Engine {
     /// counted and skipped. Returns how many events of `events` were consumed.
     fn write_batch(&mut self, events: &[Event], written: &mut Vec<usize>) -> usize {
         written.clear();
-        let data_start = self.layout.data_offset as usize;
-        let mut area = Area::new(data_start, data_start + self.layout.data_capacity as usize);
+        let layout = self.layout;
+        let data_start = layout.data_offset as usize;
+        let mut area = Area::new(data_start, data_start + layout.data_capacity as usize);
         let mut consumed = 0;
+        // The guest memory is looked up once per batch, not per event (a walk through the
+        // store each time).
+        let all = self.lineage.is_some() || self.any_candidates;
+        let (mask, by_category) = (self.candidate_mask, &self.category_candidates);
+        let candidate = |event: &Event| all || event.categories.any(mask, |id| by_category.get(id as usize).copied().unwrap_or(false));
+        let memory = self.memory.data_mut(&mut self.store);
         for (offset, event) in events.iter().enumerate() {
-            if written.len() == self.layout.batch_capacity as usize {
+            if written.len() == layout.batch_capacity as usize {
                 break;
             }
-            prefetch_ahead(events, offset, |event| self.is_candidate(event));
-            if !self.is_candidate(event) {
+            prefetch_ahead(events, offset, candidate);
+            if !candidate(event) {
                 self.stats.events += 1;
                 consumed += 1;
                 continue;
             }
             let mark = area.next;
-            if !self.write_event(event, written.len(), &mut area) {
+            if !write_fields(memory, &self.slots, layout, event, written.len(), &mut area) {
                 area.next = mark;
                 if !written.is_empty() {
                     break;
@@ -578,28 +585,8 @@ impl Engine {
     /// Writes one event's fields and categories at `position` of the batch, payloads in
     /// `area`. Returns false when they do not fit.
     fn write_event(&mut self, event: &Event, position: usize, area: &mut Area) -> bool {
-        let layout = self.layout;
         let memory = self.memory.data_mut(&mut self.store);
-        let slot_base = layout.slots_offset as usize + position * (layout.slot_count * SLOT_SIZE) as usize;
-        for (field, (slot, folded)) in self.slots.iter().enumerate() {
-            let value = event.fields.get(field).and_then(Option::as_ref).unwrap_or(&Value::Null);
-            if guest::write(memory, slot_base + *slot as usize * SLOT_SIZE as usize, value, area).is_err() {
-                return false;
-            }
-            if let Some(folded) = folded
-                && guest::write_folded(memory, slot_base + *folded as usize * SLOT_SIZE as usize, value, area).is_err()
-            {
-                return false;
-            }
-        }
-        let categories = layout.categories_offset as usize + position * (4 + 4 * layout.category_capacity) as usize;
-        let count = event.categories.len().min(layout.category_capacity as usize);
-        memory[categories..categories + 4].copy_from_slice(&(count as u32).to_le_bytes());
-        for (idx, id) in event.categories.iter().take(count).enumerate() {
-            let at = categories + 4 + idx * 4;
-            memory[at..at + 4].copy_from_slice(&id.to_le_bytes());
-        }
-        true
+        write_fields(memory, &self.slots, self.layout, event, position, area)
     }
 
     /// Runs `eval` over the written batch and collects the matches.
@@ -819,6 +806,32 @@ impl Engine {
     pub fn host_failures(&self) -> u64 {
         self.store.data().host_failures
     }
+}
+
+/// Writes one event's fields (`slots`: each bundle field's slot and folded slot) and
+/// categories at `position` of the batch, payloads in `area`. Returns false when they
+/// do not fit.
+fn write_fields(memory: &mut [u8], slots: &[(u32, Option<u32>)], layout: Layout, event: &Event, position: usize, area: &mut Area) -> bool {
+    let slot_base = layout.slots_offset as usize + position * (layout.slot_count * SLOT_SIZE) as usize;
+    for (field, (slot, folded)) in slots.iter().enumerate() {
+        let value = event.fields.get(field).and_then(Option::as_ref).unwrap_or(&Value::Null);
+        if guest::write(memory, slot_base + *slot as usize * SLOT_SIZE as usize, value, area).is_err() {
+            return false;
+        }
+        if let Some(folded) = folded
+            && guest::write_folded(memory, slot_base + *folded as usize * SLOT_SIZE as usize, value, area).is_err()
+        {
+            return false;
+        }
+    }
+    let categories = layout.categories_offset as usize + position * (4 + 4 * layout.category_capacity) as usize;
+    let count = event.categories.len().min(layout.category_capacity as usize);
+    memory[categories..categories + 4].copy_from_slice(&(count as u32).to_le_bytes());
+    for (idx, id) in event.categories.iter().take(count).enumerate() {
+        let at = categories + 4 + idx * 4;
+        memory[at..at + 4].copy_from_slice(&id.to_le_bytes());
+    }
+    true
 }
 
 /// Events, their fields and their strings are separate allocations: without asking
