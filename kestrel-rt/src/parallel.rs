@@ -299,6 +299,7 @@ pub fn read_blocks(input: impl Read + Send, options: Blocks, reader: &EventReade
             let mut reader = reader.clone();
             let (reading, pool, returned) = (&reading, &pool, &returned);
             scope.spawn(move || {
+                let _stop = StopOnPanic { pool, returned };
                 while let Some(block) = next_shared(reading, pool, returned, in_flight) {
                     if done.send(parse(&mut reader, block, limit)).is_err() {
                         break;
@@ -351,6 +352,23 @@ struct Pool {
     spare: Vec<(Vec<u8>, Vec<Parsed>)>,
     in_flight: usize,
     stop: bool,
+}
+
+/// Stops the other workers when a worker panics: otherwise they would wait for the
+/// buffers of a block that never comes, and the caller for them (the scope then passes
+/// the panic on).
+struct StopOnPanic<'p> {
+    pool: &'p Mutex<Pool>,
+    returned: &'p Condvar,
+}
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            lock(self.pool).stop = true;
+            self.returned.notify_all();
+        }
+    }
 }
 
 /// A lock, whether or not a thread panicked while holding it (a panicking worker ends
@@ -553,5 +571,54 @@ mod tests {
             assert_eq!(result.map_err(|error| error.to_string()), Err("the disk is gone".to_string()), "{threads} threads");
             assert!(lines > 0 && lines < 2_000, "{threads} threads: the lines before the error are handed over ({lines})");
         }
+    }
+
+    /// Panics after `good` bytes.
+    struct Panicking {
+        good: usize,
+    }
+
+    impl Read for Panicking {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            assert!(self.good > 0, "a reader that panics");
+            let line = b"{\"@timestamp\": 1}\n";
+            let count = buffer.len().min(line.len()).min(self.good);
+            buffer[..count].copy_from_slice(&line[..count]);
+            self.good -= count;
+            Ok(count)
+        }
+    }
+
+    #[test]
+    fn a_panic_while_reading_reaches_the_caller() {
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let reader = reader();
+            let options = Blocks { line_limit: 1000, block_bytes: 256, threads: 2 };
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_blocks(Panicking { good: 100_000 }, options, &reader, &mut |_| true)));
+            let _ = done.send(result.is_err());
+        });
+        let panicked = outcome.recv_timeout(std::time::Duration::from_secs(60)).expect("read_blocks returned (no deadlock)");
+        assert!(panicked, "the worker's panic reaches the caller");
+    }
+
+    #[test]
+    fn a_panicking_worker_stops_the_others() {
+        let pool = Mutex::new(Pool { spare: Vec::new(), in_flight: 0, stop: false });
+        let returned = Condvar::new();
+        let reading = Mutex::new(Reading { blocks: BlockReader::new(&b"{}\n"[..], 100, 64, 2), seq: 0, ended: false, error: None });
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(|| {
+                let _stop = StopOnPanic { pool: &pool, returned: &returned };
+                panic!("a worker's parse panics");
+            });
+            assert!(worker.join().is_err());
+        });
+        assert!(lock(&pool).stop, "the panic stopped reading");
+        assert!(next_shared(&reading, &pool, &returned, 4).is_none(), "no worker takes another block");
+        // A worker that ends normally leaves reading alone.
+        lock(&pool).stop = false;
+        drop(StopOnPanic { pool: &pool, returned: &returned });
+        assert!(!lock(&pool).stop);
     }
 }
