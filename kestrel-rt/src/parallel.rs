@@ -103,12 +103,20 @@ impl<R> BlockReader<R> {
     }
 
     /// Keeps a taken block's buffers for a later block (unless they grew large).
-    fn recycle(&mut self, text: Vec<u8>, mut lines: Vec<Parsed>) {
-        if text.len() <= 4 * self.block_bytes + (1 << 16) && self.spare.len() < self.keep {
-            lines.clear();
-            self.spare.push((text, lines));
+    fn recycle(&mut self, text: Vec<u8>, lines: Vec<Parsed>) {
+        if self.spare.len() < self.keep {
+            self.spare.extend(reusable(text, lines, self.block_bytes));
         }
     }
+}
+
+/// A taken block's buffers, emptied for another block, unless a long line grew them
+/// well past the block size.
+fn reusable(text: Vec<u8>, mut lines: Vec<Parsed>, block_bytes: usize) -> Option<(Vec<u8>, Vec<Parsed>)> {
+    (text.len() <= 4 * block_bytes + (1 << 16)).then(|| {
+        lines.clear();
+        (text, lines)
+    })
 }
 
 /// Reads into `buffer`, retrying a read a signal interrupted; 0 at the end.
@@ -289,7 +297,7 @@ pub fn read_blocks(input: impl Read + Send, options: Blocks, reader: &EventReade
         }
         return Ok(());
     }
-    let reading = Mutex::new(Reading { blocks: BlockReader::new(input, limit, block_bytes, in_flight), seq: 0, ended: false, error: None });
+    let reading = Mutex::new(Reading { blocks: BlockReader::new(input, limit, block_bytes, in_flight), seq: 0, error: None });
     let pool = Mutex::new(Pool { spare: Vec::new(), in_flight: 0, stop: false });
     let returned = Condvar::new();
     std::thread::scope(|scope| {
@@ -317,9 +325,8 @@ pub fn read_blocks(input: impl Read + Send, options: Blocks, reader: &EventReade
                 let going = hand_over(&mut block);
                 let mut pool = lock(&pool);
                 pool.in_flight -= 1;
-                if pool.spare.len() < in_flight && block.text.len() <= 4 * block_bytes + (1 << 16) {
-                    block.lines.clear();
-                    pool.spare.push((block.text, block.lines));
+                if pool.spare.len() < in_flight {
+                    pool.spare.extend(reusable(block.text, block.lines, block_bytes));
                 }
                 pool.stop |= !going;
                 returned.notify_all();
@@ -338,11 +345,11 @@ pub fn read_blocks(input: impl Read + Send, options: Blocks, reader: &EventReade
     }
 }
 
-/// The reading side, shared by the workers: one reads at a time.
+/// The reading side, shared by the workers: one reads at a time. After an error no one
+/// reads again (the end of the input is the block reader's to know).
 struct Reading<R> {
     blocks: BlockReader<R>,
     seq: u64,
-    ended: bool,
     error: Option<std::io::Error>,
 }
 
@@ -393,7 +400,7 @@ fn next_shared<R: Read>(reading: &Mutex<Reading<R>>, pool: &Mutex<Pool>, returne
         pool.spare.pop()
     };
     let mut reading = lock(reading);
-    let next = if reading.ended {
+    let next = if reading.error.is_some() {
         Ok(None)
     } else {
         if let Some((text, lines)) = buffers {
@@ -411,7 +418,6 @@ fn next_shared<R: Read>(reading: &Mutex<Reading<R>>, pool: &Mutex<Pool>, returne
             if let Err(error) = next {
                 reading.error = Some(error);
             }
-            reading.ended = true;
             drop(reading);
             lock(pool).in_flight -= 1;
             returned.notify_all();
@@ -606,7 +612,7 @@ mod tests {
     fn a_panicking_worker_stops_the_others() {
         let pool = Mutex::new(Pool { spare: Vec::new(), in_flight: 0, stop: false });
         let returned = Condvar::new();
-        let reading = Mutex::new(Reading { blocks: BlockReader::new(&b"{}\n"[..], 100, 64, 2), seq: 0, ended: false, error: None });
+        let reading = Mutex::new(Reading { blocks: BlockReader::new(&b"{}\n"[..], 100, 64, 2), seq: 0, error: None });
         std::thread::scope(|scope| {
             let worker = scope.spawn(|| {
                 let _stop = StopOnPanic { pool: &pool, returned: &returned };

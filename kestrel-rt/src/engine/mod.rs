@@ -532,9 +532,12 @@ impl Engine {
     /// Whether some predicate may run on the event: a rule for any category or for one
     /// of its categories, or the lineage tracker (which follows every process event).
     fn is_candidate(&self, event: &Event) -> bool {
-        self.lineage.is_some()
-            || self.any_candidates
-            || event.categories.any(self.candidate_mask, |id| self.category_candidates.get(id as usize).copied().unwrap_or(false))
+        self.candidates().contains(event)
+    }
+
+    /// The events some predicate may run on (borrowing only the fields that say so).
+    fn candidates(&self) -> Candidates<'_> {
+        Candidates { all: self.lineage.is_some() || self.any_candidates, mask: self.candidate_mask, by_category: &self.category_candidates }
     }
 
     /// Writes as many events as fit (batch capacity, data region) into guest memory,
@@ -547,11 +550,10 @@ impl Engine {
         let data_start = layout.data_offset as usize;
         let mut area = Area::new(data_start, data_start + layout.data_capacity as usize);
         let mut consumed = 0;
+        let candidates = Candidates { all: self.lineage.is_some() || self.any_candidates, mask: self.candidate_mask, by_category: &self.category_candidates };
+        let candidate = |event: &Event| candidates.contains(event);
         // The guest memory is looked up once per batch, not per event (a walk through the
         // store each time).
-        let all = self.lineage.is_some() || self.any_candidates;
-        let (mask, by_category) = (self.candidate_mask, &self.category_candidates);
-        let candidate = |event: &Event| all || event.categories.any(mask, |id| by_category.get(id as usize).copied().unwrap_or(false));
         let memory = self.memory.data_mut(&mut self.store);
         for (offset, event) in events.iter().enumerate() {
             if written.len() == layout.batch_capacity as usize {
@@ -805,6 +807,23 @@ impl Engine {
     /// Host calls that failed (a full guest heap).
     pub fn host_failures(&self) -> u64 {
         self.store.data().host_failures
+    }
+}
+
+/// Which events some predicate may run on: a rule for any category or for one of the
+/// event's categories, or the lineage tracker (which follows every process event).
+#[derive(Clone, Copy)]
+struct Candidates<'c> {
+    all: bool,
+    /// Category ids below 64 some rule runs on.
+    mask: u64,
+    /// By category id: some rule runs on it.
+    by_category: &'c [bool],
+}
+
+impl Candidates<'_> {
+    fn contains(&self, event: &Event) -> bool {
+        self.all || event.categories.any(self.mask, |id| self.by_category.get(id as usize).copied().unwrap_or(false))
     }
 }
 
