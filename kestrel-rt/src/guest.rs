@@ -89,15 +89,70 @@ pub fn copy_slot(from: &[u8], from_at: usize, to: &mut [u8], to_at: usize, area:
 }
 
 /// Writes `value` into the slot at `at`, putting its payload in `area`.
+#[inline]
 pub fn write(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Result<(), Full> {
-    write_at_depth(memory, at, value, area, 0, false)
+    match value {
+        // Most written values are strings: no call, no `memcpy` call for a short one.
+        Value::Str(text) => write_str(memory, at, text.as_bytes(), area, false),
+        _ => write_at_depth(memory, at, value, area, 0, false),
+    }
 }
 
 /// Writes `value` with its strings lower-cased (`str::to_lowercase`, as eqlc folds
 /// literals): the folded slot of a field (docs/abi.md). ASCII text, the usual case, is
 /// lower-cased in guest memory without allocating.
+#[inline]
 pub fn write_folded(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Result<(), Full> {
-    write_at_depth(memory, at, value, area, 0, true)
+    match value {
+        Value::Str(text) if text.is_ascii() => write_str(memory, at, text.as_bytes(), area, true),
+        _ => write_at_depth(memory, at, value, area, 0, true),
+    }
+}
+
+/// A string slot and its bytes (ASCII-lower-cased when `fold`: the caller checked the
+/// text is ASCII).
+#[inline]
+fn write_str(memory: &mut [u8], at: usize, bytes: &[u8], area: &mut Area, fold: bool) -> Result<(), Full> {
+    let offset = area.take(bytes.len())?;
+    let target = memory.get_mut(offset..offset + bytes.len()).ok_or(Full)?;
+    if fold {
+        for (to, from) in target.iter_mut().zip(bytes) {
+            *to = from.to_ascii_lowercase();
+        }
+    } else {
+        copy_bytes(target, bytes);
+    }
+    put_slot(memory, at, tag::STRING, bytes.len() as u32, offset as u64)
+}
+
+/// `target.copy_from_slice(source)` (same lengths); up to 16 bytes as two overlapping
+/// word copies instead of a call.
+#[inline]
+fn copy_bytes(target: &mut [u8], source: &[u8]) {
+    let len = source.len();
+    if len != target.len() {
+        return;
+    }
+    fn word<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+        let mut word = [0; N];
+        word.copy_from_slice(&bytes[at..at + N]);
+        word
+    }
+    match len {
+        0 => {}
+        1..4 => target.iter_mut().zip(source).for_each(|(to, from)| *to = *from),
+        4..8 => {
+            let (head, tail) = (word::<4>(source, 0), word::<4>(source, len - 4));
+            target[..4].copy_from_slice(&head);
+            target[len - 4..].copy_from_slice(&tail);
+        }
+        8..=16 => {
+            let (head, tail) = (word::<8>(source, 0), word::<8>(source, len - 8));
+            target[..8].copy_from_slice(&head);
+            target[len - 8..].copy_from_slice(&tail);
+        }
+        _ => target.copy_from_slice(source),
+    }
 }
 
 fn write_at_depth(memory: &mut [u8], at: usize, value: &Value, area: &mut Area, depth: usize, fold: bool) -> Result<(), Full> {
@@ -107,20 +162,7 @@ fn write_at_depth(memory: &mut [u8], at: usize, value: &Value, area: &mut Area, 
         Value::Long(value) => put_slot(memory, at, tag::LONG, 0, *value as u64),
         Value::Double(value) => put_slot(memory, at, tag::DOUBLE, 0, value.to_bits()),
         Value::Str(text) if fold && !text.is_ascii() => write_at_depth(memory, at, &Value::Str(text.to_lowercase()), area, depth, false),
-        Value::Str(text) => {
-            let bytes = text.as_bytes();
-            let offset = area.take(bytes.len())?;
-            let target = memory.get_mut(offset..offset + bytes.len()).ok_or(Full)?;
-            if fold {
-                // Copied and lower-cased in one pass (ASCII: checked above).
-                for (to, from) in target.iter_mut().zip(bytes) {
-                    *to = from.to_ascii_lowercase();
-                }
-            } else {
-                target.copy_from_slice(bytes);
-            }
-            put_slot(memory, at, tag::STRING, bytes.len() as u32, offset as u64)
-        }
+        Value::Str(text) => write_str(memory, at, text.as_bytes(), area, fold),
         Value::Ip(address) => {
             let (bytes, len) = ip_bytes(address);
             let offset = area.take(len)?;
@@ -241,6 +283,16 @@ mod tests {
         let mut area = Area::new(1024, 4096);
         write_folded(&mut memory, 64, &value, &mut area).unwrap();
         assert_eq!(read(&memory, 64), crate::functions::folded(&value));
+    }
+
+    #[test]
+    fn short_copies_copy_every_length() {
+        let source: Vec<u8> = (1..=40).collect();
+        for len in 0..=source.len() {
+            let mut target = vec![0u8; len];
+            copy_bytes(&mut target, &source[..len]);
+            assert_eq!(target, source[..len], "{len} bytes");
+        }
     }
 
     #[test]

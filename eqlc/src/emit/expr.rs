@@ -16,6 +16,8 @@ use wasm_encoder::{BlockType, Function, Instruction, MemArg, ValType};
 pub const GLOBAL_HEAP_TOP: u32 = 0;
 pub const GLOBAL_HEAP_START: u32 = 1;
 pub const GLOBAL_EVENT_BASE: u32 = 5;
+/// The longest literal whose string tests are compiled inline (`ExprGen::slot_str_op`).
+pub const INLINE_STRING_BYTES: usize = 32;
 
 fn mem(offset: u64, align: u32) -> MemArg {
     MemArg { offset, align, memory_index: 0 }
@@ -411,11 +413,7 @@ impl<'a> ExprGen<'a> {
             if let Some(subject) = subject {
                 let text = if case == Case::Insensitive { text.to_lowercase() } else { text };
                 self.value_for(subject, case);
-                let (address, len) = self.consts.string(&text);
-                self.addr(address);
-                self.addr(len);
-                self.i32(0);
-                self.call("slot_str_op");
+                self.slot_str_op(&text, 0);
                 if op == CompareOp::NotEq {
                     self.call("not3");
                 }
@@ -426,6 +424,92 @@ impl<'a> ExprGen<'a> {
         self.value_for(rhs, case);
         self.i32(op.abi_code());
         self.call("cmp");
+    }
+
+    /// `$slot_str_op` of the slot whose address is on the stack with the literal `text`
+    /// and operation `op` (docs/abi.md). Equality (0, 4), prefix (1) and suffix (2) with a
+    /// literal of at most [`INLINE_STRING_BYTES`] bytes are compiled inline for a string
+    /// slot, the usual case (a length test, then the literal's bytes compared eight at a
+    /// time as constants, no call); any other value goes to the library function, which
+    /// gives the same answer for a string.
+    fn slot_str_op(&mut self, text: &str, op: i32) {
+        let (address, len) = self.consts.string(text);
+        if !matches!(op, 0 | 1 | 2 | 4) || text.len() > INLINE_STRING_BYTES {
+            self.addr(address);
+            self.addr(len);
+            self.i32(op);
+            self.call("slot_str_op");
+            return;
+        }
+        let slot = self.f.local(ValType::I32);
+        let start = self.f.local(ValType::I32);
+        self.emit(Instruction::LocalSet(slot));
+        self.emit(Instruction::Block(BlockType::Result(ValType::I32)));
+        self.emit(Instruction::LocalGet(slot));
+        self.emit(Instruction::I32Load8U(mem(0, 0)));
+        self.i32(4);
+        self.emit(Instruction::I32Eq);
+        self.emit(Instruction::If(BlockType::Empty));
+        // A string: false unless its length allows the literal...
+        self.i32(0);
+        self.emit(Instruction::LocalGet(slot));
+        self.emit(Instruction::I32Load(mem(4, 2)));
+        self.addr(len);
+        self.emit(if op == 1 || op == 2 { Instruction::I32LtU } else { Instruction::I32Ne });
+        self.emit(Instruction::BrIf(1));
+        self.emit(Instruction::Drop);
+        // ...then its bytes where the literal would be (a suffix: at its end).
+        self.emit(Instruction::LocalGet(slot));
+        self.emit(Instruction::I32Load(mem(8, 2)));
+        if op == 2 {
+            self.emit(Instruction::LocalGet(slot));
+            self.emit(Instruction::I32Load(mem(4, 2)));
+            self.addr(len);
+            self.emit(Instruction::I32Sub);
+            self.emit(Instruction::I32Add);
+        }
+        self.emit(Instruction::LocalSet(start));
+        self.bytes_equal(start, text.as_bytes());
+        self.emit(Instruction::Br(1));
+        self.emit(Instruction::End);
+        self.emit(Instruction::LocalGet(slot));
+        self.addr(address);
+        self.addr(len);
+        self.i32(op);
+        self.call("slot_str_op");
+        self.emit(Instruction::End);
+    }
+
+    /// Leaves 1 when the bytes at the address in local `start` are `bytes`, else 0:
+    /// little-endian loads of 8, 4, 2 and 1 bytes compared with constants.
+    fn bytes_equal(&mut self, start: u32, bytes: &[u8]) {
+        self.i32(1);
+        let mut at = 0;
+        while at < bytes.len() {
+            let width = [8, 4, 2, 1].into_iter().find(|width| bytes.len() - at >= *width).expect("one byte is left");
+            let mut word = [0u8; 8];
+            word[..width].copy_from_slice(&bytes[at..at + width]);
+            self.emit(Instruction::LocalGet(start));
+            let offset = at as u64;
+            match width {
+                8 => {
+                    self.emit(Instruction::I64Load(mem(offset, 0)));
+                    self.emit(Instruction::I64Const(i64::from_le_bytes(word)));
+                    self.emit(Instruction::I64Eq);
+                }
+                _ => {
+                    self.emit(match width {
+                        4 => Instruction::I32Load(mem(offset, 0)),
+                        2 => Instruction::I32Load16U(mem(offset, 0)),
+                        _ => Instruction::I32Load8U(mem(offset, 0)),
+                    });
+                    self.i32(u32::from_le_bytes(word[..4].try_into().expect("four bytes")) as i32);
+                    self.emit(Instruction::I32Eq);
+                }
+            }
+            self.emit(Instruction::I32And);
+            at += width;
+        }
     }
 
     fn in_set(&mut self, expr: ExprId, values: &[Value], case: Case) {
@@ -490,11 +574,7 @@ impl<'a> ExprGen<'a> {
                     return;
                 }
             };
-            let (address, len) = generator.consts.string(&fold(text));
-            generator.addr(address);
-            generator.addr(len);
-            generator.i32(op);
-            generator.call("slot_str_op");
+            generator.slot_str_op(&fold(text), op);
         });
     }
 
@@ -532,13 +612,7 @@ impl<'a> ExprGen<'a> {
             };
             self.value_for(args[0], case);
             match literal {
-                Some(text) => {
-                    let (address, len) = self.consts.string(&text);
-                    self.addr(address);
-                    self.addr(len);
-                    self.i32(op);
-                    self.call("slot_str_op");
-                }
+                Some(text) => self.slot_str_op(&text, op),
                 None => {
                     self.value_for(args[1], case);
                     self.i32(op);

@@ -247,6 +247,12 @@ pub struct Engine {
     /// Start of the data region's free part after the batch's events (for captures).
     spare_data: usize,
     sequence_scratch: Scratch,
+    /// Reused buffers: the positions of a batch's written events, and [`Engine::run`]'s
+    /// matches of one batch.
+    written: Vec<usize>,
+    batch_matches: Vec<Match>,
+    /// A batch's true results: (position in the batch, predicate id).
+    hits: Vec<(usize, usize)>,
     profiling: bool,
     _ticker: Ticker,
 }
@@ -403,6 +409,9 @@ impl Engine {
             clocked,
             spare_data: layout.data_offset as usize,
             sequence_scratch: Scratch::default(),
+            written: Vec::with_capacity(layout.batch_capacity as usize),
+            batch_matches: Vec::new(),
+            hits: Vec::new(),
             profiling: false,
             _ticker: ticker,
         })
@@ -427,12 +436,17 @@ impl Engine {
 
     /// Runs every event, in order, and appends the rules' outputs to `alerts`.
     /// `first_index` is the caller's index of `events[0]` (alerts refer to events by it).
+    ///
+    /// Each batch's matches go through their pipes before the next batch is evaluated,
+    /// so what waits between the two halves is one batch's matches, not the call's.
     pub fn run(&mut self, events: &[Event], first_index: usize, alerts: &mut Vec<Alert>) {
-        let mut matches = Vec::new();
-        self.evaluate(events, first_index, &mut matches);
-        for found in matches {
-            self.dispatch(found, alerts);
-        }
+        let mut matches = std::mem::take(&mut self.batch_matches);
+        self.evaluate_batches(events, first_index, &mut matches, &mut |engine, matches| {
+            for found in matches.drain(..) {
+                engine.dispatch(found, alerts);
+            }
+        });
+        self.batch_matches = matches;
     }
 
     /// Whether events must reach [`Engine::evaluate`] in timestamp order: the lineage
@@ -446,15 +460,22 @@ impl Engine {
     /// and for each match computes what the rule's pipes need. Matches come out in event
     /// order, then predicate order.
     pub fn evaluate(&mut self, events: &[Event], first_index: usize, matches: &mut Vec<Match>) {
+        self.evaluate_batches(events, first_index, matches, &mut |_, _| {});
+    }
+
+    /// [`Engine::evaluate`], calling `after` with the matches after each batch.
+    fn evaluate_batches(&mut self, events: &[Event], first_index: usize, matches: &mut Vec<Match>, after: &mut dyn FnMut(&mut Engine, &mut Vec<Match>)) {
         let mut start = 0;
-        let mut written = Vec::with_capacity(self.layout.batch_capacity as usize);
+        let mut written = std::mem::take(&mut self.written);
         while start < events.len() {
             let consumed = self.write_batch(&events[start..], &mut written);
             if !written.is_empty() {
                 self.evaluate_batch(&events[start..], &written, first_index + start, matches);
+                after(self, matches);
             }
             start += consumed;
         }
+        self.written = written;
     }
 
     /// The clock reached `now` with no event: the sequences waiting for a missing event
@@ -632,17 +653,32 @@ impl Engine {
             }
             None => Vec::new(),
         };
+        // The true results, in event order, then predicate order.
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        let start = layout.results_offset as usize;
+        if let Some(results) = self.memory.data(&self.store).get(start..start + written.len() * result_count) {
+            collect_hits(results, result_count, total as usize, &mut hits);
+        }
         let mut matched = Vec::new();
         let mut steps = Vec::new();
+        let mut next = 0;
         for (event, offset) in written.iter().enumerate() {
-            let base = layout.results_offset as usize + event * result_count;
-            matched.clear();
-            let results = &self.memory.data(&self.store)[base..base + result_count];
-            matched.extend(results.iter().enumerate().filter(|(_, result)| **result == 1).map(|(id, _)| id));
-            steps.clear();
-            steps.extend(matched.iter().flat_map(|id| self.steps_of[*id].iter().copied()));
+            let first = next;
+            while hits.get(next).is_some_and(|(at, _)| *at == event) {
+                next += 1;
+            }
             if !self.clocked.is_empty() {
                 self.release_sequences(events[*offset].timestamp, matches);
+            }
+            if first == next {
+                continue;
+            }
+            matched.clear();
+            matched.extend(hits[first..next].iter().map(|(_, id)| *id));
+            steps.clear();
+            if !self.sequences.is_empty() {
+                steps.extend(matched.iter().flat_map(|id| self.steps_of[*id].iter().copied()));
             }
             if !steps.is_empty() {
                 let source = &events[*offset];
@@ -664,6 +700,7 @@ impl Engine {
                 matches.push(Match { rule, row });
             }
         }
+        self.hits = hits;
     }
 
     /// Statistics of the bundle's hand-written predicates, in `CUSTOM` order.
@@ -844,12 +881,14 @@ fn write_fields(memory: &mut [u8], slots: &[(u32, Option<u32>)], layout: Layout,
         }
     }
     let categories = layout.categories_offset as usize + position * (4 + 4 * layout.category_capacity) as usize;
-    let count = event.categories.len().min(layout.category_capacity as usize);
-    memory[categories..categories + 4].copy_from_slice(&(count as u32).to_le_bytes());
-    for (idx, id) in event.categories.iter().take(count).enumerate() {
-        let at = categories + 4 + idx * 4;
-        memory[at..at + 4].copy_from_slice(&id.to_le_bytes());
+    let capacity = layout.category_capacity as usize;
+    let Some(list) = memory.get_mut(categories..categories + 4 + 4 * capacity) else { return false };
+    let mut count = 0;
+    for id in event.categories.iter().take(capacity) {
+        list[4 + count * 4..8 + count * 4].copy_from_slice(&id.to_le_bytes());
+        count += 1;
     }
+    list[..4].copy_from_slice(&(count as u32).to_le_bytes());
     true
 }
 
@@ -882,6 +921,25 @@ fn prefetch_ahead(events: &[Event], offset: usize, candidate: impl Fn(&Event) ->
     }
 }
 
+/// The true results (bytes equal to 1) of a batch's result rows (`per_event` bytes each),
+/// as (row, predicate id), in order; stops after `total` of them (what `eval` counted).
+/// Rows are passed over eight zero bytes at a time: most results are false.
+fn collect_hits(results: &[u8], per_event: usize, total: usize, hits: &mut Vec<(usize, usize)>) {
+    let mut at = 0;
+    while at < results.len() && hits.len() < total {
+        if let Some(word) = results.get(at..at + 8)
+            && u64::from_le_bytes(word.try_into().expect("eight bytes")) == 0
+        {
+            at += 8;
+            continue;
+        }
+        if results[at] == 1 {
+            hits.push((at / per_event.max(1), at % per_event.max(1)));
+        }
+        at += 1;
+    }
+}
+
 fn event_field(event: &Event, index: u32) -> Option<&Value> {
     event.fields.get(index as usize).and_then(Option::as_ref)
 }
@@ -900,4 +958,38 @@ fn emit(rule: usize, outputs: Vec<Output<Found>>, stats: &mut RuleStats, alerts:
 fn captured(batch: &[(usize, crate::custom::Captured)], position: usize) -> Option<Arc<Vec<crate::custom::Captured>>> {
     let found: Vec<crate::custom::Captured> = batch.iter().filter(|(at, _)| *at == position).map(|(_, captured)| captured.clone()).collect();
     (!found.is_empty()).then(|| Arc::new(found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::collect_hits;
+
+    /// The true results, byte by byte.
+    fn naive(results: &[u8], per_event: usize) -> Vec<(usize, usize)> {
+        results.iter().enumerate().filter(|(_, result)| **result == 1).map(|(at, _)| (at / per_event, at % per_event)).collect()
+    }
+
+    #[test]
+    fn hits_are_the_true_results_in_order() {
+        for per_event in [1, 3, 8, 13, 64] {
+            for events in [1, 7, 64] {
+                // Every pattern of a few true results, and a disabled-looking 2 (not true).
+                for seed in 0..200u64 {
+                    let mut results = vec![0u8; per_event * events];
+                    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                    for _ in 0..(seed % 6) {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        let at = (state % results.len() as u64) as usize;
+                        results[at] = if state % 5 == 0 { 2 } else { 1 };
+                    }
+                    let expected = naive(&results, per_event);
+                    let mut hits = Vec::new();
+                    collect_hits(&results, per_event, expected.len(), &mut hits);
+                    assert_eq!(hits, expected, "{per_event} per event, {events} events, seed {seed}");
+                }
+            }
+        }
+    }
 }
