@@ -3,7 +3,7 @@
 //! `program` loads and links a bundle; `engine` runs batches of events through it and
 //! the rules' `pipes`; `ndjson` and `time` read events; `guest` and `host` are the two
 //! sides of the predicate ABI (docs/abi.md).
-// Audited exceptions: `json_scan::skip_with` (and `masks_with`, tests) and `cpu::prefetch` (ARCHITECTURE.md, "No `unsafe`").
+// Audited exceptions: `json_scan::skip_with` (and `masks_with`, tests), `json_scan::find_quote_or_backslash` and `cpu::prefetch` (ARCHITECTURE.md, "No `unsafe`").
 #![deny(unsafe_code)]
 
 pub mod alert;

@@ -6,6 +6,7 @@
 //! its elements (`{"a": [{"b": 1}, {"b": 2}]}` gives `a.b` = `[1, 2]`), as Elasticsearch
 //! reads documents.
 
+use crate::json_scan::find_quote_or_backslash;
 use kestrel_bundle::semantics::Value;
 use std::borrow::Cow;
 use std::ops::Range;
@@ -69,26 +70,6 @@ impl Node {
 fn count_below(node: &mut Node) -> usize {
     node.below = node.children.iter_mut().map(|(_, child)| count_below(child)).sum();
     node.below + usize::from(node.field.is_some()) + usize::from(node.raw.is_some())
-}
-
-/// The first `"` or `\\` at or after `from`, eight bytes at a time (most JSON strings are
-/// short, where a call into a vectorised search costs more than it saves).
-fn find_quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut at = from;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        let quotes = word ^ (ONES * u64::from(b'"'));
-        let slashes = word ^ (ONES * u64::from(b'\\'));
-        // A zero byte of either marks a hit; the lowest flagged byte is always a true one.
-        let hits = (quotes.wrapping_sub(ONES) & !quotes | slashes.wrapping_sub(ONES) & !slashes) & HIGHS;
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    bytes.get(at..)?.iter().position(|byte| matches!(byte, b'"' | b'\\')).map(|offset| at + offset)
 }
 
 impl Projection {
