@@ -220,8 +220,25 @@ fn assign_from(node: &Node, value: &Value, out: &mut [Option<Value>]) -> usize {
 }
 
 /// Follows a possibly dotted key down the tree.
-#[inline]
+#[inline(always)]
 fn walk<'n>(node: &'n Node, key: &[u8]) -> Option<&'n Node> {
+    if let Some(child) = node.child(key) {
+        return Some(child);
+    }
+    // A dotted key has a dot where a child's name (shorter than the key) would end; a
+    // name of 63 bytes or more is looked at by `dotted_child` whatever the key.
+    let mut ends = node.lengths & (length_bit(key.len()) - 1) & !length_bit(63);
+    let mut dotted = node.lengths & length_bit(63) != 0;
+    while ends != 0 && !dotted {
+        dotted = key.get(ends.trailing_zeros() as usize) == Some(&b'.');
+        ends &= ends - 1;
+    }
+    if dotted { walk_dotted(node, key) } else { None }
+}
+
+/// [`walk`] of a key that may be dotted.
+#[inline(never)]
+fn walk_dotted<'n>(node: &'n Node, key: &[u8]) -> Option<&'n Node> {
     let mut node = node;
     let mut rest = key;
     loop {
@@ -592,13 +609,38 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Skips a value without decoding it, checking only its structure.
+    /// Skips a value without decoding it, checking only its structure. Strings and
+    /// numbers, most skipped values, are passed inline; the rest out of line.
+    #[inline(always)]
     fn skip(&mut self) -> Result<(), JsonError> {
         match self.peek() {
             Some(b'"') => {
-                self.skip_string()?;
+                let start = self.pos + 1;
+                match find_quote_or_backslash(self.bytes, start) {
+                    Some(end) if self.bytes[end] == b'"' => {
+                        self.pos = end + 1;
+                        Ok(())
+                    }
+                    _ => self.skip_string(),
+                }
+            }
+            Some(b'0'..=b'9') => {
+                self.pos += 1;
+                while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.peek() {
+                    self.pos += 1;
+                }
                 Ok(())
             }
+            _ => self.skip_other(),
+        }
+    }
+
+    /// [`Cursor::skip`] of anything but a string without escapes or a number starting
+    /// with a digit.
+    #[inline(never)]
+    fn skip_other(&mut self) -> Result<(), JsonError> {
+        match self.peek() {
+            Some(b'"') => self.skip_string(),
             Some(b'{' | b'[') => self.skip_nested(),
             Some(b't') => self.literal(b"true", Value::Null).map(drop),
             Some(b'f') => self.literal(b"false", Value::Null).map(drop),
