@@ -3,7 +3,7 @@
 //! the parsing time.
 //!
 //! Each block of 64 bytes becomes four bit masks (quotes, backslashes, opening and
-//! closing brackets, bit *i* for byte *i*): with AVX2 and POPCNT on x86-64 processors
+//! closing brackets, bit *i* for byte *i*): with AVX2, POPCNT and PCLMULQDQ on x86-64 processors
 //! that have them (checked at run time), SSE2 on the others, byte by byte elsewhere. Escaped characters are
 //! removed, a prefix XOR of the quotes marks the bytes inside strings, and the brackets
 //! outside strings are walked bit by bit (a few per block).
@@ -41,7 +41,7 @@ fn masks_scalar(block: &[u8; 64]) -> Masks {
     masks
 }
 
-/// Which vector instructions skip: AVX2 and POPCNT where the processor has them, SSE2
+/// Which vector instructions skip: AVX2, POPCNT and PCLMULQDQ where the processor has them, SSE2
 /// (in every x86-64 processor) otherwise.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,9 +52,13 @@ enum Vector {
 
 #[cfg(target_arch = "x86_64")]
 impl Vector {
-    /// The best this processor has (the detection is cached by `std`).
+    /// The best this processor has (detected once).
     fn best() -> Vector {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") { Vector::Avx2 } else { Vector::Sse2 }
+        static BEST: std::sync::OnceLock<Vector> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2");
+            if avx2 && std::arch::is_x86_feature_detected!("popcnt") && std::arch::is_x86_feature_detected!("pclmulqdq") { Vector::Avx2 } else { Vector::Sse2 }
+        })
     }
 
     /// `self`, if this processor has it.
@@ -66,13 +70,13 @@ impl Vector {
 /// Skips with `vector` instructions (or SSE2 when the processor lacks them). This and
 /// [`masks_with`] are the runtime's `unsafe` blocks in this file (ARCHITECTURE.md):
 /// calls of `#[target_feature]` functions, sound because the features are in the
-/// x86-64 baseline (SSE2) or were detected at run time (AVX2, POPCNT). The functions
+/// x86-64 baseline (SSE2) or were detected at run time (AVX2, POPCNT, PCLMULQDQ). The functions
 /// themselves only use value-based intrinsics (no pointers); the tests check both
 /// against [`masks_scalar`] and a byte-by-byte skipper.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 fn skip_with(vector: Vector, bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError> {
-    // SAFETY: `available` returns AVX2 only when the processor has AVX2 and POPCNT; SSE2
+    // SAFETY: `available` returns AVX2 only when the processor has AVX2, POPCNT and PCLMULQDQ; SSE2
     // is in the x86-64 baseline.
     unsafe {
         match vector.available() {
@@ -98,13 +102,13 @@ fn masks_with(vector: Vector, block: &[u8; 64]) -> Masks {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 fn skip_sse2(bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError> {
-    skip_blocks(bytes, start, depth, |block| sse2_masks(block), false)
+    skip_blocks(bytes, start, depth, |block| sse2_masks(block), prefix_xor, false)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt")]
+#[target_feature(enable = "avx2,popcnt,pclmulqdq")]
 fn skip_avx2(bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError> {
-    skip_blocks(bytes, start, depth, |block| avx2_masks(block), true)
+    skip_blocks(bytes, start, depth, |block| avx2_masks(block), |bits| clmul_prefix_xor(bits), true)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -159,7 +163,7 @@ fn avx2_masks(block: &[u8; 64]) -> Masks {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn skip_with(_: (), bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError> {
-    skip_blocks(bytes, start, depth, masks_scalar, false)
+    skip_blocks(bytes, start, depth, masks_scalar, prefix_xor, false)
 }
 
 /// The first `"` or `\\` at or after `from`: where a string or key ends, unless an escape
@@ -216,6 +220,14 @@ fn find_in_words(bytes: &[u8], from: usize) -> Option<usize> {
     bytes.get(at..)?.iter().position(|byte| matches!(byte, b'"' | b'\\')).map(|offset| at + offset)
 }
 
+/// [`prefix_xor`] in one instruction: a carry-less multiplication by all ones.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "pclmulqdq")]
+fn clmul_prefix_xor(bits: u64) -> u64 {
+    use std::arch::x86_64::{_mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set_epi64x, _mm_set1_epi8};
+    _mm_cvtsi128_si64(_mm_clmulepi64_si128::<0>(_mm_set_epi64x(0, bits as i64), _mm_set1_epi8(-1))) as u64
+}
+
 /// Bit *i* set when an odd number of bits at or below *i* are set.
 fn prefix_xor(mut bits: u64) -> u64 {
     bits ^= bits << 1;
@@ -263,23 +275,37 @@ fn skip_from(bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError>
 /// instruction, so a block whose closing brackets cannot bring the depth to zero is
 /// passed whole instead of bracket by bracket.
 #[inline(always)]
-fn skip_blocks(bytes: &[u8], start: usize, mut depth: u64, masks: impl Fn(&[u8; 64]) -> Masks, popcount: bool) -> Result<usize, SkipError> {
+fn skip_blocks(
+    bytes: &[u8],
+    start: usize,
+    mut depth: u64,
+    masks: impl Fn(&[u8; 64]) -> Masks,
+    prefix_xor: impl Fn(u64) -> u64,
+    popcount: bool,
+) -> Result<usize, SkipError> {
     let mut in_string = false;
     // The first byte of the next block is escaped (a backslash ended this one).
     let mut escape_carry = false;
     let mut at = start;
     let mut block;
     while at < bytes.len() {
-        let end = (at + 64).min(bytes.len());
-        let view: &[u8; 64] = match bytes.get(at..at + 64) {
-            Some(full) => full.try_into().expect("64 bytes"),
+        let Masks { mut quotes, backslashes, mut opens, mut closes } = match bytes.get(at..at + 64) {
+            Some(full) => masks(full.try_into().expect("64 bytes")),
+            // The last bytes: the masks of the text's last 64 bytes, moved down so that
+            // bit 0 is `at` (the bits past the end are zero, as for spaces); a text
+            // shorter than 64 bytes is padded with spaces instead.
+            None if bytes.len() >= 64 => {
+                let window = bytes.len() - 64;
+                let masks = masks(bytes[window..].try_into().expect("64 bytes"));
+                let shift = at - window;
+                Masks { quotes: masks.quotes >> shift, backslashes: masks.backslashes >> shift, opens: masks.opens >> shift, closes: masks.closes >> shift }
+            }
             None => {
                 block = [b' '; 64];
-                block[..end - at].copy_from_slice(&bytes[at..end]);
-                &block
+                block[..bytes.len() - at].copy_from_slice(&bytes[at..]);
+                masks(&block)
             }
         };
-        let Masks { mut quotes, backslashes, mut opens, mut closes } = masks(view);
         let mut escaped: u64 = u64::from(escape_carry);
         escape_carry = false;
         if backslashes != 0 {
@@ -373,7 +399,7 @@ mod tests {
         if Vector::best() == Vector::Avx2 {
             vec![Vector::Sse2, Vector::Avx2]
         } else {
-            eprintln!("SKIPPED: this processor has no AVX2/POPCNT; only the SSE2 skipper is tested");
+            eprintln!("SKIPPED: this processor has no AVX2/POPCNT/PCLMULQDQ; only the SSE2 skipper is tested");
             vec![Vector::Sse2]
         }
     }
@@ -440,6 +466,15 @@ mod tests {
             }
             for vector in vectors() {
                 assert_eq!(skip_with(vector, &text, 0, 0), skip_reference(&text, 0), "{vector:?} {:?}", String::from_utf8_lossy(&text));
+                // And from a bracket inside (so that the last block starts anywhere).
+                if let Some(start) = text.iter().skip(1 + round % 7).position(|byte| matches!(byte, b'{' | b'[')).map(|at| at + 1 + round % 7) {
+                    assert_eq!(
+                        skip_with(vector, &text, start, 0),
+                        skip_reference(&text, start),
+                        "{vector:?} from {start} {:?}",
+                        String::from_utf8_lossy(&text)
+                    );
+                }
             }
         }
     }
@@ -459,6 +494,15 @@ mod tests {
             text.extend(std::iter::repeat_n(b']', depth + round % 5));
             for vector in vectors() {
                 assert_eq!(skip_with(vector, &text, 0, 0), skip_reference(&text, 0), "{vector:?} {:?}", String::from_utf8_lossy(&text));
+                // And from a bracket inside (so that the last block starts anywhere).
+                if let Some(start) = text.iter().skip(1 + round % 7).position(|byte| matches!(byte, b'{' | b'[')).map(|at| at + 1 + round % 7) {
+                    assert_eq!(
+                        skip_with(vector, &text, start, 0),
+                        skip_reference(&text, start),
+                        "{vector:?} from {start} {:?}",
+                        String::from_utf8_lossy(&text)
+                    );
+                }
             }
         }
     }
