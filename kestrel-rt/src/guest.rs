@@ -104,9 +104,72 @@ pub fn write(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Re
 #[inline]
 pub fn write_folded(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Result<(), Full> {
     match value {
-        Value::Str(text) if text.is_ascii() => write_str(memory, at, text.as_bytes(), area, true),
+        Value::Str(text) => {
+            let bytes = text.as_bytes();
+            let offset = area.take(bytes.len())?;
+            let target = memory.get_mut(offset..offset + bytes.len()).ok_or(Full)?;
+            if fold_ascii(target, bytes) {
+                put_slot(memory, at, tag::STRING, bytes.len() as u32, offset as u64)
+            } else {
+                // Not ASCII: `str::to_lowercase` may change the length; the room taken
+                // is given back first.
+                area.next = offset;
+                write_at_depth(memory, at, value, area, 0, true)
+            }
+        }
         _ => write_at_depth(memory, at, value, area, 0, true),
     }
+}
+
+/// Copies `source` lower-cased into `target` (of the same length) when it is all ASCII,
+/// eight bytes at a time; returns false (`target` half written) at a byte that is not.
+#[inline]
+fn fold_ascii(target: &mut [u8], source: &[u8]) -> bool {
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let len = source.len();
+    if len != target.len() {
+        return false;
+    }
+    // Words of eight (the last one overlapping the one before: folding twice is
+    // folding once), two overlapping halves of four, or single bytes.
+    let mut fold_word = |at: usize, width: usize| {
+        let mut word = [0u8; 8];
+        word[..width].copy_from_slice(&source[at..at + width]);
+        let word = u64::from_le_bytes(word);
+        target[at..at + width].copy_from_slice(&lower_ascii_word(word).to_le_bytes()[..width]);
+        word & HIGHS == 0
+    };
+    match len {
+        0 => true,
+        1..4 => (0..len).all(|at| fold_word(at, 1)),
+        4..8 => fold_word(0, 4) && fold_word(len - 4, 4),
+        _ => {
+            let mut at = 0;
+            loop {
+                let start = at.min(len - 8);
+                if !fold_word(start, 8) {
+                    return false;
+                }
+                if start == len - 8 {
+                    return true;
+                }
+                at += 8;
+            }
+        }
+    }
+}
+
+/// Each ASCII byte of `word` lower-cased (bytes of 0x80 and above: unspecified).
+#[inline]
+fn lower_ascii_word(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // For a byte below 0x80 neither sum carries out of it: the high bit of the first is
+    // set from `A` up, of the second from `[` up.
+    let from_a = word.wrapping_add(ONES * u64::from(0x80 - b'A'));
+    let past_z = word.wrapping_add(ONES * u64::from(0x80 - b'Z' - 1));
+    let upper = from_a & !past_z & HIGHS & !word;
+    word | (upper >> 2)
 }
 
 /// A string slot and its bytes (ASCII-lower-cased when `fold`: the caller checked the
@@ -125,8 +188,8 @@ fn write_str(memory: &mut [u8], at: usize, bytes: &[u8], area: &mut Area, fold: 
     put_slot(memory, at, tag::STRING, bytes.len() as u32, offset as u64)
 }
 
-/// `target.copy_from_slice(source)` (same lengths); up to 16 bytes as two overlapping
-/// word copies instead of a call.
+/// `target.copy_from_slice(source)` (same lengths); up to 16 bytes as overlapping
+/// copies instead of a call.
 #[inline]
 fn copy_bytes(target: &mut [u8], source: &[u8]) {
     let len = source.len();
@@ -140,7 +203,12 @@ fn copy_bytes(target: &mut [u8], source: &[u8]) {
     }
     match len {
         0 => {}
-        1..4 => target.iter_mut().zip(source).for_each(|(to, from)| *to = *from),
+        // First, middle and last byte (not a loop, which the compiler makes a call).
+        1..4 => {
+            target[0] = source[0];
+            target[len / 2] = source[len / 2];
+            target[len - 1] = source[len - 1];
+        }
         4..8 => {
             let (head, tail) = (word::<4>(source, 0), word::<4>(source, len - 4));
             target[..4].copy_from_slice(&head);
@@ -283,6 +351,40 @@ mod tests {
         let mut area = Area::new(1024, 4096);
         write_folded(&mut memory, 64, &value, &mut area).unwrap();
         assert_eq!(read(&memory, 64), crate::functions::folded(&value));
+    }
+
+    #[test]
+    fn ascii_folding_folds_as_the_standard_library_does() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for len in 0..40 {
+            for _ in 0..300 {
+                let source: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        // Every ASCII byte, and now and then one that is not.
+                        if state.is_multiple_of(97) { 0xC3 } else { (state >> 11) as u8 & 0x7F }
+                    })
+                    .collect();
+                let mut target = vec![0u8; len];
+                let folded = fold_ascii(&mut target, &source);
+                assert_eq!(folded, source.is_ascii(), "{source:?}");
+                if folded {
+                    assert_eq!(target, source.to_ascii_lowercase(), "{source:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_folded_string_that_is_not_ascii_is_lower_cased_by_the_standard_library() {
+        for text in ["ÉCOLE", "İstanbul", "ẞ", "BASH\u{0}É", "Kestrel-ÅÄÖ-long-enough-for-words"] {
+            let mut memory = vec![0u8; 4096];
+            let mut area = Area::new(1024, 4096);
+            write_folded(&mut memory, 64, &Value::Str(text.into()), &mut area).unwrap();
+            assert_eq!(read(&memory, 64), Value::Str(text.to_lowercase()), "{text}");
+        }
     }
 
     #[test]
