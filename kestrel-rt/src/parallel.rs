@@ -20,8 +20,11 @@ use std::ops::Range;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Condvar, Mutex};
 
-/// By default, a block is cut at the first line end after this many bytes.
-pub const BLOCK_BYTES: usize = 1 << 20;
+/// By default, a block is cut at the first line end after this many bytes. A quarter of
+/// a common per-core L2 cache: a block the kernel has just copied in is still cached
+/// when it is parsed (1 MiB blocks ran 6 – 12% slower end to end on this machine's
+/// 1 MiB L2, alternating runs; docs/benchmarks.md).
+pub const BLOCK_BYTES: usize = 256 << 10;
 
 /// How input is cut and parsed.
 #[derive(Clone, Copy, Debug)]
