@@ -10,11 +10,13 @@ use crate::host::HostState;
 use crate::pipes::{Output, Pipeline, Row, Stage};
 use crate::program::Program;
 mod decide;
+mod results;
 mod sequences;
 
 use kestrel_bundle::abi::SLOT_SIZE;
 use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query};
 use kestrel_bundle::semantics::Value;
+use results::collect_hits;
 use sequences::{Scratch, SequenceRun};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -921,25 +923,6 @@ fn prefetch_ahead(events: &[Event], offset: usize, candidate: impl Fn(&Event) ->
     }
 }
 
-/// The true results (bytes equal to 1) of a batch's result rows (`per_event` bytes each),
-/// as (row, predicate id), in order; stops after `total` of them (what `eval` counted).
-/// Rows are passed over eight zero bytes at a time: most results are false.
-fn collect_hits(results: &[u8], per_event: usize, total: usize, hits: &mut Vec<(usize, usize)>) {
-    let mut at = 0;
-    while at < results.len() && hits.len() < total {
-        if let Some(word) = results.get(at..at + 8)
-            && u64::from_le_bytes(word.try_into().expect("eight bytes")) == 0
-        {
-            at += 8;
-            continue;
-        }
-        if results[at] == 1 {
-            hits.push((at / per_event.max(1), at % per_event.max(1)));
-        }
-        at += 1;
-    }
-}
-
 fn event_field(event: &Event, index: u32) -> Option<&Value> {
     event.fields.get(index as usize).and_then(Option::as_ref)
 }
@@ -958,38 +941,4 @@ fn emit(rule: usize, outputs: Vec<Output<Found>>, stats: &mut RuleStats, alerts:
 fn captured(batch: &[(usize, crate::custom::Captured)], position: usize) -> Option<Arc<Vec<crate::custom::Captured>>> {
     let found: Vec<crate::custom::Captured> = batch.iter().filter(|(at, _)| *at == position).map(|(_, captured)| captured.clone()).collect();
     (!found.is_empty()).then(|| Arc::new(found))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::collect_hits;
-
-    /// The true results, byte by byte.
-    fn naive(results: &[u8], per_event: usize) -> Vec<(usize, usize)> {
-        results.iter().enumerate().filter(|(_, result)| **result == 1).map(|(at, _)| (at / per_event, at % per_event)).collect()
-    }
-
-    #[test]
-    fn hits_are_the_true_results_in_order() {
-        for per_event in [1, 3, 8, 13, 64] {
-            for events in [1, 7, 64] {
-                // Every pattern of a few true results, and a disabled-looking 2 (not true).
-                for seed in 0..200u64 {
-                    let mut results = vec![0u8; per_event * events];
-                    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-                    for _ in 0..(seed % 6) {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        let at = (state % results.len() as u64) as usize;
-                        results[at] = if state % 5 == 0 { 2 } else { 1 };
-                    }
-                    let expected = naive(&results, per_event);
-                    let mut hits = Vec::new();
-                    collect_hits(&results, per_event, expected.len(), &mut hits);
-                    assert_eq!(hits, expected, "{per_event} per event, {events} events, seed {seed}");
-                }
-            }
-        }
-    }
 }
