@@ -93,7 +93,7 @@ pub fn copy_slot(from: &[u8], from_at: usize, to: &mut [u8], to_at: usize, area:
 pub fn write(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Result<(), Full> {
     match value {
         // Most written values are strings: no call, no `memcpy` call for a short one.
-        Value::Str(text) => write_str(memory, at, text.as_bytes(), area, false),
+        Value::Str(text) => write_str(memory, at, text, area, false),
         _ => write_at_depth(memory, at, value, area, 0, false),
     }
 }
@@ -104,21 +104,33 @@ pub fn write(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Re
 #[inline]
 pub fn write_folded(memory: &mut [u8], at: usize, value: &Value, area: &mut Area) -> Result<(), Full> {
     match value {
-        Value::Str(text) => {
-            let bytes = text.as_bytes();
-            let offset = area.take(bytes.len())?;
-            let target = memory.get_mut(offset..offset + bytes.len()).ok_or(Full)?;
-            if fold_ascii(target, bytes) {
-                put_slot(memory, at, tag::STRING, bytes.len() as u32, offset as u64)
-            } else {
-                // Not ASCII: `str::to_lowercase` may change the length; the room taken
-                // is given back first.
-                area.next = offset;
-                write_at_depth(memory, at, value, area, 0, true)
-            }
-        }
+        Value::Str(text) => write_str(memory, at, text, area, true),
         _ => write_at_depth(memory, at, value, area, 0, true),
     }
+}
+
+/// A string slot and its bytes, lower-cased when `fold`: ASCII text in place, eight
+/// bytes at a time; other text by `str::to_lowercase` (which may change its length).
+#[inline(always)]
+fn write_str(memory: &mut [u8], at: usize, text: &str, area: &mut Area, fold: bool) -> Result<(), Full> {
+    let bytes = text.as_bytes();
+    let offset = area.take(bytes.len())?;
+    let target = memory.get_mut(offset..offset + bytes.len()).ok_or(Full)?;
+    if !fold {
+        copy_bytes(target, bytes);
+    } else if !fold_ascii(target, bytes) {
+        // Not ASCII: the room taken is given back, and the lower-cased text written.
+        area.next = offset;
+        return write_lowered(memory, at, text, area);
+    }
+    put_slot(memory, at, tag::STRING, bytes.len() as u32, offset as u64)
+}
+
+/// [`write_str`] of text that is not ASCII, lower-cased by `str::to_lowercase`.
+#[cold]
+#[inline(never)]
+fn write_lowered(memory: &mut [u8], at: usize, text: &str, area: &mut Area) -> Result<(), Full> {
+    write_str(memory, at, &text.to_lowercase(), area, false)
 }
 
 /// Copies `source` lower-cased into `target` (of the same length) when it is all ASCII,
@@ -172,22 +184,6 @@ fn lower_ascii_word(word: u64) -> u64 {
     word | (upper >> 2)
 }
 
-/// A string slot and its bytes (ASCII-lower-cased when `fold`: the caller checked the
-/// text is ASCII).
-#[inline]
-fn write_str(memory: &mut [u8], at: usize, bytes: &[u8], area: &mut Area, fold: bool) -> Result<(), Full> {
-    let offset = area.take(bytes.len())?;
-    let target = memory.get_mut(offset..offset + bytes.len()).ok_or(Full)?;
-    if fold {
-        for (to, from) in target.iter_mut().zip(bytes) {
-            *to = from.to_ascii_lowercase();
-        }
-    } else {
-        copy_bytes(target, bytes);
-    }
-    put_slot(memory, at, tag::STRING, bytes.len() as u32, offset as u64)
-}
-
 /// `target.copy_from_slice(source)` (same lengths); up to 16 bytes as overlapping
 /// copies instead of a call.
 #[inline]
@@ -229,8 +225,7 @@ fn write_at_depth(memory: &mut [u8], at: usize, value: &Value, area: &mut Area, 
         Value::Bool(value) => put_slot(memory, at, tag::BOOL, 0, u64::from(*value)),
         Value::Long(value) => put_slot(memory, at, tag::LONG, 0, *value as u64),
         Value::Double(value) => put_slot(memory, at, tag::DOUBLE, 0, value.to_bits()),
-        Value::Str(text) if fold && !text.is_ascii() => write_at_depth(memory, at, &Value::Str(text.to_lowercase()), area, depth, false),
-        Value::Str(text) => write_str(memory, at, text.as_bytes(), area, fold),
+        Value::Str(text) => write_str(memory, at, text, area, fold),
         Value::Ip(address) => {
             let (bytes, len) = ip_bytes(address);
             let offset = area.take(len)?;
