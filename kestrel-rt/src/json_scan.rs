@@ -409,7 +409,6 @@ mod tests {
         vec![()]
     }
 
-    #[cfg(target_arch = "x86_64")]
     #[test]
     fn quotes_and_backslashes_are_found_where_a_byte_by_byte_search_finds_them() {
         let mut state = 0x2545_F491_4F6C_DD1Du64;
@@ -438,6 +437,7 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_masks_equal_scalar_masks() {
         let mut state: u64 = 1;
