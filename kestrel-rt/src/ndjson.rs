@@ -222,23 +222,6 @@ fn assign_from(node: &Node, value: &Value, out: &mut [Option<Value>]) -> usize {
 /// Follows a possibly dotted key down the tree.
 #[inline(always)]
 fn walk<'n>(node: &'n Node, key: &[u8]) -> Option<&'n Node> {
-    if let Some(child) = node.child(key) {
-        return Some(child);
-    }
-    // A dotted key has a dot where a child's name (shorter than the key) would end; a
-    // name of 63 bytes or more is looked at by `dotted_child` whatever the key.
-    let mut ends = node.lengths & (length_bit(key.len()) - 1) & !length_bit(63);
-    let mut dotted = node.lengths & length_bit(63) != 0;
-    while ends != 0 && !dotted {
-        dotted = key.get(ends.trailing_zeros() as usize) == Some(&b'.');
-        ends &= ends - 1;
-    }
-    if dotted { walk_dotted(node, key) } else { None }
-}
-
-/// [`walk`] of a key that may be dotted.
-#[inline(never)]
-fn walk_dotted<'n>(node: &'n Node, key: &[u8]) -> Option<&'n Node> {
     let mut node = node;
     let mut rest = key;
     loop {
@@ -252,7 +235,7 @@ fn walk_dotted<'n>(node: &'n Node, key: &[u8]) -> Option<&'n Node> {
 /// The child named by the first segment of a dotted key, and the key's rest. Children's
 /// names hold no dot, so the segment ends where a child's name would: only those places
 /// (the few lengths of [`Node::lengths`]) are looked at, never every byte of the key.
-#[inline]
+#[inline(always)]
 fn dotted_child<'n, 'k>(node: &'n Node, key: &'k [u8]) -> Option<(&'n Node, &'k [u8])> {
     let mut lengths = node.lengths & (length_bit(key.len()) - 1) & !length_bit(63);
     while lengths != 0 {
@@ -267,6 +250,12 @@ fn dotted_child<'n, 'k>(node: &'n Node, key: &'k [u8]) -> Option<(&'n Node, &'k 
     if node.lengths & length_bit(63) == 0 {
         return None;
     }
+    long_dotted_child(node, key)
+}
+
+/// [`dotted_child`] among children named by 63 bytes or more (rare: out of line).
+#[inline(never)]
+fn long_dotted_child<'n, 'k>(node: &'n Node, key: &'k [u8]) -> Option<(&'n Node, &'k [u8])> {
     node.children
         .iter()
         .find(|(name, _)| name.len() >= 63 && key.get(name.len()) == Some(&b'.') && key.starts_with(name))
@@ -614,18 +603,8 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     fn skip(&mut self) -> Result<(), JsonError> {
         match self.peek() {
-            Some(b'"') => {
-                let start = self.pos + 1;
-                match find_quote_or_backslash(self.bytes, start) {
-                    Some(end) if self.bytes[end] == b'"' => {
-                        self.pos = end + 1;
-                        Ok(())
-                    }
-                    _ => self.skip_string(),
-                }
-            }
-            Some(b'0'..=b'9') => {
-                self.pos += 1;
+            Some(b'"') => self.skip_string(),
+            Some(b'-' | b'0'..=b'9') => {
                 while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.peek() {
                     self.pos += 1;
                 }
@@ -635,26 +614,19 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// [`Cursor::skip`] of anything but a string without escapes or a number starting
-    /// with a digit.
+    /// [`Cursor::skip`] of anything but a string or a number.
     #[inline(never)]
     fn skip_other(&mut self) -> Result<(), JsonError> {
         match self.peek() {
-            Some(b'"') => self.skip_string(),
             Some(b'{' | b'[') => self.skip_nested(),
             Some(b't') => self.literal(b"true", Value::Null).map(drop),
             Some(b'f') => self.literal(b"false", Value::Null).map(drop),
             Some(b'n') => self.literal(b"null", Value::Null).map(drop),
-            Some(b'-' | b'0'..=b'9') => {
-                while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.peek() {
-                    self.pos += 1;
-                }
-                Ok(())
-            }
             _ => Err(self.error("expected a value")),
         }
     }
 
+    #[inline(always)]
     fn skip_string(&mut self) -> Result<(), JsonError> {
         let mut at = self.pos + 1;
         loop {
