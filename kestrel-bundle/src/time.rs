@@ -40,7 +40,7 @@ pub fn text_to_nanos(text: &str, unit: TimestampUnit) -> Option<i64> {
     }
     let text = text.trim();
     if unit == TimestampUnit::Rfc3339
-        && let Some(nanos) = parse_rfc3339(text)
+        && let Some(nanos) = parse_general(text)
     {
         return Some(nanos);
     }

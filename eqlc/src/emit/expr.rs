@@ -438,7 +438,7 @@ impl<'a> ExprGen<'a> {
             self.slot_str_op_call(text, op);
             return;
         }
-        let (address, len) = self.consts.string(text);
+        let (_, len) = self.consts.string(text);
         let slot = self.f.local(ValType::I32);
         let start = self.f.local(ValType::I32);
         self.emit(Instruction::LocalSet(slot));
@@ -471,10 +471,7 @@ impl<'a> ExprGen<'a> {
         self.emit(Instruction::Br(1));
         self.emit(Instruction::End);
         self.emit(Instruction::LocalGet(slot));
-        self.addr(address);
-        self.addr(len);
-        self.i32(op);
-        self.call("slot_str_op");
+        self.slot_str_op_call(text, op);
         self.emit(Instruction::End);
     }
 
