@@ -230,12 +230,8 @@ pub struct Engine {
     rules: Vec<RulePlan>,
     /// Role-0 predicate ids by category (last entry: "any").
     candidates: HashMap<Option<u32>, Vec<u32>>,
-    /// By category id: whether an event condition runs on events of the category.
-    category_candidates: Vec<bool>,
-    /// Whether an event condition runs on every event (`any where`).
-    any_candidates: bool,
-    /// `category_candidates` of ids below 64, as bits.
-    candidate_mask: u64,
+    /// The events some predicate may run on.
+    runs_on: Candidates,
     pub stats: Stats,
     /// The process tracker, when a rule uses lineage.
     lineage: Option<crate::lineage::Tracker>,
@@ -368,14 +364,7 @@ impl Engine {
                 RulePlan { filters, late, keys, pipeline: Pipeline::new(stages, max_buffered) }
             })
             .collect();
-        let mut category_candidates = vec![false; bundle.functions.categories.len()];
-        for category in candidates.keys().flatten() {
-            if let Some(flag) = category_candidates.get_mut(*category as usize) {
-                *flag = true;
-            }
-        }
-        let any_candidates = candidates.contains_key(&None);
-        let candidate_mask = category_candidates.iter().take(64).enumerate().filter(|(_, runs)| **runs).fold(0u64, |mask, (id, _)| mask | 1 << id);
+        let runs_on = Candidates::new(bundle.functions.categories.len(), &candidates, bundle.lineage.is_some());
         let stats = Stats { rules: vec![RuleStats::default(); bundle.rules.len()], ..Stats::default() };
         let lineage = bundle.lineage.as_ref().map(crate::lineage::Tracker::new);
         let tables = bundle.sequences.as_deref().unwrap_or_default();
@@ -401,9 +390,7 @@ impl Engine {
             slots,
             rules,
             candidates,
-            category_candidates,
-            any_candidates,
-            candidate_mask,
+            runs_on,
             stats,
             lineage,
             sequences,
@@ -555,12 +542,7 @@ impl Engine {
     /// Whether some predicate may run on the event: a rule for any category or for one
     /// of its categories, or the lineage tracker (which follows every process event).
     fn is_candidate(&self, event: &Event) -> bool {
-        self.candidates().contains(event)
-    }
-
-    /// The events some predicate may run on (borrowing only the fields that say so).
-    fn candidates(&self) -> Candidates<'_> {
-        Candidates { all: self.lineage.is_some() || self.any_candidates, mask: self.candidate_mask, by_category: &self.category_candidates }
+        self.runs_on.contains(event)
     }
 
     /// Writes as many events as fit (batch capacity, data region) into guest memory,
@@ -573,8 +555,8 @@ impl Engine {
         let data_start = layout.data_offset as usize;
         let mut area = Area::new(data_start, data_start + layout.data_capacity as usize);
         let mut consumed = 0;
-        let candidates = Candidates { all: self.lineage.is_some() || self.any_candidates, mask: self.candidate_mask, by_category: &self.category_candidates };
-        let candidate = |event: &Event| candidates.contains(event);
+        let runs_on = &self.runs_on;
+        let candidate = |event: &Event| runs_on.contains(event);
         // The guest memory is looked up once per batch, not per event (a walk through the
         // store each time).
         let memory = self.memory.data_mut(&mut self.store);
@@ -851,16 +833,28 @@ impl Engine {
 
 /// Which events some predicate may run on: a rule for any category or for one of the
 /// event's categories, or the lineage tracker (which follows every process event).
-#[derive(Clone, Copy)]
-struct Candidates<'c> {
+struct Candidates {
+    /// A rule for any category (`any where`), or the lineage tracker.
     all: bool,
     /// Category ids below 64 some rule runs on.
     mask: u64,
     /// By category id: some rule runs on it.
-    by_category: &'c [bool],
+    by_category: Vec<bool>,
 }
 
-impl Candidates<'_> {
+impl Candidates {
+    /// From the event conditions by category (`None`: any) of a bundle of `categories`.
+    fn new(categories: usize, conditions: &HashMap<Option<u32>, Vec<u32>>, lineage: bool) -> Candidates {
+        let mut by_category = vec![false; categories];
+        for category in conditions.keys().flatten() {
+            if let Some(flag) = by_category.get_mut(*category as usize) {
+                *flag = true;
+            }
+        }
+        let mask = by_category.iter().take(64).enumerate().filter(|(_, runs)| **runs).fold(0u64, |mask, (id, _)| mask | 1 << id);
+        Candidates { all: lineage || conditions.contains_key(&None), mask, by_category }
+    }
+
     fn contains(&self, event: &Event) -> bool {
         self.all || event.categories.any(self.mask, |id| self.by_category.get(id as usize).copied().unwrap_or(false))
     }
