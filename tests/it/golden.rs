@@ -164,7 +164,8 @@ fn golden_bundles_load_in_the_runtime() {
 fn golden_bundles_cover_the_format() {
     use kestrel_bundle::Pipe;
     let mut pipes = [false; 7];
-    let (mut regexes, mut cidr_sets, mut folded, mut value_fns, mut filters, mut any_category) = (0, 0, 0, 0, 0, 0);
+    let (mut regexes, mut cidr_sets, mut folded, mut folded_only, mut folded_and_plain) = (0, 0, 0, 0, 0);
+    let (mut value_fns, mut filters, mut any_category) = (0, 0, 0);
     for golden in goldens() {
         let bundle = Bundle::from_bytes(&golden.committed()).unwrap_or_else(|error| panic!("{}: {error}", golden.file));
         for pipe in bundle.rules.iter().flat_map(|rule| &rule.pipes) {
@@ -181,12 +182,23 @@ fn golden_bundles_cover_the_format() {
         regexes += bundle.patterns.regexes.len();
         cidr_sets += bundle.patterns.cidr_sets.len();
         folded += bundle.fields.iter().filter(|field| field.folded_slot.is_some()).count();
+        folded_only += bundle.fields.iter().filter(|field| field.plain_unread).count();
+        folded_and_plain += bundle.fields.iter().filter(|field| field.folded_slot.is_some() && !field.plain_unread).count();
         value_fns += bundle.functions.values.len();
         filters += bundle.functions.predicates.iter().filter(|predicate| predicate.role == kestrel_bundle::PredicateRole::PipeFilter).count();
         any_category += bundle.functions.predicates.iter().filter(|predicate| predicate.category.is_none()).count();
     }
     assert_eq!(pipes, [true; 7], "head, tail, filter, unique, unique_count, count, sort");
-    for (what, count) in [("regexes", regexes), ("CIDR sets", cidr_sets), ("folded fields", folded), ("value functions", value_fns), ("filters", filters)] {
+    let checks = [
+        ("regexes", regexes),
+        ("CIDR sets", cidr_sets),
+        ("folded fields", folded),
+        ("folded fields whose plain slot is not read", folded_only),
+        ("folded fields whose plain slot is read too", folded_and_plain),
+        ("value functions", value_fns),
+        ("filters", filters),
+    ];
+    for (what, count) in checks {
         assert!(count > 0, "no {what} in the golden bundles");
     }
     assert!(any_category > 0, "no `any where` rule in the golden bundles");

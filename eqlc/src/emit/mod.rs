@@ -334,7 +334,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
             timestamp_unit: schema.timestamp_unit,
             layout,
         },
-        fields: fields.fields,
+        fields: fields.into_fields(),
         rules: bundle_rules,
         functions: Functions {
             categories,

@@ -4,13 +4,17 @@
 use crate::tir::{self, Anchor, Case, ExprKind};
 use kestrel_bundle::bundle::{CidrBlock, Field, FieldKind, RegexAnchor, RegexPattern};
 use kestrel_bundle::schema::Schema;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Slots of the fields the bundle reads.
 pub struct FieldSlots {
     slots_offset: u32,
     by_name: HashMap<String, (u32, Option<u32>)>,
-    pub fields: Vec<Field>,
+    fields: Vec<Field>,
+    /// Fields whose plain slot is read: the host's from the start, the others as code
+    /// asking for the slot is emitted ([`FieldSlots::slot`]).
+    plain_read: RefCell<HashSet<String>>,
 }
 
 impl FieldSlots {
@@ -71,9 +75,16 @@ impl FieldSlots {
                 None => (FieldKind::Dynamic, false),
             };
             by_name.insert(name.clone(), (slot, folded_slot));
-            fields.push(Field { name, kind, array, slot, folded_slot });
+            fields.push(Field { name, kind, array, slot, folded_slot, plain_unread: false });
         }
-        FieldSlots { slots_offset, by_name, fields }
+        FieldSlots { slots_offset, by_name, fields, plain_read: RefCell::new(extra.iter().cloned().collect()) }
+    }
+
+    /// The bundle's fields, once all code is emitted: a field with a folded slot whose
+    /// plain slot nothing asked for is marked so (the host need not write it).
+    pub fn into_fields(self) -> Vec<Field> {
+        let read = self.plain_read.into_inner();
+        self.fields.into_iter().map(|field| Field { plain_unread: field.folded_slot.is_some() && !read.contains(&field.name), ..field }).collect()
     }
 
     pub fn slot_count(&self) -> u32 {
@@ -84,8 +95,11 @@ impl FieldSlots {
         self.slots_offset + slot * kestrel_bundle::abi::SLOT_SIZE
     }
 
-    /// Address of a field's slot.
+    /// Address of a field's slot (from now on the plain slot counts as read).
     pub fn slot(&self, name: &str) -> u32 {
+        if !self.plain_read.borrow().contains(name) {
+            self.plain_read.borrow_mut().insert(name.to_string());
+        }
         let (slot, _) = self.by_name[name];
         self.address(slot)
     }

@@ -48,7 +48,8 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
     for field in &bundle.fields {
         let folded = field.folded_slot.map_or_else(|| "-".to_string(), |slot| slot.to_string());
         let ty = format!("{}{}", field.kind, if field.array { "[]" } else { "" });
-        writeln!(out, "  {:>6}  {folded:>6}  {ty:<10}  {:?}", field.slot, field.name)?;
+        let unread = if field.plain_unread { "  (plain slot not read)" } else { "" };
+        writeln!(out, "  {:>6}  {folded:>6}  {ty:<10}  {:?}{unread}", field.slot, field.name)?;
     }
 
     writeln!(out)?;

@@ -426,6 +426,9 @@ pub struct Field {
     pub slot: u32,
     /// The slot of the lower-cased copy, when a case-insensitive operator reads the field.
     pub folded_slot: Option<u32>,
+    /// Only the folded copy is read (no predicate, key or custom predicate reads the
+    /// plain slot): the host may leave the plain slot unwritten. Only with a folded slot.
+    pub plain_unread: bool,
 }
 
 /// The type of a bundle field.
@@ -754,6 +757,7 @@ pub(crate) mod codes {
     pub(crate) const DYNAMIC: u8 = 255;
     pub(crate) const FLAG_ARRAY: u8 = 1;
     pub(crate) const FLAG_FOLDED: u8 = 2;
+    pub(crate) const FLAG_PLAIN_UNREAD: u8 = 4;
     pub(crate) const QUERY_EVENT: u8 = 0;
     pub(crate) const QUERY_SEQUENCE: u8 = 1;
     pub(crate) const FAMILY_V4: u8 = 4;

@@ -489,9 +489,12 @@ fn read_field(r: &mut Reader) -> Result<Field, BundleError> {
     let kind = r.code("type", "0 to 6 or 255 (dynamic)", codes::field_kind_of)?;
     let flags_at = r.offset();
     let flags = r.u8("flags")?;
-    let unknown = flags & !(codes::FLAG_ARRAY | codes::FLAG_FOLDED);
+    let unknown = flags & !(codes::FLAG_ARRAY | codes::FLAG_FOLDED | codes::FLAG_PLAIN_UNREAD);
     if unknown != 0 {
         return Err(BundleError::at(flags_at, format!("flags {flags:#04x} set unknown bits {unknown:#04x}")));
+    }
+    if flags & codes::FLAG_PLAIN_UNREAD != 0 && flags & codes::FLAG_FOLDED == 0 {
+        return Err(BundleError::at(flags_at, "the plain-unread flag (bit 2) is set without the folded flag (bit 1)"));
     }
     let slot = r.u32("slot")?;
     let folded_at = r.offset();
@@ -507,7 +510,7 @@ fn read_field(r: &mut Reader) -> Result<Field, BundleError> {
         }
         None
     };
-    Ok(Field { name, kind, array: flags & codes::FLAG_ARRAY != 0, slot, folded_slot })
+    Ok(Field { name, kind, array: flags & codes::FLAG_ARRAY != 0, slot, folded_slot, plain_unread: flags & codes::FLAG_PLAIN_UNREAD != 0 })
 }
 
 fn read_rules(r: &mut Reader, sites: &mut Sites) -> Result<Vec<Rule>, BundleError> {

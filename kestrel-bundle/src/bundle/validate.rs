@@ -248,6 +248,9 @@ fn fields(bundle: &Bundle, at: At) -> Result<(), BundleError> {
                 return Err(error(format!("comes after {:?}; fields are sorted by name", previous.name)));
             }
         }
+        if field.plain_unread && field.folded_slot.is_none() {
+            return Err(error("the plain slot is marked unread, but there is no folded slot to read instead".to_string()));
+        }
         for (what, slot) in [("slot", Some(field.slot)), ("folded slot", field.folded_slot)] {
             let Some(slot) = slot else { continue };
             if slot >= slot_count {

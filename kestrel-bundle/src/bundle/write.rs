@@ -197,6 +197,9 @@ fn field(out: &mut Writer, field: &Field) -> Result<(), BundleError> {
     if field.folded_slot.is_some() {
         flags |= codes::FLAG_FOLDED;
     }
+    if field.plain_unread {
+        flags |= codes::FLAG_PLAIN_UNREAD;
+    }
     out.u8(flags);
     out.u32(field.slot);
     out.u32(field.folded_slot.unwrap_or(NO_INDEX));

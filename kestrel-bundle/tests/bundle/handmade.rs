@@ -27,7 +27,7 @@ pub fn golden_bytes() -> Vec<u8> {
 }
 
 fn field(name: &str, kind: FieldKind, array: bool, slot: u32, folded_slot: Option<u32>) -> Field {
-    Field { name: name.to_string(), kind, array, slot, folded_slot }
+    Field { name: name.to_string(), kind, array, slot, folded_slot, plain_unread: false }
 }
 
 fn block(address: IpAddr, prefix: u8) -> CidrBlock {

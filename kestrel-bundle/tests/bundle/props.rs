@@ -263,7 +263,9 @@ fn build(
         .map(|(name, (kind, array, folded))| {
             let slot = slots.next().unwrap();
             let folded_slot = folded.then(|| slots.next().unwrap());
-            Field { name, kind, array, slot, folded_slot }
+            // Some folded fields have their plain slot unread (from the seed).
+            let plain_unread = folded_slot.is_some() && (seed >> (slot % 64)) & 1 == 1;
+            Field { name, kind, array, slot, folded_slot, plain_unread }
         })
         .collect();
 

@@ -43,6 +43,7 @@ fn every_semantic_check_has_a_failing_example() {
         (|b| b.fields[8].slot = 9, "field 8 (\"process.pid\"): slot 9 is already used by field \"process.name\"; slots are unique"),
         (|b| b.fields[8].slot = 6, "field 8 (\"process.pid\"): slot 6 is already used by field \"process.args\"; slots are unique"),
         (|b| b.fields[5].folded_slot = Some(5), "field 5 (\"process.args\"): folded slot 5 is already used by field \"process.args\"; slots are unique"),
+        (|b| b.fields[8].plain_unread = true, "field 8 (\"process.pid\"): the plain slot is marked unread, but there is no folded slot to read instead"),
         // Categories.
         (|b| b.functions.categories[0].clear(), "category 0 (\"\"): the name is empty"),
         (|b| b.functions.categories[1] = "file".into(), "category 1 (\"file\"): the name is listed twice; category names are unique"),
@@ -153,7 +154,7 @@ fn edge_cases_that_are_valid() {
     table.steps.truncate(1);
     table.steps[0].keys.clear();
     bundle.manifest.layout = Layout::plan(100, 0, 8, 0, 0);
-    bundle.fields.push(Field { name: "zz".into(), kind: FieldKind::Dynamic, array: true, slot: 99, folded_slot: Some(98) });
+    bundle.fields.push(Field { name: "zz".into(), kind: FieldKind::Dynamic, array: true, slot: 99, folded_slot: Some(98), plain_unread: false });
     let bytes = bundle.to_bytes().unwrap();
     let read = Bundle::from_bytes(&bytes).unwrap();
     assert_eq!(read, bundle);
@@ -227,7 +228,8 @@ fn decoding_errors_name_section_item_and_byte() {
     let field = find(&golden, b"\x0b\x00\x00\x00process.pid");
     let cases: Vec<(usize, Vec<u8>, String)> = vec![
         (field + 15, vec![7], format!("at byte {}: FIELDS: field 8: type is 7, expected 0 to 6 or 255 (dynamic)", field + 15)),
-        (field + 16, vec![4], format!("at byte {}: FIELDS: field 8: flags 0x04 set unknown bits 0x04", field + 16)),
+        (field + 16, vec![8], format!("at byte {}: FIELDS: field 8: flags 0x08 set unknown bits 0x08", field + 16)),
+        (field + 16, vec![4], format!("at byte {}: FIELDS: field 8: the plain-unread flag (bit 2) is set without the folded flag (bit 1)", field + 16)),
         (field + 16, vec![2], format!("at byte {}: FIELDS: field 8: the folded flag is set, but folded_slot is 0xFFFFFFFF (none)", field + 21)),
         (
             field + 21,

@@ -225,8 +225,9 @@ pub struct Engine {
     predicates: Vec<TypedFunc<i32, i32>>,
     values: Vec<TypedFunc<i32, ()>>,
     layout: Layout,
-    /// For each bundle field: (slot, folded slot).
-    slots: Vec<(u32, Option<u32>)>,
+    /// For each bundle field: (slot, folded slot); no plain slot when only the folded
+    /// copy is read (the bundle says so, and no hand-written predicate reads the field).
+    slots: Vec<(Option<u32>, Option<u32>)>,
     rules: Vec<RulePlan>,
     /// Role-0 predicate ids by category (last entry: "any").
     candidates: HashMap<Option<u32>, Vec<u32>>,
@@ -320,7 +321,14 @@ impl Engine {
         let values = (0..bundle.functions.values.len())
             .map(|id| instance.get_typed_func::<i32, ()>(&mut store, &format!("value_{id}")).map_err(|error| EngineError(format!("`value_{id}`: {error}"))))
             .collect::<Result<Vec<_>, _>>()?;
-        let slots = bundle.fields.iter().map(|field| (field.slot, field.folded_slot)).collect();
+        let custom_fields: std::collections::HashSet<usize> =
+            bundle.custom.iter().flatten().flat_map(|def| def.fields.iter().map(|field| *field as usize)).collect();
+        let slots = bundle
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(idx, field)| ((!field.plain_unread || custom_fields.contains(&idx)).then_some(field.slot), field.folded_slot))
+            .collect();
         let mut candidates: HashMap<Option<u32>, Vec<u32>> = HashMap::new();
         for (id, predicate) in bundle.functions.predicates.iter().enumerate() {
             if predicate.role == PredicateRole::EventCondition {
@@ -860,14 +868,16 @@ impl Candidates {
     }
 }
 
-/// Writes one event's fields (`slots`: each bundle field's slot and folded slot) and
-/// categories at `position` of the batch, payloads in `area`. Returns false when they
-/// do not fit.
-fn write_fields(memory: &mut [u8], slots: &[(u32, Option<u32>)], layout: Layout, event: &Event, position: usize, area: &mut Area) -> bool {
+/// Writes one event's fields (`slots`: each bundle field's slot, if it is read, and
+/// folded slot) and categories at `position` of the batch, payloads in `area`. Returns
+/// false when they do not fit.
+fn write_fields(memory: &mut [u8], slots: &[(Option<u32>, Option<u32>)], layout: Layout, event: &Event, position: usize, area: &mut Area) -> bool {
     let slot_base = layout.slots_offset as usize + position * (layout.slot_count * SLOT_SIZE) as usize;
     for (field, (slot, folded)) in slots.iter().enumerate() {
         let value = event.fields.get(field).and_then(Option::as_ref).unwrap_or(&Value::Null);
-        if guest::write(memory, slot_base + *slot as usize * SLOT_SIZE as usize, value, area).is_err() {
+        if let Some(slot) = slot
+            && guest::write(memory, slot_base + *slot as usize * SLOT_SIZE as usize, value, area).is_err()
+        {
             return false;
         }
         if let Some(folded) = folded
