@@ -9,10 +9,12 @@ use crate::guest::{self, Area};
 use crate::host::HostState;
 use crate::pipes::{Output, Pipeline, Row, Stage};
 use crate::program::Program;
+mod categories;
 mod decide;
 mod results;
 mod sequences;
 
+pub use categories::Categories;
 use kestrel_bundle::abi::SLOT_SIZE;
 use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query};
 use kestrel_bundle::semantics::Value;
@@ -61,68 +63,6 @@ impl std::ops::Deref for Line {
     type Target = str;
     fn deref(&self) -> &str {
         self.0.as_deref().unwrap_or("")
-    }
-}
-
-/// A set of category ids, held inline for ids below 64 (every ECS category): deciding
-/// whether any rule runs on an event must not chase a pointer per event.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Categories {
-    low: u64,
-    high: Vec<u32>,
-}
-
-impl Categories {
-    pub fn insert(&mut self, id: u32) {
-        if id < 64 {
-            self.low |= 1 << id;
-        } else if !self.high.contains(&id) {
-            self.high.push(id);
-        }
-    }
-
-    pub fn contains(&self, id: u32) -> bool {
-        if id < 64 { self.low & (1 << id) != 0 } else { self.high.contains(&id) }
-    }
-
-    /// Whether any id is in `low_mask` (ids below 64) or satisfies `high` (the others).
-    fn any(&self, low_mask: u64, high: impl Fn(u32) -> bool) -> bool {
-        self.low & low_mask != 0 || self.high.iter().any(|id| high(*id))
-    }
-
-    /// The ids, ascending below 64, then in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        let mut low = self.low;
-        std::iter::from_fn(move || {
-            (low != 0).then(|| {
-                let id = low.trailing_zeros();
-                low &= low - 1;
-                id
-            })
-        })
-        .chain(self.high.iter().copied())
-    }
-
-    pub fn len(&self) -> usize {
-        self.low.count_ones() as usize + self.high.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl Extend<u32> for Categories {
-    fn extend<I: IntoIterator<Item = u32>>(&mut self, ids: I) {
-        ids.into_iter().for_each(|id| self.insert(id));
-    }
-}
-
-impl FromIterator<u32> for Categories {
-    fn from_iter<I: IntoIterator<Item = u32>>(ids: I) -> Categories {
-        let mut set = Categories::default();
-        ids.into_iter().for_each(|id| set.insert(id));
-        set
     }
 }
 
@@ -888,13 +828,10 @@ fn write_fields(memory: &mut [u8], slots: &[(Option<u32>, Option<u32>)], layout:
     }
     let categories = layout.categories_offset as usize + position * (4 + 4 * layout.category_capacity) as usize;
     let capacity = layout.category_capacity as usize;
-    let Some(list) = memory.get_mut(categories..categories + 4 + 4 * capacity) else { return false };
-    let mut count = 0;
-    for id in event.categories.iter().take(capacity) {
-        list[4 + count * 4..8 + count * 4].copy_from_slice(&id.to_le_bytes());
-        count += 1;
-    }
-    list[..4].copy_from_slice(&(count as u32).to_le_bytes());
+    let Some((count, ids)) = memory.get_mut(categories..categories + 4 + 4 * capacity).and_then(|list| list.split_first_chunk_mut::<4>()) else {
+        return false;
+    };
+    *count = (event.categories.write_ids(ids) as u32).to_le_bytes();
     true
 }
 
