@@ -64,6 +64,9 @@ pub fn parse_date(text: &str) -> Option<i64> {
     }
 }
 
+/// Nanoseconds per unit of a fraction of *n* digits (index *n*, up to 9).
+const SCALE: [i64; 10] = [1_000_000_000, 100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+
 /// The form nearly every event's timestamp has, `2024-05-04T12:00:00Z` with an optional
 /// fraction (`.001`, up to nine digits read): read with fixed offsets, no search. `None`
 /// for any other text, which [`parse_rfc3339`] then reads (to the same value when this
@@ -84,9 +87,19 @@ fn parse_canonical(bytes: &[u8]) -> Option<i64> {
         return None;
     }
     let nanos = match &bytes[19..] {
-        [b'.', fraction @ .., b'Z'] if !fraction.is_empty() && fraction.iter().all(u8::is_ascii_digit) => {
-            let read = &fraction[..fraction.len().min(9)];
-            read.iter().fold(0i64, |value, digit| value * 10 + i64::from(digit - b'0')) * 10_i64.pow(9 - read.len() as u32)
+        [b'.', fraction @ .., b'Z'] if !fraction.is_empty() => {
+            // Every digit is checked; the first nine are read, then scaled to nanoseconds.
+            let mut value = 0i64;
+            for (idx, byte) in fraction.iter().enumerate() {
+                let digit = byte.wrapping_sub(b'0');
+                if digit >= 10 {
+                    return None;
+                }
+                if idx < 9 {
+                    value = value * 10 + i64::from(digit);
+                }
+            }
+            value * SCALE[fraction.len().min(9)]
         }
         b"Z" => 0,
         _ => return None,
