@@ -117,6 +117,9 @@ fn custom(bundle: &Bundle, at: At) -> Result<(), BundleError> {
             if !seen.insert(*field) {
                 return Err(error(format!("field {field} is listed twice")));
             }
+            if bundle.fields[*field as usize].plain_unread {
+                return Err(error(format!("field {field} is in its view, but its plain slot is marked unread")));
+            }
         }
         if predicate.params.len() > MAX_CALL_ARGS as usize {
             return Err(error(format!("{} parameters; a call takes at most {MAX_CALL_ARGS}", predicate.params.len())));
@@ -435,6 +438,11 @@ fn sequences(bundle: &Bundle, at: At) -> Result<(), BundleError> {
             }
             if let Some(slot) = step.keys.iter().filter_map(|key| key.slot).find(|slot| *slot >= slot_count) {
                 return Err(error(format!("{name}: key slot {slot} is out of range (an event has {slot_count})")));
+            }
+            if let Some(slot) =
+                step.keys.iter().filter_map(|key| key.slot).find(|slot| bundle.fields.iter().any(|field| field.plain_unread && field.slot == *slot))
+            {
+                return Err(error(format!("{name}: key slot {slot} is a plain slot marked unread")));
             }
             let values = step.keys.iter().map(|key| key.value).chain(step.captures.iter().map(|capture| capture.value));
             for value in values {

@@ -392,7 +392,13 @@ fn bundle_with_custom() -> impl Strategy<Value = Bundle> {
     bundle().prop_flat_map(|bundle| {
         let (fields, rules) = (bundle.fields.len(), bundle.rules.len());
         let actions = actions_section(&bundle);
-        (Just(bundle), custom_section(fields, rules), actions).prop_map(|(bundle, custom, actions)| Bundle { custom, actions, ..bundle })
+        (Just(bundle), custom_section(fields, rules), actions).prop_map(|(mut bundle, custom, actions)| {
+            // A hand-written predicate reads its fields' plain slots.
+            for field in custom.iter().flatten().flat_map(|predicate| &predicate.fields) {
+                bundle.fields[*field as usize].plain_unread = false;
+            }
+            Bundle { custom, actions, ..bundle }
+        })
     })
 }
 

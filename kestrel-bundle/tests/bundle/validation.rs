@@ -110,6 +110,32 @@ fn every_semantic_check_has_a_failing_example() {
             },
             "SEQUENCES: table 0: step 3 has 1 keys and step 0 has 2; every step joins on as many",
         ),
+        (
+            |b| {
+                b.fields[7].plain_unread = true;
+                b.sequences.as_mut().unwrap()[0].steps[0].keys[0].slot = Some(9);
+            },
+            "SEQUENCES: table 0: step 0: key slot 9 is a plain slot marked unread",
+        ),
+        (
+            |b| {
+                use kestrel_bundle::bundle::{CustomLimits, CustomPredicate, CustomRuntime};
+                b.fields[7].plain_unread = true;
+                let limits = CustomLimits { instructions: 1, memory_bytes: 1, time_ms: 1 };
+                let code = b"\0asm\x01\0\0\0".to_vec();
+                b.custom = Some(vec![CustomPredicate {
+                    name: "p".into(),
+                    runtime: CustomRuntime::Wasm,
+                    code,
+                    fields: vec![7],
+                    params: vec![],
+                    captures: vec![],
+                    limits,
+                    rules: vec![],
+                }]);
+            },
+            "CUSTOM: predicate 0: field 7 is in its view, but its plain slot is marked unread",
+        ),
         // Patterns.
         (
             |b| b.patterns.cidr_sets[0][0] = CidrBlock { address: IpAddr::V4(Ipv4Addr::UNSPECIFIED), prefix: 33 },

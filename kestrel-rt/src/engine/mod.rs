@@ -165,8 +165,8 @@ pub struct Engine {
     predicates: Vec<TypedFunc<i32, i32>>,
     values: Vec<TypedFunc<i32, ()>>,
     layout: Layout,
-    /// For each bundle field: (slot, folded slot); no plain slot when only the folded
-    /// copy is read (the bundle says so, and no hand-written predicate reads the field).
+    /// For each bundle field: (slot, folded slot); no plain slot when the bundle marks it
+    /// unread (validated: no key slot or hand-written predicate's view reads it).
     slots: Vec<(Option<u32>, Option<u32>)>,
     rules: Vec<RulePlan>,
     /// Role-0 predicate ids by category (last entry: "any").
@@ -261,14 +261,7 @@ impl Engine {
         let values = (0..bundle.functions.values.len())
             .map(|id| instance.get_typed_func::<i32, ()>(&mut store, &format!("value_{id}")).map_err(|error| EngineError(format!("`value_{id}`: {error}"))))
             .collect::<Result<Vec<_>, _>>()?;
-        let custom_fields: std::collections::HashSet<usize> =
-            bundle.custom.iter().flatten().flat_map(|def| def.fields.iter().map(|field| *field as usize)).collect();
-        let slots = bundle
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(idx, field)| ((!field.plain_unread || custom_fields.contains(&idx)).then_some(field.slot), field.folded_slot))
-            .collect();
+        let slots = bundle.fields.iter().map(|field| ((!field.plain_unread).then_some(field.slot), field.folded_slot)).collect();
         let mut candidates: HashMap<Option<u32>, Vec<u32>> = HashMap::new();
         for (id, predicate) in bundle.functions.predicates.iter().enumerate() {
             if predicate.role == PredicateRole::EventCondition {
