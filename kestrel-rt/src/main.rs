@@ -115,7 +115,7 @@ struct ReplayArgs {
     /// No progress line and no summary.
     #[arg(long, short)]
     quiet: bool,
-    /// Threads parsing events (the engine itself runs on one); default: one per core.
+    /// Threads parsing events, the engine's among them (it parses when the next block is not ready); default: one per core.
     #[arg(long)]
     threads: Option<usize>,
     /// NDJSON event files and captures (told apart by their first bytes); `-` reads stdin.

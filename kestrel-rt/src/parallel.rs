@@ -2,12 +2,16 @@
 //!
 //! Parsing (line splitting, UTF-8 check, projection, event building) is most of a
 //! replay's work and each line parses alone. The input is cut into blocks of whole
-//! lines (about a megabyte each, read straight into the block's buffer: the only copy
-//! is the kernel's) and `threads` workers, each with its own [`EventReader`], take turns
-//! to read the next block and then split and parse it; the parsed blocks come back to
-//! the caller in input order. The engine stays on the caller's thread, which neither
-//! reads nor parses: what it computes does not depend on how many workers parsed
-//! (tests/it/replay.rs replays with one and with several).
+//! lines (a quarter of a megabyte each, read straight into the block's buffer: the only
+//! copy is the kernel's) and `threads` threads, each with its own [`EventReader`], take
+//! turns to read the next block and then split and parse it; the parsed blocks come back
+//! to the caller in input order. The caller is one of the threads: it hands the next
+//! block over (the engine runs there) when it is parsed, and parses one itself when it
+//! is not. So `threads` threads keep `threads` cores busy and sleep only when starved:
+//! with a thread for the engine besides, two parsers and the engine on two cores woke
+//! each other for every block and spent a third more CPU time per event. What the engine
+//! computes does not depend on how many threads parsed (tests/it/replay.rs replays with
+//! one and with several).
 //!
 //! Memory stays bounded: at most `2 × threads + 2` blocks are read and not yet handed
 //! over, and a line over the length limit is skipped as it is read, never held.
@@ -268,13 +272,14 @@ fn parse(reader: &mut EventReader, block: Block, limit: usize) -> ParsedBlock {
 }
 
 /// Reads `input` line by line (lines over `limit` bytes are bad lines), parses the lines
-/// on `threads` workers (on this thread when `threads` is 1), and hands the parsed
+/// on `threads` threads (this one and `threads - 1` workers), and hands the parsed
 /// blocks to `take` in input order. Stops reading when `take` returns false.
 ///
-/// With workers, this thread only puts parsed blocks in order and hands them over (the
-/// engine runs in `take`): the workers read too, one at a time, each the next block
-/// for itself. At most `2 × threads + 2` blocks are read and not yet handed over; a
-/// worker waits for a block's buffers to come back before reading another.
+/// Every thread reads, one at a time, each the next block for itself. This one hands
+/// the next block in order to `take` as soon as it is parsed, and otherwise parses a
+/// block itself (or, when there is none to read, waits for the workers). At most
+/// `2 × threads + 2` blocks are read and not yet handed over; a worker waits for a
+/// block's buffers to come back before reading another, this thread never does.
 pub fn read_blocks(input: impl Read + Send, options: Blocks, reader: &EventReader, take: &mut dyn FnMut(&mut ParsedBlock) -> bool) -> std::io::Result<()> {
     let Blocks { line_limit: limit, block_bytes, threads } = options;
     let in_flight = 2 * threads + 2;
@@ -305,13 +310,14 @@ pub fn read_blocks(input: impl Read + Send, options: Blocks, reader: &EventReade
     let returned = Condvar::new();
     std::thread::scope(|scope| {
         let (done, results): (Sender<ParsedBlock>, Receiver<ParsedBlock>) = channel();
-        for _ in 0..threads {
+        // The caller is one of the `threads`: the others are spawned.
+        for _ in 1..threads {
             let done = done.clone();
             let mut reader = reader.clone();
             let (reading, pool, returned) = (&reading, &pool, &returned);
             scope.spawn(move || {
                 let _stop = StopOnPanic { pool, returned };
-                while let Some(block) = next_shared(reading, pool, returned, in_flight) {
+                while let Next::Block(block) = next_shared(reading, pool, returned, in_flight, true) {
                     if done.send(parse(&mut reader, block, limit)).is_err() {
                         break;
                     }
@@ -319,11 +325,19 @@ pub fn read_blocks(input: impl Read + Send, options: Blocks, reader: &EventReade
             });
         }
         drop(done);
+        // A panic here (the input's `read`, the caller's `take`) must not leave the
+        // workers waiting for room the caller would have made.
+        let _stop = StopOnPanic { pool: &pool, returned: &returned };
+        let mut own_reader = reader.clone();
         let mut waiting: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
         let mut next_out = 0u64;
-        'results: for parsed in results.iter() {
-            waiting.insert(parsed.seq, parsed);
-            while let Some(mut block) = waiting.remove(&next_out) {
+        // Whether the caller may still find a block to parse itself.
+        let mut reads = true;
+        'blocks: loop {
+            while let Ok(parsed) = results.try_recv() {
+                waiting.insert(parsed.seq, parsed);
+            }
+            if let Some(mut block) = waiting.remove(&next_out) {
                 next_out += 1;
                 let going = hand_over(&mut block);
                 let mut pool = lock(&pool);
@@ -334,8 +348,31 @@ pub fn read_blocks(input: impl Read + Send, options: Blocks, reader: &EventReade
                 pool.stop |= !going;
                 returned.notify_all();
                 if !going {
-                    break 'results;
+                    break 'blocks;
                 }
+                continue;
+            }
+            // The next block is not parsed yet: parse one (never waiting for room:
+            // the caller is who makes it), or wait for the workers.
+            if reads {
+                match next_shared(&reading, &pool, &returned, in_flight, false) {
+                    Next::Block(block) => {
+                        let parsed = parse(&mut own_reader, block, limit);
+                        waiting.insert(parsed.seq, parsed);
+                        continue;
+                    }
+                    Next::Full => {}
+                    Next::Ended => reads = false,
+                }
+            }
+            match results.recv() {
+                Ok(parsed) => {
+                    waiting.insert(parsed.seq, parsed);
+                }
+                // Every worker has ended: what is left was parsed here.
+                Err(_) if waiting.contains_key(&next_out) => {}
+                Err(_) if reads => {}
+                Err(_) => break 'blocks,
             }
         }
         // Workers still reading see `stop`, or find no one to send to.
@@ -354,6 +391,15 @@ struct Reading<R> {
     blocks: BlockReader<R>,
     seq: u64,
     error: Option<std::io::Error>,
+}
+
+/// What [`next_shared`] found.
+enum Next {
+    Block(Block),
+    /// As many blocks as may be are in flight (only when not waiting for room).
+    Full,
+    /// The input ended or failed, or the caller stopped.
+    Ended,
 }
 
 /// Buffers of blocks handed over, for the next blocks, and how many blocks are read
@@ -387,17 +433,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A worker's next block: once fewer than `most` are in flight, the next one read
-/// (numbered in input order); none at the end of the input, after an error (kept for
-/// the caller) or when the caller stopped.
-fn next_shared<R: Read>(reading: &Mutex<Reading<R>>, pool: &Mutex<Pool>, returned: &Condvar, most: usize) -> Option<Block> {
+/// The next block to parse: once fewer than `most` are in flight, the next one read
+/// (numbered in input order); [`Next::Ended`] at the end of the input, after an error
+/// (kept for the caller) or when the caller stopped. A worker `wait`s for room; the
+/// caller, who makes room, is told [`Next::Full`] instead.
+fn next_shared<R: Read>(reading: &Mutex<Reading<R>>, pool: &Mutex<Pool>, returned: &Condvar, most: usize, wait: bool) -> Next {
     let buffers = {
         let mut pool = lock(pool);
-        while !pool.stop && pool.in_flight >= most {
+        while wait && !pool.stop && pool.in_flight >= most {
             pool = returned.wait(pool).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         if pool.stop {
-            return None;
+            return Next::Ended;
+        }
+        if pool.in_flight >= most {
+            return Next::Full;
         }
         pool.in_flight += 1;
         pool.spare.pop()
@@ -415,7 +465,7 @@ fn next_shared<R: Read>(reading: &Mutex<Reading<R>>, pool: &Mutex<Pool>, returne
     match next {
         Ok(Some(block)) => {
             reading.seq += 1;
-            Some(block)
+            Next::Block(block)
         }
         Ok(None) | Err(_) => {
             if let Err(error) = next {
@@ -424,7 +474,7 @@ fn next_shared<R: Read>(reading: &Mutex<Reading<R>>, pool: &Mutex<Pool>, returne
             drop(reading);
             lock(pool).in_flight -= 1;
             returned.notify_all();
-            None
+            Next::Ended
         }
     }
 }
@@ -612,6 +662,18 @@ mod tests {
     }
 
     #[test]
+    fn the_caller_is_told_when_blocks_in_flight_are_at_the_most() {
+        let pool = Mutex::new(Pool { spare: Vec::new(), in_flight: 2, stop: false });
+        let returned = Condvar::new();
+        let reading = Mutex::new(Reading { blocks: BlockReader::new(&b"{}\n"[..], 100, 64, 2), seq: 0, error: None });
+        assert!(matches!(next_shared(&reading, &pool, &returned, 2, false), Next::Full), "the caller does not wait for room");
+        assert!(matches!(next_shared(&reading, &pool, &returned, 3, false), Next::Block(_)), "below the most, a block");
+        assert_eq!(lock(&pool).in_flight, 3);
+        assert!(matches!(next_shared(&reading, &pool, &returned, 4, false), Next::Ended), "the input has ended");
+        assert_eq!(lock(&pool).in_flight, 3, "an ended read is not in flight");
+    }
+
+    #[test]
     fn a_panicking_worker_stops_the_others() {
         let pool = Mutex::new(Pool { spare: Vec::new(), in_flight: 0, stop: false });
         let returned = Condvar::new();
@@ -624,7 +686,7 @@ mod tests {
             assert!(worker.join().is_err());
         });
         assert!(lock(&pool).stop, "the panic stopped reading");
-        assert!(next_shared(&reading, &pool, &returned, 4).is_none(), "no worker takes another block");
+        assert!(matches!(next_shared(&reading, &pool, &returned, 4, true), Next::Ended), "no worker takes another block");
         // A worker that ends normally leaves reading alone.
         lock(&pool).stop = false;
         drop(StopOnPanic { pool: &pool, returned: &returned });
