@@ -26,6 +26,7 @@ pub mod ndjson;
 pub mod parallel;
 pub mod pipes;
 pub mod program;
+mod reorder;
 pub mod replay;
 pub mod sample;
 pub mod sequence;
