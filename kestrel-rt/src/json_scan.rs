@@ -140,7 +140,7 @@ fn sse2_masks(block: &[u8; 64]) -> Masks {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn avx2_masks(block: &[u8; 64]) -> Masks {
-    use std::arch::x86_64::{__m256i, _mm256_cmpeq_epi8, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set_epi64x, _mm256_set1_epi8};
+    use std::arch::x86_64::{__m256i, _mm_set_epi64x, _mm256_cmpeq_epi8, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set_m128i, _mm256_set1_epi8};
     let quote = _mm256_set1_epi8(b'"' as i8);
     let backslash = _mm256_set1_epi8(b'\\' as i8);
     let case = _mm256_set1_epi8(0x20);
@@ -148,8 +148,14 @@ fn avx2_masks(block: &[u8; 64]) -> Masks {
     let close = _mm256_set1_epi8(b'}' as i8);
     let mut masks = Masks { quotes: 0, backslashes: 0, opens: 0, closes: 0 };
     for (idx, lane) in block.chunks_exact(32).enumerate() {
-        let word = |at: usize| i64::from_le_bytes(lane[at..at + 8].try_into().expect("eight bytes"));
-        let bytes: __m256i = _mm256_set_epi64x(word(24), word(16), word(8), word(0));
+        // Two halves of sixteen bytes, each built as `find_sse2` builds its lane (which
+        // compiles to one load); four words at once compile to five instructions.
+        let half = |bytes: &[u8]| {
+            let low = i64::from_le_bytes(bytes[..8].try_into().expect("eight bytes"));
+            let high = i64::from_le_bytes(bytes[8..16].try_into().expect("eight bytes"));
+            _mm_set_epi64x(high, low)
+        };
+        let bytes: __m256i = _mm256_set_m128i(half(&lane[16..]), half(&lane[..16]));
         let folded = _mm256_or_si256(bytes, case);
         let shift = idx * 32;
         let bits = |vector| u64::from(_mm256_movemask_epi8(vector) as u32) << shift;
