@@ -803,7 +803,10 @@ impl Candidates {
 
 /// Writes one event's fields (`slots`: each bundle field's slot, if it is read, and
 /// folded slot) and categories at `position` of the batch, payloads in `area`. Returns
-/// false when they do not fit.
+/// false when they do not fit. Inlined into the batch loop: as a call, passing its
+/// seven arguments and saving registers cost a third of its instructions
+/// (`Engine::run` on the one-rule bench: 22.7 → 20.0 M instructions).
+#[inline(always)]
 fn write_fields(memory: &mut [u8], slots: &[(Option<u32>, Option<u32>)], layout: Layout, event: &Event, position: usize, area: &mut Area) -> bool {
     let slot_base = layout.slots_offset as usize + position * (layout.slot_count * SLOT_SIZE) as usize;
     for (field, (slot, folded)) in slots.iter().enumerate() {
