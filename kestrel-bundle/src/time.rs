@@ -72,8 +72,13 @@ const SCALE: [i64; 10] = [1_000_000_000, 100_000_000, 10_000_000, 1_000_000, 100
 /// for any other text, which [`parse_rfc3339`] then reads (to the same value when this
 /// gives one).
 fn parse_canonical(bytes: &[u8]) -> Option<i64> {
-    let head: &[u8; 19] = bytes.get(..19)?.try_into().ok()?;
-    if head[4] != b'-' || head[7] != b'-' || head[10] != b'T' || head[13] != b':' || head[16] != b':' {
+    canonical_rest(canonical_minute(bytes.get(..16)?.try_into().ok()?)?, &bytes[16..])
+}
+
+/// `YYYY-MM-DDTHH:MM` of the canonical form, checked: its minute in seconds since the
+/// epoch.
+fn canonical_minute(head: &[u8; 16]) -> Option<i64> {
+    if head[4] != b'-' || head[7] != b'-' || head[10] != b'T' || head[13] != b':' {
         return None;
     }
     let digit = |at: usize| {
@@ -82,11 +87,23 @@ fn parse_canonical(bytes: &[u8]) -> Option<i64> {
     };
     let two = |at: usize| Some(digit(at)? * 10 + digit(at + 1)?);
     let year = two(0)? * 100 + two(2)?;
-    let (month, day, hour, minute, second) = (two(5)?, two(8)?, two(11)?, two(14)?, two(17)?);
-    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    let (month, day, hour, minute) = (two(5)?, two(8)?, two(11)?, two(14)?);
+    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) || hour > 23 || minute > 59 {
         return None;
     }
-    let nanos = match &bytes[19..] {
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60)
+}
+
+/// The rest of the canonical form after its minute, `:SS[.f]Z`, checked: the
+/// timestamp in nanoseconds, `minute` (seconds since the epoch) included.
+fn canonical_rest(minute: i64, rest: &[u8]) -> Option<i64> {
+    let [b':', tens, ones, tail @ ..] = rest else { return None };
+    let (tens, ones) = (tens.wrapping_sub(b'0'), ones.wrapping_sub(b'0'));
+    let second = i64::from(tens) * 10 + i64::from(ones);
+    if tens >= 10 || ones >= 10 || second > 60 {
+        return None;
+    }
+    let nanos = match tail {
         [b'.', fraction @ .., b'Z'] if !fraction.is_empty() => {
             // Every digit is checked; the first nine are read, then scaled to nanoseconds.
             let mut value = 0i64;
@@ -104,8 +121,44 @@ fn parse_canonical(bytes: &[u8]) -> Option<i64> {
         b"Z" => 0,
         _ => return None,
     };
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+    (minute + second).checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// [`text_to_nanos`] for a stream of timestamps, remembering the minute of the last one
+/// in the canonical form: events come in time order, so most share the minute of the
+/// one before, and only their seconds and fraction are read (the date and time before
+/// them were checked when the minute was first seen).
+#[derive(Clone, Debug, Default)]
+pub struct MinuteCache {
+    /// `YYYY-MM-DDTHH:MM` of the last canonical timestamp, and its minute in seconds
+    /// since the epoch.
+    last: Option<([u8; 16], i64)>,
+}
+
+impl MinuteCache {
+    /// [`text_to_nanos`], reading a canonical timestamp in the last one's minute from
+    /// its seconds on.
+    pub fn text_to_nanos(&mut self, text: &str, unit: TimestampUnit) -> Option<i64> {
+        if unit == TimestampUnit::Rfc3339
+            && let Some(nanos) = self.canonical(text.as_bytes())
+        {
+            return Some(nanos);
+        }
+        text_to_nanos(text, unit)
+    }
+
+    fn canonical(&mut self, bytes: &[u8]) -> Option<i64> {
+        let head: &[u8; 16] = bytes.get(..16)?.try_into().ok()?;
+        let minute = match self.last {
+            Some((prefix, minute)) if prefix == *head => minute,
+            _ => {
+                let minute = canonical_minute(head)?;
+                self.last = Some((*head, minute));
+                minute
+            }
+        };
+        canonical_rest(minute, &bytes[16..])
+    }
 }
 
 /// `2024-05-04T12:00:00.001Z`, `2024-05-04 12:00:00+02:00`, `2024-05-04T12:00Z`,
@@ -319,7 +372,11 @@ mod tests {
                     texts.push(String::from_utf8(bytes).expect("ASCII"));
                 }
             }
+            // The minute cache, fed the seed first, then every text in turn: what it
+            // reads is what the uncached reader reads.
+            let mut cache = MinuteCache::default();
             for text in texts {
+                assert_eq!(cache.text_to_nanos(&text, TimestampUnit::Rfc3339), text_to_nanos(&text, TimestampUnit::Rfc3339), "cached: {text}");
                 if let Some(fast) = parse_canonical(text.as_bytes()) {
                     assert_eq!(Some(fast), parse_general(&text), "{text}");
                     checked += 1;

@@ -19,7 +19,7 @@ use crate::ndjson::{JsonError, Projection, RawValue, raw_strings, raw_value};
 use crate::parallel::{Blocks, Parsed, ParsedBlock, read_blocks};
 use crate::program::Program;
 use crate::reorder::{Held, Pending, Window};
-use crate::time::{text_to_nanos, to_nanos};
+use crate::time::{MinuteCache, to_nanos};
 use kestrel_bundle::bundle::FieldKind;
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::semantics::Value;
@@ -240,6 +240,9 @@ pub struct EventReader {
     addresses: Vec<usize>,
     scratch: Vec<Option<Value>>,
     raw: Vec<Option<Range<usize>>>,
+    /// The minute of the last timestamp read: the next one in the same minute is read
+    /// from its seconds on.
+    minute: MinuteCache,
 }
 
 /// Where the reader finds a special field (the timestamp, the category).
@@ -290,6 +293,7 @@ impl EventReader {
             addresses,
             scratch: Vec::new(),
             raw: Vec::new(),
+            minute: MinuteCache::default(),
         }
     }
 
@@ -311,7 +315,7 @@ impl EventReader {
             Special::Raw(idx) => match self.raw[idx].clone() {
                 None => None,
                 Some(range) => match raw_value(&line[range.clone()]).map_err(|error| in_raw(&range, error))? {
-                    RawValue::Text(text) => text_to_nanos(&text, unit),
+                    RawValue::Text(text) => self.minute.text_to_nanos(&text, unit),
                     RawValue::Other(value) => to_nanos(&value, unit),
                 },
             },
