@@ -190,6 +190,9 @@ pub struct Engine {
     /// matches of one batch.
     written: Vec<usize>,
     batch_matches: Vec<Match>,
+    /// A rule's pipe outputs for one match, emptied into alerts (kept: one allocation
+    /// per match less).
+    outputs: Vec<Output<Found>>,
     /// A batch's true results: (position in the batch, predicate id).
     hits: Vec<(usize, usize)>,
     profiling: bool,
@@ -341,6 +344,7 @@ impl Engine {
             sequence_scratch: Scratch::default(),
             written: Vec::with_capacity(layout.batch_capacity as usize),
             batch_matches: Vec::new(),
+            outputs: Vec::new(),
             hits: Vec::new(),
             profiling: false,
             _ticker: ticker,
@@ -425,9 +429,8 @@ impl Engine {
 
     /// The ordered half of [`Engine::run`]: feeds a match to its rule's pipes.
     pub fn dispatch(&mut self, found: Match, alerts: &mut Vec<Alert>) {
-        let mut outputs = Vec::new();
-        self.rules[found.rule].pipeline.push(found.row, &mut outputs);
-        emit(found.rule, outputs, &mut self.stats.rules[found.rule], alerts);
+        self.rules[found.rule].pipeline.push(found.row, &mut self.outputs);
+        emit(found.rule, &mut self.outputs, &mut self.stats.rules[found.rule], alerts);
     }
 
     /// Flushes the buffering pipes: call once, after the last event.
@@ -444,7 +447,7 @@ impl Engine {
             pipeline.finish_with(&mut outputs, &mut |position, row| self.late_filter(rule_idx, filters[position], row));
             self.stats.rules[rule_idx].dropped = pipeline.dropped;
             self.rules[rule_idx].pipeline = pipeline;
-            emit(rule_idx, outputs, &mut self.stats.rules[rule_idx], alerts);
+            emit(rule_idx, &mut outputs, &mut self.stats.rules[rule_idx], alerts);
         }
     }
 
@@ -864,8 +867,9 @@ fn event_field(event: &Event, index: u32) -> Option<&Value> {
     event.fields.get(index as usize).and_then(Option::as_ref)
 }
 
-fn emit(rule: usize, outputs: Vec<Output<Found>>, stats: &mut RuleStats, alerts: &mut Vec<Alert>) {
-    for output in outputs {
+/// Turns `outputs` (emptied) into alerts.
+fn emit(rule: usize, outputs: &mut Vec<Output<Found>>, stats: &mut RuleStats, alerts: &mut Vec<Alert>) {
+    for output in outputs.drain(..) {
         stats.alerts += 1;
         alerts.push(match output {
             Output::Row(row) => Alert { rule, events: row.item.events, join_key: row.item.join_key, count: row.count, key_count: None },
