@@ -14,9 +14,8 @@ pub(crate) struct Pending {
 
 /// What the window holds for an event.
 pub(crate) enum Held {
-    /// The event, when it must be evaluated in timestamp order (lineage). Boxed: the
-    /// window holds up to `reorder_window` entries, most of them events without
-    /// matches, and an entry's size is the larger variant's.
+    /// The event, when it must be evaluated in timestamp order (lineage tests or
+    /// sequences). Boxed: an entry's size is the larger variant's.
     Event(Box<Event>),
     /// The event's matches, evaluated as it was read: its rules' pipes need order, its
     /// conditions do not. Most events have none, and leave nothing else behind.
