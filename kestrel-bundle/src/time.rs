@@ -38,6 +38,11 @@ pub fn text_to_nanos(text: &str, unit: TimestampUnit) -> Option<i64> {
     {
         return Some(nanos);
     }
+    non_canonical_to_nanos(text, unit)
+}
+
+/// [`text_to_nanos`] of text that is not in the canonical form.
+fn non_canonical_to_nanos(text: &str, unit: TimestampUnit) -> Option<i64> {
     let text = text.trim();
     if unit == TimestampUnit::Rfc3339
         && let Some(nanos) = parse_general(text)
@@ -144,7 +149,8 @@ impl MinuteCache {
         {
             return Some(nanos);
         }
-        text_to_nanos(text, unit)
+        // Not canonical (the canonical reader was just tried, through the cache).
+        non_canonical_to_nanos(text, unit)
     }
 
     fn canonical(&mut self, bytes: &[u8]) -> Option<i64> {
