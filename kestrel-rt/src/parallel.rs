@@ -252,15 +252,23 @@ fn parse(reader: &mut EventReader, block: Block, limit: usize) -> ParsedBlock {
         lines.push(too_long(len));
         return ParsedBlock { seq, first_line: 0, text, lines };
     }
+    // The block is checked as UTF-8 in one go; only a block that is not is checked again
+    // line by line, for the bad lines and their columns.
+    let checked = simdutf8::basic::from_utf8(&text[..len]).ok();
     lines.extend(line_ranges(&text[..len]).map(|range| {
         if range.len() > limit {
             return too_long(range.len());
         }
-        match utf8(&text[range.clone()]) {
+        let line = match checked.and_then(|checked| checked.get(range.clone())) {
+            Some(line) => Ok(line),
+            None => utf8(&text[range.clone()]),
+        };
+        match line {
             Err(error) => Parsed::Bad { column: Some(error.valid_up_to() + 1), message: "the line is not UTF-8".to_string() },
-            Ok(text) if text.trim().is_empty() => Parsed::Blank,
+            // An event's line starts with `{` and ends with `}`: no trimming to do.
+            Ok(text) if !text.starts_with('{') && text.trim().is_empty() => Parsed::Blank,
             Ok(text) => {
-                let text = text.trim_end();
+                let text = if text.ends_with('}') { text } else { text.trim_end() };
                 match reader.read_fields(text) {
                     Ok((event, timestamp)) => Parsed::Event { event, timestamp, line: range.start..range.start + text.len() },
                     Err((column, message)) => Parsed::Bad { column, message },
@@ -571,6 +579,39 @@ mod tests {
 
     fn reader() -> EventReader {
         EventReader::new(&crate::program::Program::load(crate::builtin::BUILTIN_BUNDLE).unwrap())
+    }
+
+    #[test]
+    fn a_block_that_is_not_utf8_is_checked_line_by_line() {
+        let good = "{\"@timestamp\": 1, \"event\": {\"category\": \"process\"}}";
+        let mut text = Vec::new();
+        for line in [good.as_bytes(), b"{\"a\": \"\xff\"}", b"  \xe3\x80\x80 ", good.as_bytes(), b"{\"b\": \"\xc3\xa9\"} \t"] {
+            text.extend_from_slice(line);
+            text.push(b'\n');
+        }
+        let kinds = |text: &[u8]| {
+            let mut block = Block { seq: 0, text: text.to_vec(), len: text.len(), lines: Vec::new(), too_long: None };
+            block.text.extend_from_slice(&[0; 8]);
+            let parsed = parse(&mut reader(), block, 1000);
+            parsed
+                .lines
+                .iter()
+                .map(|line| match line {
+                    Parsed::Event { line, .. } => format!("event {}", line.len()),
+                    Parsed::Blank => "blank".to_string(),
+                    Parsed::Bad { column, message } => format!("{column:?} {message}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let expected =
+            [format!("event {}", good.len()), "Some(8) the line is not UTF-8".into(), "blank".into(), format!("event {}", good.len()), "event 11".into()];
+        assert_eq!(kinds(&text), expected);
+        // Without the bad line the block is checked whole: the same lines, the same way.
+        let without: Vec<u8> =
+            text.split(|byte| *byte == b'\n').filter(|line| !line.contains(&0xff)).flat_map(|line| line.iter().copied().chain([b'\n'])).collect();
+        let mut expected = expected.to_vec();
+        expected.remove(1);
+        assert_eq!(kinds(&without[..without.len() - 1]), expected);
     }
 
     #[test]
