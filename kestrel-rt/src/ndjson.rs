@@ -123,8 +123,15 @@ impl Projection {
     /// [`Projection::read`], and the raw fields' places into `raw` (resized to the
     /// number of raw names; absent ones, and ones decoded instead, stay `None`).
     pub fn read_with_raw(&self, line: &str, out: &mut Vec<Option<Value>>, raw: &mut Vec<Option<Range<usize>>>) -> Result<(), JsonError> {
-        out.clear();
-        out.resize(self.fields, None);
+        if out.capacity() == 0 {
+            // The usual case: the last line's vector went into its event. One allocation
+            // of exactly this size (growing an empty vector takes room for four and
+            // costs more).
+            *out = (0..self.fields).map(|_| None).collect();
+        } else {
+            out.clear();
+            out.resize(self.fields, None);
+        }
         raw.clear();
         raw.resize(self.raws, None);
         let mut cursor = Cursor { text: line, bytes: line.as_bytes(), pos: 0, assigned: 0 };
