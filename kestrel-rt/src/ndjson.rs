@@ -123,6 +123,33 @@ impl Projection {
     /// [`Projection::read`], and the raw fields' places into `raw` (resized to the
     /// number of raw names; absent ones, and ones decoded instead, stay `None`).
     pub fn read_with_raw(&self, line: &str, out: &mut Vec<Option<Value>>, raw: &mut Vec<Option<Range<usize>>>) -> Result<(), JsonError> {
+        self.read_into(line, out, raw, None)
+    }
+
+    /// [`Projection::read_with_raw`], leaving the first value of a field that is a
+    /// string without escapes undecoded: where its text is goes to `deferred` (index →
+    /// the text between the quotes), for [`settle`] to decode, or for the caller to drop
+    /// when no rule will read the event. (Spelled again, or next to fields decoded from
+    /// a whole array or object, it is decoded at once, so values keep their order.)
+    pub fn read_deferred(
+        &self,
+        line: &str,
+        out: &mut Vec<Option<Value>>,
+        raw: &mut Vec<Option<Range<usize>>>,
+        deferred: &mut Vec<Option<Range<usize>>>,
+    ) -> Result<(), JsonError> {
+        deferred.clear();
+        deferred.resize(self.fields, None);
+        self.read_into(line, out, raw, Some(deferred))
+    }
+
+    fn read_into(
+        &self,
+        line: &str,
+        out: &mut Vec<Option<Value>>,
+        raw: &mut Vec<Option<Range<usize>>>,
+        deferred: Option<&mut [Option<Range<usize>>]>,
+    ) -> Result<(), JsonError> {
         if out.capacity() == 0 {
             // The usual case: the last line's vector went into its event. One allocation
             // of exactly this size (growing an empty vector takes room for four and
@@ -139,7 +166,7 @@ impl Projection {
         if cursor.peek() != Some(b'{') {
             return Err(cursor.error("expected a JSON object"));
         }
-        cursor.object(&self.root, &mut Outputs { values: out, raw }, 0)?;
+        cursor.object(&self.root, &mut Outputs { values: out, raw, deferred }, 0)?;
         cursor.ws();
         if cursor.pos < line.len() {
             return Err(cursor.error("unexpected text after the JSON object"));
@@ -165,6 +192,44 @@ impl std::fmt::Display for JsonError {
 struct Outputs<'o> {
     values: &'o mut [Option<Value>],
     raw: &'o mut [Option<Range<usize>>],
+    /// Where undecoded first values are, when the caller defers them.
+    deferred: Option<&'o mut [Option<Range<usize>>]>,
+}
+
+impl Outputs<'_> {
+    /// Whether field `idx`'s value may be left undecoded: it has none yet.
+    fn defers(&self, idx: usize) -> bool {
+        self.values[idx].is_none() && self.deferred.as_ref().is_some_and(|deferred| deferred[idx].is_none())
+    }
+
+    /// Decodes the deferred values before anything else is assigned to them: field
+    /// `only`'s, or all of them.
+    fn settle(&mut self, text: &str, only: Option<usize>) {
+        if let Some(deferred) = self.deferred.as_deref_mut() {
+            match only {
+                Some(idx) => settle_one(text, self.values, deferred, idx),
+                None => settle(text, self.values, deferred),
+            }
+        }
+    }
+}
+
+/// Decodes the values [`Projection::read_deferred`] left in `deferred` (of `line`) into
+/// `out`.
+pub fn settle(line: &str, out: &mut [Option<Value>], deferred: &mut [Option<Range<usize>>]) {
+    for idx in 0..deferred.len() {
+        settle_one(line, out, deferred, idx);
+    }
+}
+
+/// [`settle`] of field `idx` only.
+pub fn settle_one(text: &str, out: &mut [Option<Value>], deferred: &mut [Option<Range<usize>>], idx: usize) {
+    if let Some(range) = deferred[idx].take() {
+        // The first value; anything already there came after it.
+        if let Some(later) = out[idx].replace(Value::Str(text[range].to_owned())) {
+            assign(out, idx, later);
+        }
+    }
 }
 
 struct Cursor<'a> {
@@ -383,12 +448,15 @@ impl<'a> Cursor<'a> {
                         Some(b'{') => self.object(child, out, depth + 1)?,
                         Some(b'[') => {
                             let value = self.value(depth + 1)?;
+                            out.settle(self.text, None);
                             self.assigned += assign_from(child, &value, out.values);
                         }
                         _ => self.skip()?,
                     },
+                    (Some(idx), _, true) if self.defer(idx, out) => {}
                     (Some(idx), _, leaf) => {
                         let value = self.value(depth + 1)?;
+                        out.settle(self.text, if leaf { Some(idx) } else { None });
                         if !leaf {
                             self.assigned += assign_from(child, &value, out.values);
                         }
@@ -413,6 +481,26 @@ impl<'a> Cursor<'a> {
     fn skip_rest(&mut self) -> Result<(), JsonError> {
         let skipped = crate::json_scan::skip_rest(self.bytes, self.pos);
         self.skipped(skipped)
+    }
+
+    /// Leaves the value of field `idx` at the cursor undecoded, if it may (the caller
+    /// defers, the field has no value yet, and the value is a string without escapes):
+    /// its place goes to the deferred outputs.
+    #[inline(always)]
+    fn defer(&mut self, idx: usize, out: &mut Outputs) -> bool {
+        if !out.defers(idx) || self.peek() != Some(b'"') {
+            return false;
+        }
+        let start = self.pos + 1;
+        match (find_quote_or_backslash(self.bytes, start), out.deferred.as_deref_mut()) {
+            (Some(end), Some(deferred)) if self.bytes[end] == b'"' => {
+                deferred[idx] = Some(start..end);
+                self.pos = end + 1;
+                self.assigned += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A string; borrowed when it has no escapes. The cursor is at `"`.
@@ -767,6 +855,34 @@ mod tests {
         let line = format!(r#"{{"a.b": 1, "abc": {{"d": 2}}, "{long}.x": 3, "{}": {{"y": 4}}, "a.bc": 5, "ab.c": 6}}"#, "m".repeat(63));
         assert_eq!(read(&names, &line).unwrap(), vec![Some(Value::Long(1)), Some(Value::Long(2)), Some(Value::Long(3)), Some(Value::Long(4))]);
         assert_eq!(read(&["a.bc"], r#"{"a": {"b": 1}, "a.b": 2}"#).unwrap(), vec![None]);
+    }
+
+    #[test]
+    fn deferred_strings_settle_to_what_is_decoded_at_once() {
+        let cases: [(&[&str], &str); 7] = [
+            (&["process.name", "event.action"], r#"{"process": {"name": "bash"}, "event": {"action": "exec"}}"#),
+            (&["process.name", "event.action"], r#"{"process": {"name": "a"}, "process.name": "b", "process": {"name": ["c"]}}"#),
+            (&["a.b", "a"], r#"{"a": {"b": "x"}, "a": [{"b": "y"}, {"b": 2}], "a.b": "z"}"#),
+            (&["a.b", "c"], r#"{"a.b": "x", "a": [{"b": "y"}], "c": "\u0041"}"#),
+            (&["a", "b"], r#"{"a": "\n", "b": "plain", "a": "second"}"#),
+            (&["a", "b"], r#"{"a": 1, "b": null, "a": "two"}"#),
+            (&["k"], r#"{"k": "v", "k": "w", "k": "x"}"#),
+        ];
+        for (names, line) in cases {
+            let projection = Projection::new(names.iter().copied());
+            let (mut eager, mut raw) = (Vec::new(), Vec::new());
+            projection.read_with_raw(line, &mut eager, &mut raw).unwrap();
+            let (mut late, mut deferred) = (Vec::new(), Vec::new());
+            projection.read_deferred(line, &mut late, &mut raw, &mut deferred).unwrap();
+            settle(line, &mut late, &mut deferred);
+            assert_eq!(late, eager, "{line}");
+            assert!(deferred.iter().all(Option::is_none));
+        }
+        // A deferred string is the text between its quotes, undecoded.
+        let projection = Projection::new(["p"]);
+        let (mut out, mut raw, mut deferred) = (Vec::new(), Vec::new(), Vec::new());
+        projection.read_deferred(r#"{"p": "bash"}"#, &mut out, &mut raw, &mut deferred).unwrap();
+        assert_eq!((out, deferred), (vec![None], vec![Some(7..11)]));
     }
 
     #[test]

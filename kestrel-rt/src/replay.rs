@@ -14,8 +14,8 @@
 //! pushed and write the alerts now (`crate::feed` records both in a capture).
 
 use crate::alert;
-use crate::engine::{Alert, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Line, Match};
-use crate::ndjson::{JsonError, Projection, RawValue, raw_strings, raw_value};
+use crate::engine::{Alert, Candidates, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Line, Match};
+use crate::ndjson::{JsonError, Projection, RawValue, raw_strings, raw_value, settle, settle_one};
 use crate::parallel::{Blocks, Parsed, ParsedBlock, read_blocks};
 use crate::program::Program;
 use crate::reorder::{Held, Pending, Window};
@@ -240,6 +240,10 @@ pub struct EventReader {
     addresses: Vec<usize>,
     scratch: Vec<Option<Value>>,
     raw: Vec<Option<Range<usize>>>,
+    /// Where the projected strings of the line are, not decoded yet.
+    deferred: Vec<Option<Range<usize>>>,
+    /// The events some predicate may run on: the others' fields are not decoded.
+    candidates: Candidates,
     /// The minute of the last timestamp read: the next one in the same minute is read
     /// from its seconds on.
     minute: MinuteCache,
@@ -293,6 +297,8 @@ impl EventReader {
             addresses,
             scratch: Vec::new(),
             raw: Vec::new(),
+            deferred: Vec::new(),
+            candidates: Candidates::of(bundle),
             minute: MinuteCache::default(),
         }
     }
@@ -308,7 +314,12 @@ impl EventReader {
     /// [`EventReader::read`] without copying the line into the event (its `raw` is
     /// empty): for callers that keep the line and copy it only if the event matches.
     pub fn read_fields(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
-        self.projection.read_with_raw(line, &mut self.scratch, &mut self.raw).map_err(|error| (Some(error.column), error.message))?;
+        self.projection.read_deferred(line, &mut self.scratch, &mut self.raw, &mut self.deferred).map_err(|error| (Some(error.column), error.message))?;
+        for special in [self.timestamp, self.category] {
+            if let Special::Field(idx) = special {
+                settle_one(line, &mut self.scratch, &mut self.deferred, idx);
+            }
+        }
         let unit = self.unit;
         let timestamp = match self.timestamp {
             Special::Field(idx) => self.scratch[idx].as_ref().and_then(|value| to_nanos(value, unit)),
@@ -341,6 +352,12 @@ impl EventReader {
                 }
             }
         }
+        if !self.candidates.has(&categories) {
+            // No predicate runs on it: its fields are never read (the scratch vector
+            // stays for the next line).
+            return Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields: Vec::new(), raw: Line::default() }, timestamp));
+        }
+        settle(line, &mut self.scratch, &mut self.deferred);
         // The scratch vector becomes the event's (the projection sizes it afresh).
         let mut fields = std::mem::take(&mut self.scratch);
         for (idx, unit) in &self.dates {

@@ -16,7 +16,7 @@ mod sequences;
 
 pub use categories::Categories;
 use kestrel_bundle::abi::SLOT_SIZE;
-use kestrel_bundle::bundle::{Layout, Pipe, PredicateRole, Query};
+use kestrel_bundle::bundle::{Bundle, Layout, Pipe, PredicateRole, Query};
 use kestrel_bundle::semantics::Value;
 use results::collect_hits;
 use sequences::{Scratch, SequenceRun};
@@ -40,7 +40,8 @@ pub struct Event {
     pub timestamp: i64,
     /// Category ids of the bundle (`Functions::categories`) the event belongs to.
     pub categories: Categories,
-    /// One entry per bundle field, `None` when the event lacks it.
+    /// One entry per bundle field, `None` when the event lacks it; none at all for an
+    /// event no predicate runs on (`Candidates`), as the replay reader reads it.
     pub fields: Vec<Option<Value>>,
     /// The event as it was read (one JSON document), carried into alerts verbatim.
     pub raw: Line,
@@ -265,12 +266,7 @@ impl Engine {
             .map(|id| instance.get_typed_func::<i32, ()>(&mut store, &format!("value_{id}")).map_err(|error| EngineError(format!("`value_{id}`: {error}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let slots = bundle.fields.iter().map(|field| ((!field.plain_unread).then_some(field.slot), field.folded_slot)).collect();
-        let mut candidates: HashMap<Option<u32>, Vec<u32>> = HashMap::new();
-        for (id, predicate) in bundle.functions.predicates.iter().enumerate() {
-            if predicate.role == PredicateRole::EventCondition {
-                candidates.entry(predicate.category).or_default().push(id as u32);
-            }
-        }
+        let candidates = event_conditions(&bundle);
         let rules = bundle
             .rules
             .iter()
@@ -775,9 +771,21 @@ impl Engine {
     }
 }
 
+/// A bundle's event conditions (predicate ids) by category (`None`: any category).
+fn event_conditions(bundle: &Bundle) -> HashMap<Option<u32>, Vec<u32>> {
+    let mut conditions: HashMap<Option<u32>, Vec<u32>> = HashMap::new();
+    for (id, predicate) in bundle.functions.predicates.iter().enumerate() {
+        if predicate.role == PredicateRole::EventCondition {
+            conditions.entry(predicate.category).or_default().push(id as u32);
+        }
+    }
+    conditions
+}
+
 /// Which events some predicate may run on: a rule for any category or for one of the
 /// event's categories, or the lineage tracker (which follows every process event).
-struct Candidates {
+#[derive(Clone, Debug)]
+pub struct Candidates {
     /// A rule for any category (`any where`), or the lineage tracker.
     all: bool,
     /// Category ids below 64 some rule runs on.
@@ -799,8 +807,20 @@ impl Candidates {
         Candidates { all: lineage || conditions.contains_key(&None), mask, by_category }
     }
 
+    /// The events of a bundle some predicate may run on: the replay reader decodes the
+    /// projected fields of these only (the engine never reads the others').
+    pub fn of(bundle: &Bundle) -> Candidates {
+        Candidates::new(bundle.functions.categories.len(), &event_conditions(bundle), bundle.lineage.is_some())
+    }
+
     fn contains(&self, event: &Event) -> bool {
-        self.all || event.categories.any(self.mask, |id| self.by_category.get(id as usize).copied().unwrap_or(false))
+        self.has(&event.categories)
+    }
+
+    /// Whether an event of these categories is a candidate.
+    #[inline]
+    pub fn has(&self, categories: &Categories) -> bool {
+        self.all || categories.any(self.mask, |id| self.by_category.get(id as usize).copied().unwrap_or(false))
     }
 }
 
