@@ -202,14 +202,18 @@ impl Outputs<'_> {
         self.values[idx].is_none() && self.deferred.as_ref().is_some_and(|deferred| deferred[idx].is_none())
     }
 
-    /// Decodes the deferred values before anything else is assigned to them: field
-    /// `only`'s, or all of them.
-    fn settle(&mut self, text: &str, only: Option<usize>) {
+    /// Decodes field `idx`'s deferred value before anything else is assigned to it.
+    fn settle_one(&mut self, text: &str, idx: usize) {
         if let Some(deferred) = self.deferred.as_deref_mut() {
-            match only {
-                Some(idx) => settle_one(text, self.values, deferred, idx),
-                None => settle(text, self.values, deferred),
-            }
+            settle_one(text, self.values, deferred, idx);
+        }
+    }
+
+    /// Decodes every deferred value, before values decoded from a whole array or
+    /// object are assigned (to fields that may be any of them).
+    fn settle_all(&mut self, text: &str) {
+        if let Some(deferred) = self.deferred.as_deref_mut() {
+            settle(text, self.values, deferred);
         }
     }
 }
@@ -448,7 +452,7 @@ impl<'a> Cursor<'a> {
                         Some(b'{') => self.object(child, out, depth + 1)?,
                         Some(b'[') => {
                             let value = self.value(depth + 1)?;
-                            out.settle(self.text, None);
+                            out.settle_all(self.text);
                             self.assigned += assign_from(child, &value, out.values);
                         }
                         _ => self.skip()?,
@@ -456,8 +460,10 @@ impl<'a> Cursor<'a> {
                     (Some(idx), _, true) if self.defer(idx, out) => {}
                     (Some(idx), _, leaf) => {
                         let value = self.value(depth + 1)?;
-                        out.settle(self.text, if leaf { Some(idx) } else { None });
-                        if !leaf {
+                        if leaf {
+                            out.settle_one(self.text, idx);
+                        } else {
+                            out.settle_all(self.text);
                             self.assigned += assign_from(child, &value, out.values);
                         }
                         self.assigned += usize::from(assign(out.values, idx, value));

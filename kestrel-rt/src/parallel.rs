@@ -591,6 +591,7 @@ mod tests {
         }
         let kinds = |text: &[u8]| {
             let mut block = Block { seq: 0, text: text.to_vec(), len: text.len(), lines: Vec::new(), too_long: None };
+            // A block's buffer has room past its text (`len`): none of it is read.
             block.text.extend_from_slice(&[0; 8]);
             let parsed = parse(&mut reader(), block, 1000);
             parsed
