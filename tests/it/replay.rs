@@ -121,3 +121,53 @@ fn the_cap_on_partial_matches_applies_and_is_counted() {
     assert!(capped.summary.alerts <= free.summary.alerts);
     assert!(capped.summary.render().contains("evicted at the cap"), "the summary says so:\n{}", capped.summary.render());
 }
+
+/// The engine writes events into guest memory a batch at a time, candidates only: a
+/// batch ends when it is full or when the next event's strings do not fit in the data
+/// region, and an event too large for the region alone is counted and passed over.
+/// Over candidates and others in no order, strings of every size among them, every
+/// event is run exactly once and every match found.
+#[test]
+fn full_batches_and_data_regions_lose_no_event() {
+    use kestrel_rt::engine::{Engine, Event};
+    let bundle = build(&repo_root().join("batches.eql"), "// eqlc: schema=linux\nprocess where process.name : \"x*\"\n");
+    let program = Arc::new(Program::load(&bundle).expect("the bundle loads"));
+    let categories = &program.bundle.functions.categories;
+    let process = categories.iter().position(|name| name == "process").expect("a process rule") as u32;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut events = Vec::new();
+    let (mut expected, mut oversized) = (0, 0);
+    for idx in 0..6_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let candidate = !state.is_multiple_of(3);
+        // Mostly short names; now and then 300 KB (three fill the 1 MiB data region)
+        // and once 3 MB, too large alone.
+        let len = match idx {
+            1_234 => 3 << 20,
+            _ if state % 150 == 1 => 300 << 10,
+            _ => (state >> 8) as usize % 12,
+        };
+        let first = if state >> 20 & 1 == 1 { 'x' } else { 'y' };
+        match (candidate && first == 'x', len >= 3 << 20) {
+            (true, true) => oversized += 1,
+            (true, false) => expected += 1,
+            _ => {}
+        }
+        events.push(Event {
+            timestamp: idx,
+            categories: candidate.then_some(process).into_iter().collect(),
+            fields: vec![Some(kestrel_bundle::semantics::Value::Str(format!("{first}{}", "a".repeat(len))))],
+            raw: Default::default(),
+        });
+    }
+    assert!(oversized == 1 && expected > 500, "the events are as meant: {oversized} oversized, {expected} matching");
+    let mut engine = Engine::new(program.clone(), 1 << 20).expect("the engine starts");
+    let mut alerts = Vec::new();
+    engine.run(&events, 0, &mut alerts);
+    engine.finish(&mut alerts);
+    assert_eq!(engine.stats.events, events.len() as u64);
+    assert_eq!(engine.stats.oversized, oversized);
+    assert_eq!(alerts.len(), expected);
+}

@@ -190,6 +190,8 @@ pub struct Engine {
     /// Reused buffers: the positions of a batch's written events, and [`Engine::run`]'s
     /// matches of one batch.
     written: Vec<usize>,
+    /// The candidates' offsets in a stretch of events (`write_batch`), kept for its room.
+    picks: Vec<usize>,
     batch_matches: Vec<Match>,
     /// A rule's pipe outputs for one match, emptied into alerts (kept: one allocation
     /// per match less).
@@ -342,6 +344,7 @@ impl Engine {
             batch_matches: Vec::new(),
             outputs: Vec::new(),
             hits: Vec::new(),
+            picks: Vec::new(),
             profiling: false,
             _ticker: ticker,
         })
@@ -489,42 +492,64 @@ impl Engine {
     /// putting their offsets (in `events`) in `written`. Events no predicate can match
     /// are counted and passed over; an event too large for the data region alone is
     /// counted and skipped. Returns how many events of `events` were consumed.
+    ///
+    /// The candidates of a stretch of events are listed first (no branch on each
+    /// event's categories: a mix of candidates and others in no order would be a
+    /// mispredicted branch for every other event), then written one by one, prefetching
+    /// ahead of them.
     fn write_batch(&mut self, events: &[Event], written: &mut Vec<usize>) -> usize {
         written.clear();
         let layout = self.layout;
+        let capacity = layout.batch_capacity as usize;
         let data_start = layout.data_offset as usize;
         let mut area = Area::new(data_start, data_start + layout.data_capacity as usize);
-        let mut consumed = 0;
+        let mut picks = std::mem::take(&mut self.picks);
         let runs_on = &self.runs_on;
-        let candidate = |event: &Event| runs_on.contains(event);
         // The guest memory is looked up once per batch, not per event (a walk through the
         // store each time).
         let memory = self.memory.data_mut(&mut self.store);
-        let mut ahead = Ahead::start(events, candidate);
-        for (offset, event) in events.iter().enumerate() {
-            if written.len() == layout.batch_capacity as usize {
-                break;
+        let mut consumed = 0;
+        'stretches: while consumed < events.len() && written.len() < capacity {
+            // Twice the room left in the batch, and the prefetch distance: when half the
+            // events are candidates, the batch fills in one stretch.
+            let stretch = &events[consumed..events.len().min(consumed + 2 * (capacity - written.len()) + FIELDS_AHEAD)];
+            picks.clear();
+            picks.resize(stretch.len(), 0);
+            let mut found = 0;
+            for (offset, event) in stretch.iter().enumerate() {
+                picks[found] = offset;
+                found += usize::from(runs_on.contains(event));
             }
-            if !ahead.step(events, offset, candidate) {
-                self.stats.events += 1;
-                consumed += 1;
-                continue;
-            }
-            let mark = area.next;
-            if !write_fields(memory, &self.slots, layout, event, written.len(), &mut area) {
-                area.next = mark;
-                if !written.is_empty() {
-                    break;
+            picks.truncate(found);
+            for (pick, &offset) in picks.iter().enumerate() {
+                if let Some(ahead) = picks.get(pick + FIELDS_AHEAD) {
+                    crate::cpu::prefetch(stretch[*ahead].fields.as_slice());
                 }
-                // Alone in the data region and still too large: skip it, counted.
-                self.stats.events += 1;
-                self.stats.oversized += 1;
-                consumed += 1;
-                continue;
+                if let Some(ahead) = picks.get(pick + VALUES_AHEAD) {
+                    prefetch_values(&stretch[*ahead]);
+                }
+                let mark = area.next;
+                if !write_fields(memory, &self.slots, layout, &stretch[offset], written.len(), &mut area) {
+                    area.next = mark;
+                    if !written.is_empty() {
+                        consumed += offset;
+                        break 'stretches;
+                    }
+                    // Alone in the data region and still too large: skip it, counted.
+                    self.stats.oversized += 1;
+                    continue;
+                }
+                written.push(consumed + offset);
+                if written.len() == capacity {
+                    consumed += offset + 1;
+                    break 'stretches;
+                }
             }
-            written.push(consumed);
-            consumed += 1;
+            consumed += stretch.len();
         }
+        // Every consumed event not written: the others, and the oversized.
+        self.stats.events += (consumed - written.len()) as u64;
+        self.picks = picks;
         self.spare_data = area.next;
         consumed
     }
@@ -856,47 +881,22 @@ fn write_fields(memory: &mut [u8], slots: &[(Option<u32>, Option<u32>)], layout:
 
 /// Events, their fields and their strings are separate allocations: without asking
 /// for them ahead, writing a batch waits on memory for each. The field vector of the
-/// event `FIELDS_AHEAD` places ahead is fetched first, then `VALUES_AHEAD` places ahead
-/// (its field vector now cached) the strings and arrays it points to. Only for events
-/// some predicate may match (`candidate`): the others are never written, and fetching
+/// candidate `FIELDS_AHEAD` places ahead (in `write_batch`'s list) is fetched first,
+/// then `VALUES_AHEAD` places ahead (its field vector now cached) the strings and
+/// arrays it points to. Only for candidates: the others are never written, and fetching
 /// what they point to would cost a load and a cache line each for nothing.
 const FIELDS_AHEAD: usize = 16;
 const VALUES_AHEAD: usize = 8;
 
-/// Which of the next `FIELDS_AHEAD` events some predicate may match (bit *i*: the
-/// event *i* places ahead), each asked once, as it comes `FIELDS_AHEAD` places ahead:
-/// its field vector is prefetched then, its strings and arrays at `VALUES_AHEAD`.
-struct Ahead(u64);
-
-impl Ahead {
-    #[inline]
-    fn start(events: &[Event], candidate: impl Fn(&Event) -> bool) -> Ahead {
-        Ahead(events.iter().take(FIELDS_AHEAD).enumerate().fold(0, |bits, (idx, event)| bits | u64::from(candidate(event)) << idx))
-    }
-
-    /// Whether the event at `offset` is a candidate; looks ahead and prefetches.
-    #[inline]
-    fn step(&mut self, events: &[Event], offset: usize, candidate: impl Fn(&Event) -> bool) -> bool {
-        if let Some(event) = events.get(offset + FIELDS_AHEAD)
-            && candidate(event)
-        {
-            crate::cpu::prefetch(event.fields.as_slice());
-            self.0 |= 1 << FIELDS_AHEAD;
+/// Asks for the strings and arrays an event's fields point to.
+#[inline]
+fn prefetch_values(event: &Event) {
+    for value in event.fields.iter().flatten().take(8) {
+        match value {
+            Value::Str(text) => crate::cpu::prefetch(text.as_bytes()),
+            Value::Array(items) => crate::cpu::prefetch(items.as_slice()),
+            _ => {}
         }
-        if self.0 >> VALUES_AHEAD & 1 == 1
-            && let Some(event) = events.get(offset + VALUES_AHEAD)
-        {
-            for value in event.fields.iter().flatten().take(8) {
-                match value {
-                    Value::Str(text) => crate::cpu::prefetch(text.as_bytes()),
-                    Value::Array(items) => crate::cpu::prefetch(items.as_slice()),
-                    _ => {}
-                }
-            }
-        }
-        let current = self.0 & 1 == 1;
-        self.0 >>= 1;
-        current
     }
 }
 
