@@ -1,11 +1,13 @@
 //! An event's categories, as the engine holds them and writes them for the guest.
 
 /// A set of category ids, held inline for ids below 64 (every ECS category): deciding
-/// whether any rule runs on an event must not chase a pointer per event.
+/// whether any rule runs on an event must not chase a pointer per event. The rare ids
+/// from 64 on are in a boxed slice (16 bytes where a vector takes 24: an event is eight
+/// bytes smaller, and the engine reads events one after another).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Categories {
     low: u64,
-    high: Vec<u32>,
+    high: Box<[u32]>,
 }
 
 impl Categories {
@@ -13,7 +15,9 @@ impl Categories {
         if id < 64 {
             self.low |= 1 << id;
         } else if !self.high.contains(&id) {
-            self.high.push(id);
+            let mut high = std::mem::take(&mut self.high).into_vec();
+            high.push(id);
+            self.high = high.into_boxed_slice();
         }
     }
 
