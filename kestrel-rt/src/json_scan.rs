@@ -42,8 +42,8 @@ fn masks_scalar(block: &[u8; 64]) -> Masks {
     masks
 }
 
-/// Which vector instructions skip: AVX2, POPCNT and PCLMULQDQ where the processor has them, SSE2
-/// (in every x86-64 processor) otherwise.
+/// Which vector instructions skip: AVX-512 or AVX2, with POPCNT and PCLMULQDQ, where the
+/// processor has them, SSE2 (in every x86-64 processor) otherwise.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Vector {
@@ -320,7 +320,8 @@ fn skip_from(bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipError>
 /// The skipping loop, inlined into each instruction set's function (so that the bit
 /// arithmetic is compiled for it too). `popcount`: the processor counts bits in one
 /// instruction, so a block whose closing brackets cannot bring the depth to zero is
-/// passed whole instead of bracket by bracket.
+/// passed whole instead of closing bracket by closing bracket (without it, the bit
+/// counts of the walk below are emulated: the SSE2 fallback is the slower level).
 #[inline(always)]
 fn skip_blocks(
     bytes: &[u8],
@@ -437,7 +438,8 @@ mod tests {
         Err(SkipError::Unterminated)
     }
 
-    /// Every instruction set there is to test here (AVX2 only where the processor has it).
+    /// Every instruction set there is to test here (AVX2 and AVX-512 only where the
+    /// processor has them; a missing one is reported as skipped).
     #[cfg(target_arch = "x86_64")]
     fn vectors() -> Vec<Vector> {
         let all = [Vector::Sse2, Vector::Avx2, Vector::Avx512];
