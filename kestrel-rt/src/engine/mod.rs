@@ -518,14 +518,17 @@ impl Engine {
             // Twice the room left in the batch, and the prefetch distance: when half the
             // events are candidates, the batch fills in one stretch.
             let stretch = &events[consumed..events.len().min(consumed + 2 * (capacity - written.len()) + FIELDS_AHEAD)];
-            picks.clear();
-            picks.resize(stretch.len(), 0);
+            // Every offset is stored and the count advances by the test's 0 or 1; the
+            // list keeps its length (only `..found` is read), so it is not cleared each time.
+            if picks.len() < stretch.len() {
+                picks.resize(stretch.len(), 0);
+            }
             let mut found = 0;
             for (offset, event) in stretch.iter().enumerate() {
                 picks[found] = offset;
                 found += usize::from(runs_on.contains(event));
             }
-            picks.truncate(found);
+            let picks = &picks[..found];
             for (pick, &offset) in picks.iter().enumerate() {
                 if let Some(ahead) = picks.get(pick + FIELDS_AHEAD) {
                     crate::cpu::prefetch(stretch[*ahead].fields.as_slice());
