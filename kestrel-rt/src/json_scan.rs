@@ -213,6 +213,178 @@ fn skip_with(_: (), bytes: &[u8], start: usize, depth: u64) -> Result<usize, Ski
     skip_blocks(bytes, start, depth, masks_scalar, prefix_xor, false)
 }
 
+/// A text [`plain_without`] looks for, ASCII case-insensitively.
+#[derive(Clone, Debug)]
+pub struct Needle {
+    /// Lower-case ASCII, not empty.
+    text: Box<[u8]>,
+}
+
+impl Needle {
+    /// `None` unless `text` is ASCII and not empty.
+    pub fn new(text: &str) -> Option<Needle> {
+        (!text.is_empty() && text.is_ascii()).then(|| Needle { text: text.to_ascii_lowercase().into_bytes().into_boxed_slice() })
+    }
+
+    /// The first and last bytes with bit 5 set, as [`folded_eq`]-style masks compare
+    /// them: a letter's two cases meet (and a few other pairs, which the full
+    /// comparison turns away).
+    fn ends(&self) -> (u8, u8) {
+        (self.text[0] | 0x20, self.text[self.text.len() - 1] | 0x20)
+    }
+
+    /// Whether the text is at `at` of `bytes`.
+    fn is_at(&self, bytes: &[u8], at: usize) -> bool {
+        bytes.get(at..at + self.text.len()).is_some_and(|window| window.eq_ignore_ascii_case(&self.text))
+    }
+}
+
+/// Whether every byte of `bytes` is ASCII, none is a backslash, and none of `needles`
+/// is in it (ASCII case-insensitively): the test of the bundle's prefilter. Sixty-four
+/// bytes at a time, as [`skip_container`] goes: a block's odd bytes and, per needle,
+/// where its first byte and (64 bytes from a shifted start) its last byte are, as bit
+/// masks; the few places with both are compared in full.
+pub fn plain_without(bytes: &[u8], needles: &[Needle]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let plain = plain_without_with(Vector::best(), bytes, needles);
+    #[cfg(not(target_arch = "x86_64"))]
+    let plain = plain_without_blocks(bytes, needles, odd_scalar, folded_eq_scalar);
+    plain
+}
+
+/// [`plain_without`] with `vector` instructions (or SSE2 when the processor lacks them).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+fn plain_without_with(vector: Vector, bytes: &[u8], needles: &[Needle]) -> bool {
+    // SAFETY: as in `skip_with`: each level only where the processor has its features.
+    unsafe {
+        match vector.available() {
+            Vector::Avx512 => plain_avx512(bytes, needles),
+            Vector::Avx2 => plain_avx2(bytes, needles),
+            Vector::Sse2 => plain_sse2(bytes, needles),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn plain_avx512(bytes: &[u8], needles: &[Needle]) -> bool {
+    use std::arch::x86_64::{_mm512_cmpeq_epi8_mask, _mm512_movepi8_mask, _mm512_or_si512, _mm512_set1_epi8};
+    let odd = |block: &[u8; 64]| {
+        let bytes = load512(block);
+        _mm512_movepi8_mask(bytes) | _mm512_cmpeq_epi8_mask(bytes, _mm512_set1_epi8(b'\\' as i8))
+    };
+    let folded = |block: &[u8; 64], byte: u8| _mm512_cmpeq_epi8_mask(_mm512_or_si512(load512(block), _mm512_set1_epi8(0x20)), _mm512_set1_epi8(byte as i8));
+    plain_without_blocks(bytes, needles, odd, folded)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn plain_avx2(bytes: &[u8], needles: &[Needle]) -> bool {
+    use std::arch::x86_64::{_mm256_cmpeq_epi8, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8};
+    let halves = |block: &[u8; 64], each: &dyn Fn(std::arch::x86_64::__m256i) -> i32| {
+        let low = each(load256(&block[..32])) as u32;
+        let high = each(load256(&block[32..])) as u32;
+        u64::from(low) | u64::from(high) << 32
+    };
+    let odd =
+        |block: &[u8; 64]| halves(block, &|bytes| _mm256_movemask_epi8(bytes) | _mm256_movemask_epi8(_mm256_cmpeq_epi8(bytes, _mm256_set1_epi8(b'\\' as i8))));
+    let folded = |block: &[u8; 64], byte: u8| {
+        halves(block, &|bytes| _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_or_si256(bytes, _mm256_set1_epi8(0x20)), _mm256_set1_epi8(byte as i8))))
+    };
+    plain_without_blocks(bytes, needles, odd, folded)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn plain_sse2(bytes: &[u8], needles: &[Needle]) -> bool {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    let quarters = |block: &[u8; 64], each: &dyn Fn(std::arch::x86_64::__m128i) -> i32| {
+        block.chunks_exact(16).enumerate().fold(0u64, |mask, (idx, lane)| mask | u64::from(each(load128(lane)) as u16) << (16 * idx))
+    };
+    let odd = |block: &[u8; 64]| quarters(block, &|bytes| _mm_movemask_epi8(bytes) | _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8))));
+    let folded = |block: &[u8; 64], byte: u8| {
+        quarters(block, &|bytes| _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_or_si128(bytes, _mm_set1_epi8(0x20)), _mm_set1_epi8(byte as i8))))
+    };
+    plain_without_blocks(bytes, needles, odd, folded)
+}
+
+/// Sixteen bytes as a vector: built from two words, which compiles to one load.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn load128(bytes: &[u8]) -> std::arch::x86_64::__m128i {
+    let low = i64::from_le_bytes(bytes[..8].try_into().expect("eight bytes"));
+    let high = i64::from_le_bytes(bytes[8..16].try_into().expect("eight bytes"));
+    std::arch::x86_64::_mm_set_epi64x(high, low)
+}
+
+/// Thirty-two bytes as a vector (one load).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn load256(bytes: &[u8]) -> std::arch::x86_64::__m256i {
+    std::arch::x86_64::_mm256_set_m128i(load128(&bytes[16..32]), load128(&bytes[..16]))
+}
+
+/// Sixty-four bytes as a vector (one load).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn load512(block: &[u8; 64]) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::{_mm512_castsi256_si512, _mm512_inserti64x4};
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(&block[..32])), load256(&block[32..]))
+}
+
+/// Bytes that are not ASCII or are a backslash, byte by byte: the reference, and what
+/// other architectures use.
+#[cfg_attr(target_arch = "x86_64", cfg(test))]
+fn odd_scalar(block: &[u8; 64]) -> u64 {
+    block.iter().enumerate().fold(0, |mask, (idx, byte)| mask | u64::from(!byte.is_ascii() || *byte == b'\\') << idx)
+}
+
+/// Bytes equal to `byte` once bit 5 is set, byte by byte.
+#[cfg_attr(target_arch = "x86_64", cfg(test))]
+fn folded_eq_scalar(block: &[u8; 64], byte: u8) -> u64 {
+    block.iter().enumerate().fold(0, |mask, (idx, each)| mask | u64::from(*each | 0x20 == byte) << idx)
+}
+
+/// The loop of [`plain_without`], inlined into each instruction set's function. The
+/// last block is padded with zero bytes (neither odd nor, with bit 5 set, a letter).
+#[inline(always)]
+fn plain_without_blocks(bytes: &[u8], needles: &[Needle], odd: impl Fn(&[u8; 64]) -> u64, folded: impl Fn(&[u8; 64], u8) -> u64) -> bool {
+    let mut at = 0;
+    let mut padded = [0u8; 64];
+    while at < bytes.len() {
+        let block: &[u8; 64] = match bytes.get(at..at + 64) {
+            Some(full) => full.try_into().expect("64 bytes"),
+            None => {
+                padded[..bytes.len() - at].copy_from_slice(&bytes[at..]);
+                &padded
+            }
+        };
+        if odd(block) != 0 {
+            return false;
+        }
+        for needle in needles {
+            let (first, last) = needle.ends();
+            let mut candidates = folded(block, first);
+            // Where the needle's last byte is, when the text reaches that far (near the
+            // end, the first byte alone picks the places to compare). Both masks are
+            // made before the one branch: a first byte alone is common, and which
+            // blocks have one is not predictable.
+            if let Some(ends) = bytes.get(at + needle.text.len() - 1..at + needle.text.len() + 63) {
+                candidates &= folded(ends.try_into().expect("64 bytes"), last);
+            }
+            while candidates != 0 {
+                if needle.is_at(bytes, at + candidates.trailing_zeros() as usize) {
+                    return false;
+                }
+                candidates &= candidates - 1;
+            }
+        }
+        at += 64;
+    }
+    true
+}
+
 /// The first `"` or `\\` at or after `from`: where a string or key ends, unless an escape
 /// comes first. Sixteen bytes at a time with SSE2 (in every x86-64 processor; no call,
 /// the comparison inlines), eight at a time (in a word) elsewhere and for the last bytes.
@@ -477,6 +649,46 @@ mod tests {
                     let expected = text.get(from..).and_then(|rest| rest.iter().position(|byte| matches!(byte, b'"' | b'\\'))).map(|at| from + at);
                     assert_eq!(find_quote_or_backslash(&text, from), expected, "{text:?} from {from}");
                     assert_eq!(find_in_words(&text, from), expected, "{text:?} from {from}");
+                }
+            }
+        }
+    }
+
+    /// The prefilter test, byte by byte.
+    fn plain_without_reference(bytes: &[u8], needles: &[&str]) -> bool {
+        bytes.iter().all(|byte| byte.is_ascii() && *byte != b'\\')
+            && !needles.iter().any(|needle| bytes.windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle.as_bytes())))
+    }
+
+    #[test]
+    fn plain_lines_without_needles_are_found_as_byte_by_byte() {
+        // Letters of the needles in both cases, their neighbours under bit 5 (`@`, `` ` ``),
+        // an escape and a high byte, at every place of texts of every length near blocks.
+        let alphabet = b"bBaAsShH@`\\x \"\xc3";
+        let needle_sets: [&[&str]; 4] = [&[], &["bash"], &["sh", "bash", "b@"], &["a"]];
+        let mut state: u64 = 5;
+        for round in 0..6_000 {
+            let len = round % 200;
+            let text: Vec<u8> = (0..len)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    // Mostly plain letters: odd bytes rarely, so that needles decide.
+                    let pick = (state >> 40) as usize % (alphabet.len() * 8);
+                    if pick < alphabet.len() { alphabet[pick] } else { b'a' + (pick % 26) as u8 }
+                })
+                .collect();
+            for needles in needle_sets {
+                let expected = plain_without_reference(&text, needles);
+                let built: Vec<Needle> = needles.iter().map(|text| Needle::new(text).unwrap()).collect();
+                assert_eq!(
+                    plain_without_blocks(&text, &built, odd_scalar, folded_eq_scalar),
+                    expected,
+                    "scalar {needles:?} {:?}",
+                    String::from_utf8_lossy(&text)
+                );
+                #[cfg(target_arch = "x86_64")]
+                for vector in vectors() {
+                    assert_eq!(plain_without_with(vector, &text, &built), expected, "{vector:?} {needles:?} {:?}", String::from_utf8_lossy(&text));
                 }
             }
         }

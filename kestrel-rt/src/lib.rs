@@ -25,6 +25,7 @@ pub mod live;
 pub mod ndjson;
 pub mod parallel;
 pub mod pipes;
+pub mod prefilter;
 pub mod program;
 mod reorder;
 pub mod replay;

@@ -17,6 +17,7 @@ use crate::alert;
 use crate::engine::{Alert, Candidates, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Line, Match};
 use crate::ndjson::{JsonError, Projection, RawValue, raw_strings, raw_value, settle, settle_one};
 use crate::parallel::{Blocks, Parsed, ParsedBlock, read_blocks};
+use crate::prefilter::LineFilter;
 use crate::program::Program;
 use crate::reorder::{Held, Pending, Window};
 use crate::time::{MinuteCache, to_nanos};
@@ -247,6 +248,9 @@ pub struct EventReader {
     /// The minute of the last timestamp read: the next one in the same minute is read
     /// from its seconds on.
     minute: MinuteCache,
+    /// The bundle's prefilter, and the projection of the timestamp alone, for the lines
+    /// it passes over.
+    prefilter: Option<(LineFilter, Projection)>,
 }
 
 /// Where the reader finds a special field (the timestamp, the category).
@@ -300,6 +304,7 @@ impl EventReader {
             deferred: Vec::new(),
             candidates: Candidates::of(bundle),
             minute: MinuteCache::default(),
+            prefilter: LineFilter::of(bundle).map(|filter| (filter, Projection::with_raw([], [bundle.manifest.timestamp_field.as_str()]))),
         }
     }
 
@@ -314,6 +319,15 @@ impl EventReader {
     /// [`EventReader::read`] without copying the line into the event (its `raw` is
     /// empty): for callers that keep the line and copy it only if the event matches.
     pub fn read_fields(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
+        if let Some((filter, timestamp_only)) = &self.prefilter
+            && filter.passes_over(line)
+        {
+            // No rule can match it: its time is all the replay needs (the rest of the
+            // line is checked as a skipped value is).
+            timestamp_only.read_with_raw(line, &mut Vec::new(), &mut self.raw).map_err(|error| (Some(error.column), error.message))?;
+            let timestamp = self.raw_timestamp(line, self.raw[0].clone())?;
+            return Ok((Event { timestamp: timestamp.unwrap_or(0), categories: Categories::default(), fields: Vec::new(), raw: Line::default() }, timestamp));
+        }
         self.projection.read_deferred(line, &mut self.scratch, &mut self.raw, &mut self.deferred).map_err(|error| (Some(error.column), error.message))?;
         for special in [self.timestamp, self.category] {
             if let Special::Field(idx) = special {
@@ -323,13 +337,7 @@ impl EventReader {
         let unit = self.unit;
         let timestamp = match self.timestamp {
             Special::Field(idx) => self.scratch[idx].as_ref().and_then(|value| to_nanos(value, unit)),
-            Special::Raw(idx) => match self.raw[idx].clone() {
-                None => None,
-                Some(range) => match raw_value(&line[range.clone()]).map_err(|error| in_raw(&range, error))? {
-                    RawValue::Text(text) => self.minute.text_to_nanos(&text, unit),
-                    RawValue::Other(value) => to_nanos(&value, unit),
-                },
-            },
+            Special::Raw(idx) => self.raw_timestamp(line, self.raw[idx].clone())?,
         };
         let mut categories = Categories::default();
         let known = &self.categories;
@@ -371,6 +379,17 @@ impl EventReader {
             }
         }
         Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields, raw: Line::default() }, timestamp))
+    }
+}
+
+impl EventReader {
+    /// The time of a timestamp read raw, at `range` of `line` (if the line has one).
+    fn raw_timestamp(&mut self, line: &str, range: Option<Range<usize>>) -> Result<Option<i64>, (Option<usize>, String)> {
+        let Some(range) = range else { return Ok(None) };
+        Ok(match raw_value(&line[range.clone()]).map_err(|error| in_raw(&range, error))? {
+            RawValue::Text(text) => self.minute.text_to_nanos(&text, self.unit),
+            RawValue::Other(value) => to_nanos(&value, self.unit),
+        })
     }
 }
 

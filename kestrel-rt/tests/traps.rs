@@ -73,6 +73,7 @@ fn bundle() -> Bundle {
         lineage: None,
         custom: None,
         actions: Vec::new(),
+        prefilter: None,
     }
 }
 

@@ -8,6 +8,7 @@ mod consts;
 mod expr;
 pub mod library;
 mod plan;
+pub mod prefilter;
 mod wasm;
 
 use crate::codes::Code;
@@ -339,6 +340,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
     let wasm = wasm::module(&library, &layout, memory_pages, consts, wasm::Generated { predicates: predicate_fns, values: value_fns, eval });
     let layout = Layout { memory_pages, ..layout };
 
+    let prefilter = prefilter::prefilter(&rules, &predicates, schema, !lineage_nodes.is_empty(), !called.is_empty());
     let bundle = Bundle {
         manifest: Manifest {
             compiler: format!("eqlc {}", env!("CARGO_PKG_VERSION")),
@@ -361,6 +363,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
         sequences: (!tables.is_empty()).then_some(tables),
         lineage: None,
         custom: None,
+        prefilter,
         actions: inputs
             .iter()
             .enumerate()

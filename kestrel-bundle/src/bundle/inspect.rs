@@ -59,6 +59,15 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
     }
 
     writeln!(out)?;
+    match &bundle.prefilter {
+        None => writeln!(out, "prefilter: none (every line's fields are read)")?,
+        Some(prefilter) => {
+            let literals: Vec<String> = prefilter.literals.iter().map(|literal| format!("{literal:?}")).collect();
+            writeln!(out, "prefilter ({}): a line without any of [{}] matches no rule", literals.len(), literals.join(", "))?;
+        }
+    }
+
+    writeln!(out)?;
     let functions = &bundle.functions;
     writeln!(out, "rules ({}), predicates ({}), value functions ({}):", bundle.rules.len(), functions.predicates.len(), functions.values.len())?;
     for (index, rule) in bundle.rules.iter().enumerate() {

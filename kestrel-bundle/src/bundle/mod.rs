@@ -73,6 +73,29 @@ pub struct Bundle {
     /// matches besides alerting, sorted by rule, at most one per rule; rules without an
     /// entry only alert (docs/enforcement.md).
     pub actions: Vec<RuleAction>,
+    /// The `PREFILTER` section, when eqlc proved that no rule can match an event whose
+    /// text holds none of some literals (docs/bundle-format.md).
+    pub prefilter: Option<Prefilter>,
+}
+
+/// Most literals a [`Prefilter`] holds.
+pub const MAX_PREFILTER_LITERALS: usize = 256;
+/// Longest literal of a [`Prefilter`], in bytes.
+pub const MAX_PREFILTER_LITERAL_LEN: usize = 256;
+
+/// Texts one of which every event some predicate matches has in its JSON text.
+///
+/// Precisely: when a line of NDJSON input is ASCII, holds no backslash, and holds none
+/// of `literals` (ASCII case-insensitively), no event condition of the bundle is true
+/// on its event, and the lineage tracker and hand-written predicates (whose bundles
+/// have no prefilter) do not look at it either. The runtime may then read only the
+/// line's timestamp. (In such a line a string value is its bytes between the quotes,
+/// and a Unicode lower-case comparison is an ASCII one.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prefilter {
+    /// Non-empty ASCII texts without upper-case letters, strictly ascending; at most
+    /// [`MAX_PREFILTER_LITERALS`], each at most [`MAX_PREFILTER_LITERAL_LEN`] bytes.
+    pub literals: Vec<String>,
 }
 
 /// Most captures one hand-written predicate may declare.
@@ -709,10 +732,11 @@ pub(crate) enum SectionKind {
     Lineage = 8,
     Custom = 9,
     Actions = 10,
+    Prefilter = 11,
 }
 
 impl SectionKind {
-    pub(crate) const ALL: [SectionKind; 10] = [
+    pub(crate) const ALL: [SectionKind; 11] = [
         SectionKind::Manifest,
         SectionKind::Fields,
         SectionKind::Rules,
@@ -723,6 +747,7 @@ impl SectionKind {
         SectionKind::Lineage,
         SectionKind::Custom,
         SectionKind::Actions,
+        SectionKind::Prefilter,
     ];
 
     pub(crate) fn from_u32(kind: u32) -> Option<SectionKind> {
@@ -741,11 +766,12 @@ impl SectionKind {
             SectionKind::Lineage => "LINEAGE",
             SectionKind::Custom => "CUSTOM",
             SectionKind::Actions => "ACTIONS",
+            SectionKind::Prefilter => "PREFILTER",
         }
     }
 
     pub(crate) fn required(self) -> bool {
-        !matches!(self, SectionKind::Sequences | SectionKind::Lineage | SectionKind::Custom | SectionKind::Actions)
+        !matches!(self, SectionKind::Sequences | SectionKind::Lineage | SectionKind::Custom | SectionKind::Actions | SectionKind::Prefilter)
     }
 }
 

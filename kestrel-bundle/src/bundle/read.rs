@@ -7,8 +7,8 @@
 
 use super::{
     ABI_VERSION, Action, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, Capture, CaptureDecl, CidrBlock, CustomLimits, CustomPredicate, FORMAT_VERSION,
-    Field, Functions, HEADER_LEN, KillTarget, Layout, LineageNode, LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Query,
-    RegexPattern, Rule, RuleAction, SectionKind, SequenceKey, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64,
+    Field, Functions, HEADER_LEN, KillTarget, Layout, LineageNode, LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Prefilter,
+    Query, RegexPattern, Rule, RuleAction, SectionKind, SequenceKey, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64,
     validate,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -33,6 +33,7 @@ pub(crate) struct Sites {
     pub(crate) sequences: Vec<u64>,
     pub(crate) custom: Vec<u64>,
     pub(crate) actions: Vec<ActionSites>,
+    pub(crate) prefilter: Vec<u64>,
 }
 
 /// Where the parts of one entry of the `ACTIONS` section start.
@@ -71,6 +72,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
     let mut lineage = None;
     let mut custom = None;
     let mut actions = Vec::new();
+    let mut prefilter = None;
     for section in &sections {
         let body = bytes.get(section.start..section.end).ok_or_else(|| BundleError::new("section bounds were not checked (reader bug)"))?;
         let mut r = Reader { bytes: body, pos: 0, base: section.start as u64 };
@@ -89,6 +91,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
             SectionKind::Lineage => lineage = Some(read_lineage(&mut r, &mut sites).map_err(|e| e.context(name))?),
             SectionKind::Custom => custom = Some(read_custom(&mut r, &mut sites).map_err(|e| e.context(name))?),
             SectionKind::Actions => actions = read_actions(&mut r, &mut sites).map_err(|e| e.context(name))?,
+            SectionKind::Prefilter => prefilter = Some(read_prefilter(&mut r, &mut sites).map_err(|e| e.context(name))?),
         }
         r.finish().map_err(|e| e.context(name))?;
     }
@@ -104,6 +107,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
         lineage,
         custom,
         actions,
+        prefilter,
     };
     validate::check(&bundle, Some(&sites))?;
     Ok(bundle)
@@ -689,6 +693,15 @@ fn read_actions(r: &mut Reader, sites: &mut Sites) -> Result<Vec<RuleAction>, Bu
         return Err(BundleError::at(at, "the section lists no actions (a bundle whose rules only alert has no ACTIONS section)"));
     }
     Ok(actions)
+}
+
+/// The `PREFILTER` section: its literals (checked by `validate`).
+fn read_prefilter(r: &mut Reader, sites: &mut Sites) -> Result<Prefilter, BundleError> {
+    let literals = r.vec(min_size::STR, "the literals", |r, _| {
+        sites.prefilter.push(r.offset());
+        r.str("a literal")
+    })?;
+    Ok(Prefilter { literals })
 }
 
 fn read_action(r: &mut Reader, sites: &mut ActionSites) -> Result<RuleAction, BundleError> {

@@ -3,7 +3,8 @@
 
 use super::read::{LAYOUT_NAMES, RuleSites, Sites};
 use super::{
-    Action, Bundle, BundleError, CidrBlock, CustomRuntime, MAX_CAPTURES, MAX_MEMORY_PAGES, NO_INDEX, Pipe, PredicateRole, Query, Rule, TableKind, WASM_HEADER,
+    Action, Bundle, BundleError, CidrBlock, CustomRuntime, MAX_CAPTURES, MAX_MEMORY_PAGES, MAX_PREFILTER_LITERAL_LEN, MAX_PREFILTER_LITERALS, NO_INDEX, Pipe,
+    PredicateRole, Query, Rule, TableKind, WASM_HEADER,
 };
 use crate::abi::{MAX_CALL_ARGS, RESERVED_BYTES};
 use crate::enforce::MAX_KILL_TARGETS;
@@ -26,7 +27,37 @@ pub(crate) fn check(bundle: &Bundle, sites: Option<&Sites>) -> Result<(), Bundle
     lineage(bundle, at)?;
     custom(bundle, at)?;
     actions(bundle, at)?;
+    prefilter(bundle, at)?;
     wasm(bundle, at)
+}
+
+/// The prefilter's literals: one to [`MAX_PREFILTER_LITERALS`] of them, each non-empty,
+/// at most [`MAX_PREFILTER_LITERAL_LEN`] bytes, ASCII without upper-case letters, in
+/// strictly ascending order.
+fn prefilter(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    let Some(prefilter) = &bundle.prefilter else { return Ok(()) };
+    let literals = &prefilter.literals;
+    if literals.is_empty() || literals.len() > MAX_PREFILTER_LITERALS {
+        return Err(BundleError::maybe_at(
+            at.get(|s| s.prefilter.first().copied()),
+            format!("PREFILTER: {} literals (from 1 to {MAX_PREFILTER_LITERALS})", literals.len()),
+        ));
+    }
+    for (index, literal) in literals.iter().enumerate() {
+        let problem = if literal.is_empty() || literal.len() > MAX_PREFILTER_LITERAL_LEN {
+            Some(format!("is {} bytes long (from 1 to {MAX_PREFILTER_LITERAL_LEN})", literal.len()))
+        } else if !literal.bytes().all(|byte| byte.is_ascii() && !byte.is_ascii_uppercase()) {
+            Some("is not ASCII without upper-case letters".to_string())
+        } else if index > 0 && literals[index - 1] >= *literal {
+            Some("does not come after the one before it (literals are strictly ascending)".to_string())
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(BundleError::maybe_at(at.get(|s| s.prefilter.get(index).copied()), format!("PREFILTER: literal {index} ({literal:?}) {problem}")));
+        }
+    }
+    Ok(())
 }
 
 /// Rule actions: sorted by rule, one per rule at most, kill targets on steps the rule

@@ -30,6 +30,9 @@ pub(crate) fn write(bundle: &Bundle) -> Result<Vec<u8>, BundleError> {
     if !bundle.actions.is_empty() {
         sections.push((SectionKind::Actions, section(|out| out.vec(&bundle.actions, action))?));
     }
+    if let Some(prefilter) = &bundle.prefilter {
+        sections.push((SectionKind::Prefilter, section(|out| out.vec(&prefilter.literals, |out, literal| out.str(literal)))?));
+    }
 
     let table_end = HEADER_LEN + TABLE_ENTRY_LEN * sections.len();
     let mut offsets = Vec::with_capacity(sections.len());

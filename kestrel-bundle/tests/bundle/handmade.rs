@@ -159,6 +159,7 @@ pub fn handmade() -> Bundle {
         lineage: None,
         custom: None,
         actions: Vec::new(),
+        prefilter: None,
     }
 }
 

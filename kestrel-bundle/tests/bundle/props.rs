@@ -1,7 +1,7 @@
 //! Properties: arbitrary valid bundles (with hand-written predicates and rule actions)
 //! round-trip byte-for-byte, and `Layout::plan` gives valid layouts.
 
-use kestrel_bundle::bundle::{CaptureDecl, CustomLimits, CustomPredicate, CustomRuntime, WASM_HEADER};
+use kestrel_bundle::bundle::{CaptureDecl, CustomLimits, CustomPredicate, CustomRuntime, Prefilter, WASM_HEADER};
 use kestrel_bundle::enforce::{Action, KillTarget, RuleAction, Whom};
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::{
@@ -291,6 +291,10 @@ fn build(
         lineage: None,
         custom: None,
         actions: Vec::new(),
+        // Some bundles have a prefilter of one to three literals (from the seed).
+        prefilter: (seed & 2 == 2).then(|| Prefilter {
+            literals: (0..1 + seed % 3).map(|index| format!("k{:x}", seed.rotate_left(7 * index as u32) % 4096)).collect::<BTreeSet<_>>().into_iter().collect(),
+        }),
     }
 }
 
