@@ -5,7 +5,8 @@
 //! builds:
 //!
 //! - **end to end**: NDJSON bytes → `Replay` (projection parser, timestamp order, engine,
-//!   alerts rendered into a `Vec`), as `kestrel replay` runs;
+//!   alerts rendered into a `Vec`), as `kestrel replay` runs; when the bundle has a
+//!   prefilter, also without it (every line's fields read);
 //! - **engine only**: the events are parsed into `Event`s first (not timed), then
 //!   `Engine::run` (a chunk of events at a time, its alerts counted and dropped, as
 //!   `kestrel replay` runs it) + `finish` are timed;
@@ -289,15 +290,31 @@ fn bench_bundle(bytes: &[u8], input: &Input, reps: usize) -> serde_json::Value {
     }
     let (time, alerts) = if only == "engine" { (Duration::ZERO, 0) } else { measure(reps, || replay(&program, input, Order::Timestamp)) };
     report["end_to_end"] = row("end to end: kestrel replay (timestamp order)", time, input, Some(alerts));
+    // The same bundle without its prefilter: every line's fields read.
+    let unfiltered = match &program.bundle.prefilter {
+        None => program.clone(),
+        Some(_) => {
+            let bytes = kestrel_bundle::Bundle { prefilter: None, ..(*program.bundle).clone() }.to_bytes().expect("the bundle writes");
+            Arc::new(Program::load(&bytes).expect("the bundle loads"))
+        }
+    };
+    if only.is_empty()
+        && let Some(prefilter) = &program.bundle.prefilter
+    {
+        let (time, alerts) = measure(reps, || replay(&unfiltered, input, Order::Timestamp));
+        let label = format!("  the same, every line's fields read (no prefilter; it passes over lines without {:?})", prefilter.literals);
+        report["end_to_end_all_read"] = row(&label, time, input, Some(alerts));
+    }
 
     if only.is_empty() && cores > 1 {
         let (time, alerts) = measure(reps, || replay_threads(&program, input, Order::Timestamp, cores));
         report["end_to_end_parallel"] = row(&format!("end to end, {cores} parsing threads (kestrel replay's default)"), time, input, Some(alerts));
         report["end_to_end_parallel"]["threads"] = cores.into();
     }
-    // The events as the engine takes them, parsed once. Without their lines: the
-    // engine never reads them (replay attaches a line to a match only).
-    let mut reader = EventReader::new(&program);
+    // The events as the engine takes them, parsed once, every line's fields read (the
+    // engine's own work, not the prefilter's). Without their lines: the engine never
+    // reads them (replay attaches a line to a match only).
+    let mut reader = EventReader::new(&unfiltered);
     let events: Vec<Event> = input
         .lines()
         .map(|line| {
