@@ -346,10 +346,26 @@ fn folded_eq_scalar(block: &[u8; 64], byte: u8) -> u64 {
     block.iter().enumerate().fold(0, |mask, (idx, each)| mask | u64::from(*each | 0x20 == byte) << idx)
 }
 
-/// The loop of [`plain_without`], inlined into each instruction set's function. The
-/// last block is padded with zero bytes (neither odd nor, with bit 5 set, a letter).
+/// The loop of [`plain_without`], inlined into each instruction set's function: for one
+/// needle (the usual prefilter) with the needle fixed, so that its bytes are broadcast
+/// once, not per block.
 #[inline(always)]
 fn plain_without_blocks(bytes: &[u8], needles: &[Needle], odd: impl Fn(&[u8; 64]) -> u64, folded: impl Fn(&[u8; 64], u8) -> u64) -> bool {
+    match <&[Needle; 1]>::try_from(needles) {
+        Ok(one) => plain_without_each(bytes, one, odd, folded),
+        Err(_) => plain_without_each(bytes, needles, odd, folded),
+    }
+}
+
+/// [`plain_without_blocks`] over `needles`, a slice or an array. The last block is
+/// padded with zero bytes (neither odd nor, with bit 5 set, a letter).
+#[inline(always)]
+fn plain_without_each<'n>(
+    bytes: &[u8],
+    needles: impl IntoIterator<Item = &'n Needle> + Copy,
+    odd: impl Fn(&[u8; 64]) -> u64,
+    folded: impl Fn(&[u8; 64], u8) -> u64,
+) -> bool {
     let mut at = 0;
     let mut padded = [0u8; 64];
     while at < bytes.len() {
