@@ -90,6 +90,8 @@ fn linux_rules_build_into_one_bundle_the_runtime_loads() {
     let schema = options.schema();
     let mut built = Vec::new();
     let mut refused: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    // Rules whose bundle alone has a prefilter (docs/bundle-format.md, `PREFILTER`).
+    let mut prefiltered = 0;
     for (location, rule) in rules.iter().filter(|(_, rule)| is_linux(rule)) {
         let query = rule["query"].as_str().unwrap();
         let (_, checked, _) = check_text(location, query, FileKind::Eql, &options);
@@ -99,19 +101,25 @@ fn linux_rules_build_into_one_bundle_the_runtime_loads() {
         }
         one.meta.rule_id = Some(location.clone());
         let (bytes, diags) = eqlc::driver::build(std::slice::from_ref(&one), &schema, &[]);
-        if bytes.is_none() {
+        let Some(bytes) = bytes else {
             for diag in diags.iter().filter(|diag| diag.is_error()) {
                 *refused.entry(format!("{}: {}", diag.code, diag.message)).or_default() += 1;
             }
             continue;
-        }
+        };
+        prefiltered += usize::from(kestrel_bundle::Bundle::from_bytes(&bytes).expect("the bundle reads").prefilter.is_some());
         built.push(one);
     }
     let (bytes, diags) = eqlc::driver::build(&built, &schema, &[]);
     let bytes = bytes.unwrap_or_else(|| panic!("the Linux rules that build alone do not build together: {diags:?}"));
     let program = kestrel_rt::program::Program::load(&bytes).unwrap_or_else(|error| panic!("the runtime refuses the Linux bundle: {error}"));
     let sequences = program.bundle.sequences.as_ref().map_or(0, Vec::len);
-    eprintln!("linux rules built into one bundle: {} ({sequences} sequences), {} bytes; refused: {refused:?}", built.len(), bytes.len());
+    eprintln!(
+        "linux rules built into one bundle: {} ({sequences} sequences), {} bytes, prefilter: {}; refused: {refused:?}; {prefiltered} of them alone have a prefilter",
+        built.len(),
+        bytes.len(),
+        program.bundle.prefilter.as_ref().map_or_else(|| "none".to_string(), |prefilter| format!("{:?}", prefilter.literals))
+    );
     let refused_total: usize = refused.values().sum();
     let allowed: [&str; 0] = [];
     assert!(refused.keys().all(|reason| allowed.contains(&reason.as_str())), "unexpected refusals: {refused:?}");

@@ -84,10 +84,11 @@ fn replay_cases() {
                 );
             }
             // The bundle's prefilter changes nothing: without it, every line's fields
-            // are read, and the alerts, bad lines and counts are the same. (A line passed
-            // over is checked as a skipped value is: the same lines are bad, but the
-            // message may be less precise, such as "unterminated object or array" for
-            // a missing bracket that reading the fields reports as "expected `,` or `}`".)
+            // are read, and the alerts, counts and bad lines are the same. (A line passed
+            // over is checked as a skipped value is, for balanced brackets and ended
+            // strings, the faults of these cases' bad lines, but the message may be less
+            // precise: "unterminated object or array" for a missing bracket that reading
+            // the fields reports as "expected `,` or `}`".)
             if let Some(unfiltered) = without_prefilter(&bundle) {
                 let all_read = replay(&unfiltered, &long);
                 let filtered = replay(&bundle, &long);
