@@ -248,7 +248,7 @@ pub fn plain_without(bytes: &[u8], needles: &[Needle]) -> bool {
     #[cfg(target_arch = "x86_64")]
     let plain = plain_without_with(Vector::best(), bytes, needles);
     #[cfg(not(target_arch = "x86_64"))]
-    let plain = plain_without_blocks(bytes, needles, odd_scalar, folded_eq_scalar);
+    let plain = plain_without_blocks(bytes, needles, odd_scalar, starts_scalar);
     plain
 }
 
@@ -266,6 +266,11 @@ fn plain_without_with(vector: Vector, bytes: &[u8], needles: &[Needle]) -> bool 
     }
 }
 
+// Each level gives the loop two masks of a block: its odd bytes, and the places where
+// a needle may start (its first byte there, with bit 5 set, and its last byte `len - 1`
+// later, when the text reaches that far). Both are combined as vectors and turned into
+// one mask at the end: combined as masks, LLVM turned AVX2's into bit-by-bit code.
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn plain_avx512(bytes: &[u8], needles: &[Needle]) -> bool {
@@ -275,38 +280,63 @@ fn plain_avx512(bytes: &[u8], needles: &[Needle]) -> bool {
         _mm512_movepi8_mask(bytes) | _mm512_cmpeq_epi8_mask(bytes, _mm512_set1_epi8(b'\\' as i8))
     };
     let folded = |block: &[u8; 64], byte: u8| _mm512_cmpeq_epi8_mask(_mm512_or_si512(load512(block), _mm512_set1_epi8(0x20)), _mm512_set1_epi8(byte as i8));
-    plain_without_blocks(bytes, needles, odd, folded)
+    let starts = |block: &[u8; 64], ends: Option<&[u8; 64]>, first: u8, last: u8| match ends {
+        Some(ends) => folded(block, first) & folded(ends, last),
+        None => folded(block, first),
+    };
+    plain_without_blocks(bytes, needles, odd, starts)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn plain_avx2(bytes: &[u8], needles: &[Needle]) -> bool {
-    use std::arch::x86_64::{_mm256_cmpeq_epi8, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8};
-    let halves = |block: &[u8; 64], each: &dyn Fn(std::arch::x86_64::__m256i) -> i32| {
-        let low = each(load256(&block[..32])) as u32;
-        let high = each(load256(&block[32..])) as u32;
-        u64::from(low) | u64::from(high) << 32
+    use std::arch::x86_64::{__m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8};
+    let half_mask = |vector: __m256i| u64::from(_mm256_movemask_epi8(vector) as u32);
+    let odd = |block: &[u8; 64]| {
+        let half = |at: usize| {
+            let bytes = load256(&block[at..at + 32]);
+            half_mask(_mm256_or_si256(bytes, _mm256_cmpeq_epi8(bytes, _mm256_set1_epi8(b'\\' as i8))))
+        };
+        half(0) | half(32) << 32
     };
-    let odd =
-        |block: &[u8; 64]| halves(block, &|bytes| _mm256_movemask_epi8(bytes) | _mm256_movemask_epi8(_mm256_cmpeq_epi8(bytes, _mm256_set1_epi8(b'\\' as i8))));
-    let folded = |block: &[u8; 64], byte: u8| {
-        halves(block, &|bytes| _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_or_si256(bytes, _mm256_set1_epi8(0x20)), _mm256_set1_epi8(byte as i8))))
+    let folded = |bytes: &[u8], byte: u8| _mm256_cmpeq_epi8(_mm256_or_si256(load256(bytes), _mm256_set1_epi8(0x20)), _mm256_set1_epi8(byte as i8));
+    let starts = |block: &[u8; 64], ends: Option<&[u8; 64]>, first: u8, last: u8| {
+        let half = |at: usize| {
+            let firsts = folded(&block[at..at + 32], first);
+            half_mask(match ends {
+                Some(ends) => _mm256_and_si256(firsts, folded(&ends[at..at + 32], last)),
+                None => firsts,
+            })
+        };
+        half(0) | half(32) << 32
     };
-    plain_without_blocks(bytes, needles, odd, folded)
+    plain_without_blocks(bytes, needles, odd, starts)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 fn plain_sse2(bytes: &[u8], needles: &[Needle]) -> bool {
-    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
-    let quarters = |block: &[u8; 64], each: &dyn Fn(std::arch::x86_64::__m128i) -> i32| {
-        block.chunks_exact(16).enumerate().fold(0u64, |mask, (idx, lane)| mask | u64::from(each(load128(lane)) as u16) << (16 * idx))
+    use std::arch::x86_64::{__m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    let quarter_mask = |vector: __m128i| u64::from(_mm_movemask_epi8(vector) as u16);
+    let odd = |block: &[u8; 64]| {
+        (0..4).fold(0u64, |mask, quarter| {
+            let bytes = load128(&block[16 * quarter..16 * quarter + 16]);
+            mask | quarter_mask(_mm_or_si128(bytes, _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8)))) << (16 * quarter)
+        })
     };
-    let odd = |block: &[u8; 64]| quarters(block, &|bytes| _mm_movemask_epi8(bytes) | _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8))));
-    let folded = |block: &[u8; 64], byte: u8| {
-        quarters(block, &|bytes| _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_or_si128(bytes, _mm_set1_epi8(0x20)), _mm_set1_epi8(byte as i8))))
+    let folded = |bytes: &[u8], byte: u8| _mm_cmpeq_epi8(_mm_or_si128(load128(bytes), _mm_set1_epi8(0x20)), _mm_set1_epi8(byte as i8));
+    let starts = |block: &[u8; 64], ends: Option<&[u8; 64]>, first: u8, last: u8| {
+        (0..4).fold(0u64, |mask, quarter| {
+            let range = 16 * quarter..16 * quarter + 16;
+            let firsts = folded(&block[range.clone()], first);
+            let places = match ends {
+                Some(ends) => _mm_and_si128(firsts, folded(&ends[range], last)),
+                None => firsts,
+            };
+            mask | quarter_mask(places) << (16 * quarter)
+        })
     };
-    plain_without_blocks(bytes, needles, odd, folded)
+    plain_without_blocks(bytes, needles, odd, starts)
 }
 
 /// Sixteen bytes as a vector: built from two words, which compiles to one load.
@@ -340,20 +370,26 @@ fn odd_scalar(block: &[u8; 64]) -> u64 {
     block.iter().enumerate().fold(0, |mask, (idx, byte)| mask | u64::from(!byte.is_ascii() || *byte == b'\\') << idx)
 }
 
-/// Bytes equal to `byte` once bit 5 is set, byte by byte.
+/// Where a needle may start, byte by byte (see the levels' `starts`).
 #[cfg_attr(target_arch = "x86_64", cfg(test))]
-fn folded_eq_scalar(block: &[u8; 64], byte: u8) -> u64 {
-    block.iter().enumerate().fold(0, |mask, (idx, each)| mask | u64::from(*each | 0x20 == byte) << idx)
+fn starts_scalar(block: &[u8; 64], ends: Option<&[u8; 64]>, first: u8, last: u8) -> u64 {
+    let folded = |block: &[u8; 64], byte: u8| block.iter().enumerate().fold(0, |mask, (idx, each)| mask | u64::from(*each | 0x20 == byte) << idx);
+    folded(block, first) & ends.map_or(u64::MAX, |ends| folded(ends, last))
 }
 
 /// The loop of [`plain_without`], inlined into each instruction set's function: for one
 /// needle (the usual prefilter) with the needle fixed, so that its bytes are broadcast
 /// once, not per block.
 #[inline(always)]
-fn plain_without_blocks(bytes: &[u8], needles: &[Needle], odd: impl Fn(&[u8; 64]) -> u64, folded: impl Fn(&[u8; 64], u8) -> u64) -> bool {
+fn plain_without_blocks(
+    bytes: &[u8],
+    needles: &[Needle],
+    odd: impl Fn(&[u8; 64]) -> u64,
+    starts: impl Fn(&[u8; 64], Option<&[u8; 64]>, u8, u8) -> u64,
+) -> bool {
     match <&[Needle; 1]>::try_from(needles) {
-        Ok(one) => plain_without_each(bytes, one, odd, folded),
-        Err(_) => plain_without_each(bytes, needles, odd, folded),
+        Ok(one) => plain_without_each(bytes, one, odd, starts),
+        Err(_) => plain_without_each(bytes, needles, odd, starts),
     }
 }
 
@@ -364,7 +400,7 @@ fn plain_without_each<'n>(
     bytes: &[u8],
     needles: impl IntoIterator<Item = &'n Needle> + Copy,
     odd: impl Fn(&[u8; 64]) -> u64,
-    folded: impl Fn(&[u8; 64], u8) -> u64,
+    starts: impl Fn(&[u8; 64], Option<&[u8; 64]>, u8, u8) -> u64,
 ) -> bool {
     let mut at = 0;
     let mut padded = [0u8; 64];
@@ -381,14 +417,12 @@ fn plain_without_each<'n>(
         }
         for needle in needles {
             let (first, last) = needle.ends();
-            let mut candidates = folded(block, first);
             // Where the needle's last byte is, when the text reaches that far (near the
-            // end, the first byte alone picks the places to compare). Both masks are
-            // made before the one branch: a first byte alone is common, and which
-            // blocks have one is not predictable.
-            if let Some(ends) = bytes.get(at + needle.text.len() - 1..at + needle.text.len() + 63) {
-                candidates &= folded(ends.try_into().expect("64 bytes"), last);
-            }
+            // end, the first byte alone picks the places to compare). Both are tested
+            // before the one branch: a first byte alone is common, and which blocks
+            // have one is not predictable.
+            let ends = bytes.get(at + needle.text.len() - 1..at + needle.text.len() + 63).map(|ends| ends.try_into().expect("64 bytes"));
+            let mut candidates = starts(block, ends, first, last);
             while candidates != 0 {
                 if needle.is_at(bytes, at + candidates.trailing_zeros() as usize) {
                     return false;
@@ -696,12 +730,7 @@ mod tests {
             for needles in needle_sets {
                 let expected = plain_without_reference(&text, needles);
                 let built: Vec<Needle> = needles.iter().map(|text| Needle::new(text).unwrap()).collect();
-                assert_eq!(
-                    plain_without_blocks(&text, &built, odd_scalar, folded_eq_scalar),
-                    expected,
-                    "scalar {needles:?} {:?}",
-                    String::from_utf8_lossy(&text)
-                );
+                assert_eq!(plain_without_blocks(&text, &built, odd_scalar, starts_scalar), expected, "scalar {needles:?} {:?}", String::from_utf8_lossy(&text));
                 #[cfg(target_arch = "x86_64")]
                 for vector in vectors() {
                     assert_eq!(plain_without_with(vector, &text, &built), expected, "{vector:?} {needles:?} {:?}", String::from_utf8_lossy(&text));

@@ -29,8 +29,25 @@ use tests::{FileOptions, check_text};
 const LITERALS: &[&str] = &["bash", "BASH", "curl", "/bin/", "sh -c", "b@sh", "kill", "wget", "bäsh", "python"];
 
 /// Values events hold.
-const VALUES: &[&str] =
-    &["bash", "Bash", "/bin/bash", "xbashx", "curl", "CURL", "curly", "wget", "python3", "zsh", "sh -c id", "b@sh", "b`sh", "bäsh", "\u{212A}ill", "kill", "dash"];
+const VALUES: &[&str] = &[
+    "bash",
+    "Bash",
+    "/bin/bash",
+    "xbashx",
+    "curl",
+    "CURL",
+    "curly",
+    "wget",
+    "python3",
+    "zsh",
+    "sh -c id",
+    "b@sh",
+    "b`sh",
+    "bäsh",
+    "\u{212A}ill",
+    "kill",
+    "dash",
+];
 
 const FIELDS: &[&str] = &["process.name", "process.executable", "process.args", "file.path"];
 
