@@ -325,7 +325,11 @@ impl EventReader {
             // No rule can match it: its time is all the replay needs (the rest of the
             // line is checked as a skipped value is).
             timestamp_only.read_with_raw(line, &mut Vec::new(), &mut self.raw).map_err(|error| (Some(error.column), error.message))?;
-            let timestamp = self.raw_timestamp(line, self.raw[0].clone())?;
+            let timestamp = match self.raw[0].clone() {
+                // A plain line has no escapes: a string is its text between the quotes.
+                Some(range) if line.as_bytes()[range.start] == b'"' => self.minute.text_to_nanos(&line[range.start + 1..range.end - 1], self.unit),
+                other => self.raw_timestamp(line, other)?,
+            };
             return Ok((Event { timestamp: timestamp.unwrap_or(0), categories: Categories::default(), fields: Vec::new(), raw: Line::default() }, timestamp));
         }
         self.projection.read_deferred(line, &mut self.scratch, &mut self.raw, &mut self.deferred).map_err(|error| (Some(error.column), error.message))?;
