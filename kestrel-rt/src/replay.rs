@@ -253,6 +253,11 @@ pub struct EventReader {
     prefilter: Option<(LineFilter, Projection)>,
 }
 
+/// What [`EventReader`] makes of a line: its event and its own timestamp (the event's
+/// is 0 without one), or why it is a bad line (the byte column, when known, and a
+/// message).
+pub type LineRead = Result<(Event, Option<i64>), (Option<usize>, String)>;
+
 /// Where the reader finds a special field (the timestamp, the category).
 #[derive(Clone, Copy, Debug)]
 enum Special {
@@ -310,7 +315,7 @@ impl EventReader {
 
     /// The event of a line, and its timestamp if it has one (the event's own
     /// `timestamp` is 0 without one). Errors carry the byte column, when known.
-    pub fn read(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
+    pub fn read(&mut self, line: &str) -> LineRead {
         let (mut event, timestamp) = self.read_fields(line)?;
         event.raw = Line::new(line);
         Ok((event, timestamp))
@@ -318,19 +323,9 @@ impl EventReader {
 
     /// [`EventReader::read`] without copying the line into the event (its `raw` is
     /// empty): for callers that keep the line and copy it only if the event matches.
-    pub fn read_fields(&mut self, line: &str) -> Result<(Event, Option<i64>), (Option<usize>, String)> {
-        if let Some((filter, timestamp_only)) = &self.prefilter
-            && filter.passes_over(line)
-        {
-            // No rule can match it: its time is all the replay needs (the rest of the
-            // line is checked as a skipped value is).
-            timestamp_only.read_with_raw(line, &mut Vec::new(), &mut self.raw).map_err(|error| (Some(error.column), error.message))?;
-            let timestamp = match self.raw[0].clone() {
-                // A plain line has no escapes: a string is its text between the quotes.
-                Some(range) if line.as_bytes()[range.start] == b'"' => self.minute.text_to_nanos(&line[range.start + 1..range.end - 1], self.unit),
-                other => self.raw_timestamp(line, other)?,
-            };
-            return Ok((Event { timestamp: timestamp.unwrap_or(0), categories: Categories::default(), fields: Vec::new(), raw: Line::default() }, timestamp));
+    pub fn read_fields(&mut self, line: &str) -> LineRead {
+        if let Some(read) = self.read_passed_over(line) {
+            return read;
         }
         self.projection.read_deferred(line, &mut self.scratch, &mut self.raw, &mut self.deferred).map_err(|error| (Some(error.column), error.message))?;
         for special in [self.timestamp, self.category] {
@@ -384,9 +379,29 @@ impl EventReader {
         }
         Ok((Event { timestamp: timestamp.unwrap_or(0), categories, fields, raw: Line::default() }, timestamp))
     }
-}
 
-impl EventReader {
+    /// The event of a line the bundle's prefilter passes over, if it does: no rule can
+    /// match it, so its time is all the replay needs (the rest of the line is checked as
+    /// a skipped value is).
+    fn read_passed_over(&mut self, line: &str) -> Option<LineRead> {
+        let (filter, timestamp_only) = self.prefilter.as_ref()?;
+        if !filter.passes_over(line) {
+            return None;
+        }
+        if let Err(error) = timestamp_only.read_with_raw(line, &mut Vec::new(), &mut self.raw) {
+            return Some(Err((Some(error.column), error.message)));
+        }
+        let timestamp = match self.raw[0].clone() {
+            // A plain line has no escapes: a string is its text between the quotes.
+            Some(range) if line.as_bytes()[range.start] == b'"' => self.minute.text_to_nanos(&line[range.start + 1..range.end - 1], self.unit),
+            other => match self.raw_timestamp(line, other) {
+                Ok(timestamp) => timestamp,
+                Err(error) => return Some(Err(error)),
+            },
+        };
+        Some(Ok((Event { timestamp: timestamp.unwrap_or(0), categories: Categories::default(), fields: Vec::new(), raw: Line::default() }, timestamp)))
+    }
+
     /// The time of a timestamp read raw, at `range` of `line` (if the line has one).
     fn raw_timestamp(&mut self, line: &str, range: Option<Range<usize>>) -> Result<Option<i64>, (Option<usize>, String)> {
         let Some(range) = range else { return Ok(None) };
