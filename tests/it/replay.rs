@@ -92,26 +92,33 @@ fn replay_cases() {
             if let Some(unfiltered) = without_prefilter(&bundle) {
                 let all_read = replay(&unfiltered, &long);
                 let filtered = replay(&bundle, &long);
-                assert_eq!(String::from_utf8_lossy(&filtered.alerts), String::from_utf8_lossy(&all_read.alerts), "{}: the prefilter changes the alerts", path.display());
+                assert_eq!(
+                    String::from_utf8_lossy(&filtered.alerts),
+                    String::from_utf8_lossy(&all_read.alerts),
+                    "{}: the prefilter changes the alerts",
+                    path.display()
+                );
                 let numbers = |bad: &[String]| bad.iter().map(|line| line.split(':').nth(1).unwrap_or_default().to_string()).collect::<Vec<_>>();
                 assert_eq!(numbers(&filtered.bad), numbers(&all_read.bad), "{}: the prefilter changes which lines are bad", path.display());
                 assert_eq!(counts(&filtered.summary), counts(&all_read.summary), "{}: the prefilter changes the counts", path.display());
             }
             let summary = &first.summary;
-            let rules: Vec<String> =
-                summary.rules.iter().map(|rule| format!("{}: {} matches, {} alerts, {} traps, {} dropped", rule.id, rule.stats.matches, rule.stats.alerts, rule.stats.traps, rule.stats.dropped)).collect();
+            let rules: Vec<String> = summary
+                .rules
+                .iter()
+                .map(|rule| {
+                    format!(
+                        "{}: {} matches, {} alerts, {} traps, {} dropped",
+                        rule.id, rule.stats.matches, rule.stats.alerts, rule.stats.traps, rule.stats.dropped
+                    )
+                })
+                .collect();
             let snapshot = format!(
-                "----- RULE\n{}\n----- ALERTS\n{}----- BAD LINES\n{}\n----- SUMMARY\nlines {}, events {}, alerts {}, bad lines {}, late {}, untimed {}, oversized {}\n{}\n",
+                "----- RULE\n{}\n----- ALERTS\n{}----- BAD LINES\n{}\n----- SUMMARY\n{}\n{}\n",
                 text.trim_end(),
                 String::from_utf8(first.alerts).unwrap(),
                 first.bad.join("\n"),
-                summary.lines,
-                summary.events,
-                summary.alerts,
-                summary.bad_lines,
-                summary.late,
-                summary.untimed,
-                summary.oversized,
+                totals(summary),
                 rules.join("\n")
             );
             insta::assert_snapshot!("replay", snapshot);
@@ -126,20 +133,18 @@ fn without_prefilter(bundle: &[u8]) -> Option<Vec<u8>> {
     Some(bundle.to_bytes().expect("the bundle writes"))
 }
 
-/// The summary's counts, and each rule's.
+/// The summary's totals.
+fn totals(summary: &Summary) -> String {
+    format!(
+        "lines {}, events {}, alerts {}, bad lines {}, late {}, untimed {}, oversized {}",
+        summary.lines, summary.events, summary.alerts, summary.bad_lines, summary.late, summary.untimed, summary.oversized
+    )
+}
+
+/// The summary's totals, and each rule's counts.
 fn counts(summary: &Summary) -> String {
     let rules: Vec<String> = summary.rules.iter().map(|rule| format!("{}: {} matches, {} alerts", rule.id, rule.stats.matches, rule.stats.alerts)).collect();
-    format!(
-        "lines {}, events {}, alerts {}, bad lines {}, late {}, untimed {}, oversized {}; {}",
-        summary.lines,
-        summary.events,
-        summary.alerts,
-        summary.bad_lines,
-        summary.late,
-        summary.untimed,
-        summary.oversized,
-        rules.join("; ")
-    )
+    format!("{}; {}", totals(summary), rules.join("; "))
 }
 
 /// `--max-partials` (`Options::max_partials`) bounds what a sequence rule keeps: with a

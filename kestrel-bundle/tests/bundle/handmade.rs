@@ -184,3 +184,21 @@ pub fn fix_checksum(bytes: &mut [u8]) {
     let checksum = kestrel_bundle::bundle::fnv1a64(&bytes[..end]);
     bytes[end..].copy_from_slice(&checksum.to_le_bytes());
 }
+
+/// Every value of every byte of section `kind` of `bundle`'s bytes (checksum fixed): the
+/// reader never panics, and what it accepts is the canonical encoding of what it returns.
+pub fn mutate_every_byte_of_section(bundle: &Bundle, kind: u32) {
+    let bytes = bundle.to_bytes().unwrap();
+    let (_, start, len) = sections(&bytes).into_iter().find(|(found, ..)| *found == kind).expect("section present");
+    for at in start..start + len {
+        for value in 0..=255u8 {
+            let mut mutated = bytes.clone();
+            mutated[at] = value;
+            fix_checksum(&mut mutated);
+            let result = std::panic::catch_unwind(|| Bundle::from_bytes(&mutated)).unwrap_or_else(|_| panic!("panicked with byte {at} = {value}"));
+            if let Ok(bundle) = result {
+                assert!(bundle.to_bytes().unwrap() == mutated, "byte {at} = {value}: accepted a non-canonical encoding");
+            }
+        }
+    }
+}
