@@ -13,7 +13,9 @@
 //! closed by `]` is not noticed); the values the projection decodes are checked fully.
 //!
 //! The end of a string or key (its first `"` or `\\`) is found sixteen bytes at a time
-//! the same way ([`find_quote_or_backslash`]).
+//! the same way ([`find_quote_or_backslash`]), and so is the test of the bundle's
+//! prefilter ([`plain_without`]: bytes that are not ASCII or are a backslash, and
+//! literals, ASCII case-insensitively).
 
 /// Bit masks of one 64-byte block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,16 +134,8 @@ fn skip_avx512(bytes: &[u8], start: usize, depth: u64) -> Result<usize, SkipErro
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn avx512_masks(block: &[u8; 64]) -> Masks {
-    use std::arch::x86_64::{
-        _mm_set_epi64x, _mm256_set_m128i, _mm512_castsi256_si512, _mm512_cmpeq_epi8_mask, _mm512_inserti64x4, _mm512_or_si512, _mm512_set1_epi8,
-    };
-    // Four quarters, each built as `avx2_masks` builds its halves: this compiles to one load.
-    let quarter = |at: usize| {
-        let low = i64::from_le_bytes(block[at..at + 8].try_into().expect("eight bytes"));
-        let high = i64::from_le_bytes(block[at + 8..at + 16].try_into().expect("eight bytes"));
-        _mm_set_epi64x(high, low)
-    };
-    let bytes = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(_mm256_set_m128i(quarter(16), quarter(0))), _mm256_set_m128i(quarter(48), quarter(32)));
+    use std::arch::x86_64::{_mm512_cmpeq_epi8_mask, _mm512_or_si512, _mm512_set1_epi8};
+    let bytes = load512(block);
     // `[` and `]` differ from `{` and `}` only in bit 5.
     let folded = _mm512_or_si512(bytes, _mm512_set1_epi8(0x20));
     Masks {
@@ -155,7 +149,7 @@ fn avx512_masks(block: &[u8; 64]) -> Masks {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 fn sse2_masks(block: &[u8; 64]) -> Masks {
-    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8};
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
     let quote = _mm_set1_epi8(b'"' as i8);
     let backslash = _mm_set1_epi8(b'\\' as i8);
     // `[` and `]` differ from `{` and `}` only in bit 5.
@@ -164,9 +158,7 @@ fn sse2_masks(block: &[u8; 64]) -> Masks {
     let close = _mm_set1_epi8(b'}' as i8);
     let mut masks = Masks { quotes: 0, backslashes: 0, opens: 0, closes: 0 };
     for (idx, lane) in block.chunks_exact(16).enumerate() {
-        let low = i64::from_le_bytes(lane[..8].try_into().expect("eight bytes"));
-        let high = i64::from_le_bytes(lane[8..].try_into().expect("eight bytes"));
-        let bytes: __m128i = _mm_set_epi64x(high, low);
+        let bytes = load128(lane);
         let folded = _mm_or_si128(bytes, case);
         let shift = idx * 16;
         let bits = |vector| u64::from(_mm_movemask_epi8(vector) as u16) << shift;
@@ -181,7 +173,7 @@ fn sse2_masks(block: &[u8; 64]) -> Masks {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn avx2_masks(block: &[u8; 64]) -> Masks {
-    use std::arch::x86_64::{__m256i, _mm_set_epi64x, _mm256_cmpeq_epi8, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set_m128i, _mm256_set1_epi8};
+    use std::arch::x86_64::{_mm256_cmpeq_epi8, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8};
     let quote = _mm256_set1_epi8(b'"' as i8);
     let backslash = _mm256_set1_epi8(b'\\' as i8);
     let case = _mm256_set1_epi8(0x20);
@@ -189,14 +181,7 @@ fn avx2_masks(block: &[u8; 64]) -> Masks {
     let close = _mm256_set1_epi8(b'}' as i8);
     let mut masks = Masks { quotes: 0, backslashes: 0, opens: 0, closes: 0 };
     for (idx, lane) in block.chunks_exact(32).enumerate() {
-        // Two halves of sixteen bytes, each built as `find_sse2` builds its lane (which
-        // compiles to one load); four words at once compile to five instructions.
-        let half = |bytes: &[u8]| {
-            let low = i64::from_le_bytes(bytes[..8].try_into().expect("eight bytes"));
-            let high = i64::from_le_bytes(bytes[8..16].try_into().expect("eight bytes"));
-            _mm_set_epi64x(high, low)
-        };
-        let bytes: __m256i = _mm256_set_m128i(half(&lane[16..]), half(&lane[..16]));
+        let bytes = load256(lane);
         let folded = _mm256_or_si256(bytes, case);
         let shift = idx * 32;
         let bits = |vector| u64::from(_mm256_movemask_epi8(vector) as u32) << shift;
@@ -226,7 +211,7 @@ impl Needle {
         (!text.is_empty() && text.is_ascii()).then(|| Needle { text: text.to_ascii_lowercase().into_bytes().into_boxed_slice() })
     }
 
-    /// The first and last bytes with bit 5 set, as [`folded_eq`]-style masks compare
+    /// The first and last bytes with bit 5 set, as the levels' `starts` masks compare
     /// them: a letter's two cases meet (and a few other pairs, which the full
     /// comparison turns away).
     fn ends(&self) -> (u8, u8) {
@@ -339,7 +324,8 @@ fn plain_sse2(bytes: &[u8], needles: &[Needle]) -> bool {
     plain_without_blocks(bytes, needles, odd, starts)
 }
 
-/// Sixteen bytes as a vector: built from two words, which compiles to one load.
+/// Sixteen bytes as a vector: built from two words, which compiles to one load (no
+/// `unsafe` pointer load). Every level loads its vectors through these three.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 fn load128(bytes: &[u8]) -> std::arch::x86_64::__m128i {
@@ -453,14 +439,12 @@ pub fn find_quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 fn find_sse2(bytes: &[u8], from: usize) -> Option<usize> {
-    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8};
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
     let quote = _mm_set1_epi8(b'"' as i8);
     let backslash = _mm_set1_epi8(b'\\' as i8);
     let mut at = from;
     while let Some(chunk) = bytes.get(at..at + 16) {
-        let low = i64::from_le_bytes(chunk[..8].try_into().expect("eight bytes"));
-        let high = i64::from_le_bytes(chunk[8..].try_into().expect("eight bytes"));
-        let lane = _mm_set_epi64x(high, low);
+        let lane = load128(chunk);
         let hits = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(lane, quote), _mm_cmpeq_epi8(lane, backslash))) as u32;
         if hits != 0 {
             return Some(at + hits.trailing_zeros() as usize);
