@@ -128,6 +128,14 @@ impl Rule {
     pub fn expr(&self, id: ExprId) -> &Expr {
         &self.exprs[id.index()]
     }
+
+    /// The text of expression `id`, if it is a string literal.
+    pub fn str_literal(&self, id: ExprId) -> Option<&str> {
+        match &self.expr(id).kind {
+            ExprKind::Literal(Value::Str(text)) => Some(text),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -400,10 +400,7 @@ impl<'a> ExprGen<'a> {
             return;
         }
         // A string literal on one side of `==` / `!=`: the fast string path.
-        let literal_side = |id: ExprId| match &self.rule.expr(id).kind {
-            ExprKind::Literal(Value::Str(text)) => Some(text.clone()),
-            _ => None,
-        };
+        let literal_side = |id: ExprId| self.rule.str_literal(id).map(str::to_string);
         if matches!(op, CompareOp::Eq | CompareOp::NotEq) {
             let (subject, text) = match (literal_side(lhs), literal_side(rhs)) {
                 (_, Some(text)) => (Some(lhs), text),
@@ -618,10 +615,7 @@ impl<'a> ExprGen<'a> {
             _ => None,
         };
         if let Some(op) = op {
-            let literal = match &self.rule.expr(args[1]).kind {
-                ExprKind::Literal(Value::Str(text)) => Some(if case == Case::Insensitive { text.to_lowercase() } else { text.clone() }),
-                _ => None,
-            };
+            let literal = self.rule.str_literal(args[1]).map(|text| if case == Case::Insensitive { text.to_lowercase() } else { text.to_string() });
             self.value_for(args[0], case);
             match literal {
                 Some(text) => self.slot_str_op(&text, op),
@@ -672,12 +666,7 @@ impl<'a> ExprGen<'a> {
     }
 
     fn cidr_blocks(&self, args: &[ExprId]) -> Vec<String> {
-        args.iter()
-            .filter_map(|arg| match &self.rule.expr(*arg).kind {
-                ExprKind::Literal(Value::Str(text)) => Some(text.clone()),
-                _ => None,
-            })
-            .collect()
+        args.iter().filter_map(|arg| self.rule.str_literal(*arg).map(str::to_string)).collect()
     }
 
     /// `arraySearch` / `_arraysearch`: true if the body is true for an element, false

@@ -85,8 +85,8 @@ impl Finder<'_> {
             ExprKind::And(items) => self.all_of(items.iter().map(|item| self.needs(rule, *item))),
             ExprKind::Or(items) => any_of(items.iter().map(|item| self.needs(rule, *item))),
             ExprKind::Compare { op: CompareOp::Eq, lhs, rhs, .. } => match (string_field(rule, *lhs), string_field(rule, *rhs)) {
-                (true, _) => one_of([text_literal(rule, *rhs)]),
-                (_, true) => one_of([text_literal(rule, *lhs)]),
+                (true, _) => one_of([rule.str_literal(*rhs)]),
+                (_, true) => one_of([rule.str_literal(*lhs)]),
                 _ => Needs::Nothing,
             },
             ExprKind::InSet { expr, values, negated: false, .. } if string_field(rule, *expr) => one_of(values.iter().map(|value| match value {
@@ -95,7 +95,7 @@ impl Finder<'_> {
             })),
             ExprKind::Wildcard { expr, patterns, .. } if string_field(rule, *expr) => one_of(patterns.iter().map(longest_piece)),
             ExprKind::Call { func: Func::StartsWith | Func::EndsWith | Func::StringContains, args, .. } if args.len() == 2 && string_field(rule, args[0]) => {
-                one_of([text_literal(rule, args[1])])
+                one_of([rule.str_literal(args[1])])
             }
             _ => Needs::Nothing,
         }
@@ -137,14 +137,6 @@ fn one_of<'t>(texts: impl IntoIterator<Item = Option<&'t str>>) -> Needs {
 fn string_field(rule: &tir::Rule, id: ExprId) -> bool {
     let expr = rule.expr(id);
     matches!(expr.kind, ExprKind::Field(_)) && expr.ty.scalar == Scalar::Str
-}
-
-/// The text of a string literal.
-fn text_literal(rule: &tir::Rule, id: ExprId) -> Option<&str> {
-    match &rule.expr(id).kind {
-        ExprKind::Literal(tir::Value::Str(text)) => Some(text),
-        _ => None,
-    }
 }
 
 /// The longest literal piece a matching text must hold.
