@@ -38,8 +38,7 @@ pub fn prefilter(rules: &[&tir::Rule], predicates: &[(usize, Predicate, Vec<Expr
     if lineage || custom {
         return None;
     }
-    let segments: BTreeSet<String> = schema.field_names().flat_map(|name| name.split('.')).map(str::to_ascii_lowercase).collect();
-    let finder = Finder { segments: &segments };
+    let finder = Finder { segments: schema.field_names().flat_map(|name| name.split('.')).map(str::to_ascii_lowercase).collect() };
     let mut literals = BTreeSet::new();
     // Pipe filters and cross-step checks run only on events an event condition matched.
     for (rule, _, conjuncts) in predicates.iter().filter(|(_, predicate, _)| predicate.role == PredicateRole::EventCondition) {
@@ -57,13 +56,13 @@ pub fn prefilter(rules: &[&tir::Rule], predicates: &[(usize, Predicate, Vec<Expr
 }
 
 /// Looks for what conditions need, against the segments of the schema's field names.
-struct Finder<'a> {
+struct Finder {
     /// Lower-cased segments of the schema's field names: a literal inside one is in the
     /// keys of most events (`exec` in `executable`), so it is a poor one to look for.
-    segments: &'a BTreeSet<String>,
+    segments: BTreeSet<String>,
 }
 
-impl Finder<'_> {
+impl Finder {
     /// How useful a set is to look for: none of its literals in a key, then its shortest
     /// literal's length, then the fewer literals the better.
     fn strength(&self, needs: &Needs) -> Option<(bool, usize, std::cmp::Reverse<usize>)> {
