@@ -6,6 +6,7 @@
 //! fields: on a one-rule bundle most lines are passed over this way.
 
 use crate::json_scan::{Needle, plain_without};
+use crate::ndjson::Projection;
 use aho_corasick::{AhoCorasick, MatchKind};
 use kestrel_bundle::bundle::Bundle;
 
@@ -45,6 +46,36 @@ impl LineFilter {
     }
 }
 
+/// How a line the prefilter passes over has its timestamp read: the projection of the
+/// timestamp alone (raw), and the usual case without it.
+#[derive(Clone)]
+pub struct TimestampOnly {
+    pub projection: Projection,
+    /// `{"@timestamp":"` (the bundle's timestamp field): a plain line that starts so,
+    /// as Elastic's and Kestrel's own events do, has the timestamp's text up to the next
+    /// quote and the rest of the object after a `,`.
+    start: Option<String>,
+}
+
+impl TimestampOnly {
+    pub fn new(field: &str) -> TimestampOnly {
+        let plain = field.bytes().all(|byte| byte.is_ascii_graphic() && !matches!(byte, b'"' | b'\\' | b'.'));
+        TimestampOnly { projection: Projection::with_raw([], [field]), start: plain.then(|| format!("{{\"{field}\":\"")) }
+    }
+
+    /// The timestamp's text, when the plain `line` starts with the field's string and the
+    /// rest of the object skips as the projection would skip it, to the line's end:
+    /// then the projection reads the same text with no error. Otherwise `None`, and the
+    /// projection reads the line (and reports what is wrong with it).
+    pub fn leading<'l>(&self, line: &'l str) -> Option<&'l str> {
+        let start = self.start.as_deref()?;
+        let rest = line.strip_prefix(start)?;
+        let end = start.len() + memchr::memchr(b'"', rest.as_bytes())?;
+        let bytes = line.as_bytes();
+        (bytes.get(end + 1) == Some(&b',') && crate::json_scan::skip_rest(bytes, end + 1) == Ok(line.len())).then(|| &line[start.len()..end])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +100,45 @@ mod tests {
             assert!(!filter.passes_over(r#"{"process":{"name":"zsh"},"x":"é"}"#));
         }
         assert!(matches!(filter(&many), LineFilter::Automaton(_)));
+    }
+
+    /// The usual start of a line gives the timestamp's text only where the projection
+    /// reads the same text without an error; every other line is left to it.
+    #[test]
+    fn a_leading_timestamp_is_read_only_where_the_projection_reads_it_alike() {
+        let timestamp = TimestampOnly::new("@timestamp");
+        let lines = [
+            (r#"{"@timestamp":"2024-05-04T12:00:01Z","process":{"name":"zsh","args":["a","[b"]}}"#, true),
+            (r#"{"@timestamp":"2024-05-04T12:00:02Z","@timestamp":"2024-05-04T12:00:03Z","x":1}"#, true),
+            (r#"{"@timestamp":"","x":{}}"#, true),
+            (r#"{"@timestamp":"2024-05-04T12:00:04Z"}"#, false),
+            (r#"{"@timestamp":"2024-05-04T12:00:05Z" ,"x":1}"#, false),
+            (r#"{"@timestamp":"2024-05-04T12:00:06Z","x":[1,2}"#, false),
+            (r#"{"@timestamp":"2024-05-04T12:00:07Z","x":"open}"#, false),
+            (r#"{"@timestamp":"2024-05-04T12:00:08Z","x":1}}"#, false),
+            (r#"{"@timestamp":"2024-05-04T12:00:09Z","x":1} x"#, false),
+            (r#"{"@timestamp":"2024-05-04T12:00:10Z","x":1"#, false),
+            (r#"{"@timestamp":"2024-05-04T12:00:11Z"#, false),
+            (r#"{"@timestamp":1714824000,"x":1}"#, false),
+            (r#"{ "@timestamp":"2024-05-04T12:00:12Z","x":1}"#, false),
+            (r#"{"x":1,"@timestamp":"2024-05-04T12:00:13Z"}"#, false),
+        ];
+        for (line, leading) in lines {
+            let text = timestamp.leading(line);
+            assert_eq!(text.is_some(), leading, "{line}");
+            let mut raw = Vec::new();
+            let read = timestamp.projection.read_with_raw(line, &mut Vec::new(), &mut raw);
+            if let Some(text) = text {
+                assert_eq!(read, Ok(()), "{line}");
+                let range = raw[0].clone().expect("a timestamp");
+                assert_eq!(&line[range.start + 1..range.end - 1], text, "{line}");
+            }
+        }
+        // A field name JSON would spell with an escape, or a dotted one, is always left
+        // to the projection.
+        assert!(TimestampOnly::new("a\"b").leading(r#"{"a\"b":"1","x":1}"#).is_none());
+        assert!(TimestampOnly::new("event.created").leading(r#"{"event.created":"1","x":1}"#).is_none());
+        assert_eq!(TimestampOnly::new("ts").leading(r#"{"ts":"1","x":1}"#), Some("1"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::alert;
 use crate::engine::{Alert, Candidates, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Line, Match};
 use crate::ndjson::{JsonError, Projection, RawValue, raw_strings, raw_value, settle, settle_one};
 use crate::parallel::{Blocks, Parsed, ParsedBlock, read_blocks};
-use crate::prefilter::LineFilter;
+use crate::prefilter::{LineFilter, TimestampOnly};
 use crate::program::Program;
 use crate::reorder::{Held, Pending, Window};
 use crate::time::{MinuteCache, to_nanos};
@@ -248,9 +248,8 @@ pub struct EventReader {
     /// The minute of the last timestamp read: the next one in the same minute is read
     /// from its seconds on.
     minute: MinuteCache,
-    /// The bundle's prefilter, and the projection of the timestamp alone, for the lines
-    /// it passes over.
-    prefilter: Option<(LineFilter, Projection)>,
+    /// The bundle's prefilter, and how the lines it passes over have their timestamp read.
+    prefilter: Option<(LineFilter, TimestampOnly)>,
 }
 
 /// What [`EventReader`] makes of a line: its event and its own timestamp (the event's
@@ -309,7 +308,7 @@ impl EventReader {
             deferred: Vec::new(),
             candidates: Candidates::of(bundle),
             minute: MinuteCache::default(),
-            prefilter: LineFilter::of(bundle).map(|filter| (filter, Projection::with_raw([], [bundle.manifest.timestamp_field.as_str()]))),
+            prefilter: LineFilter::of(bundle).map(|filter| (filter, TimestampOnly::new(&bundle.manifest.timestamp_field))),
         }
     }
 
@@ -388,16 +387,21 @@ impl EventReader {
         if !filter.passes_over(line) {
             return None;
         }
-        if let Err(error) = timestamp_only.read_with_raw(line, &mut Vec::new(), &mut self.raw) {
-            return Some(Err((Some(error.column), error.message)));
-        }
-        let timestamp = match self.raw[0].clone() {
-            // A plain line has no escapes: a string is its text between the quotes.
-            Some(range) if line.as_bytes()[range.start] == b'"' => self.minute.text_to_nanos(&line[range.start + 1..range.end - 1], self.unit),
-            other => match self.raw_timestamp(line, other) {
-                Ok(timestamp) => timestamp,
-                Err(error) => return Some(Err(error)),
-            },
+        let timestamp = match timestamp_only.leading(line) {
+            Some(text) => self.minute.text_to_nanos(text, self.unit),
+            None => {
+                if let Err(error) = timestamp_only.projection.read_with_raw(line, &mut Vec::new(), &mut self.raw) {
+                    return Some(Err((Some(error.column), error.message)));
+                }
+                match self.raw[0].clone() {
+                    // A plain line has no escapes: a string is its text between the quotes.
+                    Some(range) if line.as_bytes()[range.start] == b'"' => self.minute.text_to_nanos(&line[range.start + 1..range.end - 1], self.unit),
+                    other => match self.raw_timestamp(line, other) {
+                        Ok(timestamp) => timestamp,
+                        Err(error) => return Some(Err(error)),
+                    },
+                }
+            }
         };
         Some(Ok((Event { timestamp: timestamp.unwrap_or(0), categories: Categories::default(), fields: Vec::new(), raw: Line::default() }, timestamp)))
     }
