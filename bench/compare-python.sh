@@ -11,8 +11,9 @@
 # percent within minutes: a ratio is taken within a round, never across rounds). The
 # events file is put in the page cache as a read from disk leaves it (large folios), the
 # copy is written in 4 KiB appends as a logger leaves a file (bench/page_cache.py prints
-# how fast the kernel copies each out). Prints each round's rates and ratios, the median ratio against the targets, and fails if
-# the two engines ever disagree on the number of matches.
+# how fast the kernel copies each out). Prints each round's rates and ratios, the median
+# ratio against the targets, and fails if the two engines ever disagree on the number of
+# matches.
 #
 # Usage: bench/compare-python.sh [--corpus]     (--corpus: also the corpus rule set, once)
 #        bench/compare-python.sh --sequence     (a 3-step sequence instead; see below)

@@ -63,14 +63,14 @@ impl TimestampOnly {
         TimestampOnly { projection: Projection::with_raw([], [field]), start: plain.then(|| format!("{{\"{field}\":\"")) }
     }
 
-    /// The timestamp's text, when the plain `line` starts with the field's string and the
-    /// rest of the object skips as the projection would skip it, to the line's end:
-    /// then the projection reads the same text with no error. Otherwise `None`, and the
-    /// projection reads the line (and reports what is wrong with it).
+    /// The timestamp's text, when `line` starts with the field's string, that string
+    /// holds no backslash, and the rest of the object skips as the projection would skip
+    /// it, to the line's end: then the projection reads the same text with no error.
+    /// Otherwise `None`, and the projection reads the line (and reports what is wrong).
     pub fn leading<'l>(&self, line: &'l str) -> Option<&'l str> {
         let start = self.start.as_deref()?;
-        let rest = line.strip_prefix(start)?;
-        let end = start.len() + memchr::memchr(b'"', rest.as_bytes())?;
+        let rest = line.strip_prefix(start)?.as_bytes();
+        let end = memchr::memchr2(b'"', b'\\', rest).filter(|at| rest[*at] == b'"')? + start.len();
         let bytes = line.as_bytes();
         (bytes.get(end + 1) == Some(&b',') && crate::json_scan::skip_rest(bytes, end + 1) == Ok(line.len())).then(|| &line[start.len()..end])
     }
@@ -122,6 +122,9 @@ mod tests {
             (r#"{"@timestamp":1714824000,"x":1}"#, false),
             (r#"{ "@timestamp":"2024-05-04T12:00:12Z","x":1}"#, false),
             (r#"{"x":1,"@timestamp":"2024-05-04T12:00:13Z"}"#, false),
+            // An escape in the timestamp: its first quote is not its end.
+            (r#"{"@timestamp":"x\","y":"z"}"#, false),
+            (r#"{"@timestamp":"x\u0041","y":"z"}"#, false),
         ];
         for (line, leading) in lines {
             let text = timestamp.leading(line);
