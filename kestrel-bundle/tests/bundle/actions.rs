@@ -1,7 +1,7 @@
 //! The `ACTIONS` section: rule actions round-trip, show in `inspect`, and every check
 //! of the section has a failing example, with the byte it names when read from a file.
 
-use crate::handmade::{fix_checksum, handmade, mutate_every_byte_of_section, section_offset, sections};
+use crate::handmade::{fix_checksum, handmade, mutate_every_byte_of_section, round_trip_with_last_section, section_offset, sections};
 use kestrel_bundle::enforce::{Action, KillTarget, RuleAction, Whom};
 use kestrel_bundle::{Bundle, TableKind};
 
@@ -25,10 +25,7 @@ fn with_actions() -> Bundle {
 #[test]
 fn actions_round_trip_and_show_in_inspect() {
     let bundle = with_actions();
-    let bytes = bundle.to_bytes().expect("writes");
-    assert_eq!(sections(&bytes).last().map(|(kind, ..)| *kind), Some(ACTIONS));
-    assert_eq!(Bundle::from_bytes(&bytes).expect("reads back"), bundle);
-    let text = bundle.inspect();
+    let text = round_trip_with_last_section(&bundle, ACTIONS);
     assert!(text.contains("    action       block (decided at the exec hook)\n"), "{text}");
     assert!(text.contains("    action       kill process of step 0, parent of step 2 (tree)\n"), "{text}");
     // No actions: no section, and the bytes of a bundle without actions are unchanged.

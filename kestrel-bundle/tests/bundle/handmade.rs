@@ -175,6 +175,15 @@ pub fn section_offset(bytes: &[u8], kind: u32) -> usize {
     sections(bytes).into_iter().find(|(found, ..)| *found == kind).map(|(_, offset, _)| offset).expect("section present")
 }
 
+/// Writes `bundle`, checks that section `kind` comes last and that the bytes read back
+/// to the same bundle, and returns what `kestrel inspect` prints of it.
+pub fn round_trip_with_last_section(bundle: &Bundle, kind: u32) -> String {
+    let bytes = bundle.to_bytes().expect("writes");
+    assert_eq!(sections(&bytes).last().map(|(found, ..)| *found), Some(kind));
+    assert_eq!(&Bundle::from_bytes(&bytes).expect("reads back"), bundle);
+    bundle.inspect()
+}
+
 /// Rewrites the checksum of `bytes` to match the rest (so the reader looks deeper).
 pub fn fix_checksum(bytes: &mut [u8]) {
     if bytes.len() < 8 {

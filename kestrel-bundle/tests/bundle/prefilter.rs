@@ -1,7 +1,7 @@
 //! The `PREFILTER` section: the literals round-trip, show in `inspect`, and every check
 //! of the section has a failing example, with the byte it names when read from a file.
 
-use crate::handmade::{fix_checksum, handmade, mutate_every_byte_of_section, section_offset, sections};
+use crate::handmade::{fix_checksum, handmade, mutate_every_byte_of_section, round_trip_with_last_section, section_offset, sections};
 use kestrel_bundle::Bundle;
 use kestrel_bundle::bundle::Prefilter;
 
@@ -17,10 +17,7 @@ fn with_prefilter() -> Bundle {
 #[test]
 fn literals_round_trip_and_show_in_inspect() {
     let bundle = with_prefilter();
-    let bytes = bundle.to_bytes().expect("writes");
-    assert_eq!(sections(&bytes).last().map(|(kind, ..)| *kind), Some(PREFILTER));
-    assert_eq!(Bundle::from_bytes(&bytes).expect("reads back"), bundle);
-    let text = bundle.inspect();
+    let text = round_trip_with_last_section(&bundle, PREFILTER);
     assert!(text.contains("prefilter (2): a line without any of [\"bash\", \"curl\"] matches no rule\n"), "{text}");
     // No prefilter: no section, and inspect says so.
     let plain = handmade();
