@@ -89,8 +89,11 @@ mv "$APPENDED.tmp" "$APPENDED"
 echo "== building the bench (release)"
 cargo bench --locked -q -p kestrel-rt --bench replay --no-run
 
+# kestrel_bench EVENTS_FILE [OPTIONS...]
 kestrel_bench() {
-    cargo bench --locked -q -p kestrel-rt --bench replay -- --events "$EVENTS" --query "$QUERY" --dialect endgame --reps "$REPS" "$@"
+    local events=$1
+    shift
+    cargo bench --locked -q -p kestrel-rt --bench replay -- --events "$events" --query "$QUERY" --dialect endgame --reps "$REPS" "$@"
 }
 
 echo "== load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; query: $QUERY"
@@ -99,13 +102,13 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "== round $round of $ROUNDS: python eql"
     "$VENV/bin/python" bench/python_reference.py --events "$EVENTS" --query "$QUERY" --reps "$REPS" > "$OUT/python-$round.json"
     echo "== round $round of $ROUNDS: kestrel (release, endgame dialect: the same semantics as python eql)"
-    kestrel_bench --no-corpus --json-out "$OUT/kestrel-$round.json"
+    kestrel_bench "$EVENTS" --no-corpus --json-out "$OUT/kestrel-$round.json"
     echo "== round $round of $ROUNDS: kestrel, end to end, on the events written in 4 KiB appends"
-    KESTREL_BENCH_ONLY=end-to-end cargo bench --locked -q -p kestrel-rt --bench replay -- --events "$APPENDED" --query "$QUERY" --dialect endgame --reps "$REPS" --no-corpus --json-out "$OUT/kestrel-appended-$round.json"
+    KESTREL_BENCH_ONLY=end-to-end kestrel_bench "$APPENDED" --no-corpus --json-out "$OUT/kestrel-appended-$round.json"
 done
 if [ "$CORPUS" = yes ]; then
     echo "== kestrel, the corpus rule set"
-    kestrel_bench --json-out "$OUT/kestrel-corpus.json" | grep -v '^$'
+    kestrel_bench "$EVENTS" --json-out "$OUT/kestrel-corpus.json" | grep -v '^$'
 fi
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
