@@ -6,9 +6,10 @@
 //! fields: on a one-rule bundle most lines are passed over this way.
 
 use crate::json_scan::{Needle, plain_without};
-use crate::ndjson::Projection;
+use crate::ndjson::{JsonError, Projection};
 use aho_corasick::{AhoCorasick, MatchKind};
 use kestrel_bundle::bundle::Bundle;
+use std::ops::Range;
 
 /// Most literals looked for block by block with the odd bytes ([`plain_without`]: a
 /// few instructions per literal and block); more go to an Aho-Corasick automaton.
@@ -46,11 +47,19 @@ impl LineFilter {
     }
 }
 
+/// Where a passed-over line's timestamp is ([`TimestampOnly::read`]).
+pub enum PassedTimestamp<'l> {
+    /// A string's text.
+    Text(&'l str),
+    /// Another value's place in the line, or none.
+    Raw(Option<Range<usize>>),
+}
+
 /// How a line the prefilter passes over has its timestamp read: the projection of the
 /// timestamp alone (raw), and the usual case without it.
 #[derive(Clone)]
 pub struct TimestampOnly {
-    pub projection: Projection,
+    projection: Projection,
     /// `{"@timestamp":"` (the bundle's timestamp field): a plain line that starts so,
     /// as Elastic's and Kestrel's own events do, has the timestamp's text up to the next
     /// quote and the rest of the object after a `,`.
@@ -63,11 +72,26 @@ impl TimestampOnly {
         TimestampOnly { projection: Projection::with_raw([], [field]), start: plain.then(|| format!("{{\"{field}\":\"")) }
     }
 
+    /// Where the timestamp of `line`, a line the prefilter passes over (plain: ASCII, no
+    /// backslash), is: its text when it is a string, else its raw place (if any). A line
+    /// whose structure is wrong is an error, located as the projection locates it.
+    pub fn read<'l>(&self, line: &'l str, raw: &mut Vec<Option<Range<usize>>>) -> Result<PassedTimestamp<'l>, JsonError> {
+        if let Some(text) = self.leading(line) {
+            return Ok(PassedTimestamp::Text(text));
+        }
+        self.projection.read_with_raw(line, &mut Vec::new(), raw)?;
+        Ok(match raw[0].clone() {
+            // A plain line has no escapes: a string is its text between the quotes.
+            Some(range) if line.as_bytes()[range.start] == b'"' => PassedTimestamp::Text(&line[range.start + 1..range.end - 1]),
+            other => PassedTimestamp::Raw(other),
+        })
+    }
+
     /// The timestamp's text, when `line` starts with the field's string, that string
     /// holds no backslash, and the rest of the object skips as the projection would skip
     /// it, to the line's end: then the projection reads the same text with no error.
     /// Otherwise `None`, and the projection reads the line (and reports what is wrong).
-    pub fn leading<'l>(&self, line: &'l str) -> Option<&'l str> {
+    fn leading<'l>(&self, line: &'l str) -> Option<&'l str> {
         let start = self.start.as_deref()?;
         let rest = line.strip_prefix(start)?.as_bytes();
         let end = memchr::memchr2(b'"', b'\\', rest).filter(|at| rest[*at] == b'"')? + start.len();

@@ -17,7 +17,7 @@ use crate::alert;
 use crate::engine::{Alert, Candidates, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Line, Match};
 use crate::ndjson::{JsonError, Projection, RawValue, raw_strings, raw_value, settle, settle_one};
 use crate::parallel::{Blocks, Parsed, ParsedBlock, read_blocks};
-use crate::prefilter::{LineFilter, TimestampOnly};
+use crate::prefilter::{LineFilter, PassedTimestamp, TimestampOnly};
 use crate::program::Program;
 use crate::reorder::{Held, Pending, Window};
 use crate::time::{MinuteCache, to_nanos};
@@ -387,21 +387,13 @@ impl EventReader {
         if !filter.passes_over(line) {
             return None;
         }
-        let timestamp = match timestamp_only.leading(line) {
-            Some(text) => self.minute.text_to_nanos(text, self.unit),
-            None => {
-                if let Err(error) = timestamp_only.projection.read_with_raw(line, &mut Vec::new(), &mut self.raw) {
-                    return Some(Err((Some(error.column), error.message)));
-                }
-                match self.raw[0].clone() {
-                    // A plain line has no escapes: a string is its text between the quotes.
-                    Some(range) if line.as_bytes()[range.start] == b'"' => self.minute.text_to_nanos(&line[range.start + 1..range.end - 1], self.unit),
-                    other => match self.raw_timestamp(line, other) {
-                        Ok(timestamp) => timestamp,
-                        Err(error) => return Some(Err(error)),
-                    },
-                }
-            }
+        let timestamp = match timestamp_only.read(line, &mut self.raw) {
+            Err(error) => return Some(Err((Some(error.column), error.message))),
+            Ok(PassedTimestamp::Text(text)) => self.minute.text_to_nanos(text, self.unit),
+            Ok(PassedTimestamp::Raw(range)) => match self.raw_timestamp(line, range) {
+                Ok(timestamp) => timestamp,
+                Err(error) => return Some(Err(error)),
+            },
         };
         Some(Ok((Event { timestamp: timestamp.unwrap_or(0), categories: Categories::default(), fields: Vec::new(), raw: Line::default() }, timestamp)))
     }
