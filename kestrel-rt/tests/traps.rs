@@ -74,6 +74,7 @@ fn bundle() -> Bundle {
         custom: None,
         actions: Vec::new(),
         prefilter: None,
+        needs: None,
     }
 }
 

@@ -7,6 +7,7 @@
 mod consts;
 mod expr;
 pub mod library;
+pub mod needs;
 mod plan;
 pub mod prefilter;
 mod wasm;
@@ -333,7 +334,9 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
         wasm::copy_to_out(&mut builder, layout.out_offset);
         value_fns.push(builder.finish());
     }
-    let eval = eval_function(&library, &layout, &categories, &predicates.iter().map(|(_, predicate, _)| predicate.clone()).collect::<Vec<_>>());
+    let needs = needs::needs(&rules, &predicates, !called.is_empty(), needs::MIN_PREDICATES);
+    let skippable: std::collections::BTreeSet<u32> = needs.iter().flatten().map(|(predicate, _)| *predicate).collect();
+    let eval = eval_function(&library, &layout, &categories, &predicates.iter().map(|(_, predicate, _)| predicate.clone()).collect::<Vec<_>>(), &skippable);
 
     let memory_end = u64::from(consts.base()) + u64::from(consts.len());
     let memory_pages = memory_end.div_ceil(format::PAGE_SIZE).max(u64::from(layout.memory_pages)) as u32;
@@ -364,6 +367,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
         lineage: None,
         custom: None,
         prefilter,
+        needs: None,
         actions: inputs
             .iter()
             .enumerate()
@@ -400,7 +404,8 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
             })
             .collect()
     });
-    let bundle = Bundle { lineage: lineage_table, custom: custom_section, ..bundle };
+    let needs = needs.map(|needs| needs::section(&needs, &bundle.fields));
+    let bundle = Bundle { lineage: lineage_table, custom: custom_section, needs, ..bundle };
     (Some(bundle), Vec::new())
 }
 
@@ -536,9 +541,16 @@ fn unsupported(input: &Input) -> Option<Diagnostic> {
 }
 
 /// `eval(count)`: for each of the first `count` events of the batch, runs every enabled
-/// role-0 predicate for "any category" and for each category the host listed, and
-/// records which are true; returns how many are, over the whole batch.
-fn eval_function(library: &Library, layout: &Layout, categories: &[String], predicates: &[Predicate]) -> wasm_encoder::Function {
+/// role-0 predicate for "any category" and for each category the host listed, unless
+/// it is `skippable` and the host set its skip bit for the event, and records which are
+/// true; returns how many are, over the whole batch.
+fn eval_function(
+    library: &Library,
+    layout: &Layout,
+    categories: &[String],
+    predicates: &[Predicate],
+    skippable: &std::collections::BTreeSet<u32>,
+) -> wasm_encoder::Function {
     let first_predicate = wasm::first_generated(library);
     let mut f = FnBuilder::new(1);
     let total = f.local(ValType::I32);
@@ -549,10 +561,11 @@ fn eval_function(library: &Library, layout: &Layout, categories: &[String], pred
     let idx = f.local(ValType::I32);
     let category = f.local(ValType::I32);
     let category_list = f.local(ValType::I32);
+    let skips = f.local(ValType::I32);
     let byte = |offset: u64| MemArg { offset, align: 0, memory_index: 0 };
     let word = |offset: u64| MemArg { offset, align: 2, memory_index: 0 };
     let category_stride = 4 + 4 * layout.category_capacity;
-    let disabled = layout.results_offset + layout.batch_capacity * layout.result_count;
+    let disabled = layout.disabled_offset();
 
     // events = min(count, batch capacity), as unsigned.
     f.emit(Instruction::LocalGet(0));
@@ -573,6 +586,14 @@ fn eval_function(library: &Library, layout: &Layout, categories: &[String], pred
     let run = |f: &mut FnBuilder, id: u32| {
         f.emit(Instruction::I32Const((disabled + id) as i32));
         f.emit(Instruction::I32Load8U(byte(0)));
+        if skippable.contains(&id) {
+            // disabled | (skip byte & the predicate's bit)
+            f.emit(Instruction::LocalGet(skips));
+            f.emit(Instruction::I32Load8U(byte(u64::from(id / 8))));
+            f.emit(Instruction::I32Const(1 << (id % 8)));
+            f.emit(Instruction::I32And);
+            f.emit(Instruction::I32Or);
+        }
         f.emit(Instruction::I32Eqz);
         f.emit(Instruction::If(BlockType::Empty));
         f.emit(Instruction::LocalGet(event));
@@ -611,6 +632,14 @@ fn eval_function(library: &Library, layout: &Layout, categories: &[String], pred
     f.emit(Instruction::I32Mul);
     f.emit(Instruction::I32Add);
     f.emit(Instruction::LocalSet(category_list));
+    if !skippable.is_empty() {
+        f.emit(Instruction::I32Const(layout.skip_offset() as i32));
+        f.emit(Instruction::LocalGet(event));
+        f.emit(Instruction::I32Const(layout.skip_stride() as i32));
+        f.emit(Instruction::I32Mul);
+        f.emit(Instruction::I32Add);
+        f.emit(Instruction::LocalSet(skips));
+    }
     for (id, predicate) in predicates.iter().enumerate() {
         if role0(predicate) && predicate.category.is_none() {
             run(&mut f, id as u32);

@@ -83,26 +83,43 @@ impl Finder {
         match &rule.expr(id).kind {
             ExprKind::And(items) => self.all_of(items.iter().map(|item| self.needs(rule, *item))),
             ExprKind::Or(items) => any_of(items.iter().map(|item| self.needs(rule, *item))),
-            ExprKind::Compare { op: CompareOp::Eq, lhs, rhs, .. } => match (string_field(rule, *lhs), string_field(rule, *rhs)) {
-                (true, _) => one_of([rule.str_literal(*rhs)]),
-                (_, true) => one_of([rule.str_literal(*lhs)]),
-                _ => Needs::Nothing,
-            },
-            ExprKind::InSet { expr, values, negated: false, .. } if string_field(rule, *expr) => one_of(values.iter().map(|value| match value {
-                tir::Value::Str(text) => Some(text.as_str()),
-                _ => None,
-            })),
-            ExprKind::Wildcard { expr, patterns, .. } if string_field(rule, *expr) => one_of(patterns.iter().map(longest_piece)),
-            ExprKind::Call { func: Func::StartsWith | Func::EndsWith | Func::StringContains, args, .. } if args.len() == 2 && string_field(rule, args[0]) => {
-                one_of([rule.str_literal(args[1])])
-            }
-            _ => Needs::Nothing,
+            _ => leaf(rule, id).map_or(Needs::Nothing, |(_, texts)| one_of(texts)),
         }
     }
 
     /// A conjunction needs what its most useful part needs.
     fn all_of(&self, parts: impl Iterator<Item = Needs>) -> Needs {
         parts.max_by_key(|part| self.strength(part)).filter(|best| *best != Needs::Nothing).unwrap_or(Needs::Nothing)
+    }
+}
+
+/// A condition on one string field of the event being matched that can only be true
+/// when the field's value holds one of some texts: the field's name and the texts (a
+/// `None` among them for a value that is not a string literal), or `None` when `id` is
+/// not such a condition: `==`, `in`, `:`/`like` (a pattern's longest piece),
+/// `startsWith`, `endsWith` and `stringContains` against string literals.
+pub(super) fn leaf(rule: &tir::Rule, id: ExprId) -> Option<(&str, Vec<Option<&str>>)> {
+    match &rule.expr(id).kind {
+        ExprKind::Compare { op: CompareOp::Eq, lhs, rhs, .. } => match (string_field(rule, *lhs), string_field(rule, *rhs)) {
+            (Some(field), _) => Some((field, vec![rule.str_literal(*rhs)])),
+            (_, Some(field)) => Some((field, vec![rule.str_literal(*lhs)])),
+            _ => None,
+        },
+        ExprKind::InSet { expr, values, negated: false, .. } => string_field(rule, *expr).map(|field| {
+            let texts = values
+                .iter()
+                .map(|value| match value {
+                    tir::Value::Str(text) => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            (field, texts)
+        }),
+        ExprKind::Wildcard { expr, patterns, .. } => string_field(rule, *expr).map(|field| (field, patterns.iter().map(longest_piece).collect())),
+        ExprKind::Call { func: Func::StartsWith | Func::EndsWith | Func::StringContains, args, .. } if args.len() == 2 => {
+            string_field(rule, args[0]).map(|field| (field, vec![rule.str_literal(args[1])]))
+        }
+        _ => None,
     }
 }
 
@@ -131,11 +148,14 @@ fn one_of<'t>(texts: impl IntoIterator<Item = Option<&'t str>>) -> Needs {
     if set.is_empty() { Needs::Nothing } else { Needs::OneOf(set) }
 }
 
-/// A field of the event being matched whose values are strings (not one of an earlier
-/// step's events, nor an array function's element).
-fn string_field(rule: &tir::Rule, id: ExprId) -> bool {
+/// The name of a field of the event being matched whose values are strings (not one of
+/// an earlier step's events, nor an array function's element).
+fn string_field(rule: &tir::Rule, id: ExprId) -> Option<&str> {
     let expr = rule.expr(id);
-    matches!(expr.kind, ExprKind::Field(_)) && expr.ty.scalar == Scalar::Str
+    match &expr.kind {
+        ExprKind::Field(path) if expr.ty.scalar == Scalar::Str => Some(&path.name),
+        _ => None,
+    }
 }
 
 /// The longest literal piece a matching text must hold.

@@ -30,7 +30,7 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
     let sizes = [
         format!("{} slots per event", layout.slot_count),
         format!("count + {} ids per event", layout.category_capacity),
-        format!("{} results per event + {} disabled", layout.result_count, layout.result_count),
+        format!("{} results per event + {} disabled + {} skip bytes per event", layout.result_count, layout.result_count, layout.skip_stride()),
         "1 slot".to_string(),
         "16 slots".to_string(),
         format!("{} bytes", layout.data_capacity),
@@ -64,6 +64,30 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
         Some(prefilter) => {
             let literals: Vec<String> = prefilter.literals.iter().map(|literal| format!("{literal:?}")).collect();
             writeln!(out, "prefilter ({}): a line without any of [{}] matches no rule", literals.len(), literals.join(", "))?;
+        }
+    }
+    match &bundle.needs {
+        None => writeln!(out, "needs: none (every candidate predicate runs)")?,
+        Some(needs) => {
+            writeln!(out, "needs ({} predicates, {} atoms): each clause must have an atom in its field, or the predicate is skipped", needs.predicates.len(), needs.atoms.len())?;
+            for entry in &needs.predicates {
+                let clauses: Vec<String> = entry
+                    .clauses
+                    .iter()
+                    .map(|clause| {
+                        let atoms: Vec<String> = clause
+                            .iter()
+                            .filter_map(|atom| needs.atoms.get(*atom as usize))
+                            .map(|atom| {
+                                let field = bundle.fields.get(atom.field as usize).map_or("?", |field| field.name.as_str());
+                                format!("{field} has {:?}", atom.literal)
+                            })
+                            .collect();
+                        format!("({})", atoms.join(" or "))
+                    })
+                    .collect();
+                writeln!(out, "  pred {:>3}: {}", entry.predicate, clauses.join(" and "))?;
+            }
         }
     }
 

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 /// The first eight bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"KSTRLBND";
 /// The bundle format version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The predicate ABI version (docs/abi.md) this crate reads and writes.
 pub const ABI_VERSION: u32 = 1;
 /// The byte-order mark at offset 16, written little-endian as `0D 0C 0B 0A`.
@@ -76,6 +76,55 @@ pub struct Bundle {
     /// The `PREFILTER` section, when eqlc proved that no rule can match an event whose
     /// text holds none of some literals (docs/bundle-format.md).
     pub prefilter: Option<Prefilter>,
+    /// The `NEEDS` section, when eqlc found, for some event conditions, literals their
+    /// event's string fields must hold (docs/bundle-format.md).
+    pub needs: Option<Needs>,
+}
+
+/// Most atoms a [`Needs`] holds.
+pub const MAX_NEED_ATOMS: usize = 65_536;
+/// Longest literal of a [`NeedAtom`], in bytes.
+pub const MAX_NEED_LITERAL_LEN: usize = 256;
+/// Most clauses of one predicate's needs.
+pub const MAX_NEED_CLAUSES: usize = 16;
+/// Most atoms of one clause.
+pub const MAX_CLAUSE_ATOMS: usize = 256;
+
+/// For some event conditions (predicate role 0), what their event's string fields must
+/// hold for them to be true, so that the host can tell the guest to skip them.
+///
+/// Precisely: an atom *holds* on an event when the event's value of the atom's field
+/// is a string, or an array with a string element, whose ASCII lower-case form contains
+/// the atom's literal, or when that value is anything else but null or missing (a
+/// number, an object, a string or element that is not ASCII, which a Unicode
+/// lower-casing may bring to ASCII). When predicate *p* is listed, then on every event
+/// where *p* is true each of its clauses has an atom that holds. The host may set *p*'s
+/// skip bit for an event where some clause has none (docs/abi.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Needs {
+    /// Strictly ascending by (field, literal); at most [`MAX_NEED_ATOMS`].
+    pub atoms: Vec<NeedAtom>,
+    /// Strictly ascending by predicate, each a role-0 predicate; not empty.
+    pub predicates: Vec<PredicateNeeds>,
+}
+
+/// A literal one of a string field's values must hold.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NeedAtom {
+    /// Index into the bundle's fields.
+    pub field: u32,
+    /// Non-empty ASCII without upper-case letters, at most [`MAX_NEED_LITERAL_LEN`] bytes.
+    pub literal: String,
+}
+
+/// The clauses of one predicate: every one must have an atom that holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PredicateNeeds {
+    /// The predicate's id (role 0).
+    pub predicate: u32,
+    /// One to [`MAX_NEED_CLAUSES`] clauses, each one to [`MAX_CLAUSE_ATOMS`] atom
+    /// indices, strictly ascending.
+    pub clauses: Vec<Vec<u32>>,
 }
 
 /// Most literals a [`Prefilter`] holds.
@@ -336,7 +385,8 @@ pub struct Layout {
     /// How many category ids the categories region holds.
     pub category_capacity: u32,
     /// Start of the results region (`result_count` bytes per event of a batch),
-    /// immediately followed by the disabled region (`result_count` bytes, shared).
+    /// immediately followed by the disabled region (`result_count` bytes, shared) and
+    /// the skip region ([`Layout::skip_stride`] bytes per event of a batch).
     pub results_offset: u32,
     /// Number of predicates (one result byte and one disabled byte each).
     pub result_count: u32,
@@ -360,9 +410,24 @@ pub struct Layout {
 pub const REGION_NAMES: [&str; 7] = ["slots", "categories", "results", "out", "args", "data", "heap"];
 
 impl Layout {
+    /// Bytes of skip bits per event: one bit per predicate (docs/abi.md).
+    pub fn skip_stride(&self) -> u32 {
+        self.result_count.div_ceil(8)
+    }
+
+    /// Start of the disabled bytes: right after the results of a full batch.
+    pub fn disabled_offset(&self) -> u32 {
+        self.results_offset.saturating_add(self.batch_capacity.saturating_mul(self.result_count))
+    }
+
+    /// Start of the skip bits: right after the disabled bytes.
+    pub fn skip_offset(&self) -> u32 {
+        self.disabled_offset().saturating_add(self.result_count)
+    }
+
     /// The regions as `(name, start, length)`, in the order of [`REGION_NAMES`]. The
-    /// `results` region includes the disabled bytes that follow the results
-    /// (`2 × result_count`). Lengths that do not fit a `u32` saturate (such a layout
+    /// `results` region includes the disabled bytes and the skip bits that follow the
+    /// results. Lengths that do not fit a `u32` saturate (such a layout
     /// fails validation).
     pub fn regions(&self) -> [(&'static str, u32, u32); 7] {
         self.region_spans().map(|(name, start, len)| (name, start, u32::try_from(len).unwrap_or(u32::MAX)))
@@ -381,7 +446,7 @@ impl Layout {
         [
             batch * u64::from(slot_count) * u64::from(SLOT_SIZE),
             batch * (4 + 4 * u64::from(category_capacity)),
-            (batch + 1) * u64::from(result_count),
+            (batch + 1) * u64::from(result_count) + batch * u64::from(result_count.div_ceil(8)),
             u64::from(SLOT_SIZE),
             u64::from(MAX_CALL_ARGS) * u64::from(SLOT_SIZE),
             u64::from(data_capacity),
@@ -719,7 +784,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
-/// The section kinds of format 1, in table order.
+/// The section kinds, in table order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum SectionKind {
     Manifest = 1,
@@ -733,10 +798,11 @@ pub(crate) enum SectionKind {
     Custom = 9,
     Actions = 10,
     Prefilter = 11,
+    Needs = 12,
 }
 
 impl SectionKind {
-    pub(crate) const ALL: [SectionKind; 11] = [
+    pub(crate) const ALL: [SectionKind; 12] = [
         SectionKind::Manifest,
         SectionKind::Fields,
         SectionKind::Rules,
@@ -748,6 +814,7 @@ impl SectionKind {
         SectionKind::Custom,
         SectionKind::Actions,
         SectionKind::Prefilter,
+        SectionKind::Needs,
     ];
 
     pub(crate) fn from_u32(kind: u32) -> Option<SectionKind> {
@@ -767,11 +834,12 @@ impl SectionKind {
             SectionKind::Custom => "CUSTOM",
             SectionKind::Actions => "ACTIONS",
             SectionKind::Prefilter => "PREFILTER",
+            SectionKind::Needs => "NEEDS",
         }
     }
 
     pub(crate) fn required(self) -> bool {
-        !matches!(self, SectionKind::Sequences | SectionKind::Lineage | SectionKind::Custom | SectionKind::Actions | SectionKind::Prefilter)
+        !matches!(self, SectionKind::Sequences | SectionKind::Lineage | SectionKind::Custom | SectionKind::Actions | SectionKind::Prefilter | SectionKind::Needs)
     }
 }
 

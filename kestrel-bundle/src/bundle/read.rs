@@ -7,7 +7,7 @@
 
 use super::{
     ABI_VERSION, Action, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, Capture, CaptureDecl, CidrBlock, CustomLimits, CustomPredicate, FORMAT_VERSION,
-    Field, Functions, HEADER_LEN, KillTarget, Layout, LineageNode, LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Predicate, Prefilter,
+    Field, Functions, HEADER_LEN, KillTarget, Layout, LineageNode, LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, NeedAtom, Needs, Patterns, Pipe, Predicate, PredicateNeeds, Prefilter,
     Query, RegexPattern, Rule, RuleAction, SectionKind, SequenceKey, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64,
     validate,
 };
@@ -34,6 +34,8 @@ pub(crate) struct Sites {
     pub(crate) custom: Vec<u64>,
     pub(crate) actions: Vec<ActionSites>,
     pub(crate) prefilter: Vec<u64>,
+    pub(crate) need_atoms: Vec<u64>,
+    pub(crate) need_predicates: Vec<u64>,
 }
 
 /// Where the parts of one entry of the `ACTIONS` section start.
@@ -73,6 +75,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
     let mut custom = None;
     let mut actions = Vec::new();
     let mut prefilter = None;
+    let mut needs = None;
     for section in &sections {
         let body = bytes.get(section.start..section.end).ok_or_else(|| BundleError::new("section bounds were not checked (reader bug)"))?;
         let mut r = Reader { bytes: body, pos: 0, base: section.start as u64 };
@@ -92,6 +95,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
             SectionKind::Custom => custom = Some(read_custom(&mut r, &mut sites).map_err(|e| e.context(name))?),
             SectionKind::Actions => actions = read_actions(&mut r, &mut sites).map_err(|e| e.context(name))?,
             SectionKind::Prefilter => prefilter = Some(read_prefilter(&mut r, &mut sites).map_err(|e| e.context(name))?),
+            SectionKind::Needs => needs = Some(read_needs(&mut r, &mut sites).map_err(|e| e.context(name))?),
         }
         r.finish().map_err(|e| e.context(name))?;
     }
@@ -108,6 +112,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Bundle, BundleError> {
         custom,
         actions,
         prefilter,
+        needs,
     };
     validate::check(&bundle, Some(&sites))?;
     Ok(bundle)
@@ -411,6 +416,8 @@ mod min_size {
     pub(super) const CAPTURE_DECL: usize = 4 + 1;
     pub(super) const ACTION: usize = 4 + 1 + 1;
     pub(super) const KILL_TARGET: usize = 1 + 4 + 1;
+    pub(super) const NEED_ATOM: usize = 4 + 4;
+    pub(super) const PREDICATE_NEEDS: usize = 4 + 4;
 }
 
 fn read_manifest(r: &mut Reader, sites: &mut Sites) -> Result<Manifest, BundleError> {
@@ -702,6 +709,21 @@ fn read_prefilter(r: &mut Reader, sites: &mut Sites) -> Result<Prefilter, Bundle
         r.str("a literal")
     })?;
     Ok(Prefilter { literals })
+}
+
+/// The `NEEDS` section: its atoms and the predicates' clauses (checked by `validate`).
+fn read_needs(r: &mut Reader, sites: &mut Sites) -> Result<Needs, BundleError> {
+    let atoms = r.vec(min_size::NEED_ATOM, "the atoms", |r, _| {
+        sites.need_atoms.push(r.offset());
+        Ok(NeedAtom { field: r.u32("field")?, literal: r.str("a literal")? })
+    })?;
+    let predicates = r.vec(min_size::PREDICATE_NEEDS, "the predicates", |r, _| {
+        sites.need_predicates.push(r.offset());
+        let predicate = r.u32("predicate")?;
+        let clauses = r.vec(min_size::U32, "the clauses", |r, _| r.vec(min_size::U32, "a clause", |r, _| r.u32("an atom")))?;
+        Ok(PredicateNeeds { predicate, clauses })
+    })?;
+    Ok(Needs { atoms, predicates })
 }
 
 fn read_action(r: &mut Reader, sites: &mut ActionSites) -> Result<RuleAction, BundleError> {

@@ -3,12 +3,12 @@
 
 use super::read::{LAYOUT_NAMES, RuleSites, Sites};
 use super::{
-    Action, Bundle, BundleError, CidrBlock, CustomRuntime, MAX_CAPTURES, MAX_MEMORY_PAGES, MAX_PREFILTER_LITERAL_LEN, MAX_PREFILTER_LITERALS, NO_INDEX, Pipe,
+    Action, Bundle, BundleError, CidrBlock, CustomRuntime, FieldKind, MAX_CAPTURES, MAX_CLAUSE_ATOMS, MAX_MEMORY_PAGES, MAX_NEED_ATOMS, MAX_NEED_CLAUSES, MAX_NEED_LITERAL_LEN, MAX_PREFILTER_LITERAL_LEN, MAX_PREFILTER_LITERALS, NO_INDEX, Pipe,
     PredicateRole, Query, Rule, TableKind, WASM_HEADER,
 };
 use crate::abi::{MAX_CALL_ARGS, RESERVED_BYTES};
 use crate::enforce::MAX_KILL_TARGETS;
-use crate::schema::check_field_name;
+use crate::schema::{FieldType, check_field_name};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -28,6 +28,7 @@ pub(crate) fn check(bundle: &Bundle, sites: Option<&Sites>) -> Result<(), Bundle
     custom(bundle, at)?;
     actions(bundle, at)?;
     prefilter(bundle, at)?;
+    needs(bundle, at)?;
     wasm(bundle, at)
 }
 
@@ -55,6 +56,69 @@ fn prefilter(bundle: &Bundle, at: At) -> Result<(), BundleError> {
         };
         if let Some(problem) = problem {
             return Err(BundleError::maybe_at(at.get(|s| s.prefilter.get(index).copied()), format!("PREFILTER: literal {index} ({literal:?}) {problem}")));
+        }
+    }
+    Ok(())
+}
+
+/// The needs: atoms strictly ascending, each on a string field with a literal like the
+/// prefilter's; predicates strictly ascending, each of role 0 with one to
+/// [`MAX_NEED_CLAUSES`] clauses of one to [`MAX_CLAUSE_ATOMS`] atoms, strictly ascending.
+fn needs(bundle: &Bundle, at: At) -> Result<(), BundleError> {
+    let Some(needs) = &bundle.needs else { return Ok(()) };
+    let atom_at = |index: usize| at.get(|s| s.need_atoms.get(index).copied());
+    if needs.atoms.is_empty() || needs.atoms.len() > MAX_NEED_ATOMS {
+        return Err(BundleError::maybe_at(atom_at(0), format!("NEEDS: {} atoms (from 1 to {MAX_NEED_ATOMS})", needs.atoms.len())));
+    }
+    for (index, atom) in needs.atoms.iter().enumerate() {
+        let literal = &atom.literal;
+        let problem = match bundle.fields.get(atom.field as usize) {
+            None => Some(format!("names field {}, but the bundle has {} fields", atom.field, bundle.fields.len())),
+            Some(field) if !matches!(field.kind, FieldKind::Typed(FieldType::Keyword) | FieldKind::Dynamic) => {
+                Some(format!("names field {} ({:?}), which is not a string field", atom.field, field.name))
+            }
+            _ if literal.is_empty() || literal.len() > MAX_NEED_LITERAL_LEN => {
+                Some(format!("has a literal of {} bytes (from 1 to {MAX_NEED_LITERAL_LEN})", literal.len()))
+            }
+            _ if !literal.bytes().all(|byte| byte.is_ascii() && !byte.is_ascii_uppercase()) => {
+                Some(format!("has a literal ({literal:?}) that is not ASCII without upper-case letters"))
+            }
+            _ if index > 0 && needs.atoms[index - 1] >= *atom => Some("does not come after the one before it (atoms are strictly ascending)".to_string()),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Err(BundleError::maybe_at(atom_at(index), format!("NEEDS: atom {index} {problem}")));
+        }
+    }
+    let predicate_at = |index: usize| at.get(|s| s.need_predicates.get(index).copied());
+    if needs.predicates.is_empty() {
+        return Err(BundleError::maybe_at(predicate_at(0), "NEEDS: no predicates (a bundle without needs has no NEEDS section)".to_string()));
+    }
+    for (index, entry) in needs.predicates.iter().enumerate() {
+        let id = entry.predicate;
+        let problem = match bundle.functions.predicates.get(id as usize) {
+            None => Some(format!("names predicate {id}, but the bundle has {}", bundle.functions.predicates.len())),
+            Some(predicate) if predicate.role != PredicateRole::EventCondition => Some(format!("names predicate {id}, which is not an event condition (role 0)")),
+            _ if index > 0 && needs.predicates[index - 1].predicate >= id => {
+                Some(format!("names predicate {id}, which does not come after the one before it (strictly ascending)"))
+            }
+            _ if entry.clauses.is_empty() || entry.clauses.len() > MAX_NEED_CLAUSES => {
+                Some(format!("has {} clauses (from 1 to {MAX_NEED_CLAUSES})", entry.clauses.len()))
+            }
+            _ => entry.clauses.iter().enumerate().find_map(|(number, clause)| {
+                if clause.is_empty() || clause.len() > MAX_CLAUSE_ATOMS {
+                    Some(format!("has clause {number} of {} atoms (from 1 to {MAX_CLAUSE_ATOMS})", clause.len()))
+                } else if let Some(atom) = clause.iter().find(|atom| **atom as usize >= needs.atoms.len()) {
+                    Some(format!("has clause {number} naming atom {atom}, but there are {}", needs.atoms.len()))
+                } else if clause.windows(2).any(|pair| pair[0] >= pair[1]) {
+                    Some(format!("has clause {number} whose atoms are not strictly ascending"))
+                } else {
+                    None
+                }
+            }),
+        };
+        if let Some(problem) = problem {
+            return Err(BundleError::maybe_at(predicate_at(index), format!("NEEDS: entry {index} {problem}")));
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! The bundle writer: one deterministic encoding of a validated [`Bundle`].
 
 use super::{
-    ABI_VERSION, Action, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CustomPredicate, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout,
+    ABI_VERSION, Action, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CustomPredicate, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, Needs,
     LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Query, Rule, RuleAction, SectionKind, SequenceStep, SequenceTable, TABLE_ENTRY_LEN,
     TableKind, align8, codes, fnv1a64, validate,
 };
@@ -32,6 +32,9 @@ pub(crate) fn write(bundle: &Bundle) -> Result<Vec<u8>, BundleError> {
     }
     if let Some(prefilter) = &bundle.prefilter {
         sections.push((SectionKind::Prefilter, section(|out| out.vec(&prefilter.literals, |out, literal| out.str(literal)))?));
+    }
+    if let Some(needs) = &bundle.needs {
+        sections.push((SectionKind::Needs, section(|out| self::needs(out, needs))?));
     }
 
     let table_end = HEADER_LEN + TABLE_ENTRY_LEN * sections.len();
@@ -188,6 +191,22 @@ fn layout(out: &mut Writer, layout: &Layout) {
     ] {
         out.u32(value);
     }
+}
+
+fn needs(out: &mut Writer, needs: &Needs) -> Result<(), BundleError> {
+    out.vec(&needs.atoms, |out, atom| {
+        out.u32(atom.field);
+        out.str(&atom.literal)
+    })?;
+    out.vec(&needs.predicates, |out, entry| {
+        out.u32(entry.predicate);
+        out.vec(&entry.clauses, |out, clause| {
+            out.vec(clause, |out, atom| {
+                out.u32(*atom);
+                Ok(())
+            })
+        })
+    })
 }
 
 fn field(out: &mut Writer, field: &Field) -> Result<(), BundleError> {

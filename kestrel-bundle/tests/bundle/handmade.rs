@@ -160,6 +160,7 @@ pub fn handmade() -> Bundle {
         custom: None,
         actions: Vec::new(),
         prefilter: None,
+        needs: None,
     }
 }
 

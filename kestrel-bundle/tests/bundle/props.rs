@@ -1,7 +1,7 @@
 //! Properties: arbitrary valid bundles (with hand-written predicates and rule actions)
 //! round-trip byte-for-byte, and `Layout::plan` gives valid layouts.
 
-use kestrel_bundle::bundle::{CaptureDecl, CustomLimits, CustomPredicate, CustomRuntime, Prefilter, WASM_HEADER};
+use kestrel_bundle::bundle::{CaptureDecl, CustomLimits, CustomPredicate, CustomRuntime, NeedAtom, Needs, PredicateNeeds, Prefilter, WASM_HEADER};
 use kestrel_bundle::enforce::{Action, KillTarget, RuleAction, Whom};
 use kestrel_bundle::schema::{FieldType, TimestampUnit};
 use kestrel_bundle::{
@@ -258,7 +258,7 @@ fn build(
     let used: u32 = fields.values().map(|(_, _, folded)| 1 + u32::from(*folded)).sum();
     let slot_count = used + extra_slots;
     let mut slots = permutation(slot_count as usize, seed.rotate_left(41)).into_iter().map(|slot| slot as u32);
-    let fields = fields
+    let fields: Vec<Field> = fields
         .into_iter()
         .map(|(name, (kind, array, folded))| {
             let slot = slots.next().unwrap();
@@ -270,6 +270,7 @@ fn build(
         .collect();
 
     let layout = Layout::plan(slot_count, category_capacity, predicates.len() as u32, data_capacity, heap_capacity);
+    let needs = needs_of(&fields, &predicates, seed);
     let mut wasm = WASM_HEADER.to_vec();
     wasm.extend(wasm_tail);
     Bundle {
@@ -295,7 +296,42 @@ fn build(
         prefilter: (seed & 2 == 2).then(|| Prefilter {
             literals: (0..1 + seed % 3).map(|index| format!("k{:x}", seed.rotate_left(7 * index as u32) % 4096)).collect::<BTreeSet<_>>().into_iter().collect(),
         }),
+        needs,
     }
+}
+
+/// Some bundles have needs (from the seed): one or two literals on each of their first
+/// two string fields, and one or two clauses for each of their first three event
+/// conditions.
+fn needs_of(fields: &[Field], predicates: &[Predicate], seed: u64) -> Option<Needs> {
+    let strings: Vec<u32> = fields
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| matches!(field.kind, FieldKind::Typed(FieldType::Keyword) | FieldKind::Dynamic))
+        .map(|(index, _)| index as u32)
+        .take(2)
+        .collect();
+    let conditions: Vec<u32> =
+        predicates.iter().enumerate().filter(|(_, predicate)| predicate.role == PredicateRole::EventCondition).map(|(id, _)| id as u32).take(3).collect();
+    if seed & 4 == 0 || strings.is_empty() || conditions.is_empty() {
+        return None;
+    }
+    let atoms: Vec<NeedAtom> = strings
+        .iter()
+        .flat_map(|field| (0..1 + seed % 2).map(move |index| NeedAtom { field: *field, literal: format!("n{:x}", seed.rotate_left(5 * index as u32) % 256) }))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let count = atoms.len() as u32;
+    let predicates = conditions
+        .into_iter()
+        .enumerate()
+        .map(|(number, predicate)| PredicateNeeds {
+            predicate,
+            clauses: (0..1 + (seed >> number) % 2).map(|clause| vec![(clause as u32 + number as u32) % count]).collect(),
+        })
+        .collect();
+    Some(Needs { atoms, predicates })
 }
 
 fn bundle() -> impl Strategy<Value = Bundle> {

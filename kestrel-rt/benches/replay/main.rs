@@ -323,23 +323,33 @@ fn bench_bundle(bytes: &[u8], input: &Input, reps: usize) -> serde_json::Value {
             event
         })
         .collect();
-    let (time, alerts) = measure(reps, || {
-        let mut engine = Engine::new(program.clone(), DEFAULT_MAX_BUFFERED).expect("the engine starts");
-        let mut alerts = Vec::new();
-        timed(|| {
-            // As `kestrel replay` runs the engine (and as python's side counts results
-            // in its output hook): chunk by chunk, each chunk's alerts taken away.
-            let mut count = 0;
-            for (chunk, part) in events.chunks(CHUNK).enumerate() {
-                engine.run(part, chunk * CHUNK, &mut alerts);
-                count += alerts.len() as u64;
-                alerts.clear();
-            }
-            engine.finish(&mut alerts);
-            count + alerts.len() as u64
+    let engine_only = |program: &Arc<Program>| {
+        measure(reps, || {
+            let mut engine = Engine::new(program.clone(), DEFAULT_MAX_BUFFERED).expect("the engine starts");
+            let mut alerts = Vec::new();
+            timed(|| {
+                // As `kestrel replay` runs the engine (and as python's side counts results
+                // in its output hook): chunk by chunk, each chunk's alerts taken away.
+                let mut count = 0;
+                for (chunk, part) in events.chunks(CHUNK).enumerate() {
+                    engine.run(part, chunk * CHUNK, &mut alerts);
+                    count += alerts.len() as u64;
+                    alerts.clear();
+                }
+                engine.finish(&mut alerts);
+                count + alerts.len() as u64
+            })
         })
-    });
+    };
+    let (time, alerts) = engine_only(&program);
     report["engine_only"] = row("engine only: Engine::run + finish on Events", time, input, Some(alerts));
+    // The same bundle without its needs: every candidate predicate runs on every event.
+    if let Some(needs) = &program.bundle.needs {
+        let bytes = kestrel_bundle::Bundle { needs: None, ..(*program.bundle).clone() }.to_bytes().expect("the bundle writes");
+        let (time, alerts) = engine_only(&Arc::new(Program::load(&bytes).expect("the bundle loads")));
+        let label = format!("  the same, every candidate predicate run (no needs; {} of its predicates have some)", needs.predicates.len());
+        report["engine_only_no_needs"] = row(&label, time, input, Some(alerts));
+    }
     drop(events);
     if only == "engine" {
         return report;

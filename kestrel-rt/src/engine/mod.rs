@@ -11,6 +11,7 @@ use crate::pipes::{Output, Pipeline, Row, Stage};
 use crate::program::Program;
 mod categories;
 mod decide;
+mod needs;
 mod results;
 mod sequences;
 
@@ -179,6 +180,8 @@ pub struct Engine {
     candidates: HashMap<Option<u32>, Vec<u32>>,
     /// The events some predicate may run on.
     runs_on: Candidates,
+    /// The bundle's needs: which predicates each event lets `eval` skip.
+    needs: Option<needs::NeedsTest>,
     pub stats: Stats,
     /// The process tracker, when a rule uses lineage.
     lineage: Option<crate::lineage::Tracker>,
@@ -338,6 +341,7 @@ impl Engine {
             rules,
             candidates,
             runs_on,
+            needs: needs::NeedsTest::new(bundle.needs.as_ref(), layout.skip_stride()),
             stats,
             lineage,
             sequences,
@@ -547,6 +551,9 @@ impl Engine {
                     self.stats.oversized += 1;
                     continue;
                 }
+                if let Some(needs) = self.needs.as_mut() {
+                    needs.write(&stretch[offset], &mut memory[layout.skip_offset() as usize + written.len() * layout.skip_stride() as usize..]);
+                }
                 written.push(consumed + offset);
                 if written.len() == capacity {
                     consumed += offset + 1;
@@ -566,6 +573,9 @@ impl Engine {
     /// `area`. Returns false when they do not fit.
     fn write_event(&mut self, event: &Event, position: usize, area: &mut Area) -> bool {
         let memory = self.memory.data_mut(&mut self.store);
+        if let Some(needs) = self.needs.as_mut() {
+            needs.write(event, &mut memory[self.layout.skip_offset() as usize + position * self.layout.skip_stride() as usize..]);
+        }
         write_fields(memory, &self.slots, self.layout, event, position, area)
     }
 
@@ -683,7 +693,7 @@ impl Engine {
         let Some(mut tracker) = self.lineage.take() else { return };
         let layout = self.layout;
         let stride = (layout.slot_count * SLOT_SIZE) as usize;
-        let disabled_base = (layout.results_offset + layout.batch_capacity * layout.result_count) as usize;
+        let disabled_base = layout.disabled_offset() as usize;
         let table = tracker.table().clone();
         let program = self.program.clone();
         for (test, node) in table.nodes.iter().enumerate() {
@@ -723,7 +733,7 @@ impl Engine {
     /// category, and charges [`PROFILE_EVERY`] times that to its rule.
     fn profile_batch(&mut self, events: &[Event], written: &[usize]) {
         let layout = self.layout;
-        let disabled_base = (layout.results_offset + layout.batch_capacity * layout.result_count) as usize;
+        let disabled_base = layout.disabled_offset() as usize;
         let program = self.program.clone();
         for (id, predicate) in program.bundle.functions.predicates.iter().enumerate() {
             if predicate.role != PredicateRole::EventCondition || self.memory.data(&self.store)[disabled_base + id] != 0 {
@@ -776,7 +786,7 @@ impl Engine {
     /// the batch, and disables those that trap. Returns whether any was disabled.
     fn disable_trapping(&mut self, events: usize) -> bool {
         let layout = self.layout;
-        let disabled_base = (layout.results_offset + layout.batch_capacity * layout.result_count) as usize;
+        let disabled_base = layout.disabled_offset() as usize;
         let mut disabled_any = false;
         let ids: Vec<u32> = self.candidates.values().flatten().copied().collect();
         for id in ids {

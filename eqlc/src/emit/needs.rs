@@ -1,0 +1,108 @@
+//! The bundle's needs (docs/bundle-format.md, `NEEDS`): for each event condition, the
+//! literals its event's string fields must hold for it to be true, read off the typed IR,
+//! so that the runtime can skip the conditions an event cannot satisfy.
+//!
+//! Where the prefilter asks one question of a whole line for the whole bundle, needs
+//! are per predicate and per field, in conjunctive form: a predicate needs every one of
+//! its clauses, and a clause one of its atoms (a literal in a field). `a and b` needs
+//! the clauses of both; `a or b` one clause, the union of the best clause of each; a
+//! leaf (`==`, `in`, `:`, `like`, `startsWith`, `endsWith`, `stringContains` of a
+//! string field against string literals) one clause of its literals in its field;
+//! anything else nothing. A large rule set shares the work this way: one search of
+//! each field's value for every literal of every rule, instead of each rule's own
+//! comparisons (`process.name in (...)` in hundreds of rules).
+
+use super::prefilter::leaf;
+use crate::tir::{self, ExprId, ExprKind};
+use kestrel_bundle::bundle::{self as format, MAX_CLAUSE_ATOMS, MAX_NEED_CLAUSES, MAX_NEED_LITERAL_LEN, Predicate, PredicateRole};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Fewest predicates with needs for a bundle to have them: below this, the one search
+/// per field costs about what the few skipped predicates would.
+pub const MIN_PREDICATES: usize = 8;
+
+/// One of these (field, literal) pairs must hold; literals are ASCII lower-case.
+type Clause = BTreeSet<(String, String)>;
+
+/// The clauses of each event condition (by predicate id) that has some, when at least
+/// `min_predicates` do; `None` otherwise, or when a rule calls a hand-written predicate:
+/// what it captures on an event goes into the alerts of every rule the event matches,
+/// so a call skipped in one rule could change another's alert. (A lineage test needs
+/// nothing known, but the rest of its condition may: the tracker's answers are written
+/// before `eval`, whichever predicates run.)
+pub fn needs(rules: &[&tir::Rule], predicates: &[(usize, Predicate, Vec<ExprId>)], custom: bool, min_predicates: usize) -> Option<Vec<(u32, Vec<Clause>)>> {
+    if custom {
+        return None;
+    }
+    let found: Vec<(u32, Vec<Clause>)> = predicates
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, predicate, _))| predicate.role == PredicateRole::EventCondition)
+        .filter_map(|(id, (rule, _, conjuncts))| {
+            let distinct: BTreeSet<Clause> = conjuncts.iter().flat_map(|conjunct| clauses(rules[*rule], *conjunct)).collect();
+            // The strongest first (the longest shortest literal, then the fewest atoms);
+            // each alone is a true need, so the rest may be dropped.
+            let mut clauses: Vec<Clause> = distinct.into_iter().collect();
+            clauses.sort_by_key(|clause| (std::cmp::Reverse(shortest(clause)), clause.len()));
+            clauses.truncate(MAX_NEED_CLAUSES);
+            (!clauses.is_empty()).then_some((id as u32, clauses))
+        })
+        .collect();
+    (found.len() >= min_predicates.max(1)).then_some(found)
+}
+
+/// The `NEEDS` section of `needs`, with the bundle's `fields` (sorted by name).
+pub fn section(needs: &[(u32, Vec<Clause>)], fields: &[format::Field]) -> format::Needs {
+    let index = |name: &str| fields.iter().position(|field| field.name == name).expect("a predicate's field is in the bundle") as u32;
+    let atoms: BTreeMap<(u32, &str), u32> = needs
+        .iter()
+        .flat_map(|(_, clauses)| clauses.iter().flatten())
+        .map(|(field, literal)| (index(field), literal.as_str()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .enumerate()
+        .map(|(number, atom)| (atom, number as u32))
+        .collect();
+    let predicates = needs
+        .iter()
+        .map(|(predicate, clauses)| format::PredicateNeeds {
+            predicate: *predicate,
+            clauses: clauses
+                .iter()
+                .map(|clause| clause.iter().map(|(field, literal)| atoms[&(index(field), literal.as_str())]).collect::<BTreeSet<u32>>().into_iter().collect())
+                .collect(),
+        })
+        .collect();
+    format::Needs { atoms: atoms.into_keys().map(|(field, literal)| format::NeedAtom { field, literal: literal.to_string() }).collect(), predicates }
+}
+
+/// What `id` being true needs, as clauses (none: nothing known).
+fn clauses(rule: &tir::Rule, id: ExprId) -> Vec<Clause> {
+    match &rule.expr(id).kind {
+        ExprKind::And(items) => items.iter().flat_map(|item| clauses(rule, *item)).collect(),
+        ExprKind::Or(items) => {
+            let mut union = Clause::new();
+            for item in items {
+                let Some(best) = clauses(rule, *item).into_iter().max_by_key(|clause| (shortest(clause), std::cmp::Reverse(clause.len()))) else {
+                    return Vec::new();
+                };
+                union.extend(best);
+            }
+            if union.is_empty() || union.len() > MAX_CLAUSE_ATOMS { Vec::new() } else { vec![union] }
+        }
+        _ => leaf(rule, id).and_then(|(field, texts)| clause(field, texts)).into_iter().collect(),
+    }
+}
+
+/// A leaf's clause: every text a usable literal (not empty, ASCII, short enough), and
+/// not too many of them.
+fn clause(field: &str, texts: Vec<Option<&str>>) -> Option<Clause> {
+    let usable = |text: &str| !text.is_empty() && text.len() <= MAX_NEED_LITERAL_LEN && text.is_ascii();
+    let clause: Clause = texts.into_iter().map(|text| text.filter(|text| usable(text)).map(|text| (field.to_string(), text.to_ascii_lowercase()))).collect::<Option<_>>()?;
+    (!clause.is_empty() && clause.len() <= MAX_CLAUSE_ATOMS).then_some(clause)
+}
+
+/// The length of a clause's shortest literal.
+fn shortest(clause: &Clause) -> usize {
+    clause.iter().map(|(_, literal)| literal.len()).min().unwrap_or(0)
+}
