@@ -131,6 +131,9 @@ pub struct Summary {
     /// Values captured at sequence steps that found no room in guest memory when
     /// written back for a check or a pipe (they read as null).
     pub captures_dropped: u64,
+    /// Event conditions the bundle's needs skipped: (event, predicate) pairs where the
+    /// event could not satisfy the predicate (docs/bundle-format.md, `NEEDS`).
+    pub needs_skipped: u64,
     pub alerts: u64,
     /// Alerts of rules with an action that a live run could not act on (its queue was full).
     pub acted_dropped: u64,
@@ -154,6 +157,9 @@ impl Summary {
         }
         if self.captures_dropped > 0 {
             text.push_str(&format!("{} captured values found no room in guest memory (read as null)\n", self.captures_dropped));
+        }
+        if self.needs_skipped > 0 {
+            text.push_str(&format!("{} event conditions not run: their event lacked the literals they need (the bundle's needs)\n", self.needs_skipped));
         }
         let mut rules: Vec<&RuleSummary> =
             self.rules.iter().filter(|rule| rule.stats.matches > 0 || rule.stats.traps > 0 || rule.stats.time > Duration::ZERO).collect();
@@ -904,6 +910,7 @@ impl<'w> Replay<'w> {
         self.summary.oversized = stats.oversized;
         self.summary.host_failures = self.engine.host_failures();
         self.summary.captures_dropped = stats.captures_dropped;
+        self.summary.needs_skipped = stats.needs_skipped;
         self.summary.rules = bundle
             .rules
             .iter()

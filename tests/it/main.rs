@@ -9,6 +9,7 @@ mod equivalence;
 mod functions;
 mod fuzz;
 mod golden;
+mod needs;
 mod prefilter;
 mod reference_suites;
 mod replay;

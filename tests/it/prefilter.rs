@@ -73,7 +73,7 @@ fn leaf() -> BoxedStrategy<String> {
         .boxed()
 }
 
-fn condition() -> BoxedStrategy<String> {
+pub(crate) fn condition() -> BoxedStrategy<String> {
     leaf()
         .prop_recursive(2, 6, 2, |inner| {
             prop_oneof![
@@ -94,7 +94,7 @@ fn spelled(value: &str, escape: bool) -> String {
     }
 }
 
-fn line() -> BoxedStrategy<String> {
+pub(crate) fn line() -> BoxedStrategy<String> {
     let value = || (proptest::sample::select(VALUES), proptest::bool::weighted(0.15));
     (value(), value(), value(), value(), proptest::bool::ANY, proptest::bool::weighted(0.05), 0..1000u32)
         .prop_map(|(name, executable, arg, path, file, truncated, pid)| {
@@ -117,20 +117,26 @@ fn line() -> BoxedStrategy<String> {
         .boxed()
 }
 
-struct Outcome {
-    alerts: Vec<u8>,
-    bad_lines: Vec<u64>,
-    counts: (u64, u64, u64, u64, u64),
+pub(crate) struct Outcome {
+    pub(crate) alerts: Vec<u8>,
+    pub(crate) bad_lines: Vec<u64>,
+    pub(crate) counts: (u64, u64, u64, u64, u64),
+    pub(crate) needs_skipped: u64,
 }
 
-fn replay(bundle: &Bundle, events: &str) -> Outcome {
+pub(crate) fn replay(bundle: &Bundle, events: &str) -> Outcome {
     let program = Program::load(&bundle.to_bytes().unwrap()).expect("the bundle loads");
     let mut alerts = Vec::new();
     let mut bad_lines = Vec::new();
     let mut replay = Replay::new(Arc::new(program), Options::default(), &mut alerts).expect("the engine starts");
     replay.read_all("events.ndjson", events.as_bytes(), &mut |bad| bad_lines.push(bad.line)).unwrap();
     let summary = replay.finish().unwrap();
-    Outcome { alerts, bad_lines, counts: (summary.lines, summary.events, summary.alerts, summary.bad_lines, summary.untimed) }
+    Outcome {
+        alerts,
+        bad_lines,
+        counts: (summary.lines, summary.events, summary.alerts, summary.bad_lines, summary.untimed),
+        needs_skipped: summary.needs_skipped,
+    }
 }
 
 #[test]

@@ -152,6 +152,9 @@ pub struct Stats {
     /// Values captured at sequence steps that found no room in guest memory when
     /// written back for a check or a pipe (they read as null).
     pub captures_dropped: u64,
+    /// Skip bits set by the bundle's needs: (event, predicate) pairs not run because the
+    /// event could not satisfy the predicate.
+    pub needs_skipped: u64,
     pub rules: Vec<RuleStats>,
 }
 
@@ -552,7 +555,8 @@ impl Engine {
                     continue;
                 }
                 if let Some(needs) = self.needs.as_mut() {
-                    needs.write(&stretch[offset], &mut memory[layout.skip_offset() as usize + written.len() * layout.skip_stride() as usize..]);
+                    let skips = layout.skip_offset() as usize + written.len() * layout.skip_stride() as usize;
+                    self.stats.needs_skipped += needs.write(&stretch[offset], &mut memory[skips..]);
                 }
                 written.push(consumed + offset);
                 if written.len() == capacity {
@@ -574,6 +578,7 @@ impl Engine {
     fn write_event(&mut self, event: &Event, position: usize, area: &mut Area) -> bool {
         let memory = self.memory.data_mut(&mut self.store);
         if let Some(needs) = self.needs.as_mut() {
+            // Not counted: a decision or a late filter is not an evaluation of the stream.
             needs.write(event, &mut memory[self.layout.skip_offset() as usize + position * self.layout.skip_stride() as usize..]);
         }
         write_fields(memory, &self.slots, self.layout, event, position, area)

@@ -66,8 +66,9 @@ impl NeedsTest {
     }
 
     /// Writes the skip bits of `event` into `skips` (at least the stride long): a bit set
-    /// for each listed predicate one of whose clauses has no atom that holds.
-    pub(super) fn write(&mut self, event: &Event, skips: &mut [u8]) {
+    /// for each listed predicate one of whose clauses has no atom that holds. Returns
+    /// how many are set.
+    pub(super) fn write(&mut self, event: &Event, skips: &mut [u8]) -> u64 {
         self.satisfied.fill(0);
         for search in &self.fields {
             let Some(value) = event.fields.get(search.field).and_then(Option::as_ref) else { continue };
@@ -88,11 +89,14 @@ impl NeedsTest {
         }
         let skips = &mut skips[..self.stride];
         skips.fill(0);
+        let mut set = 0;
         for (predicate, clauses) in &self.predicates {
             if clauses.clone().any(|clause| self.satisfied[clause as usize / 64] & (1 << (clause % 64)) == 0) {
                 skips[*predicate as usize / 8] |= 1 << (predicate % 8);
+                set += 1;
             }
         }
+        set
     }
 }
 
