@@ -30,7 +30,7 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
     let sizes = [
         format!("{} slots per event", layout.slot_count),
         format!("count + {} ids per event", layout.category_capacity),
-        format!("{} results per event + {} disabled + {} skip bytes per event", layout.result_count, layout.result_count, layout.skip_stride()),
+        format!("{} results per event + {} disabled + {} bytes of skip bits per event", layout.result_count, layout.result_count, layout.skip_stride()),
         "1 slot".to_string(),
         "16 slots".to_string(),
         format!("{} bytes", layout.data_capacity),

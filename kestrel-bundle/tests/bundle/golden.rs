@@ -1,7 +1,7 @@
 //! Round trip of the hand-built bundle, the committed golden file (both directions), its
 //! `inspect` snapshot, and the version errors.
 
-use crate::handmade::{fix_checksum, golden_bytes, golden_path, handmade, repo_root};
+use crate::handmade::{fix_checksum, golden_bytes, golden_path, handmade, repo_root, v1_golden_path};
 use kestrel_bundle::Bundle;
 
 #[test]
@@ -16,10 +16,10 @@ fn handmade_bundle_round_trips_and_is_deterministic() {
     assert_eq!(bundle.clone().to_bytes().expect("a clone writes"), bytes);
 }
 
-/// The golden file is format 1 forever: if this fails, the writer or reader changed the
+/// The golden file is format 2 forever: if this fails, the writer or reader changed the
 /// format, which needs a new format version (and a new golden file next to this one).
 #[test]
-fn golden_v1_handmade_both_directions() {
+fn golden_v2_handmade_both_directions() {
     let golden = golden_bytes();
     let expected = handmade();
     assert_eq!(Bundle::from_bytes(&golden).expect("the golden file reads"), expected, "from_bytes(golden) == handmade()");
@@ -61,15 +61,23 @@ fn with_u32(bytes: &[u8], at: usize, value: u32) -> Vec<u8> {
 #[test]
 fn other_format_versions_are_refused_clearly() {
     let golden = golden_bytes();
-    for version in [0, 2, 0x0100_0000, u32::MAX] {
+    for version in [0, 1, 3, 0x0100_0000, u32::MAX] {
         let error = Bundle::from_bytes(&with_u32(&golden, 8, version)).unwrap_err();
-        assert_eq!(error.to_string(), format!("at byte 8: format version {version} is not supported by this reader (supports 1)"));
+        assert_eq!(error.to_string(), format!("at byte 8: format version {version} is not supported by this reader (supports 2)"));
     }
     // The version is checked before anything else but the magic, so even a bare
     // header of a later version gets the version error.
     let mut future = golden[..16].to_vec();
-    future[8] = 2;
-    assert_eq!(Bundle::from_bytes(&future).unwrap_err().message, "format version 2 is not supported by this reader (supports 1)");
+    future[8] = 3;
+    assert_eq!(Bundle::from_bytes(&future).unwrap_err().message, "format version 3 is not supported by this reader (supports 2)");
+}
+
+/// The committed format-1 bundle (its guest memory had no skip bits, and no `NEEDS`
+/// section) gets the version error, not a misreading.
+#[test]
+fn the_format_1_golden_file_is_refused_clearly() {
+    let bytes = std::fs::read(v1_golden_path()).expect("tests/data/bundle/v1-handmade.kbundle is committed");
+    assert_eq!(Bundle::from_bytes(&bytes).unwrap_err().to_string(), "at byte 8: format version 1 is not supported by this reader (supports 2)");
 }
 
 #[test]
@@ -88,10 +96,10 @@ fn header_errors() {
         (b"\0asm\x01\0\0\0".to_vec(), "at byte 0: not a Kestrel bundle: the file does not start with the magic `KSTRLBND`"),
         (golden[..39].to_vec(), "at byte 39: the file ends after 39 bytes; a bundle has at least a 32-byte header and an 8-byte checksum"),
         (with_u32(&golden, 16, 0x0D0C_0B0A), "at byte 16: byte-order mark is 0x0d0c0b0a, expected 0x0a0b0c0d (the file was written big-endian)"),
-        (with_u32(&golden, 20, 12), "at byte 20: section count 12 is more than the 11 section kinds of format 1"),
+        (with_u32(&golden, 20, 13), "at byte 20: section count 13 is more than the 12 section kinds of format 2"),
         (with_u32(&golden, 20, 5), "at byte 32: the required section WASM is missing from the section table"),
         (with_u32(&golden, 28, 1), "at byte 24: the reserved header bytes 24..32 are not zero"),
-        (with_u32(&golden, 32, 12), "at byte 32: section table entry 0: unknown section kind 12 (format 1 knows kinds 1 to 11)"),
+        (with_u32(&golden, 32, 13), "at byte 32: section table entry 0: unknown section kind 13 (format 2 knows kinds 1 to 12)"),
         (with_u32(&golden, 36, 1), "at byte 36: section table entry 0 (MANIFEST): the reserved field is not zero"),
         (with_u32(&golden, 56, 1), "at byte 56: section table entry 1: section MANIFEST is listed twice"),
         (with_u32(&golden, 80, 1), "at byte 80: section table entry 2: section MANIFEST comes after FIELDS; sections are listed in increasing kind order"),
@@ -112,7 +120,7 @@ fn checksum_is_checked() {
 }
 
 /// `KESTREL_WRITE_GOLDEN=1 cargo test -p kestrel-bundle write_golden` rewrites the golden
-/// file from `handmade()`. Only while format 1 is unreleased: afterwards a format change
+/// file from `handmade()`. Only while format 2 is unreleased: afterwards a format change
 /// needs a new version and a new golden file beside this one.
 #[test]
 fn write_golden() {

@@ -1,4 +1,4 @@
-//! A hand-built, realistic bundle (the one committed as `v1-handmade.kbundle`) and
+//! A hand-built, realistic bundle (the one committed as `v2-handmade.kbundle`) and
 //! helpers to find things in bundle bytes.
 
 use kestrel_bundle::bundle::WASM_HEADER;
@@ -18,12 +18,17 @@ pub fn repo_root() -> PathBuf {
 
 /// The golden file of [`handmade`].
 pub fn golden_path() -> PathBuf {
-    repo_root().join("tests/data/bundle/v1-handmade.kbundle")
+    repo_root().join("tests/data/bundle/v2-handmade.kbundle")
 }
 
 /// The bytes of the golden file.
 pub fn golden_bytes() -> Vec<u8> {
-    std::fs::read(golden_path()).expect("tests/data/bundle/v1-handmade.kbundle is committed")
+    std::fs::read(golden_path()).expect("tests/data/bundle/v2-handmade.kbundle is committed")
+}
+
+/// The golden file of format 1, which this reader refuses.
+pub fn v1_golden_path() -> PathBuf {
+    repo_root().join("tests/data/bundle/v1-handmade.kbundle")
 }
 
 fn field(name: &str, kind: FieldKind, array: bool, slot: u32, folded_slot: Option<u32>) -> Field {

@@ -6,6 +6,7 @@ mod actions;
 mod golden;
 mod handmade;
 mod mutation;
+mod needs;
 mod prefilter;
 mod props;
 mod validation;

@@ -18,20 +18,20 @@ fn every_semantic_check_has_a_failing_example() {
         // Layout.
         (|b| b.manifest.layout.memory_pages = 0, "layout: memory_pages is 0; guest memory needs at least one page"),
         (|b| b.manifest.layout.memory_pages = 65_537, "layout: memory_pages is 65537, more than the 65536 pages (4 GiB) of a 32-bit memory"),
-        (|b| b.manifest.layout.out_offset += 4, "layout: the out region starts at byte 332, which is not 8-aligned"),
-        (|b| b.manifest.layout.memory_pages = 1, "layout: the heap region (bytes 60600..76984) does not fit in guest memory of 1 pages (65536 bytes)"),
+        (|b| b.manifest.layout.out_offset += 4, "layout: the out region starts at byte 340, which is not 8-aligned"),
+        (|b| b.manifest.layout.memory_pages = 1, "layout: the heap region (bytes 60608..76992) does not fit in guest memory of 1 pages (65536 bytes)"),
         (
             |b| b.manifest.layout.data_offset = 0,
             "layout: the data region starts at byte 0, inside the first 64 bytes, which stay zero (address 0 is a null slot)",
         ),
         (|b| b.manifest.layout.data_offset = 64, "layout: the data region (bytes 64..60064) overlaps the slots region (bytes 64..288)"),
-        (|b| b.manifest.layout.args_offset -= 8, "layout: the args region (bytes 336..592) overlaps the out region (bytes 328..344)"),
+        (|b| b.manifest.layout.args_offset -= 8, "layout: the args region (bytes 344..600) overlaps the out region (bytes 336..352)"),
         (
             |b| b.manifest.layout = Layout::plan(1 << 20, 4, 4, u32::MAX, 0),
             "layout: memory_pages is 65793, more than the 65536 pages (4 GiB) of a 32-bit memory",
         ),
         (|b| b.manifest.layout.result_count = 3, "layout: result_count is 3, but there are 8 predicates"),
-        (|b| b.manifest.layout.result_count = 9, "layout: the out region (bytes 328..344) overlaps the results region (bytes 312..330)"),
+        (|b| b.manifest.layout.result_count = 16, "layout: the out region (bytes 336..352) overlaps the results region (bytes 312..346)"),
         (|b| b.functions.predicates.truncate(3), "layout: result_count is 8, but there are 3 predicates"),
         // Fields.
         (|b| b.fields[0].name.clear(), "field 0 (\"\"): the name is empty"),
@@ -227,7 +227,7 @@ fn semantic_errors_in_files_name_the_byte() {
 
     // The layout's result_count (its seventh u32) no longer matches the predicates.
     let layout = section_offset(&golden, 1) + find(&golden[section_offset(&golden, 1)..], b"@timestamp") + "@timestamp".len() + 1;
-    let error = read_patched(layout + 6 * 4, &9u32.to_le_bytes());
+    let error = read_patched(layout + 6 * 4, &16u32.to_le_bytes());
     assert_eq!(error.offset, Some(layout as u64 + 7 * 4), "the overlap is reported at out_offset: {error}");
     let error = read_patched(layout + 11 * 4, &128u32.to_le_bytes());
     assert_eq!(error.to_string(), format!("at byte {}: layout: the heap region (bytes 128..16512) overlaps the slots region (bytes 64..288)", layout + 11 * 4));
