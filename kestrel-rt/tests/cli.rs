@@ -100,7 +100,7 @@ fn inspect_prints_a_valid_bundle_and_rejects_a_broken_one_with_its_offset() {
     let out = kestrel(&["inspect", bundle.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     let printed = text(&out.stdout);
-    assert!(printed.starts_with("Kestrel bundle, format 1, predicate ABI 1"), "{printed}");
+    assert!(printed.starts_with("Kestrel bundle, format 2, predicate ABI 1"), "{printed}");
     assert!(printed.contains("\"kernel_module\""), "{printed}");
 
     let mut bytes = std::fs::read(&bundle).unwrap();

@@ -334,7 +334,7 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
         wasm::copy_to_out(&mut builder, layout.out_offset);
         value_fns.push(builder.finish());
     }
-    let needs = needs::needs(&rules, &predicates, !called.is_empty(), needs::MIN_PREDICATES);
+    let needs = needs::needs(&rules, &predicates, needs::MIN_PREDICATES);
     let skippable: std::collections::BTreeSet<u32> = needs.iter().flatten().map(|(predicate, _)| *predicate).collect();
     let eval = eval_function(&library, &layout, &categories, &predicates.iter().map(|(_, predicate, _)| predicate.clone()).collect::<Vec<_>>(), &skippable);
 

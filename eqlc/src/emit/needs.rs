@@ -13,6 +13,7 @@
 //! comparisons (`process.name in (...)` in hundreds of rules).
 
 use super::prefilter::leaf;
+use crate::functions::Func;
 use crate::tir::{self, ExprId, ExprKind};
 use kestrel_bundle::bundle::{self as format, MAX_CLAUSE_ATOMS, MAX_NEED_CLAUSES, MAX_NEED_LITERAL_LEN, Predicate, PredicateRole};
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,19 +26,19 @@ pub const MIN_PREDICATES: usize = 8;
 type Clause = BTreeSet<(String, String)>;
 
 /// The clauses of each event condition (by predicate id) that has some, when at least
-/// `min_predicates` do; `None` otherwise, or when a rule calls a hand-written predicate:
-/// what it captures on an event goes into the alerts of every rule the event matches,
-/// so a call skipped in one rule could change another's alert. (A lineage test needs
-/// nothing known, but the rest of its condition may: the tracker's answers are written
-/// before `eval`, whichever predicates run.)
-pub fn needs(rules: &[&tir::Rule], predicates: &[(usize, Predicate, Vec<ExprId>)], custom: bool, min_predicates: usize) -> Option<Vec<(u32, Vec<Clause>)>> {
-    if custom {
-        return None;
-    }
+/// `min_predicates` do; `None` otherwise.
+///
+/// A condition that calls a declared function has none: a hand-written predicate's
+/// captures on an event go into the alerts of every rule the event matches, so a call
+/// skipped in one rule could change another's alert. (A lineage test needs nothing
+/// known, but the rest of its condition may: the tracker's answers are written before
+/// `eval`, whichever predicates run.)
+pub fn needs(rules: &[&tir::Rule], predicates: &[(usize, Predicate, Vec<ExprId>)], min_predicates: usize) -> Option<Vec<(u32, Vec<Clause>)>> {
     let found: Vec<(u32, Vec<Clause>)> = predicates
         .iter()
         .enumerate()
         .filter(|(_, (_, predicate, _))| predicate.role == PredicateRole::EventCondition)
+        .filter(|(_, (rule, _, conjuncts))| !conjuncts.iter().any(|conjunct| calls_declared(rules[*rule], *conjunct)))
         .filter_map(|(id, (rule, _, conjuncts))| {
             let distinct: BTreeSet<Clause> = conjuncts.iter().flat_map(|conjunct| clauses(rules[*rule], *conjunct)).collect();
             // The strongest first (the longest shortest literal, then the fewest atoms);
@@ -98,11 +99,87 @@ fn clauses(rule: &tir::Rule, id: ExprId) -> Vec<Clause> {
 /// not too many of them.
 fn clause(field: &str, texts: Vec<Option<&str>>) -> Option<Clause> {
     let usable = |text: &str| !text.is_empty() && text.len() <= MAX_NEED_LITERAL_LEN && text.is_ascii();
-    let clause: Clause = texts.into_iter().map(|text| text.filter(|text| usable(text)).map(|text| (field.to_string(), text.to_ascii_lowercase()))).collect::<Option<_>>()?;
+    let clause: Clause =
+        texts.into_iter().map(|text| text.filter(|text| usable(text)).map(|text| (field.to_string(), text.to_ascii_lowercase()))).collect::<Option<_>>()?;
     (!clause.is_empty() && clause.len() <= MAX_CLAUSE_ATOMS).then_some(clause)
+}
+
+/// Whether `id` calls a declared function (a hand-written predicate among them).
+fn calls_declared(rule: &tir::Rule, id: ExprId) -> bool {
+    let kind = &rule.expr(id).kind;
+    matches!(kind, ExprKind::Call { func: Func::Declared(_), .. }) || kind.children().into_iter().any(|child| calls_declared(rule, child))
 }
 
 /// The length of a clause's shortest literal.
 fn shortest(clause: &Clause) -> usize {
     clause.iter().map(|(_, literal)| literal.len()).min().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dialect::Dialect;
+    use crate::emit::tests::build;
+    use kestrel_bundle::schema::Schema;
+
+    /// Queries and the needs the first rule's predicate gets (as `kestrel inspect` prints
+    /// them), or none. `MIN_PREDICATES` rules that need a literal each follow every
+    /// query, so that the bundle has needs whatever the query's.
+    const CASES: &[(&str, Option<&str>)] = &[
+        (r#"process where process.name == "Bash""#, Some(r#"(process.name has "bash")"#)),
+        // Every conjunct is a clause, the strongest first (longest shortest literal).
+        (
+            r#"process where event.type == "start" and process.name in ("curl", "wget") and process.args : "*--insecure*""#,
+            Some(r#"(process.args has "--insecure") and (event.type has "start") and (process.name has "curl" or process.name has "wget")"#),
+        ),
+        // A disjunction is one clause: the best clause of each side, across fields.
+        (
+            r#"process where process.name == "nc" or (process.executable : "/tmp/*" and process.args == "-e")"#,
+            Some(r#"(process.executable has "/tmp/" or process.name has "nc")"#),
+        ),
+        (r#"file where file.path like~ "/etc/*shadow" and startsWith(file.name, "sh")"#, Some(r#"(file.path has "shadow") and (file.name has "sh")"#)),
+        // Short literals and literals in keys are fine here: a field's value is searched,
+        // not the line.
+        (r#"process where process.name == "sh""#, Some(r#"(process.name has "sh")"#)),
+        (r#"process where process.name == "name""#, Some(r#"(process.name has "name")"#)),
+        // A part that needs nothing known drops out of a conjunction, and empties a
+        // disjunction.
+        (r#"process where process.name == "curl" and process.pid > 1"#, Some(r#"(process.name has "curl")"#)),
+        (r#"process where process.name == "curl" or process.pid == 1"#, None),
+        (r#"process where process.name != "bash""#, None),
+        (r#"process where not process.name == "bash""#, None),
+        (r#"process where process.name regex "ba.h""#, None),
+        (r#"process where process.name : "*""#, None),
+        (r#"process where process.name == "bäsh""#, None),
+        (r#"process where process.name == process.parent.name"#, None),
+        // A lineage test needs nothing known; the rest of the condition still counts.
+        (r#"process where process.name == "bash" and descendant of [process where process.name == "sshd"]"#, Some(r#"(process.name has "bash")"#)),
+    ];
+
+    #[test]
+    fn conditions_get_the_needs_they_have() {
+        let schema = Schema::builtin("linux").unwrap();
+        let fillers: Vec<String> = (0..super::MIN_PREDICATES).map(|n| format!("process where process.name == \"filler{n}\"")).collect();
+        let mut wrong = Vec::new();
+        for (query, expected) in CASES {
+            let rules: Vec<&str> = std::iter::once(*query).chain(fillers.iter().map(String::as_str)).collect();
+            let bundle = build(&rules, &schema, Dialect::Endgame);
+            let text = bundle.inspect();
+            assert!(bundle.needs.is_some(), "{query}: the bundle has needs\n{text}");
+            let found = text.lines().find_map(|line| line.strip_prefix("  pred   0: "));
+            if found != *expected {
+                wrong.push(format!("{query}: expected {expected:?}, found {found:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn fewer_than_min_predicates_with_needs_get_none() {
+        let schema = Schema::builtin("linux").unwrap();
+        let rules: Vec<String> = (0..super::MIN_PREDICATES).map(|n| format!("process where process.name == \"p{n}\"")).collect();
+        let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+        assert!(build(&rules, &schema, Dialect::Endgame).needs.is_some());
+        let fewer = &rules[..super::MIN_PREDICATES - 1];
+        assert!(build(fewer, &schema, Dialect::Endgame).needs.is_none());
+    }
 }

@@ -69,7 +69,12 @@ fn write_all(out: &mut String, bundle: &Bundle) -> std::fmt::Result {
     match &bundle.needs {
         None => writeln!(out, "needs: none (every candidate predicate runs)")?,
         Some(needs) => {
-            writeln!(out, "needs ({} predicates, {} atoms): each clause must have an atom in its field, or the predicate is skipped", needs.predicates.len(), needs.atoms.len())?;
+            writeln!(
+                out,
+                "needs ({} predicates, {} atoms): each clause must have an atom in its field, or the predicate is skipped",
+                needs.predicates.len(),
+                needs.atoms.len()
+            )?;
             for entry in &needs.predicates {
                 let clauses: Vec<String> = entry
                     .clauses

@@ -839,7 +839,10 @@ impl SectionKind {
     }
 
     pub(crate) fn required(self) -> bool {
-        !matches!(self, SectionKind::Sequences | SectionKind::Lineage | SectionKind::Custom | SectionKind::Actions | SectionKind::Prefilter | SectionKind::Needs)
+        !matches!(
+            self,
+            SectionKind::Sequences | SectionKind::Lineage | SectionKind::Custom | SectionKind::Actions | SectionKind::Prefilter | SectionKind::Needs
+        )
     }
 }
 

@@ -7,9 +7,9 @@
 
 use super::{
     ABI_VERSION, Action, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, Capture, CaptureDecl, CidrBlock, CustomLimits, CustomPredicate, FORMAT_VERSION,
-    Field, Functions, HEADER_LEN, KillTarget, Layout, LineageNode, LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, NeedAtom, Needs, Patterns, Pipe, Predicate, PredicateNeeds, Prefilter,
-    Query, RegexPattern, Rule, RuleAction, SectionKind, SequenceKey, SequenceStep, SequenceTable, TABLE_ENTRY_LEN, TableKind, ValueFn, align8, codes, fnv1a64,
-    validate,
+    Field, Functions, HEADER_LEN, KillTarget, Layout, LineageNode, LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, NeedAtom, Needs, Patterns, Pipe,
+    Predicate, PredicateNeeds, Prefilter, Query, RegexPattern, Rule, RuleAction, SectionKind, SequenceKey, SequenceStep, SequenceTable, TABLE_ENTRY_LEN,
+    TableKind, ValueFn, align8, codes, fnv1a64, validate,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -3,8 +3,8 @@
 
 use super::read::{LAYOUT_NAMES, RuleSites, Sites};
 use super::{
-    Action, Bundle, BundleError, CidrBlock, CustomRuntime, FieldKind, MAX_CAPTURES, MAX_CLAUSE_ATOMS, MAX_MEMORY_PAGES, MAX_NEED_ATOMS, MAX_NEED_CLAUSES, MAX_NEED_LITERAL_LEN, MAX_PREFILTER_LITERAL_LEN, MAX_PREFILTER_LITERALS, NO_INDEX, Pipe,
-    PredicateRole, Query, Rule, TableKind, WASM_HEADER,
+    Action, Bundle, BundleError, CidrBlock, CustomRuntime, FieldKind, MAX_CAPTURES, MAX_CLAUSE_ATOMS, MAX_MEMORY_PAGES, MAX_NEED_ATOMS, MAX_NEED_CLAUSES,
+    MAX_NEED_LITERAL_LEN, MAX_PREFILTER_LITERAL_LEN, MAX_PREFILTER_LITERALS, NO_INDEX, Pipe, PredicateRole, Query, Rule, TableKind, WASM_HEADER,
 };
 use crate::abi::{MAX_CALL_ARGS, RESERVED_BYTES};
 use crate::enforce::MAX_KILL_TARGETS;
@@ -98,7 +98,9 @@ fn needs(bundle: &Bundle, at: At) -> Result<(), BundleError> {
         let id = entry.predicate;
         let problem = match bundle.functions.predicates.get(id as usize) {
             None => Some(format!("names predicate {id}, but the bundle has {}", bundle.functions.predicates.len())),
-            Some(predicate) if predicate.role != PredicateRole::EventCondition => Some(format!("names predicate {id}, which is not an event condition (role 0)")),
+            Some(predicate) if predicate.role != PredicateRole::EventCondition => {
+                Some(format!("names predicate {id}, which is not an event condition (role 0)"))
+            }
             _ if index > 0 && needs.predicates[index - 1].predicate >= id => {
                 Some(format!("names predicate {id}, which does not come after the one before it (strictly ascending)"))
             }

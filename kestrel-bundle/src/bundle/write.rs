@@ -1,9 +1,9 @@
 //! The bundle writer: one deterministic encoding of a validated [`Bundle`].
 
 use super::{
-    ABI_VERSION, Action, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CustomPredicate, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout, Needs,
-    LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Patterns, Pipe, Query, Rule, RuleAction, SectionKind, SequenceStep, SequenceTable, TABLE_ENTRY_LEN,
-    TableKind, align8, codes, fnv1a64, validate,
+    ABI_VERSION, Action, BYTE_ORDER_MARK, Bundle, BundleError, CHECKSUM_LEN, CustomPredicate, FORMAT_VERSION, Field, Functions, HEADER_LEN, Layout,
+    LineageTable, LineageValue, MAGIC, Manifest, NO_INDEX, Needs, Patterns, Pipe, Query, Rule, RuleAction, SectionKind, SequenceStep, SequenceTable,
+    TABLE_ENTRY_LEN, TableKind, align8, codes, fnv1a64, validate,
 };
 use std::net::IpAddr;
 
