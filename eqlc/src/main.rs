@@ -15,6 +15,30 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `print!` that ends the process quietly (exit code 0) when the reader of standard
+/// output has gone away (`| head`), where `print!` would panic.
+macro_rules! out {
+    ($($arg:tt)*) => { write_out(format_args!($($arg)*)) };
+}
+
+/// `println!`, ending quietly as [`out!`] does.
+macro_rules! outln {
+    ($($arg:tt)*) => { write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+fn write_out(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("cannot write to standard output: {error}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    }
+}
+
+
 #[derive(Parser)]
 #[command(name = "eqlc", version, about = "The Kestrel EQL compiler: check, lint and build EQL rules")]
 struct Cli {
@@ -135,7 +159,7 @@ fn main() -> ExitCode {
             let mut sources = SourceMap::new();
             match load_schema(&schema, &mut sources) {
                 Ok(schema) => {
-                    print!("{}", schema.to_toml());
+                    out!("{}", schema.to_toml());
                     ExitCode::SUCCESS
                 }
                 Err(diag) => report_and_exit(&[*diag], &sources, Format::Human),
@@ -184,8 +208,8 @@ fn load_schema(name: &str, sources: &mut SourceMap) -> Result<Schema, Box<Diagno
 fn report_and_exit(diags: &[Diagnostic], sources: &SourceMap, format: Format) -> ExitCode {
     match format {
         Format::Human => eprint!("{}", render::human(diags, sources, std::io::stderr().is_terminal())),
-        Format::Json => println!("{}", serde_json::json!({ "rules": 0, "errors": diags.len(), "diagnostics": render::json(diags, sources) })),
-        Format::Sarif => println!("{}", render::sarif(diags, sources)),
+        Format::Json => outln!("{}", serde_json::json!({ "rules": 0, "errors": diags.len(), "diagnostics": render::json(diags, sources) })),
+        Format::Sarif => outln!("{}", render::sarif(diags, sources)),
     }
     ExitCode::from(2)
 }
@@ -314,14 +338,14 @@ fn plural(count: usize) -> &'static str {
 fn explain(code: Option<&str>, list: bool) -> ExitCode {
     if list || code.is_none() {
         for code in Code::ALL {
-            println!("{}  {:<8} {:<26} {}", code.as_str(), code.severity().as_str(), code.slug(), code.title());
+            outln!("{}  {:<8} {:<26} {}", code.as_str(), code.severity().as_str(), code.slug(), code.title());
         }
         return ExitCode::SUCCESS;
     }
     let text = code.unwrap_or_default();
     match Code::parse(text) {
         Some(code) => {
-            print!("{}", code.explanation());
+            out!("{}", code.explanation());
             ExitCode::SUCCESS
         }
         None => usage_error(&format!("unknown code `{text}`; `eqlc explain --list` lists every code")),
@@ -343,13 +367,13 @@ fn dump(target: &Target, what: Dump, paths: &[PathBuf]) -> ExitCode {
     let options = Options { schema: &schema, dialect: target.dialect, endgame_case, declarations: &declarations };
     for source in &rule_sources {
         let checked = driver::check_rule(source, &sources, &options);
-        println!("# {}", source.meta.name);
+        outln!("# {}", source.meta.name);
         match what {
-            Dump::Ast => print!("{}", print::dump(&checked.ast)),
-            Dump::Eql => println!("{}", print::eql(&checked.ast)),
+            Dump::Ast => out!("{}", print::dump(&checked.ast)),
+            Dump::Eql => outln!("{}", print::eql(&checked.ast)),
             Dump::Ir => match &checked.rule {
-                Some(rule) if !checked.has_errors() => print!("{}", eqlc::print_ir::rule(rule)),
-                _ => println!("(no IR: the rule has errors)"),
+                Some(rule) if !checked.has_errors() => out!("{}", eqlc::print_ir::rule(rule)),
+                _ => outln!("(no IR: the rule has errors)"),
             },
         }
         diags.extend(checked.diags);

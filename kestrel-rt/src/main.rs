@@ -12,6 +12,25 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// `print!` that ends the process quietly (exit code 0) when the reader of standard
+/// output has gone away (`| head`), where `print!` would panic.
+macro_rules! out {
+    ($($arg:tt)*) => { write_out(format_args!($($arg)*)) };
+}
+
+fn write_out(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("cannot write to standard output: {error}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    }
+}
+
+
 /// Replay allocates a few small values per event (decoded strings, field vectors);
 /// mimalloc serves them faster than the system allocator. The bench measures with the
 /// allocator the `kestrel` binary uses.
@@ -246,7 +265,7 @@ fn inspect(path: &PathBuf) -> ExitCode {
     };
     match kestrel_bundle::Bundle::from_bytes(&bytes) {
         Ok(bundle) => {
-            print!("{}", bundle.inspect());
+            out!("{}", bundle.inspect());
             ExitCode::SUCCESS
         }
         Err(error) => fail(format!("`{}` is not a valid bundle: {error}", path.display())),
@@ -519,6 +538,6 @@ fn describe(mut reader: CaptureReader<Box<dyn Read + Send>>) -> ExitCode {
         }
     }
     text.push_str(&format!("lines     {}\nflushes   {}\nend       {end}\n", reader.lines(), reader.flushes()));
-    print!("{text}");
+    out!("{text}");
     if damaged { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

@@ -144,3 +144,22 @@ fn events_outside_the_reorder_window_run_late_and_are_counted() {
     let input = kestrel(&["replay", "--order", "input", "--bundle", bundle.to_str().unwrap(), events.to_str().unwrap()]);
     assert_eq!(names(&input), ["c", "d", "a"]);
 }
+
+/// A reader that goes away (`kestrel inspect B | head`) ends the output quietly: exit
+/// code 0 and nothing on stderr, where `print!` would have panicked.
+#[test]
+fn inspect_into_a_closed_pipe_ends_quietly() {
+    let dir = scratch("closed-pipe");
+    let bundle = bundle(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(["inspect", bundle.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The read end closes before the child has read its bundle and written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
