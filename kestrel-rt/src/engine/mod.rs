@@ -344,7 +344,7 @@ impl Engine {
             rules,
             candidates,
             runs_on,
-            needs: needs::NeedsTest::new(bundle.needs.as_ref(), layout.skip_stride()),
+            needs: needs::NeedsTest::new(&bundle),
             stats,
             lineage,
             sequences,

@@ -6,7 +6,7 @@
 
 use super::Event;
 use aho_corasick::AhoCorasick;
-use kestrel_bundle::bundle::Needs;
+use kestrel_bundle::bundle::Bundle;
 use kestrel_bundle::semantics::Value;
 
 /// The needs of a bundle, ready to test events against.
@@ -16,6 +16,10 @@ pub(super) struct NeedsTest {
     atom_clauses: Vec<Vec<u32>>,
     /// Each listed predicate and its clause numbers (consecutive).
     predicates: Vec<(u32, std::ops::Range<u32>)>,
+    /// Indices into `predicates` of those for any category, then by category id: an
+    /// event's skip bits are read only for the predicates of its categories.
+    for_any: Vec<usize>,
+    by_category: Vec<Vec<usize>>,
     /// The clauses satisfied on the event being tested, a bit each.
     satisfied: Vec<u64>,
     /// Bytes of skip bits per event.
@@ -37,8 +41,8 @@ impl NeedsTest {
     /// `None` when the bundle has no needs, or an automaton cannot be built (a few
     /// thousand short literals at most, by the bundle's limits: then every predicate
     /// simply runs).
-    pub(super) fn new(needs: Option<&Needs>, skip_stride: u32) -> Option<NeedsTest> {
-        let needs = needs?;
+    pub(super) fn new(bundle: &Bundle) -> Option<NeedsTest> {
+        let needs = bundle.needs.as_ref()?;
         let mut atom_clauses = vec![Vec::new(); needs.atoms.len()];
         let mut predicates = Vec::with_capacity(needs.predicates.len());
         let mut clause = 0u32;
@@ -52,6 +56,14 @@ impl NeedsTest {
             }
             predicates.push((entry.predicate, first..clause));
         }
+        let mut for_any = Vec::new();
+        let mut by_category = vec![Vec::new(); bundle.functions.categories.len()];
+        for (index, (predicate, _)) in predicates.iter().enumerate() {
+            match bundle.functions.predicates[*predicate as usize].category {
+                None => for_any.push(index),
+                Some(category) => by_category[category as usize].push(index),
+            }
+        }
         let mut fields = Vec::new();
         for field in needs.atoms.iter().map(|atom| atom.field).collect::<std::collections::BTreeSet<u32>>() {
             let (atoms, literals): (Vec<u32>, Vec<&str>) =
@@ -62,12 +74,15 @@ impl NeedsTest {
             all_clauses.dedup();
             fields.push(FieldSearch { field: field as usize, automaton, atoms, all_clauses });
         }
-        Some(NeedsTest { fields, atom_clauses, predicates, satisfied: vec![0; (clause as usize).div_ceil(64)], stride: skip_stride as usize })
+        let satisfied = vec![0; (clause as usize).div_ceil(64)];
+        let stride = bundle.manifest.layout.skip_stride() as usize;
+        Some(NeedsTest { fields, atom_clauses, predicates, for_any, by_category, satisfied, stride })
     }
 
     /// Writes the skip bits of `event` into `skips` (at least the stride long): a bit set
-    /// for each listed predicate one of whose clauses has no atom that holds. Returns
-    /// how many are set.
+    /// for each listed predicate of the event's categories (or of any category) one of
+    /// whose clauses has no atom that holds; `eval` reads no other. Returns how many
+    /// are set.
     pub(super) fn write(&mut self, event: &Event, skips: &mut [u8]) -> u64 {
         self.satisfied.fill(0);
         for search in &self.fields {
@@ -90,7 +105,9 @@ impl NeedsTest {
         let skips = &mut skips[..self.stride];
         skips.fill(0);
         let mut set = 0;
-        for (predicate, clauses) in &self.predicates {
+        let lists = std::iter::once(&self.for_any).chain(event.categories.iter().filter_map(|category| self.by_category.get(category as usize)));
+        for index in lists.flatten() {
+            let (predicate, clauses) = &self.predicates[*index];
             if clauses.clone().any(|clause| self.satisfied[clause as usize / 64] & (1 << (clause % 64)) == 0) {
                 skips[*predicate as usize / 8] |= 1 << (predicate % 8);
                 set += 1;
