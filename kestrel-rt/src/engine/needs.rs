@@ -3,27 +3,48 @@
 //! need there, then a skip bit (docs/abi.md, skip region) for each listed predicate one
 //! of whose clauses found none of its atoms. Such a predicate cannot be true on the
 //! event, so `eval` does not run it: the results are the same as without the bits.
+//!
+//! The work per event follows what the event satisfies, not the size of the rule set:
+//! identical clauses of different predicates are one (`host.os.type has "linux"` is in
+//! hundreds of Linux rules), each predicate is keyed by its clause that the fewest
+//! predicates share, and an event's skip bits start as every listed predicate of its
+//! categories; only the predicates whose key clause the event satisfied are looked at,
+//! and those whose every clause it satisfied are cleared.
 
 use super::Event;
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use kestrel_bundle::bundle::Bundle;
 use kestrel_bundle::semantics::Value;
+use std::collections::HashMap;
 
 /// The needs of a bundle, ready to test events against.
 pub(super) struct NeedsTest {
     fields: Vec<FieldSearch>,
-    /// The clauses each atom satisfies (global clause numbers).
+    /// The (distinct) clauses each atom satisfies.
     atom_clauses: Vec<Vec<u32>>,
-    /// Each listed predicate and its clause numbers (consecutive).
-    predicates: Vec<(u32, std::ops::Range<u32>)>,
-    /// Indices into `predicates` of those for any category, then by category id: an
-    /// event's skip bits are read only for the predicates of its categories.
-    for_any: Vec<usize>,
-    by_category: Vec<Vec<usize>>,
+    predicates: Vec<Keyed>,
+    /// The clauses of the predicates other than their key, back to back.
+    others: Vec<u32>,
+    /// By clause: the predicates (indices into `predicates`) it is the key of.
+    keyed_by: Vec<Vec<u32>>,
+    /// The skip bits of every listed predicate for any category, and by category id,
+    /// with how many bits each sets.
+    for_any: (Vec<u8>, u64),
+    by_category: Vec<(Vec<u8>, u64)>,
     /// The clauses satisfied on the event being tested, a bit each.
     satisfied: Vec<u64>,
     /// Bytes of skip bits per event.
     stride: usize,
+}
+
+/// A listed predicate, by its key clause.
+struct Keyed {
+    /// Its skip bit: byte and mask.
+    byte: usize,
+    mask: u8,
+    category: Option<u32>,
+    /// Its other clauses, in `others`.
+    others: std::ops::Range<usize>,
 }
 
 /// One field's literals.
@@ -43,40 +64,69 @@ impl NeedsTest {
     /// simply runs).
     pub(super) fn new(bundle: &Bundle) -> Option<NeedsTest> {
         let needs = bundle.needs.as_ref()?;
+        let stride = bundle.manifest.layout.skip_stride() as usize;
+        // The distinct clauses, numbered, and how many predicates share each.
+        let mut numbers: HashMap<&[u32], u32> = HashMap::new();
+        let mut sharers: Vec<u32> = Vec::new();
+        let clauses: Vec<Vec<u32>> = needs
+            .predicates
+            .iter()
+            .map(|entry| {
+                entry
+                    .clauses
+                    .iter()
+                    .map(|clause| {
+                        let next = numbers.len() as u32;
+                        let number = *numbers.entry(clause.as_slice()).or_insert(next);
+                        if number == next {
+                            sharers.push(0);
+                        }
+                        sharers[number as usize] += 1;
+                        number
+                    })
+                    .collect()
+            })
+            .collect();
         let mut atom_clauses = vec![Vec::new(); needs.atoms.len()];
-        let mut predicates = Vec::with_capacity(needs.predicates.len());
-        let mut clause = 0u32;
-        for entry in &needs.predicates {
-            let first = clause;
-            for atoms in &entry.clauses {
-                for atom in atoms {
-                    atom_clauses[*atom as usize].push(clause);
-                }
-                clause += 1;
+        for (clause, number) in &numbers {
+            for atom in clause.iter() {
+                atom_clauses[*atom as usize].push(*number);
             }
-            predicates.push((entry.predicate, first..clause));
         }
-        let mut for_any = Vec::new();
-        let mut by_category = vec![Vec::new(); bundle.functions.categories.len()];
-        for (index, (predicate, _)) in predicates.iter().enumerate() {
-            match bundle.functions.predicates[*predicate as usize].category {
-                None => for_any.push(index),
-                Some(category) => by_category[category as usize].push(index),
-            }
+        let mut predicates = Vec::with_capacity(needs.predicates.len());
+        let mut others = Vec::new();
+        let mut keyed_by = vec![Vec::new(); numbers.len()];
+        let mut for_any = (vec![0u8; stride], 0);
+        let mut by_category = vec![(vec![0u8; stride], 0); bundle.functions.categories.len()];
+        for (entry, numbers) in needs.predicates.iter().zip(&clauses) {
+            // The key: the clause fewest predicates share (the first of them in eqlc's
+            // order, strongest first).
+            let key = numbers.iter().copied().min_by_key(|number| sharers[*number as usize]).expect("a listed predicate has a clause");
+            let start = others.len();
+            others.extend(numbers.iter().copied().filter(|number| *number != key));
+            keyed_by[key as usize].push(predicates.len() as u32);
+            let (byte, mask) = (entry.predicate as usize / 8, 1u8 << (entry.predicate % 8));
+            let category = bundle.functions.predicates[entry.predicate as usize].category;
+            let template = match category {
+                None => &mut for_any,
+                Some(category) => &mut by_category[category as usize],
+            };
+            template.0[byte] |= mask;
+            template.1 += 1;
+            predicates.push(Keyed { byte, mask, category, others: start..others.len() });
         }
         let mut fields = Vec::new();
         for field in needs.atoms.iter().map(|atom| atom.field).collect::<std::collections::BTreeSet<u32>>() {
             let (atoms, literals): (Vec<u32>, Vec<&str>) =
                 needs.atoms.iter().enumerate().filter(|(_, atom)| atom.field == field).map(|(number, atom)| (number as u32, atom.literal.as_str())).unzip();
-            let automaton = AhoCorasick::builder().ascii_case_insensitive(true).build(&literals).ok()?;
+            let automaton = AhoCorasick::builder().ascii_case_insensitive(true).kind(Some(AhoCorasickKind::DFA)).build(&literals).ok()?;
             let mut all_clauses: Vec<u32> = atoms.iter().flat_map(|atom| atom_clauses[*atom as usize].iter().copied()).collect();
             all_clauses.sort_unstable();
             all_clauses.dedup();
             fields.push(FieldSearch { field: field as usize, automaton, atoms, all_clauses });
         }
-        let satisfied = vec![0; (clause as usize).div_ceil(64)];
-        let stride = bundle.manifest.layout.skip_stride() as usize;
-        Some(NeedsTest { fields, atom_clauses, predicates, for_any, by_category, satisfied, stride })
+        let satisfied = vec![0; numbers.len().div_ceil(64)];
+        Some(NeedsTest { fields, atom_clauses, predicates, others, keyed_by, for_any, by_category, satisfied, stride })
     }
 
     /// Writes the skip bits of `event` into `skips` (at least the stride long): a bit set
@@ -102,15 +152,30 @@ impl NeedsTest {
                 _ => mark(&search.all_clauses, &mut self.satisfied),
             }
         }
+        // Every listed predicate of the event's categories...
         let skips = &mut skips[..self.stride];
-        skips.fill(0);
-        let mut set = 0;
-        let lists = std::iter::once(&self.for_any).chain(event.categories.iter().filter_map(|category| self.by_category.get(category as usize)));
-        for index in lists.flatten() {
-            let (predicate, clauses) = &self.predicates[*index];
-            if clauses.clone().any(|clause| self.satisfied[clause as usize / 64] & (1 << (clause % 64)) == 0) {
-                skips[*predicate as usize / 8] |= 1 << (predicate % 8);
-                set += 1;
+        skips.copy_from_slice(&self.for_any.0);
+        let mut set = self.for_any.1;
+        for category in event.categories.iter() {
+            if let Some((template, count)) = self.by_category.get(category as usize) {
+                skips.iter_mut().zip(template).for_each(|(byte, bits)| *byte |= bits);
+                set += count;
+            }
+        }
+        // ...but those whose every clause the event satisfied, found by their key.
+        for (word_index, word) in self.satisfied.iter().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                let clause = word_index * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                for index in &self.keyed_by[clause] {
+                    let predicate = &self.predicates[*index as usize];
+                    let candidate = predicate.category.is_none_or(|category| event.categories.contains(category));
+                    if candidate && self.others[predicate.others.clone()].iter().all(|other| is_set(&self.satisfied, *other)) {
+                        skips[predicate.byte] &= !predicate.mask;
+                        set -= 1;
+                    }
+                }
             }
         }
         set
@@ -136,4 +201,8 @@ fn mark(clauses: &[u32], satisfied: &mut [u64]) {
     for clause in clauses {
         satisfied[*clause as usize / 64] |= 1 << (clause % 64);
     }
+}
+
+fn is_set(satisfied: &[u64], clause: u32) -> bool {
+    satisfied[clause as usize / 64] & (1 << (clause % 64)) != 0
 }
