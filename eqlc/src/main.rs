@@ -38,7 +38,6 @@ fn write_out(text: std::fmt::Arguments) {
     }
 }
 
-
 #[derive(Parser)]
 #[command(name = "eqlc", version, about = "The Kestrel EQL compiler: check, lint and build EQL rules")]
 struct Cli {

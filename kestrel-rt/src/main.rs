@@ -30,7 +30,6 @@ fn write_out(text: std::fmt::Arguments) {
     }
 }
 
-
 /// Replay allocates a few small values per event (decoded strings, field vectors);
 /// mimalloc serves them faster than the system allocator. The bench measures with the
 /// allocator the `kestrel` binary uses.

@@ -151,12 +151,8 @@ fn events_outside_the_reorder_window_run_late_and_are_counted() {
 fn inspect_into_a_closed_pipe_ends_quietly() {
     let dir = scratch("closed-pipe");
     let bundle = bundle(&dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kestrel"))
-        .args(["inspect", bundle.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_kestrel")).args(["inspect", bundle.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // The read end closes before the child has read its bundle and written.
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();

@@ -12,12 +12,10 @@
 //!
 //! The cases come from a fixed seed; `PROPTEST_CASES` raises their number.
 
-use crate::prefilter::{condition, line, replay};
-use eqlc::rules::FileKind;
+use crate::prefilter::{build, condition, line, replay};
 use kestrel_bundle::Bundle;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use tests::{FileOptions, check_text};
 
 #[test]
 fn needs_never_change_what_a_replay_finds() {
@@ -29,15 +27,8 @@ fn needs_never_change_what_a_replay_finds() {
     // Cases where the needs skipped conditions and some rule matched.
     let telling = std::cell::Cell::new(0);
     let result = runner.run(&case, |(rules, endgame, lines)| {
-        let header = if endgame { "// eqlc: schema=linux dialect=endgame\n" } else { "// eqlc: schema=linux\n" };
-        let text: String =
-            rules.iter().map(|(category, condition)| serde_json::json!({ "query": format!("{category} where {condition}") }).to_string() + "\n").collect();
-        let options = FileOptions::parse(header);
-        let (_, checked, _) = check_text("rules.jsonl", &text, FileKind::JsonLines, &options);
-        let errors: Vec<_> = checked.iter().flat_map(|rule| &rule.diags).filter(|diag| diag.is_error()).map(|diag| diag.message.clone()).collect();
-        prop_assert!(errors.is_empty(), "{errors:?}");
-        let (bytes, diags) = eqlc::driver::build(&checked, &options.schema(), &[]);
-        let bundle = Bundle::from_bytes(&bytes.unwrap_or_else(|| panic!("does not build: {diags:?}"))).unwrap();
+        let queries: Vec<String> = rules.iter().map(|(category, condition)| format!("{category} where {condition}")).collect();
+        let bundle = build(&queries, endgame);
         let Some(needs) = &bundle.needs else { return Ok(()) };
         let events: String = lines.iter().map(|line| format!("{line}\n")).collect();
         let skipping = replay(&bundle, &events);

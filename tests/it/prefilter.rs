@@ -117,6 +117,19 @@ pub(crate) fn line() -> BoxedStrategy<String> {
         .boxed()
 }
 
+/// The bundle of `queries` (the `linux` schema; the endgame dialect or Elasticsearch's),
+/// built as `eqlc build` builds it. The queries must check without errors.
+pub(crate) fn build(queries: &[String], endgame: bool) -> Bundle {
+    let header = if endgame { "// eqlc: schema=linux dialect=endgame\n" } else { "// eqlc: schema=linux\n" };
+    let text: String = queries.iter().map(|query| serde_json::json!({ "query": query }).to_string() + "\n").collect();
+    let options = FileOptions::parse(header);
+    let (_, checked, _) = check_text("rules.jsonl", &text, FileKind::JsonLines, &options);
+    let errors: Vec<_> = checked.iter().flat_map(|rule| &rule.diags).filter(|diag| diag.is_error()).map(|diag| diag.message.clone()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let (bytes, diags) = eqlc::driver::build(&checked, &options.schema(), &[]);
+    Bundle::from_bytes(&bytes.unwrap_or_else(|| panic!("does not build: {diags:?}"))).unwrap()
+}
+
 pub(crate) struct Outcome {
     pub(crate) alerts: Vec<u8>,
     pub(crate) bad_lines: Vec<u64>,
@@ -150,14 +163,8 @@ fn the_prefilter_never_changes_what_a_replay_finds() {
     // Cases where the prefilter passed over lines and some rule matched.
     let telling = std::cell::Cell::new(0);
     let result = runner.run(&case, |(conditions, endgame, lines)| {
-        let header = if endgame { "// eqlc: schema=linux dialect=endgame\n" } else { "// eqlc: schema=linux\n" };
-        let text: String = conditions.iter().map(|condition| serde_json::json!({ "query": format!("any where {condition}") }).to_string() + "\n").collect();
-        let options = FileOptions::parse(header);
-        let (_, checked, _) = check_text("rules.jsonl", &text, FileKind::JsonLines, &options);
-        let errors: Vec<_> = checked.iter().flat_map(|rule| &rule.diags).filter(|diag| diag.is_error()).map(|diag| diag.message.clone()).collect();
-        prop_assert!(errors.is_empty(), "{errors:?}");
-        let (bytes, diags) = eqlc::driver::build(&checked, &options.schema(), &[]);
-        let bundle = Bundle::from_bytes(&bytes.unwrap_or_else(|| panic!("does not build: {diags:?}"))).unwrap();
+        let queries: Vec<String> = conditions.iter().map(|condition| format!("any where {condition}")).collect();
+        let bundle = build(&queries, endgame);
         let Some(filter) = LineFilter::of(&bundle) else { return Ok(()) };
         let events: String = lines.iter().map(|line| format!("{line}\n")).collect();
         let filtered = replay(&bundle, &events);

@@ -1,7 +1,9 @@
 //! The `ACTIONS` section: rule actions round-trip, show in `inspect`, and every check
 //! of the section has a failing example, with the byte it names when read from a file.
 
-use crate::handmade::{fix_checksum, handmade, mutate_every_byte_of_section, round_trip_with_last_section, section_offset, sections};
+use crate::handmade::{
+    Edit, assert_each_edit_is_refused, fix_checksum, handmade, mutate_every_byte_of_section, round_trip_with_last_section, section_offset, sections,
+};
 use kestrel_bundle::enforce::{Action, KillTarget, RuleAction, Whom};
 use kestrel_bundle::{Bundle, TableKind};
 
@@ -33,8 +35,6 @@ fn actions_round_trip_and_show_in_inspect() {
     assert!(sections(&plain).iter().all(|(kind, ..)| *kind != ACTIONS));
 }
 
-type Edit = fn(&mut Bundle);
-
 #[test]
 fn every_action_check_has_a_failing_example() {
     let cases: Vec<(Edit, &str)> = vec![
@@ -62,18 +62,7 @@ fn every_action_check_has_a_failing_example() {
             "ACTIONS: entry 1 (rule 2): block needs one event to decide, so it is for an event query or a sequence, not a join",
         ),
     ];
-    let mut wrong = Vec::new();
-    for (index, (edit, expected)) in cases.into_iter().enumerate() {
-        let mut bundle = with_actions();
-        edit(&mut bundle);
-        for (how, result) in [("validate", bundle.validate()), ("to_bytes", bundle.to_bytes().map(|_| ()))] {
-            match result {
-                Err(error) if error.message == expected && error.offset.is_none() => {}
-                other => wrong.push(format!("case {index} ({how}): expected {expected:?}, got {other:?}")),
-            }
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_each_edit_is_refused(with_actions, cases);
 }
 
 /// The bytes of `with_actions()` with `patch` written at `at` (checksum fixed), read.

@@ -190,6 +190,26 @@ pub fn round_trip_with_last_section(bundle: &Bundle, kind: u32) -> String {
     bundle.inspect()
 }
 
+/// An edit of a bundle that some check of `validate` refuses.
+pub type Edit = fn(&mut Bundle);
+
+/// Asserts that each edit of `base()` is refused by `validate` and by `to_bytes`, with
+/// a message that starts with the expected one and names no byte (there is no file).
+pub fn assert_each_edit_is_refused(base: fn() -> Bundle, cases: Vec<(Edit, &str)>) {
+    let mut wrong = Vec::new();
+    for (index, (edit, expected)) in cases.into_iter().enumerate() {
+        let mut bundle = base();
+        edit(&mut bundle);
+        for (how, result) in [("validate", bundle.validate()), ("to_bytes", bundle.to_bytes().map(|_| ()))] {
+            match result {
+                Err(error) if error.message.starts_with(expected) && error.offset.is_none() => {}
+                other => wrong.push(format!("case {index} ({how}): expected {expected:?}, got {other:?}")),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// Rewrites the checksum of `bytes` to match the rest (so the reader looks deeper).
 pub fn fix_checksum(bytes: &mut [u8]) {
     if bytes.len() < 8 {

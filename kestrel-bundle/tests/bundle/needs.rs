@@ -2,7 +2,9 @@
 //! check of the section has a failing example, with the byte it names when read from a
 //! file.
 
-use crate::handmade::{fix_checksum, handmade, mutate_every_byte_of_section, round_trip_with_last_section, section_offset, sections};
+use crate::handmade::{
+    Edit, assert_each_edit_is_refused, fix_checksum, handmade, mutate_every_byte_of_section, round_trip_with_last_section, section_offset, sections,
+};
 use kestrel_bundle::Bundle;
 use kestrel_bundle::bundle::{NeedAtom, Needs, PredicateNeeds};
 
@@ -36,8 +38,6 @@ fn needs_round_trip_and_show_in_inspect() {
     assert!(plain.inspect().contains("needs: none (every candidate predicate runs)\n"));
 }
 
-type Edit = fn(&mut Bundle);
-
 fn needs(bundle: &mut Bundle) -> &mut Needs {
     bundle.needs.as_mut().unwrap()
 }
@@ -68,18 +68,7 @@ fn every_needs_check_has_a_failing_example() {
         (|b| needs(b).predicates[0].clauses[0] = vec![2, 1], "NEEDS: entry 0 has clause 0 whose atoms are not strictly ascending"),
         (|b| needs(b).predicates[0].clauses[0] = vec![1, 1], "NEEDS: entry 0 has clause 0 whose atoms are not strictly ascending"),
     ];
-    let mut wrong = Vec::new();
-    for (index, (edit, expected)) in cases.into_iter().enumerate() {
-        let mut bundle = with_needs();
-        edit(&mut bundle);
-        for (how, result) in [("validate", bundle.validate()), ("to_bytes", bundle.to_bytes().map(|_| ()))] {
-            match result {
-                Err(error) if error.message == expected && error.offset.is_none() => {}
-                other => wrong.push(format!("case {index} ({how}): expected {expected:?}, got {other:?}")),
-            }
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_each_edit_is_refused(with_needs, cases);
 }
 
 #[test]

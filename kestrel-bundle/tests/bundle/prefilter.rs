@@ -1,7 +1,9 @@
 //! The `PREFILTER` section: the literals round-trip, show in `inspect`, and every check
 //! of the section has a failing example, with the byte it names when read from a file.
 
-use crate::handmade::{fix_checksum, handmade, mutate_every_byte_of_section, round_trip_with_last_section, section_offset, sections};
+use crate::handmade::{
+    Edit, assert_each_edit_is_refused, fix_checksum, handmade, mutate_every_byte_of_section, round_trip_with_last_section, section_offset, sections,
+};
 use kestrel_bundle::Bundle;
 use kestrel_bundle::bundle::Prefilter;
 
@@ -25,8 +27,6 @@ fn literals_round_trip_and_show_in_inspect() {
     assert!(plain.inspect().contains("prefilter: none (every line's fields are read)\n"));
 }
 
-type Edit = fn(&mut Bundle);
-
 fn literals(bundle: &mut Bundle) -> &mut Vec<String> {
     &mut bundle.prefilter.as_mut().unwrap().literals
 }
@@ -43,18 +43,7 @@ fn every_prefilter_check_has_a_failing_example() {
         (|b| literals(b).swap(0, 1), "PREFILTER: literal 1 (\"bash\") does not come after the one before it (literals are strictly ascending)"),
         (|b| literals(b)[1] = "bash".to_string(), "PREFILTER: literal 1 (\"bash\") does not come after the one before it (literals are strictly ascending)"),
     ];
-    let mut wrong = Vec::new();
-    for (index, (edit, expected)) in cases.into_iter().enumerate() {
-        let mut bundle = with_prefilter();
-        edit(&mut bundle);
-        for (how, result) in [("validate", bundle.validate()), ("to_bytes", bundle.to_bytes().map(|_| ()))] {
-            match result {
-                Err(error) if error.message.starts_with(expected) && error.offset.is_none() => {}
-                other => wrong.push(format!("case {index} ({how}): expected {expected:?}, got {other:?}")),
-            }
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_each_edit_is_refused(with_prefilter, cases);
 }
 
 #[test]
