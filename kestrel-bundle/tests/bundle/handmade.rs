@@ -210,6 +210,14 @@ pub fn assert_each_edit_is_refused(base: fn() -> Bundle, cases: Vec<(Edit, &str)
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// The reader's error on `bytes` with `patch` written at `at` (checksum fixed).
+pub fn patched_error(bytes: &[u8], at: usize, patch: &[u8]) -> String {
+    let mut bytes = bytes.to_vec();
+    bytes[at..at + patch.len()].copy_from_slice(patch);
+    fix_checksum(&mut bytes);
+    Bundle::from_bytes(&bytes).expect_err("the patched bundle is invalid").to_string()
+}
+
 /// Rewrites the checksum of `bytes` to match the rest (so the reader looks deeper).
 pub fn fix_checksum(bytes: &mut [u8]) {
     if bytes.len() < 8 {

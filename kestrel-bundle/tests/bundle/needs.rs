@@ -3,7 +3,7 @@
 //! file.
 
 use crate::handmade::{
-    Edit, assert_each_edit_is_refused, fix_checksum, handmade, mutate_every_byte_of_section, round_trip_with_last_section, section_offset, sections,
+    Edit, assert_each_edit_is_refused, handmade, mutate_every_byte_of_section, patched_error, round_trip_with_last_section, section_offset, sections,
 };
 use kestrel_bundle::Bundle;
 use kestrel_bundle::bundle::{NeedAtom, Needs, PredicateNeeds};
@@ -79,12 +79,7 @@ fn errors_in_the_section_name_the_byte() {
     let atom1 = body + 4 + (4 + 4 + 2);
     // After the atoms, the predicate count, then each entry: predicate u32, clauses.
     let entry0 = body + 4 + (4 + 4 + 2) + (4 + 4 + 4) + (4 + 4 + 2) + (4 + 4 + 3) + 4;
-    let read_patched = |at: usize, patch: &[u8]| {
-        let mut bytes = bytes.clone();
-        bytes[at..at + patch.len()].copy_from_slice(patch);
-        fix_checksum(&mut bytes);
-        Bundle::from_bytes(&bytes).expect_err("the patched bundle is invalid").to_string()
-    };
+    let read_patched = |at: usize, patch: &[u8]| patched_error(&bytes, at, patch);
     let cases: Vec<(usize, &[u8], String)> = vec![
         (atom1 + 8, b"B", format!("at byte {atom1}: NEEDS: atom 1 has a literal (\"Bash\") that is not ASCII without upper-case letters")),
         (atom1, &[8, 0, 0, 0], format!("at byte {atom1}: NEEDS: atom 1 names field 8 (\"process.pid\"), which is not a string field")),

@@ -2,7 +2,7 @@
 //! of the section has a failing example, with the byte it names when read from a file.
 
 use crate::handmade::{
-    Edit, assert_each_edit_is_refused, fix_checksum, handmade, mutate_every_byte_of_section, round_trip_with_last_section, section_offset, sections,
+    Edit, assert_each_edit_is_refused, handmade, mutate_every_byte_of_section, patched_error, round_trip_with_last_section, section_offset, sections,
 };
 use kestrel_bundle::Bundle;
 use kestrel_bundle::bundle::Prefilter;
@@ -52,12 +52,7 @@ fn errors_in_the_section_name_the_byte() {
     let body = section_offset(&bytes, PREFILTER);
     // count, then each literal: length u32, bytes.
     let literal1 = body + 4 + 4 + 4;
-    let read_patched = |at: usize, patch: &[u8]| {
-        let mut bytes = bytes.clone();
-        bytes[at..at + patch.len()].copy_from_slice(patch);
-        fix_checksum(&mut bytes);
-        Bundle::from_bytes(&bytes).expect_err("the patched bundle is invalid").to_string()
-    };
+    let read_patched = |at: usize, patch: &[u8]| patched_error(&bytes, at, patch);
     let cases: Vec<(usize, &[u8], String)> = vec![
         (literal1 + 4, b"C", format!("at byte {literal1}: PREFILTER: literal 1 (\"Curl\") is not ASCII without upper-case letters")),
         (
