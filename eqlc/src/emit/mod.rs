@@ -334,8 +334,8 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
         wasm::copy_to_out(&mut builder, layout.out_offset);
         value_fns.push(builder.finish());
     }
-    let needs = needs::needs(&rules, &predicates, needs::MIN_PREDICATES);
-    let skippable: std::collections::BTreeSet<u32> = needs.iter().flatten().map(|(predicate, _)| *predicate).collect();
+    let needs = needs::needs(&rules, &predicates, needs::MIN_PREDICATES).and_then(|needs| needs::section(&needs, fields.fields()));
+    let skippable: std::collections::BTreeSet<u32> = needs.iter().flat_map(|needs| &needs.predicates).map(|entry| entry.predicate).collect();
     let eval = eval_function(&library, &layout, &categories, &predicates.iter().map(|(_, predicate, _)| predicate.clone()).collect::<Vec<_>>(), &skippable);
 
     let memory_end = u64::from(consts.base()) + u64::from(consts.len());
@@ -404,7 +404,6 @@ pub fn bundle(inputs: &[Input], schema: &Schema, custom: &[CustomDef]) -> (Optio
             })
             .collect()
     });
-    let needs = needs.map(|needs| needs::section(&needs, &bundle.fields));
     let bundle = Bundle { lineage: lineage_table, custom: custom_section, needs, ..bundle };
     (Some(bundle), Vec::new())
 }

@@ -52,29 +52,41 @@ pub fn needs(rules: &[&tir::Rule], predicates: &[(usize, Predicate, Vec<ExprId>)
     (found.len() >= min_predicates.max(1)).then_some(found)
 }
 
-/// The `NEEDS` section of `needs`, with the bundle's `fields` (sorted by name).
-pub fn section(needs: &[(u32, Vec<Clause>)], fields: &[format::Field]) -> format::Needs {
-    let index = |name: &str| fields.iter().position(|field| field.name == name).expect("a predicate's field is in the bundle") as u32;
-    let atoms: BTreeMap<(u32, &str), u32> = needs
+/// The `NEEDS` section of `needs`, with the bundle's `fields` (sorted by name). A clause
+/// naming a field the bundle does not read (none does: a predicate's fields are read)
+/// is left out, and so is a predicate left without clauses: fewer clauses only skip less.
+pub fn section(needs: &[(u32, Vec<Clause>)], fields: &[format::Field]) -> Option<format::Needs> {
+    let index = |name: &str| fields.iter().position(|field| field.name == name).map(|index| index as u32);
+    let indexed: Vec<(u32, Vec<Vec<(u32, &str)>>)> = needs
         .iter()
-        .flat_map(|(_, clauses)| clauses.iter().flatten())
-        .map(|(field, literal)| (index(field), literal.as_str()))
+        .map(|(predicate, clauses)| {
+            let clauses = clauses
+                .iter()
+                .filter_map(|clause| clause.iter().map(|(field, literal)| Some((index(field)?, literal.as_str()))).collect::<Option<Vec<_>>>())
+                .collect();
+            (*predicate, clauses)
+        })
+        .filter(|(_, clauses): &(u32, Vec<Vec<(u32, &str)>>)| !clauses.is_empty())
+        .collect();
+    let atoms: BTreeMap<(u32, &str), u32> = indexed
+        .iter()
+        .flat_map(|(_, clauses)| clauses.iter().flatten().copied())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .enumerate()
         .map(|(number, atom)| (atom, number as u32))
         .collect();
-    let predicates = needs
+    let predicates: Vec<format::PredicateNeeds> = indexed
         .iter()
         .map(|(predicate, clauses)| format::PredicateNeeds {
             predicate: *predicate,
-            clauses: clauses
-                .iter()
-                .map(|clause| clause.iter().map(|(field, literal)| atoms[&(index(field), literal.as_str())]).collect::<BTreeSet<u32>>().into_iter().collect())
-                .collect(),
+            clauses: clauses.iter().map(|clause| clause.iter().map(|atom| atoms[atom]).collect::<BTreeSet<u32>>().into_iter().collect()).collect(),
         })
         .collect();
-    format::Needs { atoms: atoms.into_keys().map(|(field, literal)| format::NeedAtom { field, literal: literal.to_string() }).collect(), predicates }
+    (!predicates.is_empty()).then(|| format::Needs {
+        atoms: atoms.into_keys().map(|(field, literal)| format::NeedAtom { field, literal: literal.to_string() }).collect(),
+        predicates,
+    })
 }
 
 /// What `id` being true needs, as clauses (none: nothing known).

@@ -87,6 +87,12 @@ impl FieldSlots {
         self.fields.into_iter().map(|field| Field { plain_unread: field.folded_slot.is_some() && !read.contains(&field.name), ..field }).collect()
     }
 
+    /// The bundle's fields, in their final order (which plain slots are read is known
+    /// only once all code is emitted: [`FieldSlots::into_fields`]).
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
     pub fn slot_count(&self) -> u32 {
         self.fields.len() as u32 + self.fields.iter().filter(|field| field.folded_slot.is_some()).count() as u32
     }

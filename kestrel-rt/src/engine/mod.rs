@@ -746,7 +746,10 @@ impl Engine {
             }
             let started = std::time::Instant::now();
             for (slot, offset) in written.iter().enumerate() {
-                if predicate.category.is_none_or(|category| events[*offset].categories.contains(category)) {
+                // As `eval` runs it: on the events of its category that the needs let through.
+                let skip = layout.skip_offset() as usize + slot * layout.skip_stride() as usize + id / 8;
+                let skipped = self.needs.is_some() && self.memory.data(&self.store)[skip] & (1 << (id % 8)) != 0;
+                if !skipped && predicate.category.is_none_or(|category| events[*offset].categories.contains(category)) {
                     self.store.set_epoch_deadline(DEADLINE_TICKS);
                     let _ = self.predicates[id].call(&mut self.store, slot as i32);
                 }
