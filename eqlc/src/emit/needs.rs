@@ -25,6 +25,9 @@ pub const MIN_PREDICATES: usize = 8;
 /// One of these (field, literal) pairs must hold; literals are ASCII lower-case.
 type Clause = BTreeSet<(String, String)>;
 
+/// An atom of the section: (index into the bundle's fields, literal).
+type Atom<'l> = (u32, &'l str);
+
 /// The clauses of each event condition (by predicate id) that has some, when at least
 /// `min_predicates` do; `None` otherwise.
 ///
@@ -57,16 +60,16 @@ pub fn needs(rules: &[&tir::Rule], predicates: &[(usize, Predicate, Vec<ExprId>)
 /// is left out, and so is a predicate left without clauses: fewer clauses only skip less.
 pub fn section(needs: &[(u32, Vec<Clause>)], fields: &[format::Field]) -> Option<format::Needs> {
     let index = |name: &str| fields.iter().position(|field| field.name == name).map(|index| index as u32);
-    let indexed: Vec<(u32, Vec<Vec<(u32, &str)>>)> = needs
+    let indexed: Vec<(u32, Vec<Vec<Atom>>)> = needs
         .iter()
         .map(|(predicate, clauses)| {
-            let clauses = clauses
+            let clauses: Vec<Vec<Atom>> = clauses
                 .iter()
                 .filter_map(|clause| clause.iter().map(|(field, literal)| Some((index(field)?, literal.as_str()))).collect::<Option<Vec<_>>>())
                 .collect();
             (*predicate, clauses)
         })
-        .filter(|(_, clauses): &(u32, Vec<Vec<(u32, &str)>>)| !clauses.is_empty())
+        .filter(|(_, clauses)| !clauses.is_empty())
         .collect();
     let atoms: BTreeMap<(u32, &str), u32> = indexed
         .iter()
