@@ -161,6 +161,11 @@ impl<'w> Feed<'w> {
         self.replay.custom_stats()
     }
 
+    /// Event conditions the bundle's needs skipped so far.
+    pub fn needs_skipped(&self) -> u64 {
+        self.replay.needs_skipped()
+    }
+
     /// The bundle the feed runs.
     pub fn bundle(&self) -> &kestrel_bundle::Bundle {
         self.replay.bundle()

@@ -305,7 +305,8 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
             }
             if let Some(path) = &options.metrics {
                 let hook_stats = hook.as_ref().map(Hook::stats);
-                write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines, &feed.custom_stats(), (hook_stats.as_ref(), &actor.stats))?;
+                let counts = EngineCounts { events, alerts: alerts.load(Ordering::Relaxed), bad_lines, needs_skipped: feed.needs_skipped() };
+                write_metrics(path, &stats, counts, &feed.custom_stats(), (hook_stats.as_ref(), &actor.stats))?;
             }
             last_stats = Instant::now();
             events_at_last = events;
@@ -343,7 +344,8 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
         return Err(RunError::Feed(FeedError::Alerts(error)));
     }
     if let Some(path) = &options.metrics {
-        write_metrics(path, &stats, events, alerts.load(Ordering::Relaxed), bad_lines, &custom, (hook.as_ref(), &actor.stats))?;
+        let counts = EngineCounts { events, alerts: alerts.load(Ordering::Relaxed), bad_lines, needs_skipped: replay.needs_skipped };
+        write_metrics(path, &stats, counts, &custom, (hook.as_ref(), &actor.stats))?;
     }
     Ok(RunSummary {
         replay,
@@ -450,19 +452,28 @@ fn keep_first(slot: &mut Option<FeedError>, error: FeedError) {
     }
 }
 
+/// The engine's side of the metrics.
+struct EngineCounts {
+    events: u64,
+    alerts: u64,
+    bad_lines: u64,
+    /// Event conditions not run: their event lacked the literals they need.
+    needs_skipped: u64,
+}
+
 /// Writes the metrics file (Prometheus text format) atomically: a temporary file renamed over it.
 fn write_metrics(
     path: &PathBuf,
     stats: &SensorStats,
-    events: u64,
-    alerts: u64,
-    bad_lines: u64,
+    counts: EngineCounts,
     custom: &[CustomStats],
     enforcement: (Option<&HookStats>, &ActionStats),
 ) -> Result<(), RunError> {
-    let metrics: [(&str, &str, &str, u64); 9] = [
+    let EngineCounts { events, alerts, bad_lines, needs_skipped } = counts;
+    let metrics: [(&str, &str, &str, u64); 10] = [
         ("kestrel_events_total", "counter", "Events handed to the detection engine.", events),
         ("kestrel_alerts_total", "counter", "Alerts written.", alerts),
+        ("kestrel_needs_skipped_total", "counter", "Event conditions not run: their event lacked the literals they need (the bundle's needs).", needs_skipped),
         ("kestrel_kernel_drops_total", "counter", "Records the probes could not write (ring buffer full).", stats.kernel_drops),
         ("kestrel_kernel_pending_drops_total", "counter", "Syscall entries the probes could not remember until their exit.", stats.kernel_pending_drops),
         ("kestrel_bad_records_total", "counter", "Ring-buffer records that did not decode.", stats.convert.bad_records),

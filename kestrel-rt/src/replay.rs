@@ -490,6 +490,11 @@ impl<'w> Replay<'w> {
         self.engine.custom_stats()
     }
 
+    /// Event conditions the bundle's needs skipped so far.
+    pub fn needs_skipped(&self) -> u64 {
+        self.engine.stats.needs_skipped
+    }
+
     pub fn new(program: Arc<Program>, options: Options, alerts_out: &'w mut dyn Write) -> Result<Replay<'w>, EngineError> {
         let reader = EventReader::new(&program);
         let at_exec = program.bundle.actions.iter().filter(|action| action.at_exec).map(|action| action.rule as usize).collect();

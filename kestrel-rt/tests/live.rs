@@ -86,6 +86,9 @@ fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
     let prometheus = std::fs::read_to_string(&metrics).unwrap();
     assert!(prometheus.contains("\nkestrel_kernel_drops_total 0\n"), "{prometheus}");
     let events: u64 = prometheus.lines().find_map(|line| line.strip_prefix("kestrel_events_total ")).unwrap().parse().unwrap();
+    // The built-in rules have needs: the conditions they skipped are counted.
+    let skipped = prometheus.lines().find_map(|line| line.strip_prefix("kestrel_needs_skipped_total ")).map(str::parse::<u64>);
+    assert!(matches!(skipped, Some(Ok(_))), "{prometheus}");
     assert!(events > 10, "only {events} events");
 
     // The capture replays, with no flags, to the same bytes.

@@ -17,6 +17,12 @@ use kestrel_bundle::bundle::Bundle;
 use kestrel_bundle::semantics::Value;
 use std::collections::HashMap;
 
+/// Most bytes of literals, over all fields, searched with DFAs; the other fields' are
+/// left to the builder's choice (an NFA for many literals). A DFA's size grows with its
+/// literals' bytes times the alphabet: the Linux corpus rule set's 51 KB of literals
+/// take 16 MB of DFAs.
+const MAX_DFA_BYTES: usize = 64 << 10;
+
 /// The needs of a bundle, ready to test events against.
 pub(super) struct NeedsTest {
     fields: Vec<FieldSearch>,
@@ -116,10 +122,18 @@ impl NeedsTest {
             predicates.push(Keyed { byte, mask, category, others: start..others.len() });
         }
         let mut fields = Vec::new();
+        let mut dfa_bytes = MAX_DFA_BYTES;
         for field in needs.atoms.iter().map(|atom| atom.field).collect::<std::collections::BTreeSet<u32>>() {
             let (atoms, literals): (Vec<u32>, Vec<&str>) =
                 needs.atoms.iter().enumerate().filter(|(_, atom)| atom.field == field).map(|(number, atom)| (number as u32, atom.literal.as_str())).unzip();
-            let automaton = AhoCorasick::builder().ascii_case_insensitive(true).kind(Some(AhoCorasickKind::DFA)).build(&literals).ok()?;
+            // A DFA is the fastest search (on the corpus rule set 12% fewer instructions
+            // than the contiguous NFA), within the budget.
+            let bytes: usize = literals.iter().map(|literal| literal.len()).sum();
+            let kind = (bytes <= dfa_bytes).then(|| {
+                dfa_bytes -= bytes;
+                AhoCorasickKind::DFA
+            });
+            let automaton = AhoCorasick::builder().ascii_case_insensitive(true).kind(kind).build(&literals).ok()?;
             let mut all_clauses: Vec<u32> = atoms.iter().flat_map(|atom| atom_clauses[*atom as usize].iter().copied()).collect();
             all_clauses.sort_unstable();
             all_clauses.dedup();
