@@ -15,7 +15,7 @@
 use super::prefilter::leaf;
 use crate::functions::Func;
 use crate::tir::{self, ExprId, ExprKind};
-use kestrel_bundle::bundle::{self as format, MAX_CLAUSE_ATOMS, MAX_NEED_CLAUSES, MAX_NEED_LITERAL_LEN, Predicate, PredicateRole};
+use kestrel_bundle::bundle::{self as format, MAX_CLAUSE_ATOMS, MAX_NEED_ATOMS, MAX_NEED_CLAUSES, MAX_NEED_LITERAL_LEN, Predicate, PredicateRole};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Fewest predicates with needs for a bundle to have them: below this, the one search
@@ -58,6 +58,8 @@ pub fn needs(rules: &[&tir::Rule], predicates: &[(usize, Predicate, Vec<ExprId>)
 /// The `NEEDS` section of `needs`, with the bundle's `fields` (sorted by name). A clause
 /// naming a field the bundle does not read (none does: a predicate's fields are read)
 /// is left out, and so is a predicate left without clauses: fewer clauses only skip less.
+/// A rule set of more than [`MAX_NEED_ATOMS`] distinct literals (the Linux corpus set
+/// has 4,735) gets no section.
 pub fn section(needs: &[(u32, Vec<Clause>)], fields: &[format::Field]) -> Option<format::Needs> {
     let index = |name: &str| fields.iter().position(|field| field.name == name).map(|index| index as u32);
     let indexed: Vec<(u32, Vec<Vec<Atom>>)> = needs
@@ -86,7 +88,7 @@ pub fn section(needs: &[(u32, Vec<Clause>)], fields: &[format::Field]) -> Option
             clauses: clauses.iter().map(|clause| clause.iter().map(|atom| atoms[atom]).collect::<BTreeSet<u32>>().into_iter().collect()).collect(),
         })
         .collect();
-    (!predicates.is_empty()).then(|| format::Needs {
+    (!predicates.is_empty() && atoms.len() <= MAX_NEED_ATOMS).then(|| format::Needs {
         atoms: atoms.into_keys().map(|(field, literal)| format::NeedAtom { field, literal: literal.to_string() }).collect(),
         predicates,
     })
