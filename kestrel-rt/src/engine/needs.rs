@@ -107,7 +107,8 @@ impl NeedsTest {
         for (entry, numbers) in needs.predicates.iter().zip(&clauses) {
             // The key: the clause fewest predicates share (the first of them in eqlc's
             // order, strongest first).
-            let key = numbers.iter().copied().min_by_key(|number| sharers[*number as usize]).expect("a listed predicate has a clause");
+            // (A listed predicate has a clause, by validation; one without would just run.)
+            let Some(key) = numbers.iter().copied().min_by_key(|number| sharers[*number as usize]) else { continue };
             let start = others.len();
             others.extend(numbers.iter().copied().filter(|number| *number != key));
             keyed_by[key as usize].push(predicates.len() as u32);
