@@ -9,7 +9,9 @@
 //! hundreds of Linux rules), each predicate is keyed by its clause that the fewest
 //! predicates share, and an event's skip bits start as every listed predicate of its
 //! categories; only the predicates whose key clause the event satisfied are looked at,
-//! and those whose every clause it satisfied are cleared.
+//! and those whose every clause it satisfied are cleared. A field's short values repeat
+//! (`event.type`, `host.os.type`, `process.name`), so what each satisfied is kept in a
+//! bounded memo instead of searched again.
 
 use super::Event;
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
@@ -62,7 +64,16 @@ struct FieldSearch {
     /// Every clause some atom of the field satisfies: what a value the search cannot
     /// speak for (not ASCII, not a string) satisfies.
     all_clauses: Vec<u32>,
+    /// The clauses short values satisfy, as found: most fields' values repeat
+    /// (`event.type`, `process.name`), and a lookup costs less than a search. Emptied
+    /// when it holds [`MEMO_CAPACITY`] values.
+    memo: HashMap<Box<str>, Box<[u32]>>,
 }
+
+/// Longest value the memo keeps.
+const MEMO_MAX_LEN: usize = 64;
+/// Most values the memo of one field keeps.
+const MEMO_CAPACITY: usize = 1024;
 
 impl NeedsTest {
     /// `None` when the bundle has no needs, or an automaton cannot be built (a few
@@ -138,7 +149,7 @@ impl NeedsTest {
             let mut all_clauses: Vec<u32> = atoms.iter().flat_map(|atom| atom_clauses[*atom as usize].iter().copied()).collect();
             all_clauses.sort_unstable();
             all_clauses.dedup();
-            fields.push(FieldSearch { field: field as usize, automaton, atoms, all_clauses });
+            fields.push(FieldSearch { field: field as usize, automaton, atoms, all_clauses, memo: HashMap::new() });
         }
         let satisfied = vec![0; numbers.len().div_ceil(64)];
         Some(NeedsTest { fields, atom_clauses, predicates, others, keyed_by, for_any, by_category, satisfied, stride })
@@ -150,7 +161,7 @@ impl NeedsTest {
     /// are set.
     pub(super) fn write(&mut self, event: &Event, skips: &mut [u8]) -> u64 {
         self.satisfied.fill(0);
-        for search in &self.fields {
+        for search in &mut self.fields {
             let Some(value) = event.fields.get(search.field).and_then(Option::as_ref) else { continue };
             match value {
                 Value::Null => {}
@@ -201,14 +212,33 @@ impl FieldSearch {
     /// Marks the clauses of the literals in `text`, or every clause of the field when
     /// `text` is not ASCII (its Unicode lower-case form may hold a literal the ASCII
     /// search cannot see: the Kelvin sign is a `k`).
-    fn find(&self, text: &str, atom_clauses: &[Vec<u32>], satisfied: &mut [u64]) {
+    fn find(&mut self, text: &str, atom_clauses: &[Vec<u32>], satisfied: &mut [u64]) {
         if !text.is_ascii() {
             mark(&self.all_clauses, satisfied);
             return;
         }
-        for found in self.automaton.find_overlapping_iter(text) {
-            mark(&atom_clauses[self.atoms[found.pattern().as_usize()] as usize], satisfied);
+        if text.len() > MEMO_MAX_LEN {
+            for found in self.automaton.find_overlapping_iter(text) {
+                mark(&atom_clauses[self.atoms[found.pattern().as_usize()] as usize], satisfied);
+            }
+            return;
         }
+        if let Some(clauses) = self.memo.get(text) {
+            mark(clauses, satisfied);
+            return;
+        }
+        let mut clauses: Vec<u32> = self
+            .automaton
+            .find_overlapping_iter(text)
+            .flat_map(|found| atom_clauses[self.atoms[found.pattern().as_usize()] as usize].iter().copied())
+            .collect();
+        clauses.sort_unstable();
+        clauses.dedup();
+        mark(&clauses, satisfied);
+        if self.memo.len() >= MEMO_CAPACITY {
+            self.memo.clear();
+        }
+        self.memo.insert(text.into(), clauses.into_boxed_slice());
     }
 }
 
@@ -220,4 +250,44 @@ fn mark(clauses: &[u32], satisfied: &mut [u64]) {
 
 fn is_set(satisfied: &[u64], clause: u32) -> bool {
     satisfied[clause as usize / 64] & (1 << (clause % 64)) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A field with the literals `bash` (clause 0) and `sh` (clauses 1 and 2).
+    fn search() -> (FieldSearch, Vec<Vec<u32>>) {
+        let automaton = AhoCorasick::builder().ascii_case_insensitive(true).build(["bash", "sh"]).unwrap();
+        let search = FieldSearch { field: 0, automaton, atoms: vec![0, 1], all_clauses: vec![0, 1, 2], memo: HashMap::new() };
+        (search, vec![vec![0], vec![1, 2]])
+    }
+
+    fn found(search: &mut FieldSearch, atom_clauses: &[Vec<u32>], text: &str) -> u64 {
+        let mut satisfied = [0u64];
+        search.find(text, atom_clauses, &mut satisfied);
+        satisfied[0]
+    }
+
+    /// The memo gives what the search gives, for values seen once and again, in any case,
+    /// long or not ASCII (neither kept), and it stays within its capacity.
+    #[test]
+    fn the_memo_gives_what_the_search_gives_and_stays_bounded() {
+        let (mut search, atom_clauses) = search();
+        let long = format!("{}bash", "x".repeat(MEMO_MAX_LEN));
+        for _ in 0..2 {
+            assert_eq!(found(&mut search, &atom_clauses, "BaSh"), 0b111);
+            assert_eq!(found(&mut search, &atom_clauses, "zsh"), 0b110);
+            assert_eq!(found(&mut search, &atom_clauses, "curl"), 0);
+            assert_eq!(found(&mut search, &atom_clauses, &long), 0b111);
+            assert_eq!(found(&mut search, &atom_clauses, "\u{212A}ill"), 0b111);
+        }
+        assert_eq!(search.memo.len(), 3, "long and non-ASCII values are not kept");
+        for number in 0..3 * MEMO_CAPACITY {
+            let value = format!("v{number}sh");
+            assert_eq!(found(&mut search, &atom_clauses, &value), 0b110);
+            assert!(search.memo.len() <= MEMO_CAPACITY);
+        }
+        assert_eq!(found(&mut search, &atom_clauses, "bash"), 0b111);
+    }
 }
