@@ -560,7 +560,8 @@ fn eval_function(
     let idx = f.local(ValType::I32);
     let category = f.local(ValType::I32);
     let category_list = f.local(ValType::I32);
-    let skips = f.local(ValType::I32);
+    // The address of the event's skip bits, when some predicate has them.
+    let skips = (!skippable.is_empty()).then(|| f.local(ValType::I32));
     let byte = |offset: u64| MemArg { offset, align: 0, memory_index: 0 };
     let word = |offset: u64| MemArg { offset, align: 2, memory_index: 0 };
     let category_stride = 4 + 4 * layout.category_capacity;
@@ -585,7 +586,7 @@ fn eval_function(
     let run = |f: &mut FnBuilder, id: u32| {
         f.emit(Instruction::I32Const((disabled + id) as i32));
         f.emit(Instruction::I32Load8U(byte(0)));
-        if skippable.contains(&id) {
+        if let Some(skips) = skips.filter(|_| skippable.contains(&id)) {
             // disabled | (skip byte & the predicate's bit)
             f.emit(Instruction::LocalGet(skips));
             f.emit(Instruction::I32Load8U(byte(u64::from(id / 8))));
@@ -631,7 +632,7 @@ fn eval_function(
     f.emit(Instruction::I32Mul);
     f.emit(Instruction::I32Add);
     f.emit(Instruction::LocalSet(category_list));
-    if !skippable.is_empty() {
+    if let Some(skips) = skips {
         f.emit(Instruction::I32Const(layout.skip_offset() as i32));
         f.emit(Instruction::LocalGet(event));
         f.emit(Instruction::I32Const(layout.skip_stride() as i32));

@@ -406,13 +406,23 @@ pub struct Layout {
     pub batch_capacity: u32,
 }
 
+/// Bytes of skip bits per event for `result_count` predicates: one bit each.
+fn skip_stride(result_count: u32) -> u32 {
+    result_count.div_ceil(8)
+}
+
 /// The names of the regions of [`Layout::regions`], in order.
 pub const REGION_NAMES: [&str; 7] = ["slots", "categories", "results", "out", "args", "data", "heap"];
 
 impl Layout {
     /// Bytes of skip bits per event: one bit per predicate (docs/abi.md).
     pub fn skip_stride(&self) -> u32 {
-        self.result_count.div_ceil(8)
+        skip_stride(self.result_count)
+    }
+
+    /// Where the skip bits of event `position` of a batch start.
+    pub fn skip_bits_of(&self, position: usize) -> usize {
+        self.skip_offset() as usize + position * self.skip_stride() as usize
     }
 
     /// Start of the disabled bytes: right after the results of a full batch.
@@ -446,7 +456,7 @@ impl Layout {
         [
             batch * u64::from(slot_count) * u64::from(SLOT_SIZE),
             batch * (4 + 4 * u64::from(category_capacity)),
-            (batch + 1) * u64::from(result_count) + batch * u64::from(result_count.div_ceil(8)),
+            (batch + 1) * u64::from(result_count) + batch * u64::from(skip_stride(result_count)),
             u64::from(SLOT_SIZE),
             u64::from(MAX_CALL_ARGS) * u64::from(SLOT_SIZE),
             u64::from(data_capacity),

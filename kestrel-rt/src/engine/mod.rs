@@ -152,8 +152,8 @@ pub struct Stats {
     /// Values captured at sequence steps that found no room in guest memory when
     /// written back for a check or a pipe (they read as null).
     pub captures_dropped: u64,
-    /// Skip bits set by the bundle's needs: (event, predicate) pairs not run because the
-    /// event could not satisfy the predicate.
+    /// Skip bits set by the bundle's needs: (event, candidate predicate) pairs not run
+    /// because the event could not satisfy the predicate.
     pub needs_skipped: u64,
     pub rules: Vec<RuleStats>,
 }
@@ -555,8 +555,7 @@ impl Engine {
                     continue;
                 }
                 if let Some(needs) = self.needs.as_mut() {
-                    let skips = layout.skip_offset() as usize + written.len() * layout.skip_stride() as usize;
-                    self.stats.needs_skipped += needs.write(&stretch[offset], &mut memory[skips..]);
+                    self.stats.needs_skipped += needs.write(&stretch[offset], &mut memory[layout.skip_bits_of(written.len())..]);
                 }
                 written.push(consumed + offset);
                 if written.len() == capacity {
@@ -579,7 +578,7 @@ impl Engine {
         let memory = self.memory.data_mut(&mut self.store);
         if let Some(needs) = self.needs.as_mut() {
             // Not counted: a decision or a late filter is not an evaluation of the stream.
-            needs.write(event, &mut memory[self.layout.skip_offset() as usize + position * self.layout.skip_stride() as usize..]);
+            needs.write(event, &mut memory[self.layout.skip_bits_of(position)..]);
         }
         write_fields(memory, &self.slots, self.layout, event, position, area)
     }
@@ -747,7 +746,7 @@ impl Engine {
             let started = std::time::Instant::now();
             for (slot, offset) in written.iter().enumerate() {
                 // As `eval` runs it: on the events of its category that the needs let through.
-                let skip = layout.skip_offset() as usize + slot * layout.skip_stride() as usize + id / 8;
+                let skip = layout.skip_bits_of(slot) + id / 8;
                 let skipped = self.needs.is_some() && self.memory.data(&self.store)[skip] & (1 << (id % 8)) != 0;
                 if !skipped && predicate.category.is_none_or(|category| events[*offset].categories.contains(category)) {
                     self.store.set_epoch_deadline(DEADLINE_TICKS);
