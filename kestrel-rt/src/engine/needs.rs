@@ -11,7 +11,7 @@
 //! categories; only the predicates whose key clause the event satisfied are looked at,
 //! and those whose every clause it satisfied are cleared. A field's short values repeat
 //! (`event.type`, `host.os.type`, `process.name`), so what each satisfied is kept in a
-//! bounded memo instead of searched again.
+//! bounded memo instead of searched again (turned off for a field whose values do not).
 
 use super::Event;
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
@@ -64,16 +64,51 @@ struct FieldSearch {
     /// Every clause some atom of the field satisfies: what a value the search cannot
     /// speak for (not ASCII, not a string) satisfies.
     all_clauses: Vec<u32>,
-    /// The clauses short values satisfy, as found: most fields' values repeat
-    /// (`event.type`, `process.name`), and a lookup costs less than a search. Emptied
-    /// when it holds [`MEMO_CAPACITY`] values.
-    memo: HashMap<Box<str>, Box<[u32]>>,
+    /// The clauses short values satisfy, as found.
+    memo: Memo,
 }
 
 /// Longest value the memo keeps.
 const MEMO_MAX_LEN: usize = 64;
 /// Most values the memo of one field keeps.
 const MEMO_CAPACITY: usize = 1024;
+
+/// What a field's short values satisfied: most fields' values repeat (`event.type`,
+/// `process.name`), and a lookup costs less than a search. Emptied when it holds
+/// [`MEMO_CAPACITY`] values; a field whose values were found again fewer times than
+/// half of that by then (ids, names that do not repeat) has its memo turned off, so
+/// that it does not allocate a kept copy per value.
+#[derive(Default)]
+struct Memo {
+    values: HashMap<Box<str>, Box<[u32]>>,
+    /// Lookups that found their value, since the memo was last emptied.
+    hits: usize,
+    off: bool,
+}
+
+impl Memo {
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    fn get(&mut self, text: &str) -> Option<&[u32]> {
+        let found = self.values.get(text)?;
+        self.hits += 1;
+        Some(found)
+    }
+
+    fn keep(&mut self, text: &str, clauses: Vec<u32>) {
+        if self.values.len() >= MEMO_CAPACITY {
+            self.off = self.hits < MEMO_CAPACITY / 2;
+            self.values.clear();
+            self.hits = 0;
+        }
+        if !self.off {
+            self.values.insert(text.into(), clauses.into_boxed_slice());
+        }
+    }
+}
 
 impl NeedsTest {
     /// `None` when the bundle has no needs, or an automaton cannot be built (a few
@@ -149,7 +184,7 @@ impl NeedsTest {
             let mut all_clauses: Vec<u32> = atoms.iter().flat_map(|atom| atom_clauses[*atom as usize].iter().copied()).collect();
             all_clauses.sort_unstable();
             all_clauses.dedup();
-            fields.push(FieldSearch { field: field as usize, automaton, atoms, all_clauses, memo: HashMap::new() });
+            fields.push(FieldSearch { field: field as usize, automaton, atoms, all_clauses, memo: Memo::default() });
         }
         let satisfied = vec![0; numbers.len().div_ceil(64)];
         Some(NeedsTest { fields, atom_clauses, predicates, others, keyed_by, for_any, by_category, satisfied, stride })
@@ -217,7 +252,7 @@ impl FieldSearch {
             mark(&self.all_clauses, satisfied);
             return;
         }
-        if text.len() > MEMO_MAX_LEN {
+        if text.len() > MEMO_MAX_LEN || self.memo.off {
             for found in self.automaton.find_overlapping_iter(text) {
                 mark(&atom_clauses[self.atoms[found.pattern().as_usize()] as usize], satisfied);
             }
@@ -235,10 +270,7 @@ impl FieldSearch {
         clauses.sort_unstable();
         clauses.dedup();
         mark(&clauses, satisfied);
-        if self.memo.len() >= MEMO_CAPACITY {
-            self.memo.clear();
-        }
-        self.memo.insert(text.into(), clauses.into_boxed_slice());
+        self.memo.keep(text, clauses);
     }
 }
 
@@ -259,7 +291,7 @@ mod tests {
     /// A field with the literals `bash` (clause 0) and `sh` (clauses 1 and 2).
     fn search() -> (FieldSearch, Vec<Vec<u32>>) {
         let automaton = AhoCorasick::builder().ascii_case_insensitive(true).build(["bash", "sh"]).unwrap();
-        let search = FieldSearch { field: 0, automaton, atoms: vec![0, 1], all_clauses: vec![0, 1, 2], memo: HashMap::new() };
+        let search = FieldSearch { field: 0, automaton, atoms: vec![0, 1], all_clauses: vec![0, 1, 2], memo: Memo::default() };
         (search, vec![vec![0], vec![1, 2]])
     }
 
@@ -289,5 +321,27 @@ mod tests {
             assert!(search.memo.len() <= MEMO_CAPACITY);
         }
         assert_eq!(found(&mut search, &atom_clauses, "bash"), 0b111);
+    }
+
+    /// A field whose values repeat keeps its memo when it fills; one whose values do
+    /// not has it turned off, and still finds what the search finds.
+    #[test]
+    fn the_memo_is_turned_off_for_values_that_do_not_repeat() {
+        let (mut repeating, atom_clauses) = search();
+        for number in 0..2 * MEMO_CAPACITY {
+            found(&mut repeating, &atom_clauses, &format!("v{}sh", number % MEMO_CAPACITY));
+        }
+        assert_eq!(repeating.memo.len(), MEMO_CAPACITY);
+        // Full: the next new value empties it, and it stays on.
+        assert_eq!(found(&mut repeating, &atom_clauses, "zsh"), 0b110);
+        assert!(!repeating.memo.off);
+        assert_eq!(repeating.memo.len(), 1);
+        let (mut unique, atom_clauses) = search();
+        for number in 0..MEMO_CAPACITY + 1 {
+            found(&mut unique, &atom_clauses, &format!("u{number}"));
+        }
+        assert!(unique.memo.off);
+        assert_eq!(unique.memo.len(), 0);
+        assert_eq!(found(&mut unique, &atom_clauses, "bash"), 0b111);
     }
 }
