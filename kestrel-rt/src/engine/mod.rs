@@ -481,7 +481,8 @@ impl Engine {
         let event = Event { timestamp: item.timestamp, categories: Categories::default(), fields, raw: item.raw.clone() };
         let data_start = self.layout.data_offset as usize;
         let mut area = Area::new(data_start, data_start + self.layout.data_capacity as usize);
-        if !self.write_event(&event, 0, &mut area) {
+        // The filter runs alone, not through `eval`: no skip bits to write.
+        if !write_fields(self.memory.data_mut(&mut self.store), &self.slots, self.layout, &event, 0, &mut area) {
             return false;
         }
         self.store.set_epoch_deadline(DEADLINE_TICKS);
@@ -572,12 +573,12 @@ impl Engine {
         consumed
     }
 
-    /// Writes one event's fields and categories at `position` of the batch, payloads in
-    /// `area`. Returns false when they do not fit.
+    /// Writes one event's fields, categories and skip bits at `position` of the batch, for
+    /// `eval`, payloads in `area`. Returns false when they do not fit.
     fn write_event(&mut self, event: &Event, position: usize, area: &mut Area) -> bool {
         let memory = self.memory.data_mut(&mut self.store);
         if let Some(needs) = self.needs.as_mut() {
-            // Not counted: a decision or a late filter is not an evaluation of the stream.
+            // Not counted: a decision is not an evaluation of the stream.
             needs.write(event, &mut memory[self.layout.skip_bits_of(position)..]);
         }
         write_fields(memory, &self.slots, self.layout, event, position, area)
