@@ -17,8 +17,12 @@ use std::io::{BufReader, BufWriter, Read, Write};
 /// The first 8 bytes of every capture.
 pub const MAGIC: [u8; 8] = *b"KESTRELC";
 
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this code writes.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The oldest version it reads: version 1 has no reorder bytes (its runs had no such
+/// bound), and replays without one.
+pub const OLDEST_VERSION: u16 = 1;
 
 /// The longest record payload: a longer line is recorded by its length only.
 pub const MAX_RECORD_BYTES: usize = 16 << 20;
@@ -70,6 +74,7 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 pub struct Settings {
     pub order: Order,
     pub reorder_window: usize,
+    pub reorder_bytes: usize,
     pub max_buffered: usize,
     pub max_partials: usize,
     pub max_line_bytes: usize,
@@ -81,6 +86,7 @@ impl Settings {
         Settings {
             order: options.order,
             reorder_window: options.reorder_window,
+            reorder_bytes: options.reorder_bytes,
             max_buffered: options.max_buffered,
             max_partials: options.max_partials,
             max_line_bytes: options.max_line_bytes,
@@ -92,6 +98,7 @@ impl Settings {
         Options {
             order: self.order,
             reorder_window: self.reorder_window,
+            reorder_bytes: self.reorder_bytes,
             max_buffered: self.max_buffered,
             max_partials: self.max_partials,
             max_line_bytes: self.max_line_bytes,
@@ -106,8 +113,12 @@ impl Settings {
             Order::Input => "input",
         };
         format!(
-            "order {order}, reorder window {}, max buffered {}, max partials {}, max line bytes {}",
-            self.reorder_window, self.max_buffered, self.max_partials, self.max_line_bytes
+            "order {order}, reorder window {}, reorder bytes {}, max buffered {}, max partials {}, max line bytes {}",
+            self.reorder_window,
+            if self.reorder_bytes == usize::MAX { "unbounded".to_string() } else { self.reorder_bytes.to_string() },
+            self.max_buffered,
+            self.max_partials,
+            self.max_line_bytes
         )
     }
 }
@@ -139,7 +150,8 @@ impl Header {
             Order::Timestamp => 0,
             Order::Input => 1,
         });
-        for value in [self.settings.reorder_window, self.settings.max_buffered, self.settings.max_partials, self.settings.max_line_bytes] {
+        let settings = &self.settings;
+        for value in [settings.reorder_window, settings.reorder_bytes, settings.max_buffered, settings.max_partials, settings.max_line_bytes] {
             block.extend_from_slice(&(value as u64).to_le_bytes());
         }
         block.extend_from_slice(&self.start.to_le_bytes());
@@ -150,21 +162,20 @@ impl Header {
         block
     }
 
-    /// Reads a header block that starts at byte `base` of the capture.
-    fn decode(block: &[u8], base: u64) -> Result<Header, CaptureError> {
+    /// Reads a header block of format `version` that starts at byte `base` of the capture.
+    fn decode(block: &[u8], base: u64, version: u16) -> Result<Header, CaptureError> {
         let mut cursor = Fields { bytes: block, at: 0, base };
         let order = match cursor.take(1, "the order")?[0] {
             0 => Order::Timestamp,
             1 => Order::Input,
             other => return Err(cursor.error(cursor.at - 1, format!("unknown order {other}"))),
         };
-        let mut sizes = [0usize; 4];
-        for (size, name) in sizes.iter_mut().zip(["the reorder window", "max buffered", "max partials", "max line bytes"]) {
-            let at = cursor.at;
-            let value = cursor.u64(name)?;
-            *size = usize::try_from(value).map_err(|_| cursor.error(at, format!("{name} {value} is too large")))?;
-        }
-        let [reorder_window, max_buffered, max_partials, max_line_bytes] = sizes;
+        let reorder_window = cursor.size("the reorder window")?;
+        // Version 1 has none; a bound past this machine's address space is none either.
+        let reorder_bytes = if version >= 2 { usize::try_from(cursor.u64("the reorder bytes")?).unwrap_or(usize::MAX) } else { usize::MAX };
+        let max_buffered = cursor.size("max buffered")?;
+        let max_partials = cursor.size("max partials")?;
+        let max_line_bytes = cursor.size("max line bytes")?;
         if max_partials == 0 {
             return Err(cursor.error(cursor.at - 16, "max partials is 0".to_string()));
         }
@@ -178,7 +189,7 @@ impl Header {
         if cursor.at != block.len() {
             return Err(cursor.error(cursor.at, format!("{} bytes after the header's last field", block.len() - cursor.at)));
         }
-        let settings = Settings { order, reorder_window, max_buffered, max_partials, max_line_bytes };
+        let settings = Settings { order, reorder_window, reorder_bytes, max_buffered, max_partials, max_line_bytes };
         Ok(Header { bundle, settings, host, start, producer })
     }
 }
@@ -227,6 +238,13 @@ impl<'b> Fields<'b> {
         Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
     }
 
+    /// A u64 that is a size on this machine.
+    fn size(&mut self, name: &str) -> Result<usize, CaptureError> {
+        let at = self.at;
+        let value = self.u64(name)?;
+        usize::try_from(value).map_err(|_| self.error(at, format!("{name} {value} is too large")))
+    }
+
     /// A u32 length, then that many bytes.
     fn sized(&mut self, name: &str) -> Result<&'b [u8], CaptureError> {
         let len = u32::from_le_bytes(self.take(4, name)?.try_into().expect("4 bytes"));
@@ -271,7 +289,9 @@ impl std::fmt::Display for CaptureError {
         match self {
             CaptureError::Io(error) => write!(f, "cannot read the capture: {error}"),
             CaptureError::NotACapture => f.write_str("not a Kestrel capture (it does not start with `KESTRELC`)"),
-            CaptureError::Version { found, supported } => write!(f, "capture format version {found}; this kestrel reads version {supported}"),
+            CaptureError::Version { found, supported } => {
+                write!(f, "capture format version {found}; this kestrel reads versions {OLDEST_VERSION} to {supported}")
+            }
             CaptureError::Header { offset, message } => write!(f, "bad capture header at byte {offset}: {message}"),
             CaptureError::Truncated { record, offset, message } => write!(f, "truncated at record {record} (byte {offset}): {message}"),
             CaptureError::Corrupt { record, offset, message } => write!(f, "corrupt record {record} at byte {offset}: {message}"),
@@ -433,7 +453,7 @@ impl<R: Read> CaptureReader<R> {
             return Err(CaptureError::Header { offset: got as u64, message: "the capture ends inside its version".to_string() });
         }
         let version = u16::from_le_bytes([start[8], start[9]]);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(CaptureError::Version { found: version, supported: FORMAT_VERSION });
         }
         if got < start.len() {
@@ -457,7 +477,7 @@ impl<R: Read> CaptureReader<R> {
         if crc.finish() != stored {
             return Err(CaptureError::Header { offset: 14 + len as u64, message: "the header's CRC does not match".to_string() });
         }
-        let header = Header::decode(&block, 14)?;
+        let header = Header::decode(&block, 14, version)?;
         let offset = 14 + len as u64 + 4;
         Ok(CaptureReader { input, header, version, offset, number: 0, lines: 0, flushes: 0, ended: false, done: false })
     }
@@ -614,7 +634,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn header() -> Header {
-        let settings = Settings { order: Order::Input, reorder_window: 7, max_buffered: 9, max_partials: 11, max_line_bytes: 1 << 20 };
+        let settings = Settings { order: Order::Input, reorder_window: 7, reorder_bytes: 1 << 30, max_buffered: 9, max_partials: 11, max_line_bytes: 1 << 20 };
         Header {
             bundle: b"not really a bundle".to_vec(),
             settings,
@@ -778,11 +798,40 @@ mod tests {
 
     #[test]
     fn another_version_is_refused_naming_both() {
-        let (mut bytes, _) = sample();
-        bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
-        let error = CaptureReader::new(bytes.as_slice()).err().unwrap();
-        assert!(matches!(error, CaptureError::Version { found: 2, supported: 1 }));
-        assert_eq!(error.to_string(), "capture format version 2; this kestrel reads version 1");
+        for version in [0u16, 3] {
+            let (mut bytes, _) = sample();
+            bytes[8..10].copy_from_slice(&version.to_le_bytes());
+            let error = CaptureReader::new(bytes.as_slice()).err().unwrap();
+            assert!(matches!(error, CaptureError::Version { found, supported: 2 } if found == version));
+            assert_eq!(error.to_string(), format!("capture format version {version}; this kestrel reads versions 1 to 2"));
+        }
+    }
+
+    /// A version 1 capture (its header without the reorder bytes) reads as it was
+    /// written: the same records, and no bound on the reorder window's bytes, as its
+    /// run had none.
+    #[test]
+    fn a_version_1_capture_reads_without_a_reorder_bytes_bound() {
+        let (bytes, records) = sample();
+        let len = u32::from_le_bytes(bytes[10..14].try_into().unwrap()) as usize;
+        // The header block: the order (1 byte), the reorder window (8), then the
+        // reorder bytes (8), which version 1 does not have.
+        let mut old = bytes[..14].to_vec();
+        old[8..10].copy_from_slice(&1u16.to_le_bytes());
+        old[10..14].copy_from_slice(&((len - 8) as u32).to_le_bytes());
+        old.extend_from_slice(&bytes[14..14 + 9]);
+        old.extend_from_slice(&bytes[14 + 17..14 + len]);
+        let crc = crc32(&old[8..]);
+        old.extend_from_slice(&crc.to_le_bytes());
+        old.extend_from_slice(&bytes[14 + len + 4..]);
+        let reader = CaptureReader::new(old.as_slice()).unwrap();
+        assert_eq!(reader.version(), 1);
+        assert_eq!(reader.header(), &Header { settings: Settings { reorder_bytes: usize::MAX, ..header().settings }, ..header() });
+        assert!(reader.header().settings.describe().contains("reorder bytes unbounded"));
+        let (entries, error) = read(&old).unwrap();
+        assert!(error.is_none(), "{error:?}");
+        let read: Vec<Record> = entries.iter().map(|entry| entry.record.clone()).collect();
+        assert_eq!(read[..records.len()], records[..]);
     }
 
     #[test]

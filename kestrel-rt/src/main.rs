@@ -120,6 +120,10 @@ struct ReplayArgs {
     /// Events held back to restore timestamp order; older events are run late, counted.
     #[arg(long, default_value_t = kestrel_rt::replay::DEFAULT_REORDER_WINDOW)]
     reorder_window: usize,
+    /// Bytes the held-back events may take (their lines, fields and matches, estimated);
+    /// past it the earliest are run early, counted in the summary.
+    #[arg(long, default_value_t = kestrel_rt::replay::DEFAULT_REORDER_BYTES)]
+    reorder_bytes: usize,
     /// Results a buffering pipe (tail, sort, unique_count, count) keeps per rule.
     #[arg(long, default_value_t = kestrel_rt::engine::DEFAULT_MAX_BUFFERED)]
     max_buffered: usize,
@@ -142,7 +146,7 @@ struct ReplayArgs {
 }
 
 /// The replay options a capture records (its own replace them).
-const RECORDED_OPTIONS: [&str; 4] = ["order", "reorder_window", "max_buffered", "max_partials"];
+const RECORDED_OPTIONS: [&str; 5] = ["order", "reorder_window", "reorder_bytes", "max_buffered", "max_partials"];
 
 #[derive(Args)]
 struct ExportArgs {
@@ -179,6 +183,7 @@ fn main() -> ExitCode {
             let options = Options {
                 order,
                 reorder_window: args.reorder_window,
+                reorder_bytes: args.reorder_bytes,
                 max_buffered: args.max_buffered,
                 max_partials: args.max_partials,
                 profile: !args.quiet,

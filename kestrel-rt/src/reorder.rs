@@ -1,7 +1,9 @@
 //! The reorder window of a replay: events in (timestamp, arrival) order, up to a
-//! bound, so that input a little out of order runs in timestamp order.
+//! bound in events and one in bytes, so that input a little out of order runs in
+//! timestamp order.
 
-use crate::engine::{Event, Match};
+use crate::engine::{Event, EventRef, Match};
+use kestrel_bundle::semantics::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
@@ -45,13 +47,16 @@ impl Ord for Pending {
 /// The window holds up to `reorder_window` events (65,536 by default) and most of them
 /// hold nothing (no match): an event in order takes 16 bytes ([`Key`]), and what it
 /// holds, if anything, waits in `held`, in the same order. A window of full entries
-/// was 40 bytes an event, whose fresh pages cost a tenth of a replay's time.
+/// was 40 bytes an event, whose fresh pages cost a tenth of a replay's time. It counts
+/// the bytes of what its events hold ([`Held::bytes`], and 16 per event), for the
+/// replay's bound on them.
 #[derive(Default)]
 pub(crate) struct Window {
     ordered: VecDeque<Key>,
     /// What the keys of `ordered` that hold something hold, in their order.
     held: VecDeque<Held>,
     stragglers: BinaryHeap<Reverse<Pending>>,
+    bytes: usize,
 }
 
 /// An event of [`Window::ordered`]: its timestamp, its arrival, and whether it holds
@@ -79,6 +84,56 @@ impl Held {
     fn is_nothing(&self) -> bool {
         matches!(self, Held::Matches(matches) if matches.is_empty())
     }
+
+    /// The memory what is held takes, estimated from its contents alone (lengths, not
+    /// capacities: a live run and the replay of its capture, which build their events
+    /// along different paths, count the same bytes, and so release the same events
+    /// early). An event's line is counted once, however many matches share it.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Held::Event(event) => std::mem::size_of::<Event>() + event.raw.len() + event.fields.iter().map(|field| field_bytes(field.as_ref())).sum::<usize>(),
+            Held::Matches(matches) => {
+                let line = matches.first().and_then(|found| found.row.item.events.first()).map_or(0, |event| event.raw.len());
+                line + matches.iter().map(match_bytes).sum::<usize>()
+            }
+        }
+    }
+}
+
+/// A match without its events' lines: its own size, its join key and pipe keys, and
+/// its events' kept fields and captures.
+fn match_bytes(found: &Match) -> usize {
+    let row = &found.row;
+    let keys = |values: &[Value]| values.iter().map(value_bytes).sum::<usize>();
+    std::mem::size_of::<Match>()
+        + row.filters.len()
+        + row.keys.iter().map(|key| keys(key)).sum::<usize>()
+        + row.item.join_key.as_deref().map_or(0, keys)
+        + row.item.events.iter().map(event_ref_bytes).sum::<usize>()
+}
+
+fn event_ref_bytes(event: &EventRef) -> usize {
+    let fields = event.fields.as_deref().map_or(0, |fields| fields.iter().map(|field| field_bytes(field.as_ref())).sum());
+    let captures = event
+        .captures
+        .as_deref()
+        .map_or(0, |captures| captures.iter().map(|captured| captured.values.iter().map(|(name, value)| name.len() + value_bytes(value)).sum::<usize>()).sum());
+    std::mem::size_of::<EventRef>() + fields + captures
+}
+
+fn field_bytes(field: Option<&Value>) -> usize {
+    field.map_or(std::mem::size_of::<Option<Value>>(), value_bytes)
+}
+
+/// A value's size and what it owns.
+fn value_bytes(value: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::Str(text) => text.len(),
+            Value::Array(values) => values.iter().map(value_bytes).sum(),
+            Value::Object(fields) => fields.iter().map(|(name, value)| name.len() + value_bytes(value)).sum(),
+            Value::Null | Value::Bool(_) | Value::Long(_) | Value::Double(_) | Value::Ip(_) => 0,
+        }
 }
 
 impl Window {
@@ -86,7 +141,13 @@ impl Window {
         self.ordered.len() + self.stragglers.len()
     }
 
+    /// What the window's events take, estimated ([`Held::bytes`], and 16 per event).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub fn push(&mut self, pending: Pending) {
+        self.bytes += std::mem::size_of::<Key>() + pending.held.bytes();
         // Arrivals only grow, so the back is the largest key when its timestamp is.
         if self.ordered.back().is_none_or(|last| last.timestamp <= pending.timestamp) {
             debug_assert!(pending.arrival < Key::HOLDS, "arrivals count events");
@@ -112,6 +173,12 @@ impl Window {
 
     /// The earliest event.
     pub fn pop(&mut self) -> Option<Pending> {
+        let pending = self.pop_earliest()?;
+        self.bytes -= std::mem::size_of::<Key>() + pending.held.bytes();
+        Some(pending)
+    }
+
+    fn pop_earliest(&mut self) -> Option<Pending> {
         match (self.ordered.front(), self.stragglers.peek()) {
             (Some(first), Some(Reverse(straggler))) if (straggler.timestamp, straggler.arrival) < (first.timestamp, first.arrival()) => {
                 self.stragglers.pop().map(|Reverse(pending)| pending)
@@ -156,7 +223,10 @@ mod tests {
                 // A third hold nothing (no match); the others an event stamped with
                 // their arrival, which must come out with them.
                 let held = if arrival % 3 == 1 { Held::Matches(Vec::new()) } else { Held::Event(Box::new(event(arrival as i64))) };
+                let before = window.bytes();
+                let bytes = held.bytes();
                 window.push(Pending { timestamp, arrival, held });
+                assert_eq!(window.bytes(), before + 16 + bytes);
                 if window.len() > 20 {
                     popped.push(check(window.pop().unwrap()));
                 }
@@ -164,6 +234,7 @@ mod tests {
             while let Some(pending) = window.pop() {
                 popped.push(check(pending));
             }
+            assert_eq!(window.bytes(), 0, "an empty window holds no bytes");
             // Against a plain heap: the same window size gives the same order.
             let mut heap = BinaryHeap::new();
             let mut expected = Vec::new();
@@ -176,5 +247,31 @@ mod tests {
             expected.extend(std::iter::from_fn(|| heap.pop().map(|Reverse(key)| key)));
             assert_eq!(popped, expected, "round {round}");
         }
+    }
+
+    /// What an entry holds is counted from its contents: an event's line and fields, and
+    /// a line its matches share once.
+    #[test]
+    fn held_bytes_count_lines_once_and_values_by_their_length() {
+        let line = Line::new(&"x".repeat(1000));
+        let event = Event { timestamp: 1, categories: Categories::default(), fields: vec![None, Some(Value::Str("y".repeat(300)))], raw: line.clone() };
+        let held = Held::Event(Box::new(event.clone()));
+        assert!((1300..1500).contains(&held.bytes()), "{}", held.bytes());
+        let found = |raw: &Line| Match {
+            rule: 0,
+            row: crate::pipes::Row {
+                item: crate::engine::Found {
+                    events: vec![EventRef { index: 0, timestamp: 1, raw: raw.clone(), fields: None, captures: None }],
+                    join_key: None,
+                },
+                filters: Vec::new(),
+                keys: vec![vec![Value::Str("k".repeat(50))]],
+                count: None,
+            },
+        };
+        let one = Held::Matches(vec![found(&line)]).bytes();
+        let two = Held::Matches(vec![found(&line), found(&line)]).bytes();
+        assert!(one > 1050 && two - one < 1000, "{one} {two}: the shared line once");
+        assert_eq!(Held::Matches(Vec::new()).bytes(), 0);
     }
 }

@@ -30,13 +30,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Events held back by default to restore timestamp order: each as its timestamp and
-/// its matches (about 40 bytes for an event that matched nothing), or, when the bundle
-/// uses lineage and events must be evaluated in order, whole (with their lines: about
-/// 64 MiB for 1 KiB events).
+/// its matches (16 bytes for an event that matched nothing), or, when the bundle uses
+/// lineage or sequences and events must be evaluated in order, whole (with their lines
+/// and fields: about 200 MiB for 1 KiB events; [`DEFAULT_REORDER_BYTES`] bounds it).
 pub const DEFAULT_REORDER_WINDOW: usize = 1 << 16;
+/// The memory the reorder window's events may hold by default (their lines, fields and
+/// matches, estimated: `reorder::Held::bytes`): 512 MiB, room for the default window of
+/// whole events when events are about 1 KB with 85 fields read (about 4 KB each held,
+/// as a bundle with sequences holds them; the Linux rule set of ../shared/corpus).
+pub const DEFAULT_REORDER_BYTES: usize = 512 << 20;
 
 /// Events handed to the engine at once; pushed events wait for at most this many.
 pub const CHUNK: usize = 1024;
+/// And at most this many bytes of them (their lines; and their fields, estimated, when
+/// they wait whole), whatever their count: 1,024 lines of 16 MiB would be 16 GiB.
+pub const CHUNK_BYTES: usize = 32 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Order {
@@ -51,6 +59,8 @@ pub struct Options {
     pub order: Order,
     /// Events held back to restore timestamp order.
     pub reorder_window: usize,
+    /// The memory those events may hold; past it, the earliest leave the window early.
+    pub reorder_bytes: usize,
     /// Results a buffering pipe keeps per rule.
     pub max_buffered: usize,
     /// Partial matches a sequence rule keeps (keys of a join or a sample rule).
@@ -72,6 +82,7 @@ impl Default for Options {
         Options {
             order: Order::Timestamp,
             reorder_window: DEFAULT_REORDER_WINDOW,
+            reorder_bytes: DEFAULT_REORDER_BYTES,
             max_buffered: DEFAULT_MAX_BUFFERED,
             max_partials: crate::sequence::DEFAULT_MAX_PARTIALS,
             max_line_bytes: 16 << 20,
@@ -124,6 +135,9 @@ pub struct Summary {
     pub untimed: u64,
     /// Events older than one already run (outside the reorder window).
     pub late: u64,
+    /// Events that left the reorder window before it held `reorder_window` events,
+    /// because what it held was over `reorder_bytes`.
+    pub reorder_early: u64,
     /// Events too large for the guest's data region: not evaluated.
     pub oversized: u64,
     /// Host calls that failed (a full guest heap).
@@ -157,6 +171,9 @@ impl Summary {
         }
         if self.captures_dropped > 0 {
             text.push_str(&format!("{} captured values found no room in guest memory (read as null)\n", self.captures_dropped));
+        }
+        if self.reorder_early > 0 {
+            text.push_str(&format!("{} events left the reorder window early: what it held was over its memory bound (--reorder-bytes)\n", self.reorder_early));
         }
         if self.needs_skipped > 0 {
             text.push_str(&format!("{} event conditions not run: their event lacked the literals they need (the bundle's needs)\n", self.needs_skipped));
@@ -461,6 +478,8 @@ pub struct Replay<'w> {
     read: (Vec<Event>, Vec<Range<usize>>),
     /// Events released from the window, for ordered evaluation.
     chunk: Vec<Event>,
+    /// What they take ([`Held::bytes`]).
+    chunk_bytes: usize,
     /// Lines pushed one at a time, not evaluated yet.
     pushed: Pushed,
     /// Events handed to the engine so far (the next chunk's first index).
@@ -511,6 +530,7 @@ impl<'w> Replay<'w> {
             matches: Vec::new(),
             read: (Vec::new(), Vec::new()),
             chunk: Vec::with_capacity(CHUNK),
+            chunk_bytes: 0,
             pushed: Pushed::default(),
             run: 0,
             arrivals: 0,
@@ -688,7 +708,7 @@ impl<'w> Replay<'w> {
         self.pushed.text.push_str(text);
         self.pushed.lines.push(start..self.pushed.text.len());
         self.pushed.events.push(event);
-        if self.pushed.events.len() >= CHUNK {
+        if self.pushed.events.len() >= CHUNK || self.pushed.text.len() >= CHUNK_BYTES {
             self.evaluate_pushed();
             self.write_alerts();
         }
@@ -788,9 +808,14 @@ impl<'w> Replay<'w> {
 
     fn admit(&mut self, pending: Pending) {
         self.admit_pending(pending);
-        if self.chunk.len() >= CHUNK {
+        if self.chunk_is_full() {
             self.flush_chunk();
         }
+    }
+
+    /// Whether the events released for ordered evaluation are to be evaluated now.
+    fn chunk_is_full(&self) -> bool {
+        self.chunk.len() >= CHUNK || self.chunk_bytes >= CHUNK_BYTES
     }
 
     /// Puts an event through the reorder window (or straight on, in input order).
@@ -807,12 +832,22 @@ impl<'w> Replay<'w> {
             let pending = self.window.pop().expect("the window is not empty");
             self.release(pending);
         }
+        // Within the memory bound too: the earliest leave first, as when the window is
+        // full (an event that alone is over the bound leaves at once).
+        while self.window.bytes() > self.options.reorder_bytes {
+            let Some(pending) = self.window.pop() else { break };
+            self.summary.reorder_early += 1;
+            self.release(pending);
+        }
     }
 
     /// An event leaves the window: its matches go through their pipes, or the event
     /// joins the chunk to evaluate in order.
     fn release(&mut self, pending: Pending) {
         self.last_run = Some(self.last_run.map_or(pending.timestamp, |last| last.max(pending.timestamp)));
+        if matches!(pending.held, Held::Event(_)) {
+            self.chunk_bytes += pending.held.bytes();
+        }
         match pending.held {
             Held::Event(event) => self.chunk.push(*event),
             Held::Matches(matches) => {
@@ -829,6 +864,7 @@ impl<'w> Replay<'w> {
             self.engine.run(&self.chunk, self.run, &mut self.alerts);
             self.run += self.chunk.len();
             self.chunk.clear();
+            self.chunk_bytes = 0;
         }
         self.write_alerts();
     }
@@ -895,7 +931,7 @@ impl<'w> Replay<'w> {
             self.release(pending);
             // Alerts are written as they come, as while reading: the window's last
             // events may hold many, and one buffer for all of them is memory for nothing.
-            if self.chunk.len() >= CHUNK || self.alerts.len() >= CHUNK {
+            if self.chunk_is_full() || self.alerts.len() >= CHUNK {
                 self.flush_chunk();
             }
         }

@@ -78,11 +78,11 @@ impl Lcg {
 struct Outcome {
     alerts: String,
     bad: Vec<String>,
-    counts: (u64, u64, u64, u64, u64, u64),
+    counts: (u64, u64, u64, u64, u64, u64, u64),
 }
 
 fn outcome(alerts: Vec<u8>, bad: Vec<String>, summary: &Summary) -> Outcome {
-    let counts = (summary.lines, summary.events, summary.alerts, summary.bad_lines, summary.untimed, summary.late);
+    let counts = (summary.lines, summary.events, summary.alerts, summary.bad_lines, summary.untimed, summary.late, summary.reorder_early);
     Outcome { alerts: String::from_utf8(alerts).unwrap(), bad, counts }
 }
 
@@ -140,13 +140,17 @@ fn long_events(events: &str) -> String {
 #[test]
 fn pushed_lines_give_the_alerts_of_read_all_whatever_the_flush_points() {
     let mut rng = Lcg(0x5eed);
-    let mut with_alerts = 0;
+    let (mut with_alerts, mut early) = (0, 0);
     for case in cases() {
-        for order in [Order::Input, Order::Timestamp] {
-            let options = Options { order, ..Options::default() };
+        // The reorder window's memory bound as well: a few events' worth, so that events
+        // leave it early, as many with their lines read one way as the other.
+        let bounded = Options { order: Order::Timestamp, reorder_bytes: 4096, ..Options::default() };
+        for options in [Options { order: Order::Input, ..Options::default() }, Options { order: Order::Timestamp, ..Options::default() }, bounded] {
+            let order = options.order;
             for (events, rounds) in [(case.events.clone(), 6), (long_events(&case.events), 2)] {
                 let expected = read_all(&case.bundle, &events, options.clone());
                 with_alerts += usize::from(!expected.alerts.is_empty());
+                early += usize::from(expected.counts.6 > 0);
                 for round in 0..rounds {
                     // Never, after every line, then at random points.
                     let every = [0, 1, 2, 3, 7, 50][round];
@@ -158,6 +162,7 @@ fn pushed_lines_give_the_alerts_of_read_all_whatever_the_flush_points() {
         }
     }
     assert!(with_alerts >= 20, "most cases have alerts to compare ({with_alerts} runs had)");
+    assert!(early >= 10, "the memory bound is reached in many runs ({early} did)");
 }
 
 #[test]
@@ -250,7 +255,7 @@ fn a_recorded_run_replays_to_the_same_bytes_and_exports_its_lines() {
         let described = kestrel(&["export", "--header", path]);
         let description = text(&described.stdout);
         let flushes = steps.iter().filter(|step| matches!(step, Step::Flush)).count();
-        for expected in ["Kestrel capture, format 1", "producer  \"kestrel test\"", "options   order input, reorder window 65536", "end       complete"] {
+        for expected in ["Kestrel capture, format 2", "producer  \"kestrel test\"", "options   order input, reorder window 65536", "end       complete"] {
             assert!(description.contains(expected), "{}: {expected:?} in\n{description}", case.name);
         }
         assert!(description.contains(&format!("lines     {}\nflushes   {flushes}\n", lines.len())), "{description}");
@@ -346,7 +351,7 @@ fn a_damaged_capture_replays_up_to_the_damage_and_says_where() {
     std::fs::write(&path, &versioned).unwrap();
     let out = kestrel(&["replay", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("capture format version 9; this kestrel reads version 1"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("capture format version 9; this kestrel reads versions 1 to 2"), "{}", text(&out.stderr));
 }
 
 /// Accepts `budget` bytes, then fails every write.

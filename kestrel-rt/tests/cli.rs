@@ -141,6 +141,18 @@ fn events_outside_the_reorder_window_run_late_and_are_counted() {
     let sorted = kestrel(&["replay", "--bundle", bundle.to_str().unwrap(), events.to_str().unwrap()]);
     assert_eq!(names(&sorted), ["a", "c", "d"]);
     assert!(text(&sorted.stderr).contains("0 late"), "{}", text(&sorted.stderr));
+    assert!(!text(&sorted.stderr).contains("early"), "{}", text(&sorted.stderr));
+    // A memory bound no matched event fits under: each leaves the window as it comes.
+    let bounded = kestrel(&["replay", "--reorder-bytes", "1", "--bundle", bundle.to_str().unwrap(), events.to_str().unwrap()]);
+    assert_eq!(names(&bounded), ["c", "d", "a"]);
+    let stderr = text(&bounded.stderr);
+    assert!(stderr.contains("1 late") && stderr.contains("3 events left the reorder window early"), "{stderr}");
+    // One the three matches fit under (lines and a few hundred bytes each) restores
+    // their order.
+    let roomy = (3 * line(1, "a").len() + 8192).to_string();
+    let bounded = kestrel(&["replay", "--reorder-bytes", &roomy, "--bundle", bundle.to_str().unwrap(), events.to_str().unwrap()]);
+    assert_eq!(names(&bounded), ["a", "c", "d"], "{}", text(&bounded.stderr));
+    assert!(!text(&bounded.stderr).contains("early"), "{}", text(&bounded.stderr));
     let input = kestrel(&["replay", "--order", "input", "--bundle", bundle.to_str().unwrap(), events.to_str().unwrap()]);
     assert_eq!(names(&input), ["c", "d", "a"]);
 }
