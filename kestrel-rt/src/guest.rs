@@ -9,6 +9,28 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// The deepest value written or read (arrays in arrays...).
 pub const MAX_DEPTH: usize = 32;
 
+/// The most a value read back may hold: slots (every array item, object entry and the
+/// value itself) and string and key bytes. Slots may point anywhere, the same bytes
+/// again included (an array of two slots that are the array itself is 2³² values at
+/// depth 32), so what a read copies out is bounded, not only how deep it goes.
+pub const MAX_READ_SLOTS: usize = 1 << 16;
+pub const MAX_READ_BYTES: usize = 16 << 20;
+
+/// What a read may still take.
+struct Budget {
+    slots: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    /// Takes one slot and `bytes`; `None` when the read would go over.
+    fn take(&mut self, bytes: usize) -> Option<()> {
+        self.slots = self.slots.checked_sub(1)?;
+        self.bytes = self.bytes.checked_sub(bytes)?;
+        Some(())
+    }
+}
+
 /// A bump allocator over a byte range of guest memory.
 pub struct Area {
     pub next: usize,
@@ -267,16 +289,23 @@ fn u64_at(memory: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(memory.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Reads the slot at `at` back into a value; anything malformed reads as null.
+/// Reads the slot at `at` back into a value; anything malformed, or larger than
+/// [`MAX_READ_SLOTS`] slots or [`MAX_READ_BYTES`] bytes, reads as null.
 pub fn read(memory: &[u8], at: usize) -> Value {
-    read_at_depth(memory, at, 0).unwrap_or(Value::Null)
+    read_bounded(memory, at).unwrap_or(Value::Null)
 }
 
-fn read_at_depth(memory: &[u8], at: usize, depth: usize) -> Option<Value> {
+/// [`read`], telling a malformed or too large value (`None`) from a null.
+pub fn read_bounded(memory: &[u8], at: usize) -> Option<Value> {
+    read_at_depth(memory, at, 0, &mut Budget { slots: MAX_READ_SLOTS, bytes: MAX_READ_BYTES })
+}
+
+fn read_at_depth(memory: &[u8], at: usize, depth: usize, budget: &mut Budget) -> Option<Value> {
     let tag_value = *memory.get(at)?;
     let len = u32_at(memory, at + 4)? as usize;
     let payload = u64_at(memory, at + 8)?;
     let offset = (payload & 0xFFFF_FFFF) as usize;
+    budget.take(if matches!(tag_value, tag::STRING) { len } else { 0 })?;
     Some(match tag_value {
         tag::NULL => Value::Null,
         tag::BOOL => Value::Bool(payload != 0),
@@ -294,7 +323,7 @@ fn read_at_depth(memory: &[u8], at: usize, depth: usize) -> Option<Value> {
         tag::ARRAY if depth < MAX_DEPTH => {
             let mut items = Vec::with_capacity(len.min(1 << 16));
             for idx in 0..len {
-                items.push(read_at_depth(memory, offset.checked_add(idx * SLOT_SIZE as usize)?, depth + 1)?);
+                items.push(read_at_depth(memory, offset.checked_add(idx * SLOT_SIZE as usize)?, depth + 1, budget)?);
             }
             Value::Array(items)
         }
@@ -304,8 +333,9 @@ fn read_at_depth(memory: &[u8], at: usize, depth: usize) -> Option<Value> {
                 let entry = offset.checked_add(idx * 24)?;
                 let key_at = u32_at(memory, entry)? as usize;
                 let key_len = u32_at(memory, entry + 4)? as usize;
+                budget.bytes = budget.bytes.checked_sub(key_len)?;
                 let key = String::from_utf8_lossy(memory.get(key_at..key_at.checked_add(key_len)?)?).into();
-                entries.push((key, read_at_depth(memory, entry + 8, depth + 1)?));
+                entries.push((key, read_at_depth(memory, entry + 8, depth + 1, budget)?));
             }
             Value::Object(entries)
         }
@@ -401,5 +431,43 @@ mod tests {
         memory[68..72].copy_from_slice(&1000u32.to_le_bytes());
         assert_eq!(read(&memory, 64), Value::Null);
         assert_eq!(read(&memory, 10_000), Value::Null);
+    }
+
+    /// Thirty arrays, each of two items that are the next one, are 2³⁰ values: the read
+    /// stops at its budget and the value reads as null, at once; so does a long string
+    /// read many times over. A value within the budget reads whole.
+    #[test]
+    fn a_value_whose_slots_share_their_items_reads_as_null() {
+        let mut memory = vec![0u8; 1 << 17];
+        let slot = |memory: &mut Vec<u8>, at: usize, tag_value: u8, len: u32, offset: u64| {
+            memory[at] = tag_value;
+            memory[at + 4..at + 8].copy_from_slice(&len.to_le_bytes());
+            memory[at + 8..at + 16].copy_from_slice(&offset.to_le_bytes());
+        };
+        // The array at 64 has its two items at 128; the two at 128 + 32 × k have theirs
+        // at 128 + 32 × (k + 1); the last level's are strings.
+        slot(&mut memory, 64, tag::ARRAY, 2, 128);
+        for level in 0..30 {
+            let at = 128 + 32 * level;
+            for item in [at, at + 16] {
+                match level {
+                    29 => slot(&mut memory, item, tag::STRING, 1, 0),
+                    _ => slot(&mut memory, item, tag::ARRAY, 2, (at + 32) as u64),
+                }
+            }
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(read_bounded(&memory, 64), None);
+        assert_eq!(read(&memory, 64), Value::Null);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "bounded work");
+        // 4,096 items, each the same 60,000-byte string: 245 MB copied out unbounded.
+        slot(&mut memory, 64, tag::ARRAY, 4096, 256);
+        for item in 0..4096 {
+            slot(&mut memory, 256 + 16 * item, tag::STRING, 60_000, 0);
+        }
+        assert_eq!(read_bounded(&memory, 64), None);
+        // 200 of them fit (12 MB).
+        slot(&mut memory, 64, tag::ARRAY, 200, 256);
+        assert!(matches!(read_bounded(&memory, 64), Some(Value::Array(items)) if items.len() == 200));
     }
 }

@@ -215,7 +215,7 @@ impl Summary {
                 notes.push(format!("{} views too large (null)", predicate.oversized));
             }
             if predicate.captures_dropped > 0 {
-                notes.push(format!("{} captures of the wrong type dropped", predicate.captures_dropped));
+                notes.push(format!("{} captures dropped (another type than declared, or too large)", predicate.captures_dropped));
             }
             if let Some(reason) = &predicate.disabled {
                 notes.push(format!("DISABLED, {reason}; {} calls since were null", predicate.skipped));

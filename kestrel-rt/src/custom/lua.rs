@@ -183,7 +183,8 @@ impl LuaPredicate {
         let mut dropped = 0;
         for decl in &self.captures {
             let value: mlua::Value = table.raw_get(decl.name.as_str()).unwrap_or(mlua::Value::Nil);
-            match from_lua(&value, decl.kind, 0) {
+            let mut budget = Budget { slots: guest::MAX_READ_SLOTS, bytes: guest::MAX_READ_BYTES, over: false };
+            match from_lua(&value, decl.kind, 0, &mut budget).filter(|_| !budget.over) {
                 Some(Value::Null) => {}
                 Some(converted) => values.push((decl.name.clone(), converted)),
                 None => dropped += 1,
@@ -266,9 +267,30 @@ fn context(lua: &Lua, name: &str, view: &ViewSpec, captures: &[CaptureDecl]) -> 
     Ok(ctx)
 }
 
-/// A Lua value as a capture of type `kind`: `None` when it has another type.
-fn from_lua(value: &mlua::Value, kind: FieldKind, depth: usize) -> Option<Value> {
+/// What converting one capture may still take, as `guest::read` bounds a Wasm
+/// predicate's: a table may hold itself, 1,024 times at each of four levels.
+struct Budget {
+    slots: usize,
+    bytes: usize,
+    /// The value is larger: it is dropped whole.
+    over: bool,
+}
+
+/// A Lua value as a capture of type `kind`: `None` when it has another type, or when
+/// it is larger than the budget (which is then marked `over`).
+fn from_lua(value: &mlua::Value, kind: FieldKind, depth: usize, budget: &mut Budget) -> Option<Value> {
     let number = |value: f64| if value.fract() == 0.0 && value.abs() < 9.0e15 { Value::Long(value as i64) } else { Value::Double(value) };
+    let bytes = match value {
+        mlua::Value::String(text) => text.as_bytes().len(),
+        _ => 0,
+    };
+    match (budget.slots.checked_sub(1), budget.bytes.checked_sub(bytes)) {
+        (Some(slots), Some(bytes)) => (budget.slots, budget.bytes) = (slots, bytes),
+        _ => {
+            budget.over = true;
+            return None;
+        }
+    }
     Some(match (kind, value) {
         (_, mlua::Value::Nil) => Value::Null,
         (FieldKind::Typed(FieldType::Keyword), mlua::Value::String(text)) => Value::Str(text.to_str().ok()?.to_string()),
@@ -283,8 +305,13 @@ fn from_lua(value: &mlua::Value, kind: FieldKind, depth: usize) -> Option<Value>
         (FieldKind::Dynamic, mlua::Value::Integer(value)) => Value::Long(*value),
         (FieldKind::Dynamic, mlua::Value::String(text)) => Value::Str(text.to_str().ok()?.to_string()),
         (FieldKind::Dynamic, mlua::Value::Table(table)) if depth < 4 => {
-            let items: Vec<Value> =
-                table.clone().sequence_values::<mlua::Value>().take(1_024).filter_map(Result::ok).filter_map(|item| from_lua(&item, kind, depth + 1)).collect();
+            let mut items = Vec::new();
+            for item in table.clone().sequence_values::<mlua::Value>().take(1_024).filter_map(Result::ok) {
+                items.extend(from_lua(&item, kind, depth + 1, budget));
+                if budget.over {
+                    return None;
+                }
+            }
             Value::Array(items)
         }
         _ => return None,

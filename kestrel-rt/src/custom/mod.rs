@@ -106,7 +106,8 @@ pub struct CustomStats {
     pub skipped: u64,
     /// Calls whose event view did not fit (null).
     pub oversized: u64,
-    /// Captured values of another type than declared, dropped.
+    /// Captured values of another type than declared, or larger than `guest::read`
+    /// reads back, dropped.
     pub captures_dropped: u64,
     /// Why the predicate was disabled, if it was.
     pub disabled: Option<String>,

@@ -100,6 +100,29 @@ fn lua_captures_keep_their_declared_types() {
     );
 }
 
+/// A table that holds itself 1,024 times, four levels down, would be 10¹² values:
+/// the capture is dropped whole, counted, at once; a large but bounded one is kept.
+#[test]
+fn a_lua_capture_larger_than_the_read_bounds_is_dropped() {
+    let captures = [CaptureDecl { name: "tree".into(), kind: FieldKind::Dynamic }, CaptureDecl { name: "list".into(), kind: FieldKind::Dynamic }];
+    let source = r#"
+        function pred_eval(event, ctx) return true end
+        function pred_capture(event, ctx)
+            local tree = {}
+            for i = 1, 1024 do tree[i] = tree end
+            local list = {}
+            for i = 1, 1000 do list[i] = "item" end
+            return { tree = tree, list = list }
+        end"#;
+    let mut predicate = LuaPredicate::new("test", source, &view(), &captures, CustomLimits::default()).unwrap();
+    assert_eq!(eval(&mut predicate, &[Value::Null, Value::Null, Value::Null]), Ok(Some(true)));
+    let started = std::time::Instant::now();
+    let (values, dropped) = predicate.capture().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "bounded work");
+    assert_eq!(dropped, 1, "the self-holding table is dropped, counted");
+    assert!(matches!(&values[..], [(name, Value::Array(items))] if name == "list" && items.len() == 1000), "{values:?}");
+}
+
 #[test]
 fn lua_limits_stop_init_and_calls() {
     let limits = CustomLimits { instructions: 10_000, memory_bytes: 1 << 20, time_ms: 100 };

@@ -145,7 +145,8 @@ impl WasmPredicate {
     }
 
     /// `pred_capture` on the view of the last `eval`: the capture slots it wrote, read
-    /// back; values of another type than declared are dropped and counted.
+    /// back; values of another type than declared, or over `guest::read`'s bounds, are
+    /// dropped and counted.
     pub fn capture(&mut self) -> Result<(Vec<(String, Value)>, u64), CallError> {
         let Some(capture) = &self.capture else { return Ok((Vec::new(), 0)) };
         self.store.set_epoch_deadline(self.ticks);
@@ -158,7 +159,11 @@ impl WasmPredicate {
         let mut values = Vec::new();
         let mut dropped = 0;
         for (idx, decl) in self.captures.iter().enumerate() {
-            let value = guest::read(memory, self.captures_at() + idx * SLOT_SIZE as usize);
+            // A value too large to read back (or malformed) is dropped, counted.
+            let Some(value) = guest::read_bounded(memory, self.captures_at() + idx * SLOT_SIZE as usize) else {
+                dropped += 1;
+                continue;
+            };
             match (decl.kind, &value) {
                 (_, Value::Null) => {}
                 (FieldKind::Dynamic, _)
