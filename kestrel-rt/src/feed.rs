@@ -166,6 +166,11 @@ impl<'w> Feed<'w> {
         self.replay.needs_skipped()
     }
 
+    /// What the engine has dropped at its bounds so far.
+    pub fn losses(&self) -> crate::losses::Losses {
+        self.replay.losses()
+    }
+
     /// The bundle the feed runs.
     pub fn bundle(&self) -> &kestrel_bundle::Bundle {
         self.replay.bundle()

@@ -22,6 +22,7 @@ pub mod join_key;
 pub mod json_scan;
 pub mod lineage;
 pub mod live;
+pub mod losses;
 pub mod ndjson;
 pub mod parallel;
 pub mod pipes;

@@ -296,8 +296,9 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
             let seconds = last_stats.elapsed().as_secs_f64();
             let stats = sensor.stats();
             if options.stats_line {
+                let engine = feed.losses().render().map_or_else(String::new, |losses| format!("; the engine dropped at its bounds: {losses}"));
                 eprintln!(
-                    "kestrel: {events} events ({:.0}/s), {} alerts; drops: {}",
+                    "kestrel: {events} events ({:.0}/s), {} alerts; drops: {}{engine}",
                     (events - events_at_last) as f64 / seconds,
                     alerts.load(Ordering::Relaxed),
                     drops_line(&stats, bad_lines)
@@ -305,7 +306,8 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
             }
             if let Some(path) = &options.metrics {
                 let hook_stats = hook.as_ref().map(Hook::stats);
-                let counts = EngineCounts { events, alerts: alerts.load(Ordering::Relaxed), bad_lines, needs_skipped: feed.needs_skipped() };
+                let counts =
+                    EngineCounts { events, alerts: alerts.load(Ordering::Relaxed), bad_lines, needs_skipped: feed.needs_skipped(), losses: feed.losses() };
                 write_metrics(path, &stats, counts, &feed.custom_stats(), (hook_stats.as_ref(), &actor.stats))?;
             }
             last_stats = Instant::now();
@@ -344,7 +346,7 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
         return Err(RunError::Feed(FeedError::Alerts(error)));
     }
     if let Some(path) = &options.metrics {
-        let counts = EngineCounts { events, alerts: alerts.load(Ordering::Relaxed), bad_lines, needs_skipped: replay.needs_skipped };
+        let counts = EngineCounts { events, alerts: alerts.load(Ordering::Relaxed), bad_lines, needs_skipped: replay.needs_skipped, losses: replay.losses() };
         write_metrics(path, &stats, counts, &custom, (hook.as_ref(), &actor.stats))?;
     }
     Ok(RunSummary {
@@ -459,6 +461,8 @@ struct EngineCounts {
     bad_lines: u64,
     /// Event conditions not run: their event lacked the literals they need.
     needs_skipped: u64,
+    /// What the engine dropped at its bounds.
+    losses: crate::losses::Losses,
 }
 
 /// Writes the metrics file (Prometheus text format) atomically: a temporary file renamed over it.
@@ -469,7 +473,7 @@ fn write_metrics(
     custom: &[CustomStats],
     enforcement: (Option<&HookStats>, &ActionStats),
 ) -> Result<(), RunError> {
-    let EngineCounts { events, alerts, bad_lines, needs_skipped } = counts;
+    let EngineCounts { events, alerts, bad_lines, needs_skipped, losses } = counts;
     let metrics: [(&str, &str, &str, u64); 10] = [
         ("kestrel_events_total", "counter", "Events handed to the detection engine.", events),
         ("kestrel_alerts_total", "counter", "Alerts written.", alerts),
@@ -483,7 +487,7 @@ fn write_metrics(
         ("kestrel_processes", "gauge", "Processes in the process table.", stats.processes as u64),
     ];
     let mut text = String::new();
-    for (name, kind, help, value) in metrics {
+    for (name, kind, help, value) in metrics.into_iter().chain(losses.metrics().map(|(name, help, value)| (name, "counter", help, value))) {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
     }
     type Metric = (&'static str, &'static str, &'static str, fn(&CustomStats) -> u64);

@@ -15,6 +15,7 @@
 
 use crate::alert;
 use crate::engine::{Alert, Candidates, Categories, DEFAULT_MAX_BUFFERED, Engine, EngineError, Event, Line, Match};
+use crate::losses::Losses;
 use crate::ndjson::{JsonError, Projection, RawValue, raw_strings, raw_value, settle, settle_one};
 use crate::parallel::{Blocks, Parsed, ParsedBlock, read_blocks};
 use crate::prefilter::{LineFilter, PassedTimestamp, TimestampOnly};
@@ -135,6 +136,8 @@ pub struct Summary {
     pub untimed: u64,
     /// Events older than one already run (outside the reorder window).
     pub late: u64,
+    /// Processes the lineage tracker could not track (its sets were full).
+    pub lineage_dropped: u64,
     /// Events that left the reorder window before it held `reorder_window` events,
     /// because what it held was over `reorder_bytes`.
     pub reorder_early: u64,
@@ -158,6 +161,21 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// What the replay dropped at its bounds, over all rules.
+    pub fn losses(&self) -> Losses {
+        let mut losses = Losses {
+            lineage_dropped: self.lineage_dropped,
+            oversized: self.oversized,
+            captures_dropped: self.captures_dropped,
+            host_failures: self.host_failures,
+            acted_dropped: self.acted_dropped,
+            reorder_early: self.reorder_early,
+            ..Losses::default()
+        };
+        losses.add_rules(self.rules.iter().map(|rule| &rule.stats));
+        losses
+    }
+
     /// The human summary written to stderr at the end of a replay.
     pub fn render(&self) -> String {
         let seconds = self.elapsed.as_secs_f64();
@@ -166,14 +184,8 @@ impl Summary {
             "replayed {} events in {:.3} s ({:.0} events/s): {} alerts, {} bad lines, {} late, {} without timestamp, {} oversized\n",
             self.events, seconds, rate, self.alerts, self.bad_lines, self.late, self.untimed, self.oversized
         );
-        if self.host_failures > 0 {
-            text.push_str(&format!("{} host calls failed (guest heap full)\n", self.host_failures));
-        }
-        if self.captures_dropped > 0 {
-            text.push_str(&format!("{} captured values found no room in guest memory (read as null)\n", self.captures_dropped));
-        }
-        if self.reorder_early > 0 {
-            text.push_str(&format!("{} events left the reorder window early: what it held was over its memory bound (--reorder-bytes)\n", self.reorder_early));
+        if let Some(losses) = self.losses().render() {
+            text.push_str(&format!("dropped at their bounds: {losses}\n"));
         }
         if self.needs_skipped > 0 {
             text.push_str(&format!("{} event conditions not run: their event lacked the literals they need (the bundle's needs)\n", self.needs_skipped));
@@ -510,6 +522,11 @@ impl<'w> Replay<'w> {
     }
 
     /// Event conditions the bundle's needs skipped so far.
+    /// What the run has dropped at its bounds so far.
+    pub fn losses(&self) -> Losses {
+        Losses { acted_dropped: self.summary.acted_dropped, reorder_early: self.summary.reorder_early, ..self.engine.losses() }
+    }
+
     pub fn needs_skipped(&self) -> u64 {
         self.engine.stats.needs_skipped
     }
@@ -949,6 +966,7 @@ impl<'w> Replay<'w> {
         let bundle = self.engine.bundle();
         self.summary.events = stats.events;
         self.summary.oversized = stats.oversized;
+        self.summary.lineage_dropped = stats.lineage_dropped;
         self.summary.host_failures = self.engine.host_failures();
         self.summary.captures_dropped = stats.captures_dropped;
         self.summary.needs_skipped = stats.needs_skipped;

@@ -89,6 +89,10 @@ fn live_run_alerts_on_attacks_and_its_capture_replays_identically() {
     // The built-in rules have needs: the conditions they skipped are counted.
     let skipped = prometheus.lines().find_map(|line| line.strip_prefix("kestrel_needs_skipped_total ")).map(str::parse::<u64>);
     assert!(matches!(skipped, Some(Ok(_))), "{prometheus}");
+    // And what the engine dropped at its bounds: every counter is there, none moved.
+    for (name, _, _) in kestrel_rt::losses::Losses::default().metrics() {
+        assert!(prometheus.contains(&format!("\n{name} 0\n")), "{name}: {prometheus}");
+    }
     assert!(events > 10, "only {events} events");
 
     // The capture replays, with no flags, to the same bytes.

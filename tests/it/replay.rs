@@ -162,6 +162,11 @@ fn the_cap_on_partial_matches_applies_and_is_counted() {
     assert!(capped.summary.rules[0].stats.sequence.evicted > 0, "{:?}", capped.summary.rules[0].stats.sequence);
     assert!(capped.summary.alerts <= free.summary.alerts);
     assert!(capped.summary.render().contains("evicted at the cap"), "the summary says so:\n{}", capped.summary.render());
+    // Its totals line too, whatever the rule's place in the table.
+    let evicted = capped.summary.rules[0].stats.sequence.evicted;
+    assert_eq!(capped.summary.losses().evicted, evicted);
+    assert!(capped.summary.render().contains(&format!("dropped at their bounds: {evicted} partial matches")), "{}", capped.summary.render());
+    assert_eq!(free.summary.losses(), Default::default());
 }
 
 /// The engine writes events into guest memory a batch at a time, candidates only: a

@@ -820,6 +820,17 @@ impl Engine {
     pub fn host_failures(&self) -> u64 {
         self.store.data().host_failures
     }
+
+    /// What the engine has dropped at its bounds so far (the pipes' drops as they count
+    /// them now: the rules' statistics get them at the end).
+    pub fn losses(&self) -> crate::losses::Losses {
+        let stats = &self.stats;
+        let (lineage_dropped, oversized, captures_dropped) = (stats.lineage_dropped, stats.oversized, stats.captures_dropped);
+        let mut losses = crate::losses::Losses { lineage_dropped, oversized, captures_dropped, host_failures: self.host_failures(), ..Default::default() };
+        losses.add_rules(&stats.rules);
+        losses.pipe_dropped = self.rules.iter().map(|rule| rule.pipeline.dropped).sum();
+        losses
+    }
 }
 
 /// A bundle's event conditions (predicate ids) by category (`None`: any category).
