@@ -214,6 +214,11 @@ impl<T: Clone> Pipeline<T> {
                 }
                 if rows.len() as u64 == *keep {
                     rows.pop_front();
+                } else if rows.len() >= max_buffered {
+                    // `tail N` with N over the bound keeps the last `max_buffered`: the
+                    // one it lets go would have come out, so it is dropped, counted.
+                    rows.pop_front();
+                    self.dropped += 1;
                 }
                 rows.push_back(output);
             }
@@ -466,5 +471,16 @@ mod tests {
         pipeline.finish(&mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(pipeline.dropped, 3);
+        // `tail N` keeps its last N, but never more than the bound: past it, the
+        // results it lets go are drops, counted; within N, letting go is the pipe's own.
+        for (keep, bound, last, dropped) in [(1_000_000, 3, vec![7, 8, 9], 7), (2, 3, vec![8, 9], 0), (3, 3, vec![7, 8, 9], 0)] {
+            let mut pipeline = Pipeline::new(vec![Stage::Tail(keep)], bound);
+            let mut out = Vec::new();
+            for id in 0..10 {
+                pipeline.push(row(id, "x"), &mut out);
+            }
+            pipeline.finish(&mut out);
+            assert_eq!((ids(&out), pipeline.dropped), (last, dropped), "tail {keep} under a bound of {bound}");
+        }
     }
 }
