@@ -41,6 +41,9 @@ pub const DEFAULT_REORDER_WINDOW: usize = 1 << 16;
 /// as a bundle with sequences holds them; the Linux rule set of ../shared/corpus).
 pub const DEFAULT_REORDER_BYTES: usize = 512 << 20;
 
+/// Rendered alerts are written out whenever they reach this many bytes.
+const RENDERED_BYTES: usize = 4 << 20;
+
 /// Events handed to the engine at once; pushed events wait for at most this many.
 pub const CHUNK: usize = 1024;
 /// And at most this many bytes of them (their lines; and their fields, estimated, when
@@ -894,7 +897,8 @@ impl<'w> Replay<'w> {
         }
         let now = self.last_run.unwrap_or(0);
         self.rendered.clear();
-        for alert in self.alerts.drain(..) {
+        let last = self.alerts.len() - 1;
+        for (idx, alert) in self.alerts.drain(..).enumerate() {
             alert::render(&alert, self.engine.bundle(), now, &mut self.rendered);
             self.summary.alerts += 1;
             if self.keep_acted && self.engine.bundle().action_of(alert.rule).is_some() {
@@ -904,11 +908,16 @@ impl<'w> Replay<'w> {
                     self.summary.acted_dropped += 1;
                 }
             }
-        }
-        if self.write_error.is_none()
-            && let Err(error) = self.alerts_out.write_all(&self.rendered)
-        {
-            self.write_error = Some(error);
+            // Written a few MiB at a time: the end of a run may bring every pipe's and
+            // sequence's results at once, each alert a copy of its events' lines.
+            if idx == last || self.rendered.len() >= RENDERED_BYTES {
+                if self.write_error.is_none()
+                    && let Err(error) = self.alerts_out.write_all(&self.rendered)
+                {
+                    self.write_error = Some(error);
+                }
+                self.rendered.clear();
+            }
         }
     }
 
