@@ -12,6 +12,21 @@ pub(crate) struct Pending {
     pub timestamp: i64,
     pub arrival: u64,
     pub held: Held,
+    /// What `held` takes ([`Held::bytes`]), once measured: the window measures an
+    /// entry once, and the replay's chunk reuses the figure.
+    bytes: Option<usize>,
+}
+
+impl Pending {
+    pub fn new(timestamp: i64, arrival: u64, held: Held) -> Pending {
+        Pending { timestamp, arrival, held, bytes: None }
+    }
+
+    /// What the entry holds takes, measured the first time.
+    pub fn bytes(&mut self) -> usize {
+        let held = &self.held;
+        *self.bytes.get_or_insert_with(|| held.bytes())
+    }
 }
 
 /// What the window holds for an event.
@@ -53,8 +68,8 @@ impl Ord for Pending {
 #[derive(Default)]
 pub(crate) struct Window {
     ordered: VecDeque<Key>,
-    /// What the keys of `ordered` that hold something hold, in their order.
-    held: VecDeque<Held>,
+    /// What the keys of `ordered` that hold something hold, in their order, and its bytes.
+    held: VecDeque<(Held, usize)>,
     stragglers: BinaryHeap<Reverse<Pending>>,
     bytes: usize,
 }
@@ -146,15 +161,16 @@ impl Window {
         self.bytes
     }
 
-    pub fn push(&mut self, pending: Pending) {
-        self.bytes += std::mem::size_of::<Key>() + pending.held.bytes();
+    pub fn push(&mut self, mut pending: Pending) {
+        let bytes = pending.bytes();
+        self.bytes += std::mem::size_of::<Key>() + bytes;
         // Arrivals only grow, so the back is the largest key when its timestamp is.
         if self.ordered.back().is_none_or(|last| last.timestamp <= pending.timestamp) {
             debug_assert!(pending.arrival < Key::HOLDS, "arrivals count events");
             let holds = !pending.held.is_nothing();
             self.ordered.push_back(Key { timestamp: pending.timestamp, arrival_and_holds: pending.arrival | if holds { Key::HOLDS } else { 0 } });
             if holds {
-                self.held.push_back(pending.held);
+                self.held.push_back((pending.held, bytes));
             }
         } else {
             self.stragglers.push(Reverse(pending));
@@ -173,8 +189,8 @@ impl Window {
 
     /// The earliest event.
     pub fn pop(&mut self) -> Option<Pending> {
-        let pending = self.pop_earliest()?;
-        self.bytes -= std::mem::size_of::<Key>() + pending.held.bytes();
+        let mut pending = self.pop_earliest()?;
+        self.bytes -= std::mem::size_of::<Key>() + pending.bytes();
         Some(pending)
     }
 
@@ -190,8 +206,8 @@ impl Window {
 
     fn pop_ordered(&mut self) -> Option<Pending> {
         let key = self.ordered.pop_front()?;
-        let held = if key.holds() { self.held.pop_front().expect("a key that holds has its entry") } else { Held::Matches(Vec::new()) };
-        Some(Pending { timestamp: key.timestamp, arrival: key.arrival(), held })
+        let (held, bytes) = if key.holds() { self.held.pop_front().expect("a key that holds has its entry") } else { (Held::Matches(Vec::new()), 0) };
+        Some(Pending { timestamp: key.timestamp, arrival: key.arrival(), held, bytes: Some(bytes) })
     }
 }
 
@@ -225,7 +241,7 @@ mod tests {
                 let held = if arrival % 3 == 1 { Held::Matches(Vec::new()) } else { Held::Event(Box::new(event(arrival as i64))) };
                 let before = window.bytes();
                 let bytes = held.bytes();
-                window.push(Pending { timestamp, arrival, held });
+                window.push(Pending::new(timestamp, arrival, held));
                 assert_eq!(window.bytes(), before + 16 + bytes);
                 if window.len() > 20 {
                     popped.push(check(window.pop().unwrap()));

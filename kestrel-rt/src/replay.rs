@@ -603,7 +603,7 @@ impl<'w> Replay<'w> {
             self.arrivals += 1;
             if ordered {
                 event.raw = Line::new(text_of(&block.text, line));
-                self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(Box::new(event)) });
+                self.admit(Pending::new(event.timestamp, self.arrivals, Held::Event(Box::new(event))));
             } else {
                 events.push(event);
                 lines.push(line);
@@ -721,7 +721,7 @@ impl<'w> Replay<'w> {
         self.arrivals += 1;
         if self.engine.needs_ordered_evaluation() {
             event.raw = Line::new(text);
-            self.admit(Pending { timestamp: event.timestamp, arrival: self.arrivals, held: Held::Event(Box::new(event)) });
+            self.admit(Pending::new(event.timestamp, self.arrivals, Held::Event(Box::new(event))));
             return;
         }
         let start = self.pushed.text.len();
@@ -820,7 +820,7 @@ impl<'w> Replay<'w> {
                 next.row.item.events.iter_mut().for_each(|item| item.raw = text.clone());
                 own.push(next);
             }
-            self.admit_pending(Pending { timestamp: event.timestamp, arrival: index as u64 + 1, held: Held::Matches(own) });
+            self.admit_pending(Pending::new(event.timestamp, index as u64 + 1, Held::Matches(own)));
         }
         drop(found);
         self.matches = matches;
@@ -863,10 +863,10 @@ impl<'w> Replay<'w> {
 
     /// An event leaves the window: its matches go through their pipes, or the event
     /// joins the chunk to evaluate in order.
-    fn release(&mut self, pending: Pending) {
+    fn release(&mut self, mut pending: Pending) {
         self.last_run = Some(self.last_run.map_or(pending.timestamp, |last| last.max(pending.timestamp)));
         if matches!(pending.held, Held::Event(_)) {
-            self.chunk_bytes += pending.held.bytes();
+            self.chunk_bytes += pending.bytes();
         }
         match pending.held {
             Held::Event(event) => self.chunk.push(*event),
