@@ -20,8 +20,8 @@ pub const MAGIC: [u8; 8] = *b"KESTRELC";
 /// The format version this code writes.
 pub const FORMAT_VERSION: u16 = 2;
 
-/// The oldest version it reads: version 1 has no reorder bytes, and replays with the
-/// default bound.
+/// The oldest version it reads: version 1 has no reorder bytes, and replays without
+/// that bound, as its run had none.
 pub const OLDEST_VERSION: u16 = 1;
 
 /// The longest record payload: a longer line is recorded by its length only.
@@ -171,11 +171,10 @@ impl Header {
             other => return Err(cursor.error(cursor.at - 1, format!("unknown order {other}"))),
         };
         let reorder_window = cursor.size("the reorder window")?;
-        // Version 1 has none: it replays under the default, as its runs (live runs, in
-        // input order, which hold nothing in the window) never came near it. A bound
-        // past this machine's address space is no bound.
-        let reorder_bytes =
-            if version >= 2 { usize::try_from(cursor.u64("the reorder bytes")?).unwrap_or(usize::MAX) } else { crate::replay::DEFAULT_REORDER_BYTES };
+        // Version 1 has none: its run had no such bound, and its replay none either (live
+        // runs, in input order, hold nothing in the window). A bound past this machine's
+        // address space is no bound.
+        let reorder_bytes = if version >= 2 { usize::try_from(cursor.u64("the reorder bytes")?).unwrap_or(usize::MAX) } else { usize::MAX };
         let max_buffered = cursor.size("max buffered")?;
         let max_partials = cursor.size("max partials")?;
         let max_line_bytes = cursor.size("max line bytes")?;
@@ -811,7 +810,8 @@ mod tests {
     }
 
     /// A version 1 capture (its header without the reorder bytes) reads as it was
-    /// written: the same records, and the default bound on the reorder window's bytes.
+    /// written: the same records, and no bound on the reorder window's bytes, as its
+    /// run had none.
     #[test]
     fn a_version_1_capture_reads_without_a_reorder_bytes_bound() {
         let (bytes, records) = sample();
@@ -828,8 +828,9 @@ mod tests {
         old.extend_from_slice(&bytes[14 + len + 4..]);
         let reader = CaptureReader::new(old.as_slice()).unwrap();
         assert_eq!(reader.version(), 1);
-        let settings = Settings { reorder_bytes: crate::replay::DEFAULT_REORDER_BYTES, ..header().settings };
+        let settings = Settings { reorder_bytes: usize::MAX, ..header().settings };
         assert_eq!(reader.header(), &Header { settings, ..header() });
+        assert!(reader.header().settings.describe().contains("reorder bytes unbounded"));
         let (entries, error) = read(&old).unwrap();
         assert!(error.is_none(), "{error:?}");
         let read: Vec<Record> = entries.iter().map(|entry| entry.record.clone()).collect();

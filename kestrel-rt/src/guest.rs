@@ -10,22 +10,43 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub const MAX_DEPTH: usize = 32;
 
 /// The most a value read back may hold: slots (every array item, object entry and the
-/// value itself) and string and key bytes. Slots may point anywhere, the same bytes
+/// value itself) and string and key bytes; twice what the data region (1 MiB, 65,536
+/// slots) can hold, so a value the host wrote always reads back. Slots may point anywhere, the same bytes
 /// again included (an array of two slots that are the array itself is 2³² values at
 /// depth 32), so what a read copies out is bounded, not only how deep it goes.
-pub const MAX_READ_SLOTS: usize = 1 << 16;
+pub const MAX_READ_SLOTS: usize = 1 << 17;
 pub const MAX_READ_BYTES: usize = 16 << 20;
 
-/// What a read may still take.
-struct Budget {
+/// What reading a value back may still take ([`MAX_READ_SLOTS`], [`MAX_READ_BYTES`]);
+/// a hand-written Lua predicate's captures are converted under the same budget.
+pub(crate) struct Budget {
     slots: usize,
     bytes: usize,
+    /// A take went over: the value is larger than the bounds.
+    pub over: bool,
 }
 
 impl Budget {
-    /// Takes one slot and `bytes`; `None` when the read would go over.
-    fn take(&mut self, bytes: usize) -> Option<()> {
-        self.slots = self.slots.checked_sub(1)?;
+    pub fn new() -> Budget {
+        Budget { slots: MAX_READ_SLOTS, bytes: MAX_READ_BYTES, over: false }
+    }
+
+    /// Takes one slot and `bytes`; `None` (and `over`) when the value would go over.
+    pub fn take(&mut self, bytes: usize) -> Option<()> {
+        match (self.slots.checked_sub(1), self.bytes.checked_sub(bytes)) {
+            (Some(slots), Some(bytes)) => {
+                (self.slots, self.bytes) = (slots, bytes);
+                Some(())
+            }
+            _ => {
+                self.over = true;
+                None
+            }
+        }
+    }
+
+    /// Takes `bytes` without a slot (an object's key).
+    fn take_bytes(&mut self, bytes: usize) -> Option<()> {
         self.bytes = self.bytes.checked_sub(bytes)?;
         Some(())
     }
@@ -297,7 +318,7 @@ pub fn read(memory: &[u8], at: usize) -> Value {
 
 /// [`read`], telling a malformed or too large value (`None`) from a null.
 pub fn read_bounded(memory: &[u8], at: usize) -> Option<Value> {
-    read_at_depth(memory, at, 0, &mut Budget { slots: MAX_READ_SLOTS, bytes: MAX_READ_BYTES })
+    read_at_depth(memory, at, 0, &mut Budget::new())
 }
 
 fn read_at_depth(memory: &[u8], at: usize, depth: usize, budget: &mut Budget) -> Option<Value> {
@@ -333,7 +354,7 @@ fn read_at_depth(memory: &[u8], at: usize, depth: usize, budget: &mut Budget) ->
                 let entry = offset.checked_add(idx * 24)?;
                 let key_at = u32_at(memory, entry)? as usize;
                 let key_len = u32_at(memory, entry + 4)? as usize;
-                budget.bytes = budget.bytes.checked_sub(key_len)?;
+                budget.take_bytes(key_len)?;
                 let key = String::from_utf8_lossy(memory.get(key_at..key_at.checked_add(key_len)?)?).into();
                 entries.push((key, read_at_depth(memory, entry + 8, depth + 1, budget)?));
             }

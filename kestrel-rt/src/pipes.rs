@@ -77,13 +77,32 @@ fn key_of(values: &[Value]) -> Vec<KeyPart> {
 }
 
 enum State<T> {
-    Head { left: u64 },
-    Tail { keep: u64, rows: VecDeque<Output<T>> },
+    Head {
+        left: u64,
+    },
+    /// `seen`: results that reached it, so that what the bound lost is known at the end.
+    Tail {
+        keep: u64,
+        rows: VecDeque<Output<T>>,
+        seen: u64,
+    },
     Filter,
-    Unique { seen: HashSet<Vec<KeyPart>> },
-    UniqueCount { order: Vec<Vec<KeyPart>>, groups: HashMap<Vec<KeyPart>, (Row<T>, u64)>, total: u64 },
-    Count { order: Vec<Vec<KeyPart>>, groups: HashMap<Vec<KeyPart>, (Vec<Value>, u64)>, total: u64 },
-    Sort { rows: Vec<Output<T>> },
+    Unique {
+        seen: HashSet<Vec<KeyPart>>,
+    },
+    UniqueCount {
+        order: Vec<Vec<KeyPart>>,
+        groups: HashMap<Vec<KeyPart>, (Row<T>, u64)>,
+        total: u64,
+    },
+    Count {
+        order: Vec<Vec<KeyPart>>,
+        groups: HashMap<Vec<KeyPart>, (Vec<Value>, u64)>,
+        total: u64,
+    },
+    Sort {
+        rows: Vec<Output<T>>,
+    },
 }
 
 /// The pipes of one rule.
@@ -103,7 +122,7 @@ impl<T: Clone> Pipeline<T> {
             .iter()
             .map(|stage| match stage {
                 Stage::Head(count) => State::Head { left: *count },
-                Stage::Tail(count) => State::Tail { keep: *count, rows: VecDeque::new() },
+                Stage::Tail(count) => State::Tail { keep: *count, rows: VecDeque::new(), seen: 0 },
                 Stage::Filter(_) | Stage::LateFilter(_) => State::Filter,
                 Stage::Unique(_) => State::Unique { seen: HashSet::new() },
                 Stage::UniqueCount(_) => State::UniqueCount { order: Vec::new(), groups: HashMap::new(), total: 0 },
@@ -137,7 +156,11 @@ impl<T: Clone> Pipeline<T> {
     pub fn finish_with(&mut self, out: &mut Vec<Output<T>>, late: &mut dyn FnMut(usize, &Row<T>) -> bool) {
         for stage in 0..self.stages.len() {
             let released: Vec<Output<T>> = match &mut self.states[stage] {
-                State::Tail { rows, .. } => rows.drain(..).collect(),
+                State::Tail { keep, rows, seen } => {
+                    // `tail N` would have given the last min(seen, N); the bound kept fewer.
+                    self.dropped += (*seen).min(*keep) - rows.len() as u64;
+                    rows.drain(..).collect()
+                }
                 State::Sort { rows } => {
                     let position = match self.stages[stage] {
                         Stage::Sort(position) => position,
@@ -208,17 +231,16 @@ impl<T: Clone> Pipeline<T> {
                     self.closed = true;
                 }
             }
-            State::Tail { keep, rows } => {
-                if *keep == 0 {
+            State::Tail { keep, rows, seen } => {
+                // The last `keep` results, or the last `max_buffered` when that is fewer
+                // (the results lost to the bound are counted at the end).
+                *seen += 1;
+                let room = (*keep).min(max_buffered as u64);
+                if room == 0 {
                     return;
                 }
-                if rows.len() as u64 == *keep {
+                if rows.len() as u64 == room {
                     rows.pop_front();
-                } else if rows.len() >= max_buffered {
-                    // `tail N` with N over the bound keeps the last `max_buffered`: the
-                    // one it lets go would have come out, so it is dropped, counted.
-                    rows.pop_front();
-                    self.dropped += 1;
                 }
                 rows.push_back(output);
             }
@@ -471,9 +493,11 @@ mod tests {
         pipeline.finish(&mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(pipeline.dropped, 3);
-        // `tail N` keeps its last N, but never more than the bound: past it, the
-        // results it lets go are drops, counted; within N, letting go is the pipe's own.
-        for (keep, bound, last, dropped) in [(1_000_000, 3, vec![7, 8, 9], 7), (2, 3, vec![8, 9], 0), (3, 3, vec![7, 8, 9], 0)] {
+        // `tail N` keeps its last N, but never more than the bound: what the bound lost
+        // of the last N is counted (not what `tail` itself lets go).
+        for (keep, bound, last, dropped) in
+            [(1_000_000, 3, vec![7, 8, 9], 7), (5, 3, vec![7, 8, 9], 2), (2, 3, vec![8, 9], 0), (3, 3, vec![7, 8, 9], 0), (4, 0, vec![], 4), (0, 3, vec![], 0)]
+        {
             let mut pipeline = Pipeline::new(vec![Stage::Tail(keep)], bound);
             let mut out = Vec::new();
             for id in 0..10 {

@@ -13,7 +13,7 @@ pub(crate) struct Pending {
     pub arrival: u64,
     pub held: Held,
     /// What `held` takes ([`Held::bytes`]), once measured: the window measures an
-    /// entry once, and the replay's chunk reuses the figure.
+    /// entry when it comes in and subtracts the same figure when it leaves.
     bytes: Option<usize>,
 }
 
@@ -63,8 +63,9 @@ impl Ord for Pending {
 /// hold nothing (no match): an event in order takes 16 bytes ([`Key`]), and what it
 /// holds, if anything, waits in `held`, in the same order. A window of full entries
 /// was 40 bytes an event, whose fresh pages cost a tenth of a replay's time. It counts
-/// the bytes of what its events hold ([`Held::bytes`], and 16 per event), for the
-/// replay's bound on them.
+/// what its events hold ([`Held::bytes`]) and 16 bytes per event, for the replay's
+/// bound on them: an estimate of what input controls, not the exact footprint (an
+/// event out of order takes about 40 bytes in the heap, counted as 16).
 #[derive(Default)]
 pub(crate) struct Window {
     ordered: VecDeque<Key>,

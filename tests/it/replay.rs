@@ -169,6 +169,26 @@ fn the_cap_on_partial_matches_applies_and_is_counted() {
     assert_eq!(free.summary.losses(), Default::default());
 }
 
+/// A full pipe's drops are counted as they happen, not only at the end: `kestrel run`'s
+/// stats line and metrics read them from `Replay::losses` while the run goes.
+#[test]
+fn pipe_drops_are_counted_while_the_run_goes() {
+    let path = repo_root().join("tests/data/replay/pipes.eql");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let events = std::fs::read_to_string(path.with_extension("ndjson")).unwrap();
+    let program = Arc::new(Program::load(&build(&path, &text)).expect("the bundle loads"));
+    let mut alerts = Vec::new();
+    // In input order matches reach the pipes as they are read, not at the end of the window.
+    let options = Options { max_buffered: 1, order: kestrel_rt::replay::Order::Input, ..Options::default() };
+    let mut replay = Replay::new(program, options, &mut alerts).expect("the engine starts");
+    replay.read_all("events.ndjson", events.as_bytes(), &mut |_| {}).unwrap();
+    replay.flush().unwrap();
+    let running = replay.losses().pipe_dropped;
+    assert!(running > 0, "the sort, one result at most, dropped some before the end");
+    let summary = replay.finish().unwrap();
+    assert!(summary.losses().pipe_dropped >= running, "{:?}", summary.losses());
+}
+
 /// The engine writes events into guest memory a batch at a time, candidates only: a
 /// batch ends when it is full or when the next event's strings do not fit in the data
 /// region, and an event too large for the region alone is counted and passed over.

@@ -183,7 +183,7 @@ impl LuaPredicate {
         let mut dropped = 0;
         for decl in &self.captures {
             let value: mlua::Value = table.raw_get(decl.name.as_str()).unwrap_or(mlua::Value::Nil);
-            let mut budget = Budget { slots: guest::MAX_READ_SLOTS, bytes: guest::MAX_READ_BYTES, over: false };
+            let mut budget = guest::Budget::new();
             match from_lua(&value, decl.kind, 0, &mut budget).filter(|_| !budget.over) {
                 Some(Value::Null) => {}
                 Some(converted) => values.push((decl.name.clone(), converted)),
@@ -267,30 +267,16 @@ fn context(lua: &Lua, name: &str, view: &ViewSpec, captures: &[CaptureDecl]) -> 
     Ok(ctx)
 }
 
-/// What converting one capture may still take, as `guest::read` bounds a Wasm
-/// predicate's: a table may hold itself, 1,024 times at each of four levels.
-struct Budget {
-    slots: usize,
-    bytes: usize,
-    /// The value is larger: it is dropped whole.
-    over: bool,
-}
-
 /// A Lua value as a capture of type `kind`: `None` when it has another type, or when
-/// it is larger than the budget (which is then marked `over`).
-fn from_lua(value: &mlua::Value, kind: FieldKind, depth: usize, budget: &mut Budget) -> Option<Value> {
+/// it is larger than what the host reads back of a Wasm predicate's (the budget is then
+/// `over`: a table may hold itself, 1,024 times at each of four levels).
+fn from_lua(value: &mlua::Value, kind: FieldKind, depth: usize, budget: &mut guest::Budget) -> Option<Value> {
     let number = |value: f64| if value.fract() == 0.0 && value.abs() < 9.0e15 { Value::Long(value as i64) } else { Value::Double(value) };
     let bytes = match value {
         mlua::Value::String(text) => text.as_bytes().len(),
         _ => 0,
     };
-    match (budget.slots.checked_sub(1), budget.bytes.checked_sub(bytes)) {
-        (Some(slots), Some(bytes)) => (budget.slots, budget.bytes) = (slots, bytes),
-        _ => {
-            budget.over = true;
-            return None;
-        }
-    }
+    budget.take(bytes)?;
     Some(match (kind, value) {
         (_, mlua::Value::Nil) => Value::Null,
         (FieldKind::Typed(FieldType::Keyword), mlua::Value::String(text)) => Value::Str(text.to_str().ok()?.to_string()),
