@@ -495,7 +495,7 @@ pub struct Replay<'w> {
     read: (Vec<Event>, Vec<Range<usize>>),
     /// Events released from the window, for ordered evaluation.
     chunk: Vec<Event>,
-    /// What they take ([`Held::bytes`]).
+    /// What they take: their lines and field slots (`release`).
     chunk_bytes: usize,
     /// Lines pushed one at a time, not evaluated yet.
     pushed: Pushed,
