@@ -284,11 +284,7 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
             events +=
                 answer_requests(hook, &mut sensor, &mut feed, &mut actor, decisions.as_mut().map(|log| log as &mut dyn Write), &mut bad_lines, &mut feed_error);
         }
-        if acting {
-            for acted in feed.take_acted() {
-                actor.act(feed.bundle(), &acted);
-            }
-        }
+        act_on_alerts(&mut feed, &mut actor);
         if let Some(FeedError::Alerts(_)) = &feed_error {
             break;
         }
@@ -332,11 +328,7 @@ pub fn run(options: RunOptions, alerts_out: &mut dyn Write, stop: Arc<AtomicBool
             keep_first(&mut feed_error, error);
         }
     }
-    if acting {
-        for acted in feed.take_acted() {
-            actor.act(feed.bundle(), &acted);
-        }
-    }
+    act_on_alerts(&mut feed, &mut actor);
     let stats = sensor.stats();
     drop(sensor);
     let custom = feed.custom_stats();
@@ -390,6 +382,9 @@ fn answer_requests(
         if let Err(error) = feed.flush() {
             keep_first(feed_error, error);
         }
+        // Under a storm of execs this loop may run long: the alerts' actions (kills)
+        // are taken as they come, not after it (their queue is bounded).
+        act_on_alerts(feed, actor);
         let event = sensor.exec_event(&request.attempt);
         let rules = feed.decide(&event.json).unwrap_or_else(|error| {
             eprintln!("kestrel: exec hook: the exec event does not read: {error}");
@@ -424,6 +419,14 @@ fn answer_requests(
         }
     }
     pushed
+}
+
+/// Takes the actions of the alerts of rules with one (kills), if the run acts at all
+/// (otherwise the feed keeps none).
+fn act_on_alerts(feed: &mut Feed<'_>, actor: &mut Actor) {
+    for acted in feed.take_acted() {
+        actor.act(feed.bundle(), &acted);
+    }
 }
 
 /// One poll of the sensor: its events pushed to the feed (bad events reported and
