@@ -32,4 +32,5 @@ mod reorder;
 pub mod replay;
 pub mod sample;
 pub mod sequence;
+pub mod summary;
 pub use kestrel_bundle::time;
