@@ -14,6 +14,12 @@ use std::ops::Range;
 /// Deepest nesting of a decoded value; deeper input is a malformed line.
 pub const MAX_DEPTH: usize = 64;
 
+/// The most values a line's read fields may decode to: twice the slots guest memory's
+/// data region holds (1 MiB of 16-byte slots), so an event over it could never be
+/// evaluated anyway. A line of `[0,0,…]` decodes to 16 times its size in values; this
+/// keeps a 16 MiB line's from taking 256 MB.
+pub const MAX_VALUES: usize = 1 << 17;
+
 /// Which dotted field names to decode, as a tree of name segments.
 #[derive(Clone, Default, Debug)]
 pub struct Projection {
@@ -161,7 +167,7 @@ impl Projection {
         }
         raw.clear();
         raw.resize(self.raws, None);
-        let mut cursor = Cursor { text: line, bytes: line.as_bytes(), pos: 0, assigned: 0 };
+        let mut cursor = Cursor { text: line, bytes: line.as_bytes(), pos: 0, assigned: 0, values_left: MAX_VALUES };
         cursor.ws();
         if cursor.peek() != Some(b'{') {
             return Err(cursor.error("expected a JSON object"));
@@ -244,6 +250,8 @@ struct Cursor<'a> {
     pos: usize,
     /// Fields given their first value so far.
     assigned: usize,
+    /// Values it may still decode ([`MAX_VALUES`]).
+    values_left: usize,
 }
 
 /// Puts `value` in slot `idx`; a field seen again (a second object element, or both a
@@ -341,7 +349,7 @@ fn long_dotted_child<'n, 'k>(node: &'n Node, key: &'k [u8]) -> Option<(&'n Node,
 /// Calls `each` with every string of a raw value (the value, or its elements when it is
 /// an array; other elements are passed over): borrowed from the line unless escaped.
 pub fn raw_strings(text: &str, mut each: impl FnMut(&str)) -> Result<(), JsonError> {
-    let mut cursor = Cursor { text, bytes: text.as_bytes(), pos: 0, assigned: 0 };
+    let mut cursor = Cursor { text, bytes: text.as_bytes(), pos: 0, assigned: 0, values_left: MAX_VALUES };
     match cursor.peek() {
         Some(b'"') => each(&cursor.string()?),
         Some(b'[') => {
@@ -378,7 +386,7 @@ pub enum RawValue<'a> {
 
 /// Decodes a raw value (its column in errors counts from the value's first byte).
 pub fn raw_value(text: &str) -> Result<RawValue<'_>, JsonError> {
-    let mut cursor = Cursor { text, bytes: text.as_bytes(), pos: 0, assigned: 0 };
+    let mut cursor = Cursor { text, bytes: text.as_bytes(), pos: 0, assigned: 0, values_left: MAX_VALUES };
     match cursor.peek() {
         Some(b'"') => cursor.string().map(RawValue::Text),
         _ => cursor.value(0).map(RawValue::Other),
@@ -605,6 +613,10 @@ impl<'a> Cursor<'a> {
         if depth > MAX_DEPTH {
             return Err(self.error("values nest too deeply"));
         }
+        self.values_left = self
+            .values_left
+            .checked_sub(1)
+            .ok_or_else(|| self.error(format!("the fields the bundle reads hold more than {MAX_VALUES} values (too many for the engine's guest memory)")))?;
         match self.peek() {
             Some(b'"') => Ok(Value::Str(self.string()?.into_owned())),
             Some(b'{') => {
@@ -826,6 +838,22 @@ mod tests {
         assert_eq!(out[1], Some(Value::Array(vec![Value::Long(1), Value::Double(2.5), Value::Bool(true), Value::Null])));
         assert_eq!(out[2], Some(Value::Object(vec![("d".into(), Value::Str("e".into()))])));
         assert_eq!(out[3], Some(Value::Double(-1.2)));
+    }
+
+    /// A read field's values are bounded: an array of `MAX_VALUES - 1` items (with the
+    /// array itself, `MAX_VALUES` values) reads; one more item is an error at that item.
+    #[test]
+    fn a_line_decodes_at_most_max_values() {
+        let line = |items: usize| format!("{{\"a\":[{}],\"b\":1}}", vec!["0"; items].join(","));
+        let out = read(&["a"], &line(MAX_VALUES - 1)).unwrap();
+        assert!(matches!(&out[0], Some(Value::Array(items)) if items.len() == MAX_VALUES - 1));
+        // Every read field's values count: `b` is one more.
+        assert!(read(&["a", "b"], &line(MAX_VALUES - 1)).is_err());
+        let error = read(&["a"], &line(MAX_VALUES)).unwrap_err();
+        assert_eq!(error.column, 7 + 2 * (MAX_VALUES - 1), "{error:?}");
+        assert!(error.message.contains("more than 131072 values"), "{error:?}");
+        // Unread fields are skipped, not decoded: any size.
+        assert!(read(&["b"], &line(2 * MAX_VALUES)).is_ok());
     }
 
     #[test]
