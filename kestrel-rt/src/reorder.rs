@@ -12,20 +12,11 @@ pub(crate) struct Pending {
     pub timestamp: i64,
     pub arrival: u64,
     pub held: Held,
-    /// What `held` takes ([`Held::bytes`]), once measured: the window measures an
-    /// entry when it comes in and subtracts the same figure when it leaves.
-    bytes: Option<usize>,
 }
 
 impl Pending {
     pub fn new(timestamp: i64, arrival: u64, held: Held) -> Pending {
-        Pending { timestamp, arrival, held, bytes: None }
-    }
-
-    /// What the entry holds takes, measured the first time.
-    pub fn bytes(&mut self) -> usize {
-        let held = &self.held;
-        *self.bytes.get_or_insert_with(|| held.bytes())
+        Pending { timestamp, arrival, held }
     }
 }
 
@@ -71,7 +62,8 @@ pub(crate) struct Window {
     ordered: VecDeque<Key>,
     /// What the keys of `ordered` that hold something hold, in their order, and its bytes.
     held: VecDeque<(Held, usize)>,
-    stragglers: BinaryHeap<Reverse<Pending>>,
+    /// Events out of order, with their bytes (measured once, when they come in).
+    stragglers: BinaryHeap<Reverse<(Pending, usize)>>,
     bytes: usize,
 }
 
@@ -162,8 +154,8 @@ impl Window {
         self.bytes
     }
 
-    pub fn push(&mut self, mut pending: Pending) {
-        let bytes = pending.bytes();
+    pub fn push(&mut self, pending: Pending) {
+        let bytes = pending.held.bytes();
         self.bytes += std::mem::size_of::<Key>() + bytes;
         // Arrivals only grow, so the back is the largest key when its timestamp is.
         if self.ordered.back().is_none_or(|last| last.timestamp <= pending.timestamp) {
@@ -174,41 +166,41 @@ impl Window {
                 self.held.push_back((pending.held, bytes));
             }
         } else {
-            self.stragglers.push(Reverse(pending));
+            self.stragglers.push(Reverse((pending, bytes)));
         }
     }
 
     /// The earliest held event's timestamp.
     pub fn earliest(&self) -> Option<i64> {
         match (self.ordered.front(), self.stragglers.peek()) {
-            (Some(first), Some(Reverse(straggler))) => Some(first.timestamp.min(straggler.timestamp)),
+            (Some(first), Some(Reverse((straggler, _)))) => Some(first.timestamp.min(straggler.timestamp)),
             (Some(first), None) => Some(first.timestamp),
-            (None, Some(Reverse(straggler))) => Some(straggler.timestamp),
+            (None, Some(Reverse((straggler, _)))) => Some(straggler.timestamp),
             (None, None) => None,
         }
     }
 
     /// The earliest event.
     pub fn pop(&mut self) -> Option<Pending> {
-        let mut pending = self.pop_earliest()?;
-        self.bytes -= std::mem::size_of::<Key>() + pending.bytes();
+        let (pending, bytes) = self.pop_earliest()?;
+        self.bytes -= std::mem::size_of::<Key>() + bytes;
         Some(pending)
     }
 
-    fn pop_earliest(&mut self) -> Option<Pending> {
+    fn pop_earliest(&mut self) -> Option<(Pending, usize)> {
         match (self.ordered.front(), self.stragglers.peek()) {
-            (Some(first), Some(Reverse(straggler))) if (straggler.timestamp, straggler.arrival) < (first.timestamp, first.arrival()) => {
-                self.stragglers.pop().map(|Reverse(pending)| pending)
+            (Some(first), Some(Reverse((straggler, _)))) if (straggler.timestamp, straggler.arrival) < (first.timestamp, first.arrival()) => {
+                self.stragglers.pop().map(|Reverse(entry)| entry)
             }
             (Some(_), _) => self.pop_ordered(),
-            (None, _) => self.stragglers.pop().map(|Reverse(pending)| pending),
+            (None, _) => self.stragglers.pop().map(|Reverse(entry)| entry),
         }
     }
 
-    fn pop_ordered(&mut self) -> Option<Pending> {
+    fn pop_ordered(&mut self) -> Option<(Pending, usize)> {
         let key = self.ordered.pop_front()?;
         let (held, bytes) = if key.holds() { self.held.pop_front().expect("a key that holds has its entry") } else { (Held::Matches(Vec::new()), 0) };
-        Some(Pending { timestamp: key.timestamp, arrival: key.arrival(), held, bytes: Some(bytes) })
+        Some((Pending { timestamp: key.timestamp, arrival: key.arrival(), held }, bytes))
     }
 }
 

@@ -184,7 +184,7 @@ impl LuaPredicate {
         for decl in &self.captures {
             let value: mlua::Value = table.raw_get(decl.name.as_str()).unwrap_or(mlua::Value::Nil);
             let mut budget = guest::Budget::new();
-            match from_lua(&value, decl.kind, 0, &mut budget).filter(|_| !budget.over) {
+            match from_lua(&value, decl.kind, 0, &mut budget) {
                 Some(Value::Null) => {}
                 Some(converted) => values.push((decl.name.clone(), converted)),
                 None => dropped += 1,
